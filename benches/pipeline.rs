@@ -1,0 +1,2 @@
+// PLACEHOLDER: helper-1 replaces this file.
+fn main() {}

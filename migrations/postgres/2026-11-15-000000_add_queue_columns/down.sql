@@ -1,0 +1,14 @@
+DROP INDEX documents_by_job;
+DROP INDEX documents_by_status;
+DROP INDEX documents_by_user_status;
+ALTER TABLE documents DROP COLUMN finished_at;
+ALTER TABLE documents DROP COLUMN started_at;
+ALTER TABLE documents DROP COLUMN queued_at;
+ALTER TABLE documents DROP COLUMN error;
+ALTER TABLE documents DROP COLUMN attempts;
+ALTER TABLE documents DROP COLUMN stage;
+ALTER TABLE documents DROP COLUMN progress;
+ALTER TABLE documents DROP COLUMN worker_id;
+ALTER TABLE documents DROP COLUMN queue_priority;
+ALTER TABLE documents DROP COLUMN job_id;
+ALTER TABLE documents DROP COLUMN queue_status;

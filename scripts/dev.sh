@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run docqueue locally: installs what is missing, starts Redis if none answers, and
+# serves on the embedded SQLite default (http://127.0.0.1:5634). In development mode
+# the log prints a ready-to-use user token and admin token.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_packages
+ensure_redis
+exec cargo run --release -- serve "$@"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run every test: installs what is missing, starts Redis if none answers, then runs
+# the suite against SQLite and, when PostgreSQL answers, against PostgreSQL too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_packages
+command -v pg_isready >/dev/null || apt_install postgresql-client
+ensure_redis
+
+export TEST_POSTGRES_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+# The tests build their own configuration; keep the operator's environment out of it.
+unset DATABASE_URL REDIS_URL DOC_WORKER_CONCURRENCY QUEUE_MAX_RETRIES
+while IFS='=' read -r name _; do unset "$name"; done < <(env | grep '^DOCQUEUE_' || true)
+
+# A reused target directory keeps a second run fast; CI clones afresh, so it builds once.
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+cargo build --tests --bins --quiet
+
+log "tests on SQLite"
+TEST_DATABASE=sqlite cargo test --no-fail-fast -- --test-threads=4
+
+if pg_isready -d "$TEST_POSTGRES_URL" -q; then
+  log "tests on PostgreSQL ($TEST_POSTGRES_URL)"
+  TEST_DATABASE=postgres cargo test --no-fail-fast -- --test-threads=4
+else
+  log "PostgreSQL does not answer at $TEST_POSTGRES_URL: PostgreSQL run skipped"
+fi

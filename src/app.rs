@@ -1,0 +1,181 @@
+//! Assembles a running docqueue process from its configuration: database, queue,
+//! storage, auth, then the HTTP server and/or the worker pool, depending on the role.
+//! Tests start it in-process through `start`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web::{middleware, web, App, HttpServer};
+
+use crate::auth::{Role as TokenRole, TokenKeys};
+use crate::config::Config;
+use crate::db::Db;
+use crate::processing::pipeline::Pipeline;
+use crate::queue::Queue;
+use crate::storage::Storage;
+use crate::web::AppState;
+use crate::workers::supervisor::Shutdown;
+use crate::workers::{Processor, Supervisor, WorkerDeps};
+
+/// What a process does: HTTP, workers, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    All,
+    Api,
+    Worker,
+}
+
+impl Role {
+    fn serves_http(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+    fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthSetupError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    #[error("storage root {path}: {source}")]
+    Storage { path: String, source: std::io::Error },
+    #[error("cannot listen on {address}: {source}")]
+    Bind { address: String, source: std::io::Error },
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// A started process; `shutdown` drains it.
+pub struct RunningApp {
+    pub http_addr: Option<SocketAddr>,
+    pub token_keys: TokenKeys,
+    pub db: Db,
+    pub queue: Queue,
+    server: Option<actix_web::dev::ServerHandle>,
+    supervisor: Option<Addr<Supervisor>>,
+}
+
+impl RunningApp {
+    /// Stops claiming, lets running jobs finish within the grace period (handing the
+    /// rest back to the queue), then stops the HTTP server.
+    pub async fn shutdown(self) {
+        if let Some(supervisor) = self.supervisor {
+            let _ = supervisor.send(Shutdown).await;
+        }
+        if let Some(server) = self.server {
+            server.stop(true).await;
+        }
+    }
+}
+
+/// Starts a process with the real processing pipeline.
+pub async fn start(config: Config, role: Role) -> Result<RunningApp, StartError> {
+    let config = Arc::new(config);
+    let pipeline_config = config.clone();
+    start_inner(config, role, move |db, storage| {
+        Arc::new(Pipeline::new(&pipeline_config, db.clone(), storage.clone()))
+    })
+    .await
+}
+
+/// Starts a process whose workers run `processor` (tests plug in their own).
+pub async fn start_with_processor(
+    config: Arc<Config>,
+    role: Role,
+    processor: Arc<dyn Processor>,
+) -> Result<RunningApp, StartError> {
+    start_inner(config, role, move |_, _| processor).await
+}
+
+async fn start_inner(
+    config: Arc<Config>,
+    role: Role,
+    make_processor: impl FnOnce(&Db, &Storage) -> Arc<dyn Processor>,
+) -> Result<RunningApp, StartError> {
+    let db = {
+        let database = config.database.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let db = Db::connect(&database)?;
+            db.migrate()?;
+            Ok::<_, crate::db::DbError>(db)
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??
+    };
+    let queue = Queue::new(&config.redis, &config.document_queue)?;
+    let storage = Storage::open(&config.storage.root).map_err(|source| StartError::Storage {
+        path: config.storage.root.display().to_string(),
+        source,
+    })?;
+    let token_keys = TokenKeys::from_config(&config.auth)?;
+    let processor = make_processor(&db, &storage);
+
+    let supervisor = role.runs_workers().then(|| {
+        let deps = WorkerDeps {
+            queue: queue.clone(),
+            db: db.clone(),
+            processor: processor.clone(),
+            config: config.clone(),
+        };
+        Supervisor::new(deps).start()
+    });
+
+    let (server, http_addr) = if role.serves_http() {
+        if token_keys.generated {
+            log_demo_tokens(&token_keys);
+        }
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            db: db.clone(),
+            queue: queue.clone(),
+            storage,
+            processor,
+        });
+        let keys = web::Data::new(token_keys.clone());
+        let address = format!("{}:{}", config.server.host, config.server.port);
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(keys.clone())
+                .wrap(middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
+                .configure(crate::web::routes)
+        })
+        .disable_signals()
+        .shutdown_timeout(config.document_queue.shutdown_grace_secs.max(1));
+        if config.server.workers > 0 {
+            server = server.workers(config.server.workers);
+        }
+        let server = server
+            .bind(&address)
+            .map_err(|source| StartError::Bind { address: address.clone(), source })?;
+        let http_addr = server.addrs().first().copied();
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        log::info!("docqueue listening on http://{}", http_addr.map(|a| a.to_string()).unwrap_or(address));
+        (Some(handle), http_addr)
+    } else {
+        (None, None)
+    };
+
+    Ok(RunningApp { http_addr, token_keys, db, queue, server, supervisor })
+}
+
+/// Development mode: the secret was made for this process, so print tokens to try it.
+fn log_demo_tokens(keys: &TokenKeys) {
+    let day = Duration::from_secs(24 * 3600);
+    if let (Ok(user), Ok(admin)) =
+        (keys.issue("demo-user", TokenRole::User, day), keys.issue("demo-admin", TokenRole::Admin, day))
+    {
+        log::warn!("development mode: no auth.jwt_secret set; a secret was made for this process");
+        log::warn!("demo user token (24h):  {user}");
+        log::warn!("demo admin token (24h): {admin}");
+    }
+}

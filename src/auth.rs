@@ -1,0 +1,193 @@
+//! Bearer tokens (JWT, HS256) and the extractors that guard routes: `AuthUser` for
+//! any signed-in caller, `AdminUser` for `role = admin`.
+
+use std::future::{ready, Ready};
+use std::time::Duration;
+
+use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AuthConfig;
+use crate::error::AppError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub role: Role,
+    pub exp: u64,
+    #[serde(default)]
+    pub iat: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthSetupError {
+    #[error("auth.jwt_secret is empty and auth.dev_mode is false: set DOCQUEUE_AUTH__JWT_SECRET")]
+    MissingSecret,
+    #[error("auth.jwt_secret could not be used: {0}")]
+    BadSecret(String),
+}
+
+/// Signs and checks tokens with one HS256 secret.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    /// True when the secret was made for this process (development mode).
+    pub generated: bool,
+}
+
+impl TokenKeys {
+    pub fn from_config(config: &AuthConfig) -> Result<TokenKeys, AuthSetupError> {
+        if !config.jwt_secret.is_empty() {
+            return TokenKeys::from_secret(config.jwt_secret.as_bytes(), false);
+        }
+        if !config.dev_mode {
+            return Err(AuthSetupError::MissingSecret);
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| AuthSetupError::BadSecret(e.to_string()))?;
+        TokenKeys::from_secret(&secret, true)
+    }
+
+    fn from_secret(secret: &[u8], generated: bool) -> Result<TokenKeys, AuthSetupError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 0;
+        let bad = |e: jsonwebtoken::errors::Error| AuthSetupError::BadSecret(e.to_string());
+        Ok(TokenKeys {
+            encoding: EncodingKey::from_secret(secret).map_err(bad)?,
+            decoding: DecodingKey::from_secret(secret).map_err(bad)?,
+            validation,
+            generated,
+        })
+    }
+
+    pub fn issue(&self, user_id: &str, role: Role, ttl: Duration) -> Result<String, AppError> {
+        let now = unix_now();
+        let claims = Claims { sub: user_id.to_string(), role, exp: now + ttl.as_secs(), iat: now };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(AppError::internal)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
+        use jsonwebtoken::errors::ErrorKind;
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                AppError::Unauthorized(
+                    match e.kind() {
+                        ErrorKind::ExpiredSignature => "token expired",
+                        ErrorKind::InvalidSignature => "token signature is invalid",
+                        _ => "token is malformed",
+                    }
+                    .into(),
+                )
+            })?;
+        if claims.sub.trim().is_empty() {
+            return Err(AppError::Unauthorized("token has no subject".into()));
+        }
+        Ok(claims)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Parses `24h`, `30m`, `90s`, `7d` or a plain number of seconds.
+pub fn parse_ttl(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    };
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+/// The signed-in caller.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    pub role: Role,
+}
+
+impl AuthUser {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+}
+
+/// The bearer token of a request: the `Authorization` header, or `?token=` where a
+/// client cannot set headers (browsers opening a WebSocket).
+pub fn bearer_token(req: &HttpRequest, allow_query: bool) -> Option<String> {
+    if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        let value = header.to_str().ok()?;
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
+    }
+    if allow_query {
+        return web::Query::<TokenQuery>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.into_inner().token);
+    }
+    None
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+pub fn authenticate(req: &HttpRequest, allow_query: bool) -> Result<AuthUser, AppError> {
+    let keys = req
+        .app_data::<web::Data<TokenKeys>>()
+        .ok_or_else(|| AppError::internal("token keys not configured"))?;
+    let token = bearer_token(req, allow_query)
+        .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+    let claims = keys.verify(&token)?;
+    Ok(AuthUser { id: claims.sub, role: claims.role })
+}
+
+impl FromRequest for AuthUser {
+    type Error = AppError;
+    type Future = Ready<Result<AuthUser, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req, false))
+    }
+}
+
+/// A caller with `role = admin`; anyone else signed in gets 403.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub AuthUser);
+
+impl FromRequest for AdminUser {
+    type Error = AppError;
+    type Future = Ready<Result<AdminUser, AppError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(authenticate(req, false).and_then(|user| {
+            if user.is_admin() {
+                Ok(AdminUser(user))
+            } else {
+                Err(AppError::Forbidden("this route needs the admin role".into()))
+            }
+        }))
+    }
+}

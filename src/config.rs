@@ -1,0 +1,315 @@
+//! Configuration: `config/default.toml`, then `config/local.toml`, then the environment.
+//!
+//! Every key can be set as `DOCQUEUE_<SECTION>__<KEY>`; the names operators already
+//! use (`DATABASE_URL`, `REDIS_URL`, `REDIS_HOST`, `REDIS_PORT`,
+//! `DOC_WORKER_CONCURRENCY`, `QUEUE_MAX_RETRIES`) keep working.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The defaults, compiled in so the binary runs from any directory; `config/default.toml`
+/// documents the same values for people.
+const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub redis: RedisConfig,
+    pub database: DatabaseConfig,
+    pub storage: StorageConfig,
+    pub document_queue: QueueConfig,
+    pub processing: ProcessingConfig,
+    pub embedding: EmbeddingConfig,
+    pub progress: ProgressConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub workers: usize,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub prefix: String,
+    pub pool_size: u32,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub pool_size: u32,
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub root: PathBuf,
+    pub max_upload_bytes: u64,
+    pub max_files_per_upload: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    pub concurrency: usize,
+    pub max_jobs_per_worker: u32,
+    pub retry_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    pub lease_ms: u64,
+    pub heartbeat_ms: u64,
+    pub max_stalls: u32,
+    pub maintenance_interval_ms: u64,
+    pub reconcile_interval_secs: u64,
+    pub retention_interval_secs: u64,
+    pub retention_completed_count: u64,
+    pub retention_completed_age_secs: u64,
+    pub retention_failed_count: u64,
+    pub retention_failed_age_secs: u64,
+    pub job_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessingMode {
+    Queue,
+    Inline,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessingConfig {
+    pub mode: ProcessingMode,
+    pub chunk_size: usize,
+    pub chunk_overlap: usize,
+    pub max_pages: u32,
+    pub max_chars: usize,
+    pub max_seconds: u64,
+    pub max_docx_uncompressed_bytes: u64,
+    pub max_docx_entries: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    Hash,
+    Openai,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingConfig {
+    pub provider: EmbeddingProvider,
+    pub dimensions: usize,
+    pub base_url: String,
+    pub model: String,
+    pub api_key: String,
+    pub batch_size: usize,
+    pub concurrent_requests: usize,
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressConfig {
+    pub max_events_per_sec: u32,
+    pub stream_max_len: usize,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_secret: String,
+    pub dev_mode: bool,
+}
+
+/// Secrets stay out of logs: these sections print with their secrets masked.
+macro_rules! debug_masking {
+    ($ty:ident { $($field:ident),* } masks { $($secret:ident),* }) => {
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    $(.field(stringify!($field), &self.$field))*
+                    $(.field(stringify!($secret), &mask(&self.$secret)))*
+                    .finish()
+            }
+        }
+    };
+}
+
+fn mask(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        ""
+    } else {
+        "***"
+    }
+}
+
+debug_masking!(AuthConfig { dev_mode } masks { jwt_secret });
+debug_masking!(EmbeddingConfig { provider, dimensions, base_url, model, batch_size, concurrent_requests, timeout_secs, max_retries } masks { api_key });
+debug_masking!(RedisConfig { host, port, prefix, pool_size } masks { url });
+debug_masking!(DatabaseConfig { pool_size, sqlite_busy_timeout_ms } masks { url });
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+/// Environment names that predate the `DOCQUEUE_` scheme, and the keys they set.
+const LEGACY_ENV: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    ("REDIS_URL", "redis.url"),
+    ("REDIS_HOST", "redis.host"),
+    ("REDIS_PORT", "redis.port"),
+    ("DOC_WORKER_CONCURRENCY", "document_queue.concurrency"),
+    ("QUEUE_MAX_RETRIES", "document_queue.retry_attempts"),
+];
+
+impl Config {
+    /// Loads the layered configuration. `file` replaces `config/local.toml` when given.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new()
+            .merge(Toml::string(DEFAULT_TOML))
+            .merge(Toml::file("config/default.toml"));
+        figment = match file {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment.merge(Toml::file("config/local.toml")),
+        };
+        let legacy = Env::raw()
+            .only(&LEGACY_ENV.iter().map(|(env, _)| *env).collect::<Vec<_>>())
+            .map(|env| {
+                let key = LEGACY_ENV
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(env.as_str()))
+                    .map(|(_, key)| *key)
+                    .unwrap_or_default();
+                key.into()
+            });
+        figment = figment
+            .merge(legacy)
+            .merge(Env::prefixed("DOCQUEUE_").split("__"));
+        Self::from_figment(figment)
+    }
+
+    /// Builds a configuration from defaults plus explicit overrides (tests, tools).
+    pub fn from_overrides<T: Serialize>(overrides: T) -> Result<Config, ConfigError> {
+        let figment = Figment::new()
+            .merge(Toml::string(DEFAULT_TOML))
+            .merge(Serialized::defaults(overrides));
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: &str) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid { key, problem: problem.to_string() })
+        }
+        let q = &self.document_queue;
+        if q.concurrency == 0 {
+            return invalid("document_queue.concurrency", "must be at least 1");
+        }
+        if q.max_jobs_per_worker == 0 {
+            return invalid("document_queue.max_jobs_per_worker", "must be at least 1");
+        }
+        if q.heartbeat_ms == 0 || q.heartbeat_ms >= q.lease_ms {
+            return invalid("document_queue.heartbeat_ms", "must be above 0 and below lease_ms");
+        }
+        if q.maintenance_interval_ms == 0 {
+            return invalid("document_queue.maintenance_interval_ms", "must be above 0");
+        }
+        if self.redis.prefix.is_empty() {
+            return invalid("redis.prefix", "must not be empty");
+        }
+        if self.redis.pool_size == 0 {
+            return invalid("redis.pool_size", "must be at least 1");
+        }
+        if self.database.url.trim().is_empty() {
+            return invalid("database.url", "must not be empty");
+        }
+        if self.database.pool_size == 0 {
+            return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.storage.max_upload_bytes == 0 {
+            return invalid("storage.max_upload_bytes", "must be above 0");
+        }
+        if self.processing.chunk_size == 0 {
+            return invalid("processing.chunk_size", "must be above 0");
+        }
+        if self.processing.chunk_overlap >= self.processing.chunk_size {
+            return invalid("processing.chunk_overlap", "must be smaller than chunk_size");
+        }
+        if self.embedding.dimensions == 0 {
+            return invalid("embedding.dimensions", "must be above 0");
+        }
+        if self.embedding.batch_size == 0 {
+            return invalid("embedding.batch_size", "must be above 0");
+        }
+        if self.embedding.concurrent_requests == 0 {
+            return invalid("embedding.concurrent_requests", "must be above 0");
+        }
+        if self.progress.max_events_per_sec == 0 {
+            return invalid("progress.max_events_per_sec", "must be above 0");
+        }
+        Ok(())
+    }
+}
+
+impl RedisConfig {
+    /// The connection URL: `url` when set, otherwise built from host and port.
+    pub fn connection_url(&self) -> String {
+        if self.url.trim().is_empty() {
+            format!("redis://{}:{}/", self.host, self.port)
+        } else {
+            self.url.clone()
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+    pub fn maintenance_interval(&self) -> Duration {
+        Duration::from_millis(self.maintenance_interval_ms)
+    }
+    pub fn reconcile_interval(&self) -> Duration {
+        Duration::from_secs(self.reconcile_interval_secs.max(1))
+    }
+    pub fn retention_interval(&self) -> Duration {
+        Duration::from_secs(self.retention_interval_secs.max(1))
+    }
+    pub fn job_timeout(&self) -> Duration {
+        Duration::from_secs(self.job_timeout_secs.max(1))
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}

@@ -1,0 +1,273 @@
+//! Queries on `documents`. Every query a user reaches filters on `user_id`; the
+//! worker-side updates filter on `job_id` too, so a stale job never rewrites a row
+//! that has moved on (re-enqueued, deleted, cancelled).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::models::{now, Document, NewDocument, QueueStatus};
+use super::schema::{document_chunks, documents};
+use super::{DbConnection, DbError};
+
+const UNFINISHED: [&str; 2] = ["queued", "processing"];
+
+pub fn insert_all(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        for row in rows {
+            diesel::insert_into(documents::table).values(row).execute(conn)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Document>, DbError> {
+    Ok(documents::table
+        .find(id)
+        .select(Document::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<Document>, DbError> {
+    Ok(documents::table
+        .filter(documents::id.eq(id))
+        .filter(documents::user_id.eq(user_id))
+        .select(Document::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_job(conn: &mut DbConnection, job_id: &str) -> Result<Option<Document>, DbError> {
+    Ok(documents::table
+        .filter(documents::job_id.eq(job_id))
+        .select(Document::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A page of the caller's documents, newest first; `before` is the last id of the
+/// previous page (ULIDs sort by creation time).
+pub fn list_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    status: Option<QueueStatus>,
+    before: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Document>, DbError> {
+    let mut query = documents::table
+        .filter(documents::user_id.eq(user_id))
+        .select(Document::as_select())
+        .order(documents::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(status) = status {
+        query = query.filter(documents::queue_status.eq(status.as_str()));
+    }
+    if let Some(before) = before {
+        query = query.filter(documents::id.lt(before.to_string()));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Deletes the caller's document and its chunks; returns the row so its file can go too.
+pub fn delete_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<Document>, DbError> {
+    conn.transaction(|conn| {
+        let Some(doc) = find_for_user(conn, user_id, id)? else {
+            return Ok(None);
+        };
+        diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(id)))
+            .execute(conn)?;
+        diesel::delete(documents::table.find(id)).execute(conn)?;
+        Ok(Some(doc))
+    })
+}
+
+/// The worker took the job: the row says so, unless it has moved on (then false).
+pub fn mark_processing(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    worker_id: &str,
+    attempts: i32,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        documents::table
+            .filter(documents::id.eq(id))
+            .filter(documents::job_id.eq(job_id))
+            .filter(documents::queue_status.eq_any(UNFINISHED)),
+    )
+    .set((
+        documents::queue_status.eq(QueueStatus::Processing.as_str()),
+        documents::worker_id.eq(worker_id),
+        documents::attempts.eq(attempts),
+        documents::progress.eq(0),
+        documents::stage.eq(None::<String>),
+        documents::started_at.eq(now()),
+        documents::finished_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+pub fn update_progress(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    progress: i32,
+    stage: &str,
+) -> Result<(), DbError> {
+    diesel::update(
+        documents::table
+            .filter(documents::id.eq(id))
+            .filter(documents::job_id.eq(job_id))
+            .filter(documents::queue_status.eq(QueueStatus::Processing.as_str())),
+    )
+    .set((documents::progress.eq(progress), documents::stage.eq(stage)))
+    .execute(conn)?;
+    Ok(())
+}
+
+pub fn mark_completed(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    chunk_count: i32,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        documents::table.filter(documents::id.eq(id)).filter(documents::job_id.eq(job_id)),
+    )
+    .set((
+        documents::queue_status.eq(QueueStatus::Completed.as_str()),
+        documents::chunk_count.eq(chunk_count),
+        documents::progress.eq(100),
+        documents::stage.eq(None::<String>),
+        documents::error.eq(None::<String>),
+        documents::finished_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Ends the document `failed` or `cancelled` (terminal), keeping the reason.
+pub fn mark_finished_unsuccessfully(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    status: QueueStatus,
+    error: Option<&str>,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        documents::table
+            .filter(documents::id.eq(id))
+            .filter(documents::job_id.eq(job_id))
+            .filter(documents::queue_status.eq_any(UNFINISHED)),
+    )
+    .set((
+        documents::queue_status.eq(status.as_str()),
+        documents::error.eq(error),
+        documents::stage.eq(None::<String>),
+        documents::finished_at.eq(now()),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// The job went back to the queue (retry after a transient failure, rescue of a
+/// stalled lease, hand-back at shutdown). `error` is the last attempt's, if any.
+pub fn mark_requeued(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    error: Option<&str>,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        documents::table
+            .filter(documents::id.eq(id))
+            .filter(documents::job_id.eq(job_id))
+            .filter(documents::queue_status.eq_any(UNFINISHED)),
+    )
+    .set((
+        documents::queue_status.eq(QueueStatus::Queued.as_str()),
+        documents::error.eq(error),
+        documents::progress.eq(0),
+        documents::stage.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// A terminal document sent round again (admin retry): new job id, fresh counters.
+pub fn requeue_with_new_job(
+    conn: &mut DbConnection,
+    id: &str,
+    new_job_id: &str,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(documents::table.filter(documents::id.eq(id)))
+        .set((
+            documents::queue_status.eq(QueueStatus::Queued.as_str()),
+            documents::job_id.eq(new_job_id),
+            documents::error.eq(None::<String>),
+            documents::progress.eq(0),
+            documents::stage.eq(None::<String>),
+            documents::attempts.eq(0),
+            documents::worker_id.eq(None::<String>),
+            documents::queued_at.eq(now()),
+            documents::started_at.eq(None::<NaiveDateTime>),
+            documents::finished_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}
+
+/// Unfinished documents in id order after `after`, a page at a time (reconciler).
+pub fn list_unfinished(
+    conn: &mut DbConnection,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Document>, DbError> {
+    let mut query = documents::table
+        .filter(documents::queue_status.eq_any(UNFINISHED))
+        .select(Document::as_select())
+        .order(documents::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(documents::id.gt(after.to_string()));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Counts of the user's documents per status.
+pub fn count_by_status_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+) -> Result<Vec<(String, i64)>, DbError> {
+    use diesel::dsl::count_star;
+    Ok(documents::table
+        .filter(documents::user_id.eq(user_id))
+        .group_by(documents::queue_status)
+        .select((documents::queue_status, count_star()))
+        .load(conn)?)
+}
+
+/// Rows from before the queue existed have no job id: give each one (a ULID).
+pub fn backfill_job_ids(conn: &mut DbConnection) -> Result<usize, DbError> {
+    let ids: Vec<String> = documents::table
+        .filter(documents::job_id.eq(""))
+        .select(documents::id)
+        .load(conn)?;
+    for id in &ids {
+        diesel::update(documents::table.find(id))
+            .set(documents::job_id.eq(ulid::Ulid::generate().to_string()))
+            .execute(conn)?;
+    }
+    Ok(ids.len())
+}

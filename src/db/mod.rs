@@ -1,0 +1,188 @@
+//! The database: one Diesel `MultiConnection` over PostgreSQL and SQLite, an r2d2
+//! pool, embedded migrations, and `Db::run`, which keeps every blocking query off the
+//! actix event loops.
+
+pub mod chunks;
+pub mod documents;
+pub mod models;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::DatabaseConfig;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// PostgreSQL comes first: SQLite accepts any string as a file name.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Which engine a `database.url` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// `postgres://…` and `postgresql://…` are PostgreSQL; `sqlite://PATH`, `sqlite:PATH`
+    /// and a plain path are SQLite files.
+    pub fn parse(url: &str) -> DatabaseUrl {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return DatabaseUrl::Postgres(url.to_string());
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        DatabaseUrl::Sqlite(path.to_string())
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas {
+    busy_timeout_ms: u32,
+}
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(conn) = conn {
+            // busy_timeout first: switching to WAL itself needs the lock.
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                self.busy_timeout_ms
+            ))
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// A cheap handle to the connection pool; clone it freely.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<ConnectionManager<DbConnection>>,
+}
+
+impl Db {
+    /// Opens the pool. A PostgreSQL URL is tried once directly first, so a wrong
+    /// address or password is reported as such at once instead of after the pool's
+    /// retries.
+    pub fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
+        let url = match DatabaseUrl::parse(&config.url) {
+            DatabaseUrl::Postgres(url) => {
+                diesel::PgConnection::establish(&url)
+                    .map_err(|e| DbError::Unavailable(format!("PostgreSQL: {e}")))?;
+                url
+            }
+            DatabaseUrl::Sqlite(path) => {
+                if let Some(parent) = std::path::Path::new(&path).parent() {
+                    if !parent.as_os_str().is_empty() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| DbError::Unavailable(format!("SQLite directory: {e}")))?;
+                    }
+                }
+                path
+            }
+        };
+        let pool = Pool::builder()
+            .max_size(config.pool_size)
+            .connection_timeout(Duration::from_secs(5))
+            .connection_customizer(Box::new(SqlitePragmas {
+                busy_timeout_ms: config.sqlite_busy_timeout_ms,
+            }))
+            .build(ConnectionManager::<DbConnection>::new(url))
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        Ok(Db { pool })
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))?
+    }
+
+    /// Runs `f` with a pooled connection on the current thread: for code that is
+    /// already off the event loop (CLI commands, blocking workers).
+    pub fn run_blocking<T>(
+        &self,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut conn = self.pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
+        f(&mut conn)
+    }
+
+    /// Applies pending migrations, then fills in what they cannot (job ids of rows that
+    /// predate the queue). Safe to run any number of times, from several processes.
+    pub fn migrate(&self) -> Result<usize, DbError> {
+        self.run_blocking(|conn| {
+            let applied = match conn {
+                DbConnection::Postgresql(pg) => {
+                    // Two processes starting together must not both migrate.
+                    pg.batch_execute("SELECT pg_advisory_lock(7262551)")?;
+                    let result = pg
+                        .run_pending_migrations(POSTGRES_MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| DbError::Migration(e.to_string()));
+                    pg.batch_execute("SELECT pg_advisory_unlock(7262551)")?;
+                    result?
+                }
+                DbConnection::Sqlite(sqlite) => sqlite
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map(|v| v.len())
+                    .map_err(|e| DbError::Migration(e.to_string()))?,
+            };
+            documents::backfill_job_ids(conn)?;
+            Ok(applied)
+        })
+    }
+
+    /// Answers whether a trivial query succeeds (readiness).
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| {
+            conn.batch_execute("SELECT 1")?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub fn backend_name(&self) -> Result<&'static str, DbError> {
+        self.run_blocking(|conn| {
+            Ok(match conn {
+                DbConnection::Postgresql(_) => "postgresql",
+                DbConnection::Sqlite(_) => "sqlite",
+            })
+        })
+    }
+}

@@ -1,0 +1,106 @@
+//! The one error type of the HTTP API, mapped once to a status and a JSON body:
+//! `{"error": {"code": "…", "message": "…"}}`. Internal details (paths, SQL, Redis
+//! replies) are logged, never sent.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("file exceeds the upload limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("unsupported file type {detected}; accepted: PDF, DOCX, HTML, Markdown, plain text, CSV")]
+    UnsupportedMediaType { detected: String },
+    #[error("{0}")]
+    TooManyRequests(String),
+    #[error("{0} is unavailable")]
+    Unavailable(String),
+    /// Anything unexpected: the detail is logged, the client sees a generic message.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn internal(detail: impl std::fmt::Display) -> AppError {
+        AppError::Internal(detail.to_string())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::TooManyRequests(_) => "too_many_requests",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, AppError::Unauthorized(_)) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+    }
+}
+
+impl From<crate::db::DbError> for AppError {
+    fn from(err: crate::db::DbError) -> AppError {
+        match err {
+            crate::db::DbError::Unavailable(detail) => {
+                log::error!("database unavailable: {detail}");
+                AppError::Unavailable("the database".into())
+            }
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<crate::queue::QueueError> for AppError {
+    fn from(err: crate::queue::QueueError) -> AppError {
+        log::error!("queue error: {err}");
+        AppError::Unavailable("the job queue".into())
+    }
+}
+
+/// Turns the framework's own extractor errors (bad JSON, bad query string, bad path)
+/// into the same JSON body as every other error.
+pub fn json_error_handler(err: impl std::fmt::Display) -> actix_web::Error {
+    AppError::BadRequest(err.to_string()).into()
+}

@@ -1,0 +1,15 @@
+//! docqueue: uploads answer at once, documents are processed in a Redis-fed pool of
+//! worker actors, and every step is pushed to the owner. See README.md for the map.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod processing;
+pub mod progress;
+pub mod queue;
+pub mod storage;
+pub mod web;
+pub mod workers;

@@ -1,0 +1,125 @@
+//! CSV: one line of text per row, each value named by its column when the first row
+//! is a header ("City: Kenai; State: AK"), the plain values otherwise.
+
+use ::csv::{ReaderBuilder, StringRecord};
+
+use super::{text, ExtractError, ExtractedText, Section};
+
+/// Rows after the first that are looked at to decide whether the first is a header.
+const SNIFF_ROWS: usize = 50;
+
+pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
+    let content = text::decode(bytes)?;
+    let first_line = content.lines().next().unwrap_or_default();
+    let mut records = ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(sniff_delimiter(first_line))
+        .from_reader(content.as_bytes())
+        .into_records();
+    let mut next_row = || -> Result<Option<StringRecord>, ExtractError> {
+        records
+            .next()
+            .transpose()
+            .map_err(|e| ExtractError::Permanent(format!("the CSV could not be parsed: {e}")))
+    };
+
+    let Some(first) = next_row()? else {
+        return Ok(ExtractedText { sections: Vec::new(), markdown: false, pages: None });
+    };
+    let mut sample = Vec::new();
+    while sample.len() < SNIFF_ROWS {
+        match next_row()? {
+            Some(row) => sample.push(row),
+            None => break,
+        }
+    }
+
+    let mut out = String::with_capacity(content.len() + content.len() / 2);
+    let header = if looks_like_header(&first, &sample) {
+        Some(first)
+    } else {
+        write_row(&mut out, &first, None);
+        None
+    };
+    for row in &sample {
+        write_row(&mut out, row, header.as_ref());
+    }
+    while let Some(row) = next_row()? {
+        write_row(&mut out, &row, header.as_ref());
+    }
+    Ok(ExtractedText { sections: vec![Section { text: out, page: None }], markdown: false, pages: None })
+}
+
+/// The most frequent of the usual delimiters in the first line; a comma when none occurs.
+fn sniff_delimiter(first_line: &str) -> u8 {
+    [b',', b';', b'\t', b'|']
+        .into_iter()
+        .map(|d| (first_line.bytes().filter(|&b| b == d).count(), d))
+        .filter(|&(count, _)| count > 0)
+        .max_by_key(|&(count, _)| count)
+        .map_or(b',', |(_, d)| d)
+}
+
+/// A simplified version of Python's `csv.Sniffer.has_header`: each column votes. A column
+/// whose values are numbers votes for a header when its first cell is not a number; a
+/// column whose values all have one length votes for a header when the first cell's
+/// length differs. Ties mean no header.
+fn looks_like_header(first: &StringRecord, sample: &[StringRecord]) -> bool {
+    let mut votes = 0i32;
+    for (column, name) in first.iter().enumerate() {
+        let values: Vec<&str> = sample
+            .iter()
+            .filter_map(|row| row.get(column))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        let Some(first_value) = values.first() else { continue };
+        let name = name.trim();
+        if values.iter().all(|v| is_number(v)) {
+            votes += if is_number(name) { -1 } else { 1 };
+        } else if values.iter().all(|v| v.chars().count() == first_value.chars().count()) {
+            votes += if name.chars().count() == first_value.chars().count() { -1 } else { 1 };
+        }
+    }
+    votes > 0
+}
+
+fn is_number(value: &str) -> bool {
+    value.trim().parse::<f64>().is_ok()
+}
+
+fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>) {
+    let start = out.len();
+    match header {
+        Some(header) => {
+            for (column, value) in row.iter().enumerate() {
+                let value = value.trim();
+                if value.is_empty() {
+                    continue;
+                }
+                if out.len() > start {
+                    out.push_str("; ");
+                }
+                if let Some(name) = header.get(column).map(str::trim).filter(|name| !name.is_empty()) {
+                    out.push_str(name);
+                    out.push_str(": ");
+                }
+                out.push_str(value);
+            }
+        }
+        None => {
+            for (column, value) in row.iter().enumerate() {
+                if column > 0 {
+                    out.push_str(", ");
+                }
+                out.push_str(value.trim());
+            }
+        }
+    }
+    if out[start..].trim().is_empty() {
+        out.truncate(start);
+    } else {
+        out.push('\n');
+    }
+}

@@ -1,0 +1,135 @@
+//! Text extraction: turns an uploaded document's bytes into text, format by format.
+//!
+//! Every way a document can be unreadable ends as [`ExtractError::Permanent`] with a
+//! sentence the user can act on; nothing here may panic or run unbounded on hostile input.
+
+mod csv;
+mod docx;
+mod html;
+mod pdf;
+mod text;
+
+use crate::config::ProcessingConfig;
+
+/// Per-document limits; exceeding one fails the document with a message naming its key.
+#[derive(Debug, Clone)]
+pub struct ExtractLimits {
+    pub max_pages: u32,
+    pub max_chars: usize,
+    pub max_docx_uncompressed_bytes: u64,
+    pub max_docx_entries: usize,
+}
+
+impl From<&ProcessingConfig> for ExtractLimits {
+    fn from(config: &ProcessingConfig) -> Self {
+        ExtractLimits {
+            max_pages: config.max_pages,
+            max_chars: config.max_chars,
+            max_docx_uncompressed_bytes: config.max_docx_uncompressed_bytes,
+            max_docx_entries: config.max_docx_entries,
+        }
+    }
+}
+
+/// One piece of extracted text; `page` is 1-based for PDFs, None otherwise.
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub text: String,
+    pub page: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExtractedText {
+    pub sections: Vec<Section>,
+    /// true when the text carries Markdown structure (Markdown input, HTML headings rendered
+    /// as `#`), so chunking is markdown-aware
+    pub markdown: bool,
+    pub pages: Option<u32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    /// The document cannot be processed, ever: the message is shown to the user as-is.
+    #[error("{0}")]
+    Permanent(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+pub const PDF: &str = "application/pdf";
+pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+pub const HTML: &str = "text/html";
+pub const MARKDOWN: &str = "text/markdown";
+pub const PLAIN_TEXT: &str = "text/plain";
+pub const CSV: &str = "text/csv";
+
+/// Extracts the text of a document whose type was sniffed at upload.
+///
+/// `on_progress(fraction)` is called as extraction advances (per page for PDFs);
+/// `is_cancelled()` is polled between pages and parts. Runs synchronously: call it from a
+/// blocking thread.
+pub fn extract(
+    content_type: &str,
+    bytes: &[u8],
+    limits: &ExtractLimits,
+    on_progress: &mut dyn FnMut(f32),
+    is_cancelled: &dyn Fn() -> bool,
+) -> Result<ExtractedText, ExtractError> {
+    if bytes.is_empty() {
+        return Err(ExtractError::Permanent("the file is empty".into()));
+    }
+    // Tolerate parameters such as "; charset=utf-8" after the media type.
+    let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let mut extracted = match media_type.as_str() {
+        PDF => pdf::extract(bytes, limits, on_progress, is_cancelled)?,
+        DOCX => docx::extract(bytes, limits, on_progress, is_cancelled)?,
+        HTML => html::extract(bytes)?,
+        MARKDOWN => text::extract(bytes, true)?,
+        PLAIN_TEXT => text::extract(bytes, false)?,
+        CSV => csv::extract(bytes)?,
+        _ => {
+            return Err(ExtractError::Permanent(format!(
+                "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text and CSV are)"
+            )))
+        }
+    };
+    on_progress(1.0);
+
+    // NUL cannot be stored in a PostgreSQL text column, and is never meaningful text.
+    for section in &mut extracted.sections {
+        section.text.retain(|c| c != '\0');
+    }
+    extracted.sections.retain(|section| !section.text.trim().is_empty());
+    if extracted.sections.is_empty() {
+        return Err(ExtractError::Permanent(
+            "the document contains no text (it is blank or whitespace only)".into(),
+        ));
+    }
+    let chars: usize = extracted.sections.iter().map(|s| s.text.chars().count()).sum();
+    if chars > limits.max_chars {
+        return Err(too_many_chars(limits));
+    }
+    Ok(extracted)
+}
+
+/// The error for a document whose text outgrows `max_chars`; extractors that stream
+/// raise it as soon as they cross the limit.
+fn too_many_chars(limits: &ExtractLimits) -> ExtractError {
+    ExtractError::Permanent(format!(
+        "the extracted text exceeds the character limit (max_chars = {})",
+        limits.max_chars
+    ))
+}
+
+/// Runs a third-party parser, turning a panic into a permanent failure: hostile input
+/// must fail one document, never the worker.
+fn without_panics<T>(what: &str, parse: impl FnOnce() -> T) -> Result<T, ExtractError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).map_err(|payload| {
+        let reason = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "internal parser error".into());
+        ExtractError::Permanent(format!("the {what} could not be parsed: {reason}"))
+    })
+}

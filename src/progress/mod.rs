@@ -1,0 +1,3 @@
+//! Progress: how a running job's updates are rate-limited and delivered.
+
+pub mod pump;

@@ -1,0 +1,96 @@
+//! A job as the queue hands it to a worker.
+
+use std::collections::HashMap;
+
+/// A claimed job: the worker owns it while its `token` matches the one in Redis.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub job_id: String,
+    pub document_id: String,
+    pub user_id: String,
+    pub token: String,
+    /// Claims so far, this one included.
+    pub attempts: u32,
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// Milliseconds since the epoch.
+    pub enqueued_at_ms: i64,
+    pub started_at_ms: i64,
+}
+
+impl ClaimedJob {
+    pub(super) fn from_fields(fields: Vec<String>) -> Option<ClaimedJob> {
+        let mut map: HashMap<String, String> = HashMap::new();
+        let mut it = fields.into_iter();
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            map.insert(k, v);
+        }
+        let num = |k: &str| map.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        Some(ClaimedJob {
+            job_id: map.get("id")?.clone(),
+            document_id: map.get("document_id")?.clone(),
+            user_id: map.get("user_id")?.clone(),
+            token: map.get("token")?.clone(),
+            attempts: num("attempts").max(1) as u32,
+            content_type: map.get("content_type").cloned().unwrap_or_default(),
+            size_bytes: num("size_bytes").max(0) as u64,
+            enqueued_at_ms: num("enqueued_at"),
+            started_at_ms: num("started_at"),
+        })
+    }
+}
+
+/// What a job to enqueue carries.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub job_id: String,
+    pub document_id: String,
+    pub user_id: String,
+    pub priority: i32,
+    pub content_type: String,
+    pub size_bytes: i64,
+}
+
+/// Where a failed attempt leaves the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Scheduled again after `delay_ms`.
+    Retrying { delay_ms: u64, failures: u32 },
+    /// Retries spent: failed for good.
+    Failed { failures: u32 },
+    /// The worker no longer owns the job; nothing was changed.
+    LeaseLost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It was waiting (or delayed) and is now cancelled.
+    Cancelled,
+    /// It is running; its worker has been told and will stop within a second.
+    Cancelling,
+    /// Redis has no such job (lost, or never enqueued).
+    Missing,
+    /// It had already finished in this state.
+    Finished(String),
+}
+
+/// What the stalled-job rescuer did with one job.
+#[derive(Debug, Clone)]
+pub struct RescuedJob {
+    pub job_id: String,
+    pub document_id: String,
+    /// `waiting`, `failed` or `cancelled`.
+    pub outcome: String,
+    pub stalls: u32,
+}
+
+/// Jobs per state, across all users.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StateCounts {
+    pub queued: u64,
+    pub delayed: u64,
+    pub processing: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+}

@@ -1,0 +1,17 @@
+-- Finish a job this worker owns as completed or cancelled, or failed for good.
+-- ARGV: prefix, job_id, token, state, error. Returns 1, or 0 when the token no longer
+-- owns the job (the lease was lost and the job moved on): nothing is changed then.
+local id, token, state = ARGV[2], ARGV[3], ARGV[4]
+local owner = redis.call('HMGET', p .. 'job:' .. id, 'state', 'token')
+if owner[1] ~= 'active' or owner[2] ~= token then
+  return 0
+end
+local jk = p .. 'job:' .. id
+local started = tonumber(redis.call('HGET', jk, 'started_at') or 0)
+finish(id, state, ARGV[5])
+if state == 'completed' and started > 0 then
+  local took = now_ms() - started
+  redis.call('HSET', jk, 'duration_ms', took)
+  redis.call('HINCRBY', p .. 'stats', 'completed_ms', took)
+end
+return 1

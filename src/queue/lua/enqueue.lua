@@ -1,0 +1,33 @@
+-- Enqueue jobs: ARGV[2..] are groups of 6 (job_id, document_id, user_id, priority,
+-- content_type, size_bytes). Idempotent per job id: a job that is already waiting,
+-- delayed or active is left as it is (the reconciler and the upload may race).
+-- Returns each job's queue position (-1 when it is not waiting).
+local now = now_ms()
+local created = {}
+local ids = {}
+for i = 2, #ARGV, 6 do
+  local id, document_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local priority, content_type, size = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local jk = p .. 'job:' .. id
+  local state = redis.call('HGET', jk, 'state')
+  if state ~= 'waiting' and state ~= 'active' and state ~= 'delayed' then
+    if state then
+      redis.call('ZREM', p .. state, id)
+      redis.call('DEL', jk)
+    end
+    local seq = redis.call('INCR', p .. 'seq')
+    redis.call('HSET', jk, 'id', id, 'document_id', document_id, 'user_id', user,
+      'priority', priority, 'content_type', content_type, 'size_bytes', size,
+      'state', 'waiting', 'attempts', 0, 'failures', 0, 'stalls', 0, 'seq', seq,
+      'enqueued_at', now)
+    add_waiting(id, user, priority, seq)
+    redis.call('HINCRBY', p .. 'stats', 'enqueued', 1)
+    wake_one(id)
+  end
+  table.insert(ids, id)
+end
+local positions = {}
+for _, id in ipairs(ids) do
+  table.insert(positions, position(id))
+end
+return positions

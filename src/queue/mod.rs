@@ -1,0 +1,501 @@
+//! The job queue in Redis. Every state change is one Lua script (atomic, one round
+//! trip); see `lua/` for the scripts and `lua/prelude.lua` for the layout of the keys.
+
+mod job;
+mod keys;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bb8_redis::RedisConnectionManager;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, Script};
+
+use crate::config::{QueueConfig, RedisConfig};
+
+pub use job::{CancelOutcome, ClaimedJob, NewJob, RescuedJob, RetryDecision, StateCounts};
+pub use keys::Keys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis pool: {0}")]
+    Pool(String),
+    #[error("unexpected reply from a queue script: {0}")]
+    Reply(String),
+}
+
+impl From<bb8::RunError<redis::RedisError>> for QueueError {
+    fn from(err: bb8::RunError<redis::RedisError>) -> QueueError {
+        match err {
+            bb8::RunError::User(e) => QueueError::Redis(e),
+            bb8::RunError::TimedOut => QueueError::Pool("timed out waiting for a connection".into()),
+        }
+    }
+}
+
+macro_rules! lua {
+    ($file:literal) => {
+        Script::new(concat!(include_str!("lua/prelude.lua"), "\n", include_str!(concat!("lua/", $file))))
+    };
+}
+
+struct Scripts {
+    enqueue: Script,
+    claim: Script,
+    extend_lease: Script,
+    complete: Script,
+    retry: Script,
+    release: Script,
+    rescue_stalled: Script,
+    promote_delayed: Script,
+    cancel: Script,
+    clean: Script,
+    positions: Script,
+    counts: Script,
+}
+
+impl Scripts {
+    fn load() -> Scripts {
+        Scripts {
+            enqueue: lua!("enqueue.lua"),
+            claim: lua!("claim.lua"),
+            extend_lease: lua!("extend_lease.lua"),
+            complete: lua!("complete.lua"),
+            retry: lua!("retry.lua"),
+            release: lua!("release.lua"),
+            rescue_stalled: lua!("rescue_stalled.lua"),
+            promote_delayed: lua!("promote_delayed.lua"),
+            cancel: lua!("cancel.lua"),
+            clean: lua!("clean.lua"),
+            positions: lua!("positions.lua"),
+            counts: lua!("counts.lua"),
+        }
+    }
+}
+
+/// A cheap handle to the queue; clone it freely.
+#[derive(Clone)]
+pub struct Queue {
+    pool: bb8::Pool<RedisConnectionManager>,
+    client: redis::Client,
+    keys: Keys,
+    scripts: std::sync::Arc<Scripts>,
+    config: QueueConfig,
+}
+
+/// Whether the lease heartbeat still owns the job, and whether someone asked to cancel it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Held,
+    HeldCancelRequested,
+    Lost,
+}
+
+impl Queue {
+    /// Builds the pool without connecting: the server starts even while Redis is down
+    /// (uploads are kept in the database and enqueued by the reconciler later).
+    pub fn new(redis: &RedisConfig, config: &QueueConfig) -> Result<Queue, QueueError> {
+        let url = redis.connection_url();
+        let client = redis::Client::open(url.as_str())?;
+        let manager = RedisConnectionManager::new(url.as_str())?;
+        let pool = bb8::Pool::builder()
+            .max_size(redis.pool_size)
+            .connection_timeout(Duration::from_secs(2))
+            .build_unchecked(manager);
+        Ok(Queue {
+            pool,
+            client,
+            keys: Keys::new(&redis.prefix),
+            scripts: std::sync::Arc::new(Scripts::load()),
+            config: config.clone(),
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    pub async fn connection(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, QueueError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// A connection of its own, with no response timeout, for blocking waits: a
+    /// pooled connection would time out a blocking command and strand its reply.
+    pub async fn dedicated_connection(&self) -> Result<MultiplexedConnection, QueueError> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(None);
+        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+    }
+
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Enqueues jobs in one round trip and returns each one's queue position
+    /// (None when it is not waiting, e.g. already running).
+    pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Option<u64>>, QueueError> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.enqueue.prepare_invoke();
+        invocation.arg(self.keys.prefix());
+        for job in jobs {
+            invocation
+                .arg(&job.job_id)
+                .arg(&job.document_id)
+                .arg(&job.user_id)
+                .arg(job.priority)
+                .arg(&job.content_type)
+                .arg(job.size_bytes);
+        }
+        let mut conn = self.connection().await?;
+        let positions: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+        Ok(positions.into_iter().map(|p| u64::try_from(p).ok().filter(|p| *p > 0)).collect())
+    }
+
+    /// Claims the next job fairly, or returns None (nothing waiting, or paused).
+    pub async fn claim(
+        &self,
+        conn: &mut MultiplexedConnection,
+        worker_id: &str,
+    ) -> Result<Option<ClaimedJob>, QueueError> {
+        let token = ulid::Ulid::generate().to_string();
+        let fields: Option<Vec<String>> = self
+            .scripts
+            .claim
+            .arg(self.keys.prefix())
+            .arg(worker_id)
+            .arg(&token)
+            .arg(self.config.lease_ms)
+            .invoke_async(conn)
+            .await?;
+        match fields {
+            None => Ok(None),
+            Some(fields) => ClaimedJob::from_fields(fields)
+                .map(Some)
+                .ok_or_else(|| QueueError::Reply("claimed job without its fields".into())),
+        }
+    }
+
+    /// Waits up to `timeout` for a sign that work arrived (on a dedicated connection).
+    pub async fn wait_for_work(
+        &self,
+        conn: &mut MultiplexedConnection,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        let _: Option<(String, String)> = conn.blpop(self.keys.wake(), timeout.as_secs_f64()).await?;
+        Ok(())
+    }
+
+    pub async fn extend_lease(&self, job: &ClaimedJob) -> Result<LeaseStatus, QueueError> {
+        let mut conn = self.connection().await?;
+        let reply: i64 = self
+            .scripts
+            .extend_lease
+            .arg(self.keys.prefix())
+            .arg(&job.job_id)
+            .arg(&job.token)
+            .arg(self.config.lease_ms)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(match reply {
+            1 => LeaseStatus::Held,
+            2 => LeaseStatus::HeldCancelRequested,
+            _ => LeaseStatus::Lost,
+        })
+    }
+
+    /// A cheap check, polled often while a job runs: is it still ours, is a cancel asked?
+    pub async fn check_lease(&self, job: &ClaimedJob) -> Result<LeaseStatus, QueueError> {
+        let mut conn = self.connection().await?;
+        let (state, token, cancel): (Option<String>, Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys.job(&job.job_id))
+            .arg("state")
+            .arg("token")
+            .arg("cancel_requested")
+            .query_async(&mut *conn)
+            .await?;
+        Ok(match (state.as_deref(), token) {
+            (Some("active"), Some(token)) if token == job.token => {
+                if cancel.is_some() {
+                    LeaseStatus::HeldCancelRequested
+                } else {
+                    LeaseStatus::Held
+                }
+            }
+            _ => LeaseStatus::Lost,
+        })
+    }
+
+    /// Finishes a job the worker owns as `completed`, `cancelled` or (for good) `failed`.
+    /// Returns false when the token no longer owns it: the caller must not touch the row.
+    pub async fn finish(
+        &self,
+        job: &ClaimedJob,
+        state: FinishState,
+        error: &str,
+    ) -> Result<bool, QueueError> {
+        let mut conn = self.connection().await?;
+        let done: i64 = self
+            .scripts
+            .complete
+            .arg(self.keys.prefix())
+            .arg(&job.job_id)
+            .arg(&job.token)
+            .arg(state.as_str())
+            .arg(error)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// A transient failure: retry after back-off, or fail when retries are spent.
+    pub async fn retry_or_fail(&self, job: &ClaimedJob, error: &str) -> Result<RetryDecision, QueueError> {
+        let mut conn = self.connection().await?;
+        let jitter = 0.75 + fastrand::f64() * 0.5;
+        let (outcome, delay_ms, failures): (String, u64, u32) = self
+            .scripts
+            .retry
+            .arg(self.keys.prefix())
+            .arg(&job.job_id)
+            .arg(&job.token)
+            .arg(error)
+            .arg(self.config.retry_attempts)
+            .arg(self.config.backoff_base_ms)
+            .arg(self.config.backoff_max_ms)
+            .arg(jitter)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(match outcome.as_str() {
+            "retrying" => RetryDecision::Retrying { delay_ms, failures },
+            "failed" => RetryDecision::Failed { failures },
+            _ => RetryDecision::LeaseLost,
+        })
+    }
+
+    /// Hands an unfinished job back to the queue (shutdown); the attempt is not counted.
+    pub async fn release(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
+        let mut conn = self.connection().await?;
+        let done: i64 = self
+            .scripts
+            .release
+            .arg(self.keys.prefix())
+            .arg(&job.job_id)
+            .arg(&job.token)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    pub async fn cancel(&self, job_id: &str) -> Result<CancelOutcome, QueueError> {
+        let mut conn = self.connection().await?;
+        let outcome: String = self
+            .scripts
+            .cancel
+            .arg(self.keys.prefix())
+            .arg(job_id)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(match outcome.as_str() {
+            "cancelled" => CancelOutcome::Cancelled,
+            "cancelling" => CancelOutcome::Cancelling,
+            "missing" => CancelOutcome::Missing,
+            _ => CancelOutcome::Finished(outcome),
+        })
+    }
+
+    /// Returns expired leases to the queue (or fails/cancels them); see rescue_stalled.lua.
+    pub async fn rescue_stalled(&self) -> Result<Vec<RescuedJob>, QueueError> {
+        let mut conn = self.connection().await?;
+        let flat: Vec<String> = self
+            .scripts
+            .rescue_stalled
+            .arg(self.keys.prefix())
+            .arg(self.config.max_stalls)
+            .arg(500)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(flat
+            .chunks_exact(4)
+            .map(|f| RescuedJob {
+                job_id: f[0].clone(),
+                document_id: f[1].clone(),
+                outcome: f[2].clone(),
+                stalls: f[3].parse().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    pub async fn promote_delayed(&self) -> Result<u64, QueueError> {
+        let mut conn = self.connection().await?;
+        Ok(self
+            .scripts
+            .promote_delayed
+            .arg(self.keys.prefix())
+            .arg(500)
+            .invoke_async(&mut *conn)
+            .await?)
+    }
+
+    /// Removes finished jobs of `state` finished before `older_than` ago, then the
+    /// oldest beyond `keep`. Returns the removed job ids.
+    pub async fn clean(&self, state: FinishState, older_than: Duration, keep: u64) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.connection().await?;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let cutoff = now_ms - older_than.as_millis() as i64;
+        Ok(self
+            .scripts
+            .clean
+            .arg(self.keys.prefix())
+            .arg(state.as_str())
+            .arg(cutoff)
+            .arg(keep)
+            .arg(10_000)
+            .invoke_async(&mut *conn)
+            .await?)
+    }
+
+    /// Trims finished jobs to the configured retention (count and age per state).
+    pub async fn apply_retention(&self) -> Result<usize, QueueError> {
+        let c = &self.config;
+        let completed = self
+            .clean(FinishState::Completed, Duration::from_secs(c.retention_completed_age_secs), c.retention_completed_count)
+            .await?;
+        let cancelled = self
+            .clean(FinishState::Cancelled, Duration::from_secs(c.retention_completed_age_secs), c.retention_completed_count)
+            .await?;
+        let failed = self
+            .clean(FinishState::Failed, Duration::from_secs(c.retention_failed_age_secs), c.retention_failed_count)
+            .await?;
+        Ok(completed.len() + cancelled.len() + failed.len())
+    }
+
+    pub async fn positions(&self, job_ids: &[String]) -> Result<Vec<Option<u64>>, QueueError> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.positions.prepare_invoke();
+        invocation.arg(self.keys.prefix());
+        for id in job_ids {
+            invocation.arg(id);
+        }
+        let mut conn = self.connection().await?;
+        let positions: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+        Ok(positions.into_iter().map(|p| u64::try_from(p).ok().filter(|p| *p > 0)).collect())
+    }
+
+    pub async fn counts(&self) -> Result<StateCounts, QueueError> {
+        let mut conn = self.connection().await?;
+        let c: Vec<u64> = self.scripts.counts.arg(self.keys.prefix()).invoke_async(&mut *conn).await?;
+        let get = |i: usize| c.get(i).copied().unwrap_or(0);
+        Ok(StateCounts {
+            queued: get(0),
+            delayed: get(1),
+            processing: get(2),
+            completed: get(3),
+            failed: get(4),
+            cancelled: get(5),
+        })
+    }
+
+    /// The job's state in Redis for each id (None: Redis has no such job).
+    pub async fn job_states(&self, job_ids: &[String]) -> Result<Vec<Option<(String, i64)>>, QueueError> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for id in job_ids {
+            pipe.cmd("HMGET").arg(self.keys.job(id)).arg("state").arg("finished_at");
+        }
+        let replies: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut *conn).await?;
+        Ok(replies
+            .into_iter()
+            .map(|(state, finished)| state.map(|s| (s, finished.unwrap_or(0))))
+            .collect())
+    }
+
+    pub async fn job_fields(&self, job_id: &str) -> Result<HashMap<String, String>, QueueError> {
+        let mut conn = self.connection().await?;
+        Ok(conn.hgetall(self.keys.job(job_id)).await?)
+    }
+
+    /// Records progress on the job hash (read by admin views and snapshots).
+    pub async fn record_progress(&self, job_id: &str, progress: i32, stage: &str) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn
+            .hset_multiple(self.keys.job(job_id), &[("progress", progress.to_string()), ("stage", stage.to_string())])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn pause(&self) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn.set(self.keys.paused(), 1).await?;
+        Ok(())
+    }
+
+    pub async fn resume(&self) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn.del(self.keys.paused()).await?;
+        // Idle workers wait on the wake list; nudge them so claiming restarts at once.
+        let _: () = conn.lpush(self.keys.wake(), "resume").await?;
+        Ok(())
+    }
+
+    pub async fn is_paused(&self) -> Result<bool, QueueError> {
+        let mut conn = self.connection().await?;
+        Ok(conn.exists(self.keys.paused()).await?)
+    }
+
+    /// Counters since the queue was created (enqueued, completed, failed, retried, …).
+    pub async fn stats(&self) -> Result<HashMap<String, u64>, QueueError> {
+        let mut conn = self.connection().await?;
+        Ok(conn.hgetall(self.keys.stats()).await?)
+    }
+
+    /// Takes a short exclusive lock so one process at a time runs `task`.
+    pub async fn try_lock(&self, task: &str, ttl: Duration) -> Result<bool, QueueError> {
+        let mut conn = self.connection().await?;
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(self.keys.lock(task))
+            .arg(std::process::id())
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut *conn)
+            .await?;
+        Ok(reply.is_some())
+    }
+}
+
+/// The terminal states a worker or the cleaner deals in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishState {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl FinishState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishState::Completed => "completed",
+            FinishState::Failed => "failed",
+            FinishState::Cancelled => "cancelled",
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! The type of an upload, decided from its bytes (never from the client's word):
+//! PDF, DOCX, HTML, Markdown, plain text or CSV. The extension only tells apart the
+//! text formats, which look alike.
+
+pub const PDF: &str = "application/pdf";
+pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
+pub const HTML: &str = "text/html";
+pub const MARKDOWN: &str = "text/markdown";
+pub const TEXT: &str = "text/plain";
+pub const CSV: &str = "text/csv";
+
+/// How many leading bytes the sniffer looks at.
+pub const HEAD_BYTES: usize = 64 * 1024;
+
+/// Returns the supported type, or the detected unsupported one as the error.
+pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
+    let extension = filename.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    if head.is_empty() {
+        // Nothing to look at: go by the name; processing reports the empty file.
+        return Ok(match extension.as_str() {
+            "pdf" => PDF,
+            "docx" => DOCX,
+            "html" | "htm" => HTML,
+            "md" | "markdown" => MARKDOWN,
+            "csv" => CSV,
+            _ => TEXT,
+        });
+    }
+    // PDF readers accept the header anywhere in the first kilobyte.
+    if head[..head.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
+        return Ok(PDF);
+    }
+    if let Some(kind) = infer::get(head) {
+        return match kind.mime_type() {
+            "application/pdf" => Ok(PDF),
+            DOCX => Ok(DOCX),
+            "application/zip" if contains(head, b"word/") => Ok(DOCX),
+            "text/html" => Ok(HTML),
+            "text/xml" | "application/xml" => Ok(TEXT),
+            other => Err(other.to_string()),
+        };
+    }
+    if looks_binary(head) {
+        return Err("application/octet-stream".to_string());
+    }
+    if looks_like_html(head) {
+        return Ok(HTML);
+    }
+    Ok(match extension.as_str() {
+        "md" | "markdown" => MARKDOWN,
+        "csv" | "tsv" => CSV,
+        "html" | "htm" => HTML,
+        _ if looks_like_markdown(head) => MARKDOWN,
+        _ => TEXT,
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Text has few control characters; a handful of NULs is tolerated (they are
+/// stripped at extraction), UTF-16 is not treated as binary.
+fn looks_binary(head: &[u8]) -> bool {
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return false;
+    }
+    let sample = &head[..head.len().min(8192)];
+    let control = sample
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B))
+        .count();
+    control * 10 > sample.len()
+}
+
+fn looks_like_html(head: &[u8]) -> bool {
+    let start = String::from_utf8_lossy(&head[..head.len().min(1024)]).to_ascii_lowercase();
+    let start = start.trim_start_matches('\u{feff}').trim_start();
+    start.starts_with("<!doctype html") || start.starts_with("<html") || start.contains("<html") || start.contains("<body")
+}
+
+fn looks_like_markdown(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&head[..head.len().min(4096)]);
+    let marks = text
+        .lines()
+        .filter(|line| line.starts_with("# ") || line.starts_with("## ") || line.starts_with("```"))
+        .count();
+    marks >= 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn png_renamed_pdf_is_reported_as_png() {
+        let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
+        assert_eq!(sniff(&png, "photo.pdf"), Err("image/png".to_string()));
+    }
+
+    #[test]
+    fn text_formats_are_told_apart() {
+        assert_eq!(sniff(b"%PDF-1.7\n", "x.bin"), Ok(PDF));
+        assert_eq!(sniff(b"<!DOCTYPE html><html></html>", "page.txt"), Ok(HTML));
+        assert_eq!(sniff(b"a,b\n1,2\n", "data.csv"), Ok(CSV));
+        assert_eq!(sniff(b"# Title\n\ntext\n", "notes.md"), Ok(MARKDOWN));
+        assert_eq!(sniff(b"caf\xe9 cr\xe8me", "latin1.txt"), Ok(TEXT));
+        assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2], "x.txt"), Err("application/octet-stream".into()));
+    }
+}

@@ -1,0 +1,197 @@
+//! The caller's documents: list, read, delete, cancel, and the processing picture.
+//! Every query is scoped to the caller; someone else's id answers 404 like a missing one.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::AppState;
+use crate::auth::AuthUser;
+use crate::db::documents;
+use crate::db::models::{Document, DocumentView, QueueStatus};
+use crate::error::AppError;
+use crate::queue::CancelOutcome;
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 200;
+/// How long a cancel of a running job waits for the worker to confirm.
+const CANCEL_CONFIRM_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list(user: AuthUser, state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, AppError> {
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(QueueStatus::parse(s).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "unknown status `{s}`; use one of queued, processing, completed, failed, cancelled"
+            ))
+        })?),
+    };
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::BadRequest(format!("`limit` must be between 1 and {MAX_PAGE}")));
+    }
+    let cursor = query.cursor.clone().filter(|c| !c.is_empty());
+    let user_id = user.id.clone();
+    // One extra row tells whether another page follows.
+    let mut page = state
+        .db
+        .run(move |conn| documents::list_for_user(conn, &user_id, status, cursor.as_deref(), limit + 1))
+        .await?;
+    let next_cursor = if page.len() as i64 > limit {
+        page.truncate(limit as usize);
+        page.last().map(|d| d.id.clone())
+    } else {
+        None
+    };
+    let documents: Vec<DocumentView> = page.into_iter().map(DocumentView::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "documents": documents, "next_cursor": next_cursor })))
+}
+
+pub async fn get_one(user: AuthUser, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let document = find_own(&state, &user, path.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(DocumentView::from(document)))
+}
+
+pub async fn delete(user: AuthUser, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let document = find_own(&state, &user, path.into_inner()).await?;
+    if !document.status().is_terminal() {
+        // Stop the work first so no worker writes chunks for a deleted document.
+        if let Err(err) = state.queue.cancel(&document.job_id).await {
+            log::warn!("cancel before delete failed ({err}); the worker's row updates will find no row");
+        }
+    }
+    let (user_id, id) = (user.id.clone(), document.id.clone());
+    let deleted = state
+        .db
+        .run(move |conn| documents::delete_for_user(conn, &user_id, &id))
+        .await?
+        .ok_or_else(not_found)?;
+    if let Err(err) = state.storage.remove(&deleted.storage_path).await {
+        log::error!("stored file of deleted document {} not removed: {err}", deleted.id);
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Cancels queued or running processing. Queued: cancelled at once. Running: the
+/// worker stops within a second; the answer waits briefly for it (202 if it has not
+/// confirmed yet). Finished: 409.
+pub async fn cancel(user: AuthUser, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let document = find_own(&state, &user, path.into_inner()).await?;
+    let document = cancel_document(&state, document).await?;
+    let status = if document.status() == QueueStatus::Cancelled {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::ACCEPTED
+    };
+    Ok(HttpResponse::build(status).json(DocumentView::from(document)))
+}
+
+/// Shared by the REST route, the WebSocket `cancel` message and the admin API.
+pub async fn cancel_document(state: &AppState, document: Document) -> Result<Document, AppError> {
+    if document.status().is_terminal() {
+        return Err(AppError::Conflict(format!("the document is already {}", document.queue_status)));
+    }
+    let outcome = match state.queue.cancel(&document.job_id).await {
+        Ok(outcome) => outcome,
+        // Redis unreachable: no worker can claim or finish the job either; the row decides.
+        Err(err) => {
+            log::warn!("cancel: queue unavailable ({err}); cancelling in the database");
+            CancelOutcome::Missing
+        }
+    };
+    match outcome {
+        CancelOutcome::Cancelled | CancelOutcome::Missing => {
+            mark_cancelled(state, &document).await?;
+        }
+        CancelOutcome::Cancelling => {
+            let deadline = tokio::time::Instant::now() + CANCEL_CONFIRM_WAIT;
+            while tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if reload(state, &document.id).await?.status().is_terminal() {
+                    break;
+                }
+            }
+        }
+        CancelOutcome::Finished(state_name) if state_name == "cancelled" => {
+            mark_cancelled(state, &document).await?;
+        }
+        CancelOutcome::Finished(state_name) => {
+            return Err(AppError::Conflict(format!("the document is already {state_name}")));
+        }
+    }
+    reload(state, &document.id).await
+}
+
+async fn mark_cancelled(state: &AppState, document: &Document) -> Result<(), AppError> {
+    let (id, job_id) = (document.id.clone(), document.job_id.clone());
+    state
+        .db
+        .run(move |conn| documents::mark_finished_unsuccessfully(conn, &id, &job_id, QueueStatus::Cancelled, None))
+        .await?;
+    Ok(())
+}
+
+async fn reload(state: &AppState, id: &str) -> Result<Document, AppError> {
+    let id = id.to_string();
+    state.db.run(move |conn| documents::find(conn, &id)).await?.ok_or_else(not_found)
+}
+
+#[derive(Serialize)]
+struct ActiveItem {
+    #[serde(flatten)]
+    document: DocumentView,
+    queue_position: Option<u64>,
+}
+
+/// The caller's queue: counts per status and the unfinished documents with their
+/// progress and place in line.
+pub async fn processing_status(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let user_id = user.id.clone();
+    let (counts, active) = state
+        .db
+        .run(move |conn| {
+            let counts = documents::count_by_status_for_user(conn, &user_id)?;
+            let mut active = documents::list_for_user(conn, &user_id, Some(QueueStatus::Processing), None, MAX_PAGE)?;
+            active.extend(documents::list_for_user(conn, &user_id, Some(QueueStatus::Queued), None, MAX_PAGE)?);
+            Ok((counts, active))
+        })
+        .await?;
+    let job_ids: Vec<String> = active.iter().map(|d| d.job_id.clone()).collect();
+    let positions = state.queue.positions(&job_ids).await.unwrap_or_else(|err| {
+        log::warn!("queue positions unavailable: {err}");
+        vec![None; job_ids.len()]
+    });
+    let mut by_status = serde_json::Map::new();
+    for status in QueueStatus::ALL {
+        let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
+        by_status.insert(status.as_str().to_string(), json!(n));
+    }
+    let items: Vec<ActiveItem> = active
+        .into_iter()
+        .zip(positions)
+        .map(|(document, queue_position)| ActiveItem { document: document.into(), queue_position })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "counts": by_status, "documents": items })))
+}
+
+async fn find_own(state: &AppState, user: &AuthUser, id: String) -> Result<Document, AppError> {
+    let user_id = user.id.clone();
+    state
+        .db
+        .run(move |conn| documents::find_for_user(conn, &user_id, &id))
+        .await?
+        .ok_or_else(not_found)
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound("no such document".into())
+}

@@ -1,0 +1,47 @@
+//! HTTP: routes, shared state, and the JSON shape of errors.
+
+pub mod admin;
+pub mod documents;
+pub mod health;
+mod multipart_headers;
+pub mod upload;
+
+use std::sync::Arc;
+
+use actix_web::web;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::error::{json_error_handler, AppError};
+use crate::queue::Queue;
+use crate::storage::Storage;
+use crate::workers::Processor;
+
+/// Shared by every request handler.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub queue: Queue,
+    pub storage: Storage,
+    /// Used only in `processing.mode = "inline"`.
+    pub processor: Arc<dyn Processor>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| json_error_handler(e)))
+        .app_data(web::PathConfig::default().error_handler(|e, _| json_error_handler(e)))
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(
+            web::scope("/api/documents")
+                .route("", web::get().to(documents::list))
+                .route("/upload", web::post().to(upload::upload))
+                .route("/processing-status", web::get().to(documents::processing_status))
+                .route("/cancel/{id}", web::delete().to(documents::cancel))
+                .route("/{id}", web::get().to(documents::get_one))
+                .route("/{id}", web::delete().to(documents::delete)),
+        )
+        .service(web::scope("/api/admin").configure(admin::routes))
+        .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
+}

@@ -1,0 +1,274 @@
+//! `POST /api/documents/upload`: stream each `file` part to disk (hashing and
+//! size-checking on the way, never holding a file in memory), sniff its type, then
+//! create the rows and enqueue the jobs. All or nothing: one bad file fails the
+//! request and nothing is kept.
+
+use std::path::PathBuf;
+
+use actix_multipart::{Field, Multipart};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use super::multipart_headers::{self, PartHeaderSanitizer};
+use super::AppState;
+use crate::auth::AuthUser;
+use crate::config::ProcessingMode;
+use crate::db::documents;
+use crate::db::models::{now, NewDocument, QueueStatus};
+use crate::error::AppError;
+use crate::queue::NewJob;
+use crate::storage::{filename, sniff, Storage};
+use crate::workers::inline::process_inline;
+
+const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
+
+/// A received file waiting for the request to succeed; removed from disk if dropped.
+struct StagedFile {
+    path: PathBuf,
+    filename: String,
+    content_type: &'static str,
+    size_bytes: u64,
+    sha256: String,
+    kept: bool,
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UploadedDocument {
+    id: String,
+    job_id: String,
+    filename: String,
+    content_type: String,
+    size_bytes: i64,
+    sha256: String,
+    queue_status: String,
+    queue_position: Option<u64>,
+}
+
+pub async fn upload(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let boundary = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
+        .and_then(multipart_headers::boundary)
+        .ok_or_else(|| AppError::BadRequest("expected a multipart/form-data body with a boundary".into()))?;
+    let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
+    let limits = &state.config.storage;
+    let mut staged: Vec<StagedFile> = Vec::new();
+    let mut priority = 0;
+    while let Some(field) = payload.next().await {
+        let field = field.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+        match field.name() {
+            Some("file") => {
+                if staged.len() >= limits.max_files_per_upload {
+                    return Err(AppError::BadRequest(format!(
+                        "at most {} files per upload",
+                        limits.max_files_per_upload
+                    )));
+                }
+                staged.push(receive_file(field, &state.storage, limits.max_upload_bytes).await?);
+            }
+            Some("priority") => priority = read_priority(field).await?,
+            _ => drain(field).await?,
+        }
+    }
+    if staged.is_empty() {
+        return Err(AppError::BadRequest("the request has no `file` part".into()));
+    }
+
+    let created = now();
+    let rows: Vec<NewDocument> = staged
+        .iter()
+        .map(|file| {
+            let id = ulid::Ulid::generate().to_string();
+            NewDocument {
+                storage_path: Storage::relative_path_for(&id),
+                id,
+                user_id: user.id.clone(),
+                filename: file.filename.clone(),
+                content_type: file.content_type.to_string(),
+                size_bytes: file.size_bytes as i64,
+                sha256: file.sha256.clone(),
+                queue_status: QueueStatus::Queued.as_str().to_string(),
+                job_id: ulid::Ulid::generate().to_string(),
+                queue_priority: priority,
+                created_at: created,
+                queued_at: created,
+            }
+        })
+        .collect();
+    for (file, row) in staged.iter().zip(&rows) {
+        state.storage.commit(&file.path, &row.storage_path).await.map_err(AppError::internal)?;
+    }
+    let inserted = {
+        let rows = rows.clone();
+        state.db.run(move |conn| documents::insert_all(conn, &rows)).await
+    };
+    if let Err(err) = inserted {
+        for row in &rows {
+            let _ = state.storage.remove(&row.storage_path).await;
+        }
+        return Err(err.into());
+    }
+    for file in &mut staged {
+        file.kept = true;
+    }
+
+    let positions = match state.config.processing.mode {
+        ProcessingMode::Queue => enqueue(&state, &rows).await,
+        ProcessingMode::Inline => {
+            process_all_inline(&state, &rows).await?;
+            vec![None; rows.len()]
+        }
+    };
+    let mut uploaded = Vec::with_capacity(rows.len());
+    for (row, position) in rows.into_iter().zip(positions) {
+        let status = match state.config.processing.mode {
+            ProcessingMode::Queue => row.queue_status,
+            ProcessingMode::Inline => {
+                let id = row.id.clone();
+                state
+                    .db
+                    .run(move |conn| documents::find(conn, &id))
+                    .await?
+                    .map(|d| d.queue_status)
+                    .unwrap_or(row.queue_status)
+            }
+        };
+        uploaded.push(UploadedDocument {
+            id: row.id,
+            job_id: row.job_id,
+            filename: row.filename,
+            content_type: row.content_type,
+            size_bytes: row.size_bytes,
+            sha256: row.sha256,
+            queue_status: status,
+            queue_position: position,
+        });
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "documents": uploaded, "next_cursor": null })))
+}
+
+/// Enqueues the new documents. If Redis is unreachable the upload still succeeds: the
+/// rows stay `queued` and the reconciler enqueues them when Redis is back.
+async fn enqueue(state: &AppState, rows: &[NewDocument]) -> Vec<Option<u64>> {
+    let jobs: Vec<NewJob> = rows
+        .iter()
+        .map(|row| NewJob {
+            job_id: row.job_id.clone(),
+            document_id: row.id.clone(),
+            user_id: row.user_id.clone(),
+            priority: row.queue_priority,
+            content_type: row.content_type.clone(),
+            size_bytes: row.size_bytes,
+        })
+        .collect();
+    match state.queue.enqueue(&jobs).await {
+        Ok(positions) => positions,
+        Err(err) => {
+            log::warn!("enqueue failed, documents kept queued for the reconciler: {err}");
+            vec![None; rows.len()]
+        }
+    }
+}
+
+async fn process_all_inline(state: &AppState, rows: &[NewDocument]) -> Result<(), AppError> {
+    for row in rows {
+        let id = row.id.clone();
+        let document = state
+            .db
+            .run(move |conn| documents::find(conn, &id))
+            .await?
+            .ok_or_else(|| AppError::internal("uploaded row vanished"))?;
+        process_inline(&state.db, &state.processor, document).await?;
+    }
+    Ok(())
+}
+
+/// Streams one file part to a staging file, hashing it and enforcing the size limit
+/// as the bytes arrive.
+async fn receive_file(mut field: Field, storage: &Storage, limit: u64) -> Result<StagedFile, AppError> {
+    let raw_name = field
+        .content_disposition()
+        .and_then(|cd| cd.get_filename())
+        .unwrap_or_default()
+        .to_string();
+    let mut staged = StagedFile {
+        path: storage.staging_path(),
+        filename: filename::sanitize(&raw_name),
+        content_type: sniff::TEXT,
+        size_bytes: 0,
+        sha256: String::new(),
+        kept: false,
+    };
+    let file = tokio::fs::File::create(&staged.path).await.map_err(AppError::internal)?;
+    let mut out = BufWriter::with_capacity(256 * 1024, file);
+    let mut hasher = Sha256::new();
+    let mut head: Vec<u8> = Vec::with_capacity(sniff::HEAD_BYTES);
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
+        staged.size_bytes += chunk.len() as u64;
+        if staged.size_bytes > limit {
+            return Err(AppError::PayloadTooLarge { limit });
+        }
+        if head.len() < sniff::HEAD_BYTES {
+            let take = (sniff::HEAD_BYTES - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(AppError::internal)?;
+    }
+    out.flush().await.map_err(AppError::internal)?;
+    staged.sha256 = hex::encode(hasher.finalize());
+    staged.content_type = sniff::sniff(&head, &staged.filename)
+        .map_err(|detected| AppError::UnsupportedMediaType { detected })?;
+    Ok(staged)
+}
+
+async fn read_priority(mut field: Field) -> Result<i32, AppError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field.next().await {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+        if text.len() + chunk.len() > 32 {
+            return Err(AppError::BadRequest("`priority` must be an integer".into()));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    let priority: i32 = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| AppError::BadRequest("`priority` must be an integer".into()))?;
+    if !PRIORITY_RANGE.contains(&priority) {
+        return Err(AppError::BadRequest(format!(
+            "`priority` must be between {} and {}",
+            PRIORITY_RANGE.start(),
+            PRIORITY_RANGE.end()
+        )));
+    }
+    Ok(priority)
+}
+
+/// Reads and discards a part the API does not know.
+async fn drain(mut field: Field) -> Result<(), AppError> {
+    while let Some(chunk) = field.next().await {
+        chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+    }
+    Ok(())
+}

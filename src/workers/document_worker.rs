@@ -1,0 +1,218 @@
+//! `DocumentWorker`: one actor, one job at a time. It claims from the queue on a Redis
+//! connection of its own (blocking waits), keeps its lease alive while it works,
+//! watches for a cancel, and hands each job to `run_job`.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+
+use super::processor::CancelReason;
+use super::run_job::run_job;
+use super::WorkerDeps;
+use crate::queue::{ClaimedJob, LeaseStatus, QueueError};
+
+/// How long an idle worker blocks waiting for work before it looks again.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How often a running job checks for a cancel request (the 1 s promise).
+const CANCEL_POLL: Duration = Duration::from_millis(250);
+/// Pause before claiming again after Redis failed.
+const REDIS_RETRY: Duration = Duration::from_secs(1);
+
+/// Claim the next job (self-sent: the worker's loop).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ClaimNext;
+
+/// Finish the job in hand, then stop (graceful shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+/// Give the job in hand back to the queue now (the shutdown grace is over).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HandBack;
+
+/// Told to the supervisor when a worker ends, for whatever reason.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkerStopped {
+    pub n: usize,
+    pub worker_id: String,
+}
+
+struct JobInHand {
+    job: ClaimedJob,
+    cancel: watch::Sender<Option<CancelReason>>,
+}
+
+pub struct DocumentWorker {
+    n: usize,
+    id: String,
+    deps: WorkerDeps,
+    supervisor: Recipient<WorkerStopped>,
+    connection: Option<MultiplexedConnection>,
+    in_hand: Option<JobInHand>,
+    claiming: bool,
+    stopping: bool,
+    jobs_done: u32,
+}
+
+impl DocumentWorker {
+    pub fn new(n: usize, id: String, deps: WorkerDeps, supervisor: Recipient<WorkerStopped>) -> DocumentWorker {
+        DocumentWorker {
+            n,
+            id,
+            deps,
+            supervisor,
+            connection: None,
+            in_hand: None,
+            claiming: false,
+            stopping: false,
+            jobs_done: 0,
+        }
+    }
+
+    fn start_job(&mut self, job: ClaimedJob, ctx: &mut Context<Self>) {
+        log::debug!("{} took job {} (attempt {})", self.id, job.job_id, job.attempts);
+        let (cancel, cancelled) = watch::channel(None);
+        self.in_hand = Some(JobInHand { job: job.clone(), cancel });
+        let run = run_job(self.deps.clone(), self.id.clone(), job, cancelled);
+        ctx.spawn(run.into_actor(self).map(|(), act, ctx| {
+            act.in_hand = None;
+            act.jobs_done += 1;
+            // Recycling bounds whatever memory a long-lived worker could accumulate.
+            if act.stopping || act.jobs_done >= act.deps.config.document_queue.max_jobs_per_worker {
+                ctx.stop();
+            } else {
+                ctx.notify(ClaimNext);
+            }
+        }));
+    }
+
+    fn cancel_in_hand(&self, reason: CancelReason) {
+        if let Some(in_hand) = &self.in_hand {
+            if in_hand.cancel.borrow().is_none() {
+                log::info!("{}: job {} stops ({reason:?})", self.id, in_hand.job.job_id);
+                let _ = in_hand.cancel.send(Some(reason));
+            }
+        }
+    }
+
+    /// Checks (or, for the heartbeat, extends) the lease of the job in hand.
+    fn watch_lease(&mut self, extend: bool, ctx: &mut Context<Self>) {
+        let Some(in_hand) = &self.in_hand else { return };
+        let (queue, job) = (self.deps.queue.clone(), in_hand.job.clone());
+        let job_id = job.job_id.clone();
+        ctx.spawn(
+            async move {
+                if extend {
+                    queue.extend_lease(&job).await
+                } else {
+                    queue.check_lease(&job).await
+                }
+            }
+            .into_actor(self)
+            .map(move |status, act, _| {
+                // The answer may come after the job ended; it concerns that job only.
+                if act.in_hand.as_ref().map(|h| &h.job.job_id) != Some(&job_id) {
+                    return;
+                }
+                match status {
+                    Ok(LeaseStatus::Held) => {}
+                    Ok(LeaseStatus::HeldCancelRequested) => act.cancel_in_hand(CancelReason::Requested),
+                    Ok(LeaseStatus::Lost) => act.cancel_in_hand(CancelReason::LeaseLost),
+                    Err(err) => log::warn!("lease check failed: {err}"),
+                }
+            }),
+        );
+    }
+}
+
+impl Actor for DocumentWorker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        log::info!("worker {} started", self.id);
+        let heartbeat = self.deps.config.document_queue.heartbeat();
+        ctx.run_interval(heartbeat, |act, ctx| act.watch_lease(true, ctx));
+        ctx.run_interval(CANCEL_POLL, |act, ctx| act.watch_lease(false, ctx));
+        ctx.notify(ClaimNext);
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        log::info!("worker {} stopped after {} jobs", self.id, self.jobs_done);
+        self.supervisor.do_send(WorkerStopped { n: self.n, worker_id: self.id.clone() });
+    }
+}
+
+impl Handler<ClaimNext> for DocumentWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: ClaimNext, ctx: &mut Self::Context) {
+        if self.stopping {
+            ctx.stop();
+            return;
+        }
+        self.claiming = true;
+        let (queue, worker_id, connection) = (self.deps.queue.clone(), self.id.clone(), self.connection.take());
+        let claim = async move {
+            let mut connection = match connection {
+                Some(connection) => connection,
+                None => queue.dedicated_connection().await?,
+            };
+            let claimed = queue.claim(&mut connection, &worker_id).await?;
+            if claimed.is_none() {
+                queue.wait_for_work(&mut connection, IDLE_WAIT).await?;
+            }
+            Ok::<_, QueueError>((connection, claimed))
+        };
+        ctx.spawn(claim.into_actor(self).map(|claimed, act, ctx| {
+            act.claiming = false;
+            match claimed {
+                Ok((connection, job)) => {
+                    act.connection = Some(connection);
+                    match job {
+                        Some(job) if act.stopping => {
+                            let queue = act.deps.queue.clone();
+                            ctx.spawn(
+                                async move { queue.release(&job).await }
+                                    .into_actor(act)
+                                    .map(|_, _, ctx| ctx.stop()),
+                            );
+                        }
+                        Some(job) => act.start_job(job, ctx),
+                        None => ctx.notify(ClaimNext),
+                    }
+                }
+                Err(err) => {
+                    log::warn!("{}: claim failed: {err}", act.id);
+                    act.connection = None;
+                    ctx.notify_later(ClaimNext, REDIS_RETRY);
+                }
+            }
+        }));
+    }
+}
+
+impl Handler<Stop> for DocumentWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Self::Context) {
+        self.stopping = true;
+        if self.in_hand.is_none() && !self.claiming {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<HandBack> for DocumentWorker {
+    type Result = ();
+
+    fn handle(&mut self, _: HandBack, _: &mut Self::Context) {
+        self.stopping = true;
+        self.cancel_in_hand(CancelReason::Shutdown);
+    }
+}

@@ -1,0 +1,48 @@
+//! The rollback switch (`processing.mode = "inline"`): process a document inside the
+//! upload request with the same Processor, as before the queue existed.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::processor::{JobContext, ProcessError, Processor};
+use crate::db::models::{Document, QueueStatus};
+use crate::db::{documents, Db, DbError};
+
+pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: Document) -> Result<(), DbError> {
+    let worker_id = format!("{}:inline", super::worker_id(0));
+    let (doc_id, job_id) = (document.id.clone(), document.job_id.clone());
+    let (id, job) = (doc_id.clone(), job_id.clone());
+    let Some(document) = db
+        .run(move |conn| {
+            if documents::mark_processing(conn, &id, &job, &worker_id, 1)? {
+                documents::find(conn, &id)
+            } else {
+                Ok(None)
+            }
+        })
+        .await?
+    else {
+        return Ok(());
+    };
+    let (_cancel, never_cancelled) = watch::channel(None);
+    let context = JobContext::new(document, 1, Arc::new(|_| {}), never_cancelled);
+    let outcome = match tokio::spawn(processor.process(context)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(ProcessError::Transient("the processor crashed".into())),
+    };
+    db.run(move |conn| {
+        match outcome {
+            Ok(processed) => documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count)?,
+            Err(err) => documents::mark_finished_unsuccessfully(
+                conn,
+                &doc_id,
+                &job_id,
+                QueueStatus::Failed,
+                Some(&err.to_string()),
+            )?,
+        };
+        Ok(())
+    })
+    .await
+}

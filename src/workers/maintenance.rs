@@ -1,0 +1,110 @@
+//! The queue's upkeep, run on timers by the Supervisor: rescue stalled jobs, promote
+//! due retries, trim finished jobs, and reconcile the database with Redis.
+
+use std::time::Duration;
+
+use super::WorkerDeps;
+use crate::db::documents;
+use crate::db::models::QueueStatus;
+use crate::queue::{NewJob, QueueError};
+
+/// A job finished in Redis but not yet in the row is left this long for its worker
+/// to write the row before the reconciler sends it round again.
+const FINISH_WRITE_GRACE_MS: i64 = 60_000;
+const RECONCILE_PAGE: i64 = 500;
+
+/// Returns jobs whose lease expired to the queue (or ends them), and tells the rows.
+pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
+    let rescued = deps.queue.rescue_stalled().await?;
+    for job in &rescued {
+        log::warn!("job {} stalled ({} times): {}", job.job_id, job.stalls, job.outcome);
+        let (doc_id, job_id, outcome, stalls) =
+            (job.document_id.clone(), job.job_id.clone(), job.outcome.clone(), job.stalls);
+        let result = deps
+            .db
+            .run(move |conn| match outcome.as_str() {
+                "waiting" => documents::mark_requeued(
+                    conn,
+                    &doc_id,
+                    &job_id,
+                    Some("its worker stopped responding; queued again"),
+                ),
+                "cancelled" => {
+                    documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Cancelled, None)
+                }
+                _ => documents::mark_finished_unsuccessfully(
+                    conn,
+                    &doc_id,
+                    &job_id,
+                    QueueStatus::Failed,
+                    Some(&format!("the job stalled {stalls} times (its worker stopped responding)")),
+                ),
+            })
+            .await;
+        if let Err(err) = result {
+            log::error!("rescued job {} not saved in the database: {err}", job.job_id);
+        }
+    }
+    Ok(rescued.len())
+}
+
+pub async fn promote_delayed(deps: &WorkerDeps) -> Result<u64, QueueError> {
+    deps.queue.promote_delayed().await
+}
+
+pub async fn apply_retention(deps: &WorkerDeps) -> Result<usize, QueueError> {
+    deps.queue.apply_retention().await
+}
+
+/// Every document the database says is unfinished gets a live job in Redis: after a
+/// Redis restart that lost everything, nothing is lost. Returns how many were enqueued.
+pub async fn reconcile(deps: &WorkerDeps) -> Result<usize, String> {
+    // One process at a time is enough; the others skip this round.
+    let lock_ttl = Duration::from_secs(10);
+    if !deps.queue.try_lock("reconcile", lock_ttl).await.map_err(|e| e.to_string())? {
+        return Ok(0);
+    }
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let mut after: Option<String> = None;
+    let mut enqueued = 0;
+    loop {
+        let cursor = after.clone();
+        let page = deps
+            .db
+            .run(move |conn| documents::list_unfinished(conn, cursor.as_deref(), RECONCILE_PAGE))
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        let job_ids: Vec<String> = page.iter().map(|d| d.job_id.clone()).collect();
+        let states = deps.queue.job_states(&job_ids).await.map_err(|e| e.to_string())?;
+        let lost: Vec<NewJob> = page
+            .iter()
+            .zip(states)
+            .filter(|(_, state)| match state {
+                None => true,
+                Some((state, finished_at)) => {
+                    matches!(state.as_str(), "completed" | "failed" | "cancelled")
+                        && now_ms - finished_at > FINISH_WRITE_GRACE_MS
+                }
+            })
+            .map(|(doc, _)| NewJob {
+                job_id: doc.job_id.clone(),
+                document_id: doc.id.clone(),
+                user_id: doc.user_id.clone(),
+                priority: doc.queue_priority,
+                content_type: doc.content_type.clone(),
+                size_bytes: doc.size_bytes,
+            })
+            .collect();
+        if !lost.is_empty() {
+            log::warn!("reconciler: {} unfinished documents had no live job; enqueuing them", lost.len());
+            deps.queue.enqueue(&lost).await.map_err(|e| e.to_string())?;
+            enqueued += lost.len();
+        }
+        if (job_ids.len() as i64) < RECONCILE_PAGE {
+            break;
+        }
+    }
+    Ok(enqueued)
+}

@@ -1,0 +1,34 @@
+//! The worker side: a `Supervisor` actor owns a pool of `DocumentWorker` actors that
+//! claim jobs from the queue and run them through a `Processor`, plus the maintenance
+//! timers that keep the queue healthy.
+
+pub mod document_worker;
+pub mod inline;
+pub mod maintenance;
+pub mod processor;
+pub mod run_job;
+pub mod supervisor;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::queue::Queue;
+
+pub use processor::{JobContext, Processed, ProcessError, Processor, Stage};
+pub use supervisor::Supervisor;
+
+/// What every worker needs, shared by the pool.
+#[derive(Clone)]
+pub struct WorkerDeps {
+    pub queue: Queue,
+    pub db: Db,
+    pub processor: Arc<dyn Processor>,
+    pub config: Arc<Config>,
+}
+
+/// `host:pid:n`, unique per worker actor across machines and restarts.
+pub fn worker_id(n: usize) -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}:{}:{n}", std::process::id())
+}

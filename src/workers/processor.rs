@@ -1,0 +1,116 @@
+//! The contract between a worker and the work: a `Processor` gets the document, a
+//! progress callback and a cancellation check, and says how it went. The real
+//! pipeline (`processing::Pipeline`) is one; tests plug in others.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::db::models::Document;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The steps of processing a document, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Extracting,
+    Chunking,
+    Embedding,
+    Storing,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Extracting => "extracting",
+            Stage::Chunking => "chunking",
+            Stage::Embedding => "embedding",
+            Stage::Storing => "storing",
+        }
+    }
+}
+
+/// Why a running job was asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    /// The owner or an admin cancelled it.
+    Requested,
+    /// The worker lost its lease: another worker may own the job now.
+    LeaseLost,
+    /// The process is shutting down and the grace period is over.
+    Shutdown,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProcessError {
+    /// Worth another try (a timeout, an unreachable service).
+    #[error("{0}")]
+    Transient(String),
+    /// Will never succeed (unreadable or unsupported content); the message is for the user.
+    #[error("{0}")]
+    Permanent(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub chunk_count: i32,
+}
+
+/// A progress update: overall percentage (0–100) within a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProgressUpdate {
+    pub stage: Stage,
+    pub percent: u8,
+}
+
+pub type ProgressFn = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
+
+/// What a processor receives for one job.
+#[derive(Clone)]
+pub struct JobContext {
+    pub document: Document,
+    pub attempt: u32,
+    progress: ProgressFn,
+    cancel: watch::Receiver<Option<CancelReason>>,
+}
+
+impl JobContext {
+    pub fn new(
+        document: Document,
+        attempt: u32,
+        progress: ProgressFn,
+        cancel: watch::Receiver<Option<CancelReason>>,
+    ) -> JobContext {
+        JobContext { document, attempt, progress, cancel }
+    }
+
+    /// Reports progress; callable from any thread, cheap (updates are coalesced later).
+    pub fn on_progress(&self, stage: Stage, percent: u8) {
+        (self.progress)(ProgressUpdate { stage, percent: percent.min(100) });
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.borrow().is_some()
+    }
+
+    /// A check to hand to blocking code (extraction, embedding loops).
+    pub fn cancel_check(&self) -> impl Fn() -> bool + Send + Sync + 'static {
+        let cancel = self.cancel.clone();
+        move || cancel.borrow().is_some()
+    }
+
+    /// The progress callback, to hand to blocking code.
+    pub fn progress_fn(&self) -> ProgressFn {
+        self.progress.clone()
+    }
+}
+
+pub trait Processor: Send + Sync + 'static {
+    fn process(&self, ctx: JobContext) -> BoxFuture<Result<Processed, ProcessError>>;
+}

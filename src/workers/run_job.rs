@@ -1,0 +1,210 @@
+//! Running one claimed job from start to end: mark the row, run the processor under
+//! watch (cancel, lease loss, timeout, panic), then settle the outcome in Redis first
+//! (where the lock token is checked) and in the database second.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::processor::{CancelReason, JobContext, ProcessError, Processed};
+use super::WorkerDeps;
+use crate::db::documents;
+use crate::db::models::QueueStatus;
+use crate::progress::pump::spawn_pump;
+use crate::queue::{ClaimedJob, FinishState, RetryDecision};
+
+/// How long a processor that ignores its cancellation check gets before it is dropped.
+const CANCEL_GRACE: Duration = Duration::from_millis(800);
+
+pub async fn run_job(
+    deps: WorkerDeps,
+    worker_id: String,
+    job: ClaimedJob,
+    cancel: watch::Receiver<Option<CancelReason>>,
+) {
+    let (doc_id, job_id, attempts) = (job.document_id.clone(), job.job_id.clone(), job.attempts as i32);
+    let started = deps
+        .db
+        .run(move |conn| {
+            if documents::mark_processing(conn, &doc_id, &job_id, &worker_id, attempts)? {
+                documents::find(conn, &doc_id)
+            } else {
+                Ok(None)
+            }
+        })
+        .await;
+    let document = match started {
+        Ok(Some(document)) => document,
+        Ok(None) => {
+            // Deleted or cancelled while it waited: nothing to do.
+            log::info!("job {} dropped: its document is gone or finished", job.job_id);
+            let _ = deps.queue.finish(&job, FinishState::Cancelled, "the document no longer exists").await;
+            return;
+        }
+        Err(err) => {
+            log::warn!("job {}: database unavailable at start: {err}", job.job_id);
+            let outcome = Outcome::Failed(ProcessError::Transient("the database was unavailable".into()));
+            settle(&deps, &job, outcome).await;
+            return;
+        }
+    };
+
+    let (progress, pump) = {
+        let (db, queue) = (deps.db.clone(), deps.queue.clone());
+        let (doc_id, job_id) = (job.document_id.clone(), job.job_id.clone());
+        spawn_pump(deps.config.progress.max_events_per_sec, move |update| {
+            let (db, queue, doc_id, job_id) = (db.clone(), queue.clone(), doc_id.clone(), job_id.clone());
+            async move {
+                let stage = update.stage.as_str();
+                let percent = i32::from(update.percent);
+                let _ = queue.record_progress(&job_id, percent, stage).await;
+                let written = db
+                    .run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage))
+                    .await;
+                if let Err(err) = written {
+                    log::warn!("progress not saved: {err}");
+                }
+            }
+        })
+    };
+    let context = JobContext::new(document, job.attempts, progress, cancel.clone());
+    let outcome = supervise(&deps, context, cancel).await;
+    let _ = pump.await;
+    settle(&deps, &job, outcome).await;
+}
+
+/// Runs the processor in a task of its own, so a panic is caught and a hung or
+/// cancelled processor can be dropped.
+async fn supervise(
+    deps: &WorkerDeps,
+    context: JobContext,
+    cancel: watch::Receiver<Option<CancelReason>>,
+) -> Outcome {
+    let timeout = deps.config.document_queue.job_timeout();
+    let mut task = tokio::spawn(deps.processor.process(context));
+    let mut cancel_requested = cancel.clone();
+    let joined = tokio::select! {
+        joined = &mut task => joined,
+        _ = cancel_requested.wait_for(|reason| reason.is_some()) => {
+            match tokio::time::timeout(CANCEL_GRACE, &mut task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    task.abort();
+                    return Outcome::Cancelled(cancel.borrow().unwrap_or(CancelReason::Requested));
+                }
+            }
+        }
+        _ = tokio::time::sleep(timeout) => {
+            task.abort();
+            return Outcome::Failed(ProcessError::Transient(format!(
+                "processing took longer than {} s and was stopped",
+                timeout.as_secs()
+            )));
+        }
+    };
+    let outcome = match joined {
+        Ok(outcome) => outcome,
+        Err(err) if err.is_panic() => {
+            let panic = err.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::error!("processor panicked: {message}");
+            Err(ProcessError::Transient(format!("the processor crashed: {message}")))
+        }
+        Err(_) => Err(ProcessError::Cancelled),
+    };
+
+    let reason = *cancel.borrow();
+    match (outcome, reason) {
+        (Ok(processed), _) => Outcome::Done(processed),
+        // Whatever a cancelled processor returns, it stopped because it was told to.
+        (Err(_), Some(reason)) => Outcome::Cancelled(reason),
+        (Err(ProcessError::Cancelled), None) => {
+            Outcome::Failed(ProcessError::Transient("the processor stopped without a reason".into()))
+        }
+        (Err(err), None) => Outcome::Failed(err),
+    }
+}
+
+/// How a run ended, as the worker settles it.
+enum Outcome {
+    Done(Processed),
+    Failed(ProcessError),
+    Cancelled(CancelReason),
+}
+
+/// Records the outcome: Redis first (the lock token decides whether this worker may
+/// still speak for the job), then the row.
+async fn settle(deps: &WorkerDeps, job: &ClaimedJob, outcome: Outcome) {
+    let queue = &deps.queue;
+    let row_update: Option<RowUpdate> = match outcome {
+        Outcome::Done(processed) => match queue.finish(job, FinishState::Completed, "").await {
+            Ok(true) => Some(RowUpdate::Completed(processed.chunk_count)),
+            Ok(false) => None,
+            Err(err) => {
+                // The work is done and stored; the row says so even if Redis is away.
+                log::warn!("job {}: completion not recorded in Redis: {err}", job.job_id);
+                Some(RowUpdate::Completed(processed.chunk_count))
+            }
+        },
+        Outcome::Failed(ProcessError::Permanent(reason)) => match queue.finish(job, FinishState::Failed, &reason).await {
+            Ok(false) => None,
+            _ => Some(RowUpdate::Ended(QueueStatus::Failed, Some(reason))),
+        },
+        Outcome::Failed(ProcessError::Transient(reason)) => match queue.retry_or_fail(job, &reason).await {
+            Ok(RetryDecision::Retrying { delay_ms, failures }) => {
+                log::info!("job {} failed ({reason}); retry {failures} in {delay_ms} ms", job.job_id);
+                Some(RowUpdate::Requeued(Some(reason)))
+            }
+            Ok(RetryDecision::Failed { failures }) => Some(RowUpdate::Ended(
+                QueueStatus::Failed,
+                Some(format!("{reason} (gave up after {failures} failed attempts)")),
+            )),
+            Ok(RetryDecision::LeaseLost) => None,
+            // Redis is away: the row stays queued and the reconciler enqueues it again.
+            Err(_) => Some(RowUpdate::Requeued(Some(reason))),
+        },
+        Outcome::Failed(ProcessError::Cancelled) | Outcome::Cancelled(CancelReason::Requested) => {
+            match queue.finish(job, FinishState::Cancelled, "").await {
+                Ok(false) => None,
+                _ => Some(RowUpdate::Ended(QueueStatus::Cancelled, None)),
+            }
+        }
+        Outcome::Cancelled(CancelReason::LeaseLost) => None,
+        Outcome::Cancelled(CancelReason::Shutdown) => match queue.release(job).await {
+            Ok(false) => None,
+            _ => Some(RowUpdate::Requeued(None)),
+        },
+    };
+    apply_row_update(deps, job, row_update).await;
+}
+
+enum RowUpdate {
+    Completed(i32),
+    Ended(QueueStatus, Option<String>),
+    Requeued(Option<String>),
+}
+
+async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, update: Option<RowUpdate>) {
+    let Some(update) = update else {
+        log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
+        return;
+    };
+    let (doc_id, job_id) = (job.document_id.clone(), job.job_id.clone());
+    let result = deps
+        .db
+        .run(move |conn| match update {
+            RowUpdate::Completed(chunks) => documents::mark_completed(conn, &doc_id, &job_id, chunks),
+            RowUpdate::Ended(status, error) => {
+                documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, status, error.as_deref())
+            }
+            RowUpdate::Requeued(error) => documents::mark_requeued(conn, &doc_id, &job_id, error.as_deref()),
+        })
+        .await;
+    if let Err(err) = result {
+        log::error!("job {}: outcome not saved in the database: {err}", job.job_id);
+    }
+}

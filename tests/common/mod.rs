@@ -1,0 +1,292 @@
+//! Shared test harness: a fresh database (SQLite file or a new PostgreSQL database,
+//! chosen by TEST_DATABASE), a Redis key prefix of the test's own on the real Redis,
+//! a storage directory, and a server started in-process on a free port.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+pub mod processors;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl};
+use docqueue::app::{self, Role, RunningApp};
+use docqueue::auth::{Role as TokenRole, TokenKeys};
+use docqueue::config::{AuthConfig, Config};
+use docqueue::workers::Processor;
+use serde_json::{json, Value};
+
+pub const SECRET: &str = "test-secret-for-docqueue-tests";
+
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
+fn postgres_base_url() -> String {
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn uses_postgres() -> bool {
+    std::env::var("TEST_DATABASE").as_deref() == Ok("postgres")
+}
+
+/// Everything one test owns; removed when dropped.
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub database_url: String,
+    pub redis_url: String,
+    pub redis_prefix: String,
+    postgres_db: Option<String>,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv::with_redis(&redis_url())
+    }
+
+    pub fn with_redis(redis_url: &str) -> TestEnv {
+        let id = ulid::Ulid::generate().to_string().to_lowercase();
+        let dir = std::env::temp_dir().join("docqueue-tests").join(&id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (database_url, postgres_db) = if uses_postgres() {
+            let name = format!("dq_{id}");
+            let base = postgres_base_url();
+            let mut conn = diesel::PgConnection::establish(&base).expect("PostgreSQL for tests");
+            diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).unwrap();
+            let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+            (url, Some(name))
+        } else {
+            (dir.join("docqueue.sqlite3").display().to_string(), None)
+        };
+        TestEnv {
+            dir,
+            database_url,
+            redis_url: redis_url.to_string(),
+            redis_prefix: format!("dqtest:{id}:"),
+            postgres_db,
+        }
+    }
+
+    pub fn storage_root(&self) -> PathBuf {
+        self.dir.join("storage")
+    }
+
+    /// The configuration every test starts from, with `overrides` merged on top
+    /// (a JSON object shaped like config/default.toml).
+    pub fn config(&self, overrides: Value) -> Config {
+        let mut base = json!({
+            "server": { "host": "127.0.0.1", "port": 0, "workers": 2 },
+            "redis": { "url": self.redis_url, "prefix": self.redis_prefix, "pool_size": 8 },
+            "database": { "url": self.database_url, "pool_size": 4 },
+            "storage": { "root": self.storage_root() },
+            "auth": { "jwt_secret": SECRET, "dev_mode": false },
+            "document_queue": {
+                "lease_ms": 3000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500,
+                "backoff_base_ms": 200, "backoff_max_ms": 2000, "shutdown_grace_secs": 10
+            },
+        });
+        merge(&mut base, overrides);
+        Config::from_overrides(base).expect("test configuration")
+    }
+
+    /// The same configuration as environment variables, for a server run as a process.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            ("REDIS_URL".into(), self.redis_url.clone()),
+            ("DOCQUEUE_REDIS__PREFIX".into(), self.redis_prefix.clone()),
+            ("DOCQUEUE_STORAGE__ROOT".into(), self.storage_root().display().to_string()),
+            ("DOCQUEUE_AUTH__JWT_SECRET".into(), SECRET.into()),
+            ("DOCQUEUE_AUTH__DEV_MODE".into(), "false".into()),
+            ("DOCQUEUE_SERVER__HOST".into(), "127.0.0.1".into()),
+            ("DOCQUEUE_DOCUMENT_QUEUE__LEASE_MS".into(), "3000".into()),
+            ("DOCQUEUE_DOCUMENT_QUEUE__HEARTBEAT_MS".into(), "1000".into()),
+            ("DOCQUEUE_DOCUMENT_QUEUE__MAINTENANCE_INTERVAL_MS".into(), "500".into()),
+        ]
+    }
+
+    pub fn redis(&self) -> redis::Connection {
+        redis::Client::open(self.redis_url.as_str()).unwrap().get_connection().unwrap()
+    }
+
+    /// Files under the storage root (uploaded and staging), to check nothing is left behind.
+    pub fn stored_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.storage_root(), &mut out);
+        out
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Ok(mut conn) = redis::Client::open(self.redis_url.as_str()).and_then(|c| c.get_connection()) {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}*", self.redis_prefix))
+                .query(&mut conn)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+            }
+        }
+        if let Some(name) = &self.postgres_db {
+            if let Ok(mut conn) = diesel::PgConnection::establish(&postgres_base_url()) {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn);
+            }
+        }
+    }
+}
+
+fn merge(base: &mut Value, overrides: Value) {
+    match (base, overrides) {
+        (Value::Object(base), Value::Object(overrides)) => {
+            for (key, value) in overrides {
+                merge(base.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (slot, value) => *slot = value,
+    }
+}
+
+pub fn token(user: &str) -> String {
+    keys().issue(user, TokenRole::User, Duration::from_secs(3600)).unwrap()
+}
+
+pub fn admin_token(user: &str) -> String {
+    keys().issue(user, TokenRole::Admin, Duration::from_secs(3600)).unwrap()
+}
+
+fn keys() -> TokenKeys {
+    TokenKeys::from_config(&AuthConfig { jwt_secret: SECRET.into(), dev_mode: false }).unwrap()
+}
+
+/// A server started in-process by the test.
+pub struct TestServer {
+    pub app: Option<RunningApp>,
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    pub async fn start(config: Config, role: Role) -> TestServer {
+        let app = app::start(config, role).await.expect("server starts");
+        TestServer::from_app(app)
+    }
+
+    pub async fn start_with(config: Config, role: Role, processor: Arc<dyn Processor>) -> TestServer {
+        let app = app::start_with_processor(Arc::new(config), role, processor)
+            .await
+            .expect("server starts");
+        TestServer::from_app(app)
+    }
+
+    fn from_app(app: RunningApp) -> TestServer {
+        // reqwest is built without a bundled TLS provider (see STACK.md).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let base = app.http_addr.map(|a| format!("http://{a}")).unwrap_or_default();
+        TestServer { app: Some(app), base, client: reqwest::Client::new() }
+    }
+
+    pub fn app(&self) -> &RunningApp {
+        self.app.as_ref().unwrap()
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn upload(&self, token: &str, files: &[(&str, Vec<u8>)], priority: Option<i32>) -> reqwest::Response {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            form = form.part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.to_string()));
+        }
+        if let Some(priority) = priority {
+            form = form.text("priority", priority.to_string());
+        }
+        self.client
+            .post(self.url("/api/documents/upload"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads one file and returns its document JSON from the 202 answer.
+    pub async fn upload_one(&self, token: &str, name: &str, bytes: Vec<u8>) -> Value {
+        let response = self.upload(token, &[(name, bytes)], None).await;
+        assert_eq!(response.status(), 202, "upload of {name}");
+        let body: Value = response.json().await.unwrap();
+        body["documents"][0].clone()
+    }
+
+    pub async fn get_json(&self, token: &str, path: &str) -> (u16, Value) {
+        let response = self.client.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn document(&self, token: &str, id: &str) -> Value {
+        let (status, body) = self.get_json(token, &format!("/api/documents/{id}")).await;
+        assert_eq!(status, 200, "GET document {id}: {body}");
+        body
+    }
+
+    /// Polls the document until `done` holds; panics with the last state after `limit`.
+    pub async fn wait_for(&self, token: &str, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let doc = self.document(token, id).await;
+            if done(&doc) {
+                return doc;
+            }
+            if start.elapsed() > limit {
+                panic!("document {id} did not reach the expected state; last: {doc}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
+        self.wait_for(token, id, Duration::from_secs(60), |d| d["queue_status"] == status).await
+    }
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name))
+        .unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+/// Polls `check` until it returns Some, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

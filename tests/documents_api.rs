@@ -1,0 +1,241 @@
+//! The upload and document API over real HTTP: uploads of real files, type sniffing,
+//! size limits, filename sanitising, listing, and isolation between users.
+
+mod common;
+
+use common::{token, TestEnv, TestServer};
+use docqueue::app::Role;
+use serde_json::{json, Value};
+
+async fn api_server(env: &TestEnv, overrides: Value) -> TestServer {
+    TestServer::start(env.config(overrides), Role::Api).await
+}
+
+#[actix_web::test]
+async fn real_documents_upload_as_queued_rows() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let alice = token("alice");
+    let cases = [
+        ("debian-reference-excerpt.pdf", "application/pdf"),
+        ("python-docx-blk-paras-and-tables.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        ("python-tutorial-errors.html", "text/html"),
+        ("text-splitter-README.md", "text/markdown"),
+        ("debian-reference-fr-excerpt.latin1.txt", "text/plain"),
+        ("rio-noheader.csv", "text/csv"),
+    ];
+    for (name, content_type) in cases {
+        let bytes = common::fixture(name);
+        let uploaded = server.upload_one(&alice, name, bytes.clone()).await;
+        assert_eq!(uploaded["filename"], name);
+        assert_eq!(uploaded["content_type"], content_type, "{name}");
+        assert_eq!(uploaded["size_bytes"], bytes.len());
+        assert_eq!(uploaded["queue_status"], "queued");
+        assert!(uploaded["job_id"].as_str().is_some_and(|j| j.len() == 26));
+        assert!(uploaded["queue_position"].as_u64().is_some_and(|p| p >= 1), "{uploaded}");
+
+        let row = server.document(&alice, uploaded["id"].as_str().unwrap()).await;
+        assert_eq!(row["queue_status"], "queued");
+        assert_eq!(row["job_id"], uploaded["job_id"]);
+        assert_eq!(row["sha256"].as_str().unwrap().len(), 64);
+    }
+    let (status, listed) = server.get_json(&alice, "/api/documents").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["documents"].as_array().unwrap().len(), cases.len());
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn stored_file_matches_the_upload_and_its_hash() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let bytes = common::fixture("debian-reference-excerpt.pdf");
+    let uploaded = server.upload_one(&token("alice"), "ref.pdf", bytes.clone()).await;
+    let files = env.stored_files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+    use sha2::Digest;
+    assert_eq!(uploaded["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn over_limit_upload_is_413_and_leaves_no_file() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({ "storage": { "max_upload_bytes": 100_000 } })).await;
+    let response = server.upload(&token("alice"), &[("big.txt", vec![b'a'; 300_000])], None).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    assert!(env.stored_files().is_empty(), "left behind: {:?}", env.stored_files());
+    let (_, listed) = server.get_json(&token("alice"), "/api/documents").await;
+    assert_eq!(listed["documents"], json!([]));
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn png_renamed_pdf_is_415_naming_the_detected_type() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
+    png.extend_from_slice(&[0u8; 64]);
+    let response = server.upload(&token("alice"), &[("photo.pdf", png)], None).await;
+    assert_eq!(response.status(), 415);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    assert!(body["error"]["message"].as_str().unwrap().contains("image/png"), "{body}");
+    assert!(env.stored_files().is_empty());
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn one_bad_file_fails_the_whole_request_with_nothing_stored() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let files = [
+        ("good.md", b"# Title\n\nSome text.\n".to_vec()),
+        ("bad.pdf", vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R']),
+    ];
+    let response = server.upload(&token("alice"), &files, None).await;
+    assert_eq!(response.status(), 415);
+    assert!(env.stored_files().is_empty());
+    let (_, listed) = server.get_json(&token("alice"), "/api/documents").await;
+    assert_eq!(listed["documents"], json!([]));
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn several_files_in_one_request_each_get_a_document() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let files = [("a.md", b"# A\n\nalpha\n".to_vec()), ("b.txt", b"beta text".to_vec())];
+    let response = server.upload(&token("alice"), &files, Some(5)).await;
+    assert_eq!(response.status(), 202);
+    let body: Value = response.json().await.unwrap();
+    let docs = body["documents"].as_array().unwrap();
+    assert_eq!(docs.len(), 2);
+    assert_ne!(docs[0]["id"], docs[1]["id"]);
+    let positions: Vec<u64> = docs.iter().map(|d| d["queue_position"].as_u64().unwrap()).collect();
+    assert_eq!(positions, vec![1, 2]);
+    let row = server.document(&token("alice"), docs[0]["id"].as_str().unwrap()).await;
+    assert_eq!(row["queue_priority"], 5);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn hostile_filename_is_stored_safely() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let uploaded = server
+        .upload_one(&token("alice"), "../../etc/passwd\u{7}.pdf", common::fixture("debian-reference-excerpt.pdf"))
+        .await;
+    assert_eq!(uploaded["filename"], "passwd.pdf");
+    let files = env.stored_files();
+    assert_eq!(files.len(), 1);
+    assert!(files[0].starts_with(env.storage_root()), "{files:?}");
+    assert!(!files[0].to_string_lossy().contains("passwd"));
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn another_users_document_is_404_on_get_and_delete() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let doc = server.upload_one(&alice, "a.md", b"# A\n\nalpha\n".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+
+    let (status, body) = server.get_json(&bob, &format!("/api/documents/{id}")).await;
+    assert_eq!(status, 404);
+    let (missing_status, missing_body) = server.get_json(&bob, "/api/documents/01JXXXXXXXXXXXXXXXXXXXXXXX").await;
+    assert_eq!((status, &body), (missing_status, &missing_body), "same answer as a missing id");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    let response = server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&bob).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let (_, bobs) = server.get_json(&bob, "/api/documents").await;
+    assert_eq!(bobs["documents"], json!([]));
+    server.document(&alice, id).await;
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn delete_removes_row_and_stored_file() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "a.md", b"# A\n\nalpha\n".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    assert_eq!(env.stored_files().len(), 1);
+    let response = server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert!(env.stored_files().is_empty());
+    let (status, _) = server.get_json(&alice, &format!("/api/documents/{id}")).await;
+    assert_eq!(status, 404);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn list_filters_by_status_and_pages_with_a_cursor() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let alice = token("alice");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let doc = server.upload_one(&alice, &format!("n{i}.txt"), format!("note {i}").into_bytes()).await;
+        ids.push(doc["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/api/documents?limit=2".to_string();
+    loop {
+        let (status, page) = server.get_json(&alice, &path).await;
+        assert_eq!(status, 200);
+        for d in page["documents"].as_array().unwrap() {
+            seen.push(d["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/documents?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, every document once");
+
+    let (_, queued) = server.get_json(&alice, "/api/documents?status=queued").await;
+    assert_eq!(queued["documents"].as_array().unwrap().len(), 5);
+    let (_, completed) = server.get_json(&alice, "/api/documents?status=completed").await;
+    assert_eq!(completed["documents"], json!([]));
+    let (status, body) = server.get_json(&alice, "/api/documents?status=bogus").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "bad_request");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn upload_without_a_file_part_is_400() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let form = reqwest::multipart::Form::new().text("priority", "1");
+    let response = server
+        .client
+        .post(server.url("/api/documents/upload"))
+        .bearer_auth(token("alice"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn unknown_route_answers_json_404() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let (status, body) = server.get_json(&token("alice"), "/api/nothing-here").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "not_found");
+    server.shutdown().await;
+}

@@ -1,0 +1,49 @@
+//! Liveness and readiness probes.
+
+mod common;
+
+use common::{TestEnv, TestServer};
+use docqueue::app::Role;
+use serde_json::{json, Value};
+
+#[actix_web::test]
+async fn healthz_and_readyz_answer_when_everything_is_up() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let health = server.client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = server.client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"], json!({ "database": "ok", "redis": "ok" }));
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn readyz_is_503_naming_redis_when_redis_is_unreachable() {
+    // Port 1 on loopback: nothing listens there.
+    let env = TestEnv::with_redis("redis://127.0.0.1:1/");
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let ready = server.client.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["redis"], "unavailable");
+    assert_eq!(body["checks"]["database"], "ok");
+    assert!(body["error"]["message"].as_str().unwrap().contains("redis"), "{body}");
+    let health = server.client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn upload_is_accepted_and_kept_queued_while_redis_is_unreachable() {
+    let env = TestEnv::with_redis("redis://127.0.0.1:1/");
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let alice = common::token("alice");
+    let doc = server.upload_one(&alice, "note.md", b"# Note\n\ntext\n".to_vec()).await;
+    assert_eq!(doc["queue_status"], "queued");
+    assert_eq!(doc["queue_position"], Value::Null);
+    let row = server.document(&alice, doc["id"].as_str().unwrap()).await;
+    assert_eq!(row["queue_status"], "queued");
+    server.shutdown().await;
+}
