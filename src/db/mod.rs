@@ -158,10 +158,13 @@ impl Db {
                     pg.batch_execute("SELECT pg_advisory_unlock(7262551)")?;
                     result?
                 }
-                DbConnection::Sqlite(sqlite) => sqlite
-                    .run_pending_migrations(SQLITE_MIGRATIONS)
-                    .map(|v| v.len())
-                    .map_err(|e| DbError::Migration(e.to_string()))?,
+                // An exclusive transaction makes a second process wait, then find nothing to do.
+                DbConnection::Sqlite(sqlite) => sqlite.exclusive_transaction(|sqlite| {
+                    sqlite
+                        .run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|v| v.len())
+                        .map_err(|e| DbError::Migration(e.to_string()))
+                })?,
             };
             documents::backfill_job_ids(conn)?;
             Ok(applied)

@@ -467,6 +467,12 @@ impl Queue {
         Ok(conn.hgetall(self.keys.stats()).await?)
     }
 
+    pub async fn unlock(&self, task: &str) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn.del(self.keys.lock(task)).await?;
+        Ok(())
+    }
+
     /// Takes a short exclusive lock so one process at a time runs `task`.
     pub async fn try_lock(&self, task: &str, ttl: Duration) -> Result<bool, QueueError> {
         let mut conn = self.connection().await?;

@@ -64,6 +64,12 @@ pub async fn reconcile(deps: &WorkerDeps) -> Result<usize, String> {
     if !deps.queue.try_lock("reconcile", lock_ttl).await.map_err(|e| e.to_string())? {
         return Ok(0);
     }
+    let result = reconcile_pages(deps).await;
+    let _ = deps.queue.unlock("reconcile").await;
+    result
+}
+
+async fn reconcile_pages(deps: &WorkerDeps) -> Result<usize, String> {
     let now_ms = chrono::Utc::now().timestamp_millis();
     let mut after: Option<String> = None;
     let mut enqueued = 0;

@@ -29,7 +29,7 @@ pub enum Behaviour {
 pub struct ScriptedProcessor {
     pub started: Arc<Mutex<Vec<(String, String, Instant)>>>,
     pub finished: Arc<AtomicUsize>,
-    attempts: Arc<Mutex<HashMap<String, u32>>>,
+    pub attempts: Arc<Mutex<HashMap<String, u32>>>,
     pub quick_step_ms: u64,
     pub slow_steps: u32,
 }

@@ -1,0 +1,82 @@
+//! Cancelling: a queued job at once, a running one within a second; a finished one is
+//! a conflict; another user's is not found.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::processors::ScriptedProcessor;
+use common::{admin_token, token, TestEnv, TestServer};
+use docqueue::app::Role;
+use serde_json::{json, Value};
+
+async fn cancel(server: &TestServer, user_token: &str, id: &str) -> (u16, Value) {
+    let response = server
+        .client
+        .delete(server.url(&format!("/api/documents/cancel/{id}")))
+        .bearer_auth(user_token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[actix_web::test]
+async fn a_queued_job_is_cancelled_at_once_and_never_runs() {
+    let env = TestEnv::new();
+    let processor = ScriptedProcessor::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(processor.clone())).await;
+    let paused = server.client.post(server.url("/api/admin/queue/pause")).bearer_auth(admin_token("ops")).send().await.unwrap();
+    assert_eq!(paused.status(), 200);
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "later.txt", b"later".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let (status, body) = cancel(&server, &alice, id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["queue_status"], "cancelled");
+    server.client.post(server.url("/api/admin/queue/resume")).bearer_auth(admin_token("ops")).send().await.unwrap();
+    let other = server.upload_one(&alice, "other.txt", b"other".to_vec()).await;
+    server.wait_for_status(&alice, other["id"].as_str().unwrap(), "completed").await;
+    assert_eq!(processor.started_names(), vec!["other.txt"]);
+    assert_eq!(server.document(&alice, id).await["queue_status"], "cancelled");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_running_job_stops_within_a_second_and_ends_cancelled() {
+    let env = TestEnv::new();
+    let processor = ScriptedProcessor::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(processor.clone())).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "slow.txt", b"slow".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    server.wait_for_status(&alice, id, "processing").await;
+    let asked = Instant::now();
+    let (status, _) = cancel(&server, &alice, id).await;
+    assert!(status == 200 || status == 202, "{status}");
+    server.wait_for_status(&alice, id, "cancelled").await;
+    let took = asked.elapsed();
+    println!("running job cancelled {} ms after the request", took.as_millis());
+    assert_eq!(processor.finished.load(std::sync::atomic::Ordering::SeqCst), 1, "the processor stopped");
+    // The slow job would run 10 s; it stopped at its next check.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn cancelling_a_finished_job_is_409_and_another_users_is_404() {
+    let env = TestEnv::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(ScriptedProcessor::new())).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "quick.txt", b"quick".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    server.wait_for_status(&alice, id, "completed").await;
+    let (status, body) = cancel(&server, &alice, id).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "conflict");
+    let (status, _) = cancel(&server, &token("mallory"), id).await;
+    assert_eq!(status, 404);
+    server.shutdown().await;
+}

@@ -1,0 +1,156 @@
+//! Crash safety: a worker process killed mid-job, a Redis that lost everything, and a
+//! process stopped by SIGTERM.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::processors::ScriptedProcessor;
+use common::{token, OwnRedis, TestEnv, TestServer};
+use docqueue::app::Role;
+use docqueue::config::Config;
+use docqueue::queue::{ClaimedJob, FinishState};
+use redis::Commands;
+use serde_json::json;
+
+const CHILD_CONFIG: &str = "QUEUE_RECOVERY_CHILD_CONFIG";
+
+/// Not a test: the body of a worker process that the crash test starts and kills.
+#[test]
+#[ignore]
+fn worker_process() {
+    let Ok(config) = std::env::var(CHILD_CONFIG) else { return };
+    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let config = Config::from_overrides(config).unwrap();
+    actix_web::rt::System::new().block_on(async move {
+        let processor = Arc::new(ScriptedProcessor::new());
+        let _app = docqueue::app::start_with_processor(Arc::new(config), Role::Worker, processor).await.unwrap();
+        std::future::pending::<()>().await;
+    });
+}
+
+fn spawn_worker_process(config: &Config) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "worker_process", "--ignored", "--nocapture"])
+        .env(CHILD_CONFIG, serde_json::to_string(config).unwrap())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_job_whose_worker_process_is_killed_completes_in_another_process() {
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let mut child = spawn_worker_process(&config);
+    let api = TestServer::start_with(config.clone(), Role::Api, Arc::new(ScriptedProcessor::new())).await;
+    let alice = token("alice");
+    let doc = api.upload_one(&alice, "slow.txt", b"long job".to_vec()).await;
+    let (id, job_id) = (doc["id"].as_str().unwrap().to_string(), doc["job_id"].as_str().unwrap().to_string());
+    let child_marker = format!(":{}:", child.id());
+    let running = api
+        .wait_for(&alice, &id, Duration::from_secs(30), |d| {
+            d["queue_status"] == "processing" && d["worker_id"].as_str().is_some_and(|w| w.contains(&child_marker))
+        })
+        .await;
+    assert_eq!(running["attempts"], 1);
+    let mut redis = env.redis();
+    let stale_token: String = redis.hget(format!("{}job:{job_id}", env.redis_prefix), "token").unwrap();
+
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_at = Instant::now();
+    let survivor = TestServer::start_with(
+        config,
+        Role::Worker,
+        Arc::new(ScriptedProcessor { slow_steps: 5, ..ScriptedProcessor::new() }),
+    )
+    .await;
+    let restarted = api
+        .wait_for(&alice, &id, Duration::from_secs(30), |d| {
+            d["worker_id"].as_str().is_some_and(|w| w.contains(&format!(":{}:", std::process::id())))
+        })
+        .await;
+    println!("job running again {} ms after SIGKILL", killed_at.elapsed().as_millis());
+    assert_eq!(restarted["attempts"], 2);
+    let done = api.wait_for_status(&alice, &id, "completed").await;
+    assert_eq!(done["attempts"], 2);
+
+    // The killed worker's late completion, with its old token, is refused.
+    let stale = ClaimedJob {
+        job_id: job_id.clone(),
+        document_id: id.clone(),
+        user_id: "alice".into(),
+        token: stale_token,
+        attempts: 1,
+        content_type: "text/plain".into(),
+        size_bytes: 8,
+        enqueued_at_ms: 0,
+        started_at_ms: 0,
+    };
+    let accepted = api.app().queue.finish(&stale, FinishState::Failed, "late and wrong").await.unwrap();
+    assert!(!accepted, "a stale token cannot finish the job");
+    let after = api.document(&alice, &id).await;
+    assert_eq!(after["queue_status"], "completed");
+    assert_eq!(after["error"], serde_json::Value::Null);
+    survivor.shutdown().await;
+    api.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_redis_that_lost_everything_loses_no_document() {
+    let own = OwnRedis::start();
+    let env = TestEnv::with_redis(&own.url);
+    let processor = ScriptedProcessor { quick_step_ms: 100, ..ScriptedProcessor::new() };
+    let config = env.config(json!({ "document_queue": { "concurrency": 3, "reconcile_interval_secs": 1 },
+                                    "storage": { "max_files_per_upload": 20 } }));
+    let server = TestServer::start_with(config, Role::All, Arc::new(processor)).await;
+    let alice = token("alice");
+    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("doc{i}.txt"), vec![b'x'; 10])).collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let response = server.upload(&alice, &refs, None).await;
+    assert_eq!(response.status(), 202);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let ids: Vec<String> = body["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
+    server.wait_for_status(&alice, &ids[0], "processing").await;
+
+    let mut redis = redis::Client::open(own.url.as_str()).unwrap().get_connection().unwrap();
+    let _: () = redis::cmd("FLUSHALL").query(&mut redis).unwrap();
+
+    for id in &ids {
+        server.wait_for_status(&alice, id, "completed").await;
+    }
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn sigterm_drains_the_process_and_exits_zero() {
+    let env = TestEnv::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_docqueue"))
+        .args(["serve", "--role", "all"])
+        .envs(env.env_vars())
+        .env("DOCQUEUE_SERVER__PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    common::eventually(Duration::from_secs(30), "the server to answer", || {
+        let request = client.get(format!("{base}/healthz")).send();
+        async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+    })
+    .await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(common::fixture("debian-reference-excerpt.pdf")).file_name("ref.pdf"),
+    );
+    let response = client.post(format!("{base}/api/documents/upload")).bearer_auth(token("alice")).multipart(form).send().await.unwrap();
+    assert_eq!(response.status(), 202);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}
