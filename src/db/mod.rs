@@ -69,9 +69,9 @@ struct SqlitePragmas {
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         if let DbConnection::Sqlite(conn) = conn {
-            // busy_timeout first: switching to WAL itself needs the lock.
+            // WAL is a property of the file, set once in Db::connect.
             conn.batch_execute(&format!(
-                "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 self.busy_timeout_ms
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
@@ -104,6 +104,14 @@ impl Db {
                             .map_err(|e| DbError::Unavailable(format!("SQLite directory: {e}")))?;
                     }
                 }
+                // Readers and the writer work side by side in WAL mode. Set once, on one
+                // connection, before the pool opens its others (switching needs the lock).
+                let mut first = diesel::SqliteConnection::establish(&path)
+                    .map_err(|e| DbError::Unavailable(format!("SQLite: {e}")))?;
+                first.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL;",
+                    config.sqlite_busy_timeout_ms
+                ))?;
                 path
             }
         };

@@ -3,7 +3,7 @@
 -- delayed or active is left as it is (the reconciler and the upload may race).
 -- Returns each job's queue position (-1 when it is not waiting).
 local now = now_ms()
-local created = {}
+local created = 0
 local ids = {}
 for i = 2, #ARGV, 6 do
   local id, document_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
@@ -21,13 +21,12 @@ for i = 2, #ARGV, 6 do
       'state', 'waiting', 'attempts', 0, 'failures', 0, 'stalls', 0, 'seq', seq,
       'enqueued_at', now)
     add_waiting(id, user, priority, seq)
-    redis.call('HINCRBY', p .. 'stats', 'enqueued', 1)
-    wake_one(id)
+    created = created + 1
   end
   table.insert(ids, id)
 end
-local positions = {}
-for _, id in ipairs(ids) do
-  table.insert(positions, position(id))
+if created > 0 then
+  redis.call('HINCRBY', p .. 'stats', 'enqueued', created)
+  wake(created)
 end
-return positions
+return positions(ids)

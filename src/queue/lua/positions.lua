@@ -1,7 +1,7 @@
 -- Queue positions of several jobs (1 = claimed next, -1 = not waiting).
 -- ARGV: prefix, job ids…
-local out = {}
+local ids = {}
 for i = 2, #ARGV do
-  table.insert(out, position(ARGV[i]))
+  table.insert(ids, ARGV[i])
 end
-return out
+return positions(ids)

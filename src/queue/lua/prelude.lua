@@ -30,10 +30,17 @@ local function remove_waiting(id, user)
   return removed
 end
 
--- Tells one idle worker there is work; the list is capped so it never grows unbounded.
-local function wake_one(id)
-  redis.call('LPUSH', p .. 'wake', id)
-  redis.call('LTRIM', p .. 'wake', 0, 999)
+-- Tells idle workers there is work: one entry per new job, the list capped so it
+-- never grows without bound.
+local function wake(count)
+  local tokens = {}
+  for i = 1, math.min(count, 1000) do
+    tokens[i] = 'w'
+  end
+  if #tokens > 0 then
+    redis.call('LPUSH', p .. 'wake', unpack(tokens))
+    redis.call('LTRIM', p .. 'wake', 0, 999)
+  end
 end
 
 local function finish(id, state, error_text)
@@ -49,34 +56,37 @@ local function finish(id, state, error_text)
   redis.call('HINCRBY', p .. 'stats', state, 1)
 end
 
--- How many claims until this waiting job runs (1 = next). The claim serves the ring's
--- users in turn, one job each, so a job of rank r in its user's queue waits for up to
--- r+1 jobs of each user ahead of its user in the ring and up to r of each user after.
-local function position(id)
-  local jk = p .. 'job:' .. id
-  if redis.call('HGET', jk, 'state') ~= 'waiting' then
-    return -1
+-- How many claims until each waiting job runs (1 = next; -1 = not waiting). The claim
+-- serves the ring's users in turn, one job each, so a job of rank r in its user's queue
+-- waits for up to r+1 jobs of each user ahead of its user in the ring and up to r of
+-- each user after. The ring is read once for all the ids.
+local function positions(ids)
+  local ring = redis.call('LRANGE', p .. 'ring', 0, -1)
+  local sizes, order = {}, {}
+  for i, user in ipairs(ring) do
+    sizes[i] = redis.call('ZCARD', p .. 'waiting:' .. user)
+    order[user] = i
   end
-  local user = redis.call('HGET', jk, 'user_id')
-  local rank = redis.call('ZRANK', p .. 'waiting:' .. user, id)
-  if not rank then
-    return -1
-  end
-  local pos = rank + 1
-  local ahead = true
-  for _, other in ipairs(redis.call('LRANGE', p .. 'ring', 0, -1)) do
-    if other == user then
-      ahead = false
+  local out = {}
+  for _, id in ipairs(ids) do
+    local f = redis.call('HMGET', p .. 'job:' .. id, 'state', 'user_id')
+    local rank = f[1] == 'waiting' and redis.call('ZRANK', p .. 'waiting:' .. f[2], id)
+    local mine = rank and order[f[2]]
+    if not mine then
+      table.insert(out, -1)
     else
-      local n = redis.call('ZCARD', p .. 'waiting:' .. other)
-      if ahead then
-        pos = pos + math.min(n, rank + 1)
-      else
-        pos = pos + math.min(n, rank)
+      local pos = rank + 1
+      for i, n in ipairs(sizes) do
+        if i < mine then
+          pos = pos + math.min(n, rank + 1)
+        elseif i > mine then
+          pos = pos + math.min(n, rank)
+        end
       end
+      table.insert(out, pos)
     end
   end
-  return pos
+  return out
 end
 
 local function job_fields(id)

@@ -9,7 +9,7 @@ for _, id in ipairs(due) do
     redis.call('HSET', jk, 'state', 'waiting')
     redis.call('HDEL', jk, 'retry_at')
     add_waiting(id, f[1], f[2], f[3])
-    wake_one(id)
+    wake(1)
   end
 end
 return #due

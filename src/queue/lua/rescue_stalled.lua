@@ -23,7 +23,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', p .. 'active', '-inf', now, 'LIM
       redis.call('HSET', jk, 'state', 'waiting')
       redis.call('HDEL', jk, 'token', 'lease_until')
       add_waiting(id, f[2], f[3], f[4])
-      wake_one(id)
+      wake(1)
     end
     table.insert(out, id)
     table.insert(out, f[1])

@@ -1,0 +1,398 @@
+//! Queue figures, one JSON line each: enqueue rate (single and batched), no-op
+//! throughput at concurrency 5 and 50 (the queue alone, and the whole worker pool with
+//! database rows), enqueue→start and enqueue→completed latency at a steady 200 jobs/s,
+//! seconds from SIGKILL of a worker process to its job running again, and that worker
+//! process's RSS. Run through `scripts/bench.sh queue`, which starts a Redis of its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use docqueue::config::Config;
+use docqueue::db::models::{now, NewDocument};
+use docqueue::db::{documents, Db};
+use docqueue::queue::{FinishState, NewJob, Queue};
+use docqueue::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor};
+use serde_json::json;
+
+const CHILD: &str = "QUEUE_BENCH_CHILD_CONFIG";
+
+fn main() {
+    if let Ok(config) = std::env::var(CHILD) {
+        run_child_worker(&config);
+        return;
+    }
+    let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    actix_web::rt::System::new().block_on(async move {
+        enqueue_rates(&redis_url).await;
+        for concurrency in [5, 50] {
+            queue_throughput(&redis_url, concurrency).await;
+        }
+        for concurrency in [5, 50] {
+            pool_throughput(&redis_url, concurrency).await;
+        }
+        steady_latency(&redis_url).await;
+        kill_recovery(&redis_url).await;
+    });
+}
+
+fn figure(name: &str, value: f64, unit: &str, extra: serde_json::Value) {
+    let mut line = json!({ "bench": "queue", "figure": name, "value": (value * 100.0).round() / 100.0, "unit": unit });
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        line.extend(extra.clone());
+    }
+    println!("{line}");
+}
+
+fn bench_config(redis_url: &str, overrides: serde_json::Value) -> Config {
+    let id = ulid::Ulid::generate().to_string().to_lowercase();
+    let dir = std::env::temp_dir().join("docqueue-bench").join(&id);
+    let mut base = json!({
+        "redis": { "url": redis_url, "prefix": format!("bench:{id}:"), "pool_size": 64 },
+        "database": { "url": dir.join("bench.sqlite3"), "pool_size": 16 },
+        "storage": { "root": dir.join("storage") },
+        "auth": { "jwt_secret": "bench", "dev_mode": false },
+        "progress": { "max_events_per_sec": 10 },
+    });
+    merge(&mut base, overrides);
+    Config::from_overrides(base).unwrap()
+}
+
+fn merge(base: &mut serde_json::Value, overrides: serde_json::Value) {
+    match (base, overrides) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+fn job(i: usize, users: usize) -> NewJob {
+    NewJob {
+        job_id: ulid::Ulid::generate().to_string(),
+        document_id: format!("doc-{i}"),
+        user_id: format!("user-{}", i % users),
+        priority: 0,
+        content_type: "text/plain".into(),
+        size_bytes: 1000,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn enqueue_rates(redis_url: &str) {
+    let config = bench_config(redis_url, json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let n = 5_000;
+    let start = Instant::now();
+    for i in 0..n {
+        queue.enqueue(&[job(i, 50)]).await.unwrap();
+    }
+    figure("enqueue_single", n as f64 / start.elapsed().as_secs_f64(), "jobs/s", json!({ "jobs": n }));
+
+    let (n, batch) = (50_000, 100);
+    let jobs: Vec<NewJob> = (0..n).map(|i| job(i, 50)).collect();
+    let start = Instant::now();
+    for chunk in jobs.chunks(batch) {
+        queue.enqueue(chunk).await.unwrap();
+    }
+    figure("enqueue_batched", n as f64 / start.elapsed().as_secs_f64(), "jobs/s", json!({ "jobs": n, "batch": batch }));
+}
+
+/// Claim → finish loops on the queue alone, each loop with its own connection.
+async fn queue_throughput(redis_url: &str, concurrency: usize) {
+    let config = bench_config(redis_url, json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let n = 30_000;
+    let jobs: Vec<NewJob> = (0..n).map(|i| job(i, 100)).collect();
+    for chunk in jobs.chunks(500) {
+        queue.enqueue(chunk).await.unwrap();
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..concurrency {
+        let queue = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = queue.dedicated_connection().await.unwrap();
+            let mut done = 0;
+            while let Some(job) = queue.claim(&mut conn, &format!("bench:{c}")).await.unwrap() {
+                queue.finish(&job, FinishState::Completed, "").await.unwrap();
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut done = 0;
+    for task in tasks {
+        done += task.await.unwrap();
+    }
+    assert_eq!(done, n);
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    figure(&format!("queue_noop_throughput_c{concurrency}"), rate, "jobs/s", json!({ "jobs": n, "layer": "Redis queue: claim + finish" }));
+}
+
+struct NoopProcessor;
+
+impl Processor for NoopProcessor {
+    fn process(&self, _: JobContext) -> BoxFuture<Result<Processed, ProcessError>> {
+        Box::pin(async { Ok(Processed { chunk_count: 0 }) })
+    }
+}
+
+/// Rows in SQLite whose documents the actor pool processes with a no-op processor:
+/// claim, row to processing, finish, row to completed.
+async fn pool_throughput(redis_url: &str, concurrency: usize) {
+    let config = bench_config(
+        redis_url,
+        json!({ "document_queue": { "concurrency": concurrency, "max_jobs_per_worker": 1_000_000 } }),
+    );
+    let db = Db::connect(&config.database).unwrap();
+    db.migrate().unwrap();
+    let n = 3_000;
+    let created = now();
+    let rows: Vec<NewDocument> = (0..n)
+        .map(|i| NewDocument {
+            id: ulid::Ulid::generate().to_string(),
+            user_id: format!("user-{}", i % 20),
+            filename: format!("f{i}.txt"),
+            content_type: "text/plain".into(),
+            size_bytes: 10,
+            sha256: String::new(),
+            storage_path: String::new(),
+            queue_status: "queued".into(),
+            job_id: ulid::Ulid::generate().to_string(),
+            queue_priority: 0,
+            created_at: created,
+            queued_at: created,
+        })
+        .collect();
+    {
+        let rows = rows.clone();
+        db.run(move |conn| documents::insert_all(conn, &rows)).await.unwrap();
+    }
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    queue.pause().await.unwrap();
+    let jobs: Vec<NewJob> = rows
+        .iter()
+        .map(|r| NewJob {
+            job_id: r.job_id.clone(),
+            document_id: r.id.clone(),
+            user_id: r.user_id.clone(),
+            priority: 0,
+            content_type: r.content_type.clone(),
+            size_bytes: r.size_bytes,
+        })
+        .collect();
+    for chunk in jobs.chunks(500) {
+        queue.enqueue(chunk).await.unwrap();
+    }
+    let app = docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(NoopProcessor))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    queue.resume().await.unwrap();
+    loop {
+        if queue.counts().await.unwrap().completed as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    app.shutdown().await;
+    figure(
+        &format!("pool_noop_throughput_c{concurrency}"),
+        rate,
+        "jobs/s",
+        json!({ "jobs": n, "layer": "actor pool + SQLite rows, no-op processor" }),
+    );
+}
+
+/// Jobs enqueued at a steady 200/s; five workers claim and finish them.
+async fn steady_latency(redis_url: &str) {
+    let config = bench_config(redis_url, json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let enqueued: Arc<Mutex<HashMap<String, Instant>>> = Default::default();
+    let (total, rate) = (2_000usize, 200.0);
+    let finished = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for c in 0..5 {
+        let (queue, enqueued, finished) = (queue.clone(), enqueued.clone(), finished.clone());
+        workers.push(tokio::spawn(async move {
+            let mut conn = queue.dedicated_connection().await.unwrap();
+            let mut samples = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && finished.load(std::sync::atomic::Ordering::SeqCst) < total {
+                match queue.claim(&mut conn, &format!("lat:{c}")).await.unwrap() {
+                    Some(job) => {
+                        let started = Instant::now();
+                        queue.finish(&job, FinishState::Completed, "").await.unwrap();
+                        let done_at = Instant::now();
+                        let at = enqueued.lock().unwrap().get(&job.job_id).copied();
+                        if let Some(at) = at {
+                            samples.push(((started - at).as_secs_f64() * 1000.0, (done_at - at).as_secs_f64() * 1000.0));
+                        }
+                        if finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= total {
+                            break;
+                        }
+                    }
+                    None => queue.wait_for_work(&mut conn, Duration::from_millis(100)).await.unwrap(),
+                }
+            }
+            samples
+        }));
+    }
+    let start = Instant::now();
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let job = job(i, 20);
+        enqueued.lock().unwrap().insert(job.job_id.clone(), Instant::now());
+        queue.enqueue(&[job]).await.unwrap();
+    }
+    let mut started = Vec::new();
+    let mut completed = Vec::new();
+    for worker in workers {
+        if let Ok(samples) = worker.await {
+            for (s, c) in samples {
+                started.push(s);
+                completed.push(c);
+            }
+        }
+    }
+    started.sort_by(|a, b| a.total_cmp(b));
+    completed.sort_by(|a, b| a.total_cmp(b));
+    for (name, samples) in [("enqueue_to_start_ms", &started), ("enqueue_to_completed_ms", &completed)] {
+        figure(
+            name,
+            percentile(samples, 0.99),
+            "ms (p99)",
+            json!({
+                "p50": percentile(samples, 0.5), "p95": percentile(samples, 0.95),
+                "p99": percentile(samples, 0.99), "max": samples.last().copied().unwrap_or(0.0),
+                "jobs": samples.len(), "rate_per_sec": rate, "workers": 5,
+            }),
+        );
+    }
+}
+
+/// A processor that works (in one-second steps, watching for a cancel) for a minute.
+struct LongProcessor;
+
+impl Processor for LongProcessor {
+    fn process(&self, ctx: JobContext) -> BoxFuture<Result<Processed, ProcessError>> {
+        Box::pin(async move {
+            for _ in 0..600 {
+                if ctx.is_cancelled() {
+                    return Err(ProcessError::Cancelled);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Ok(Processed { chunk_count: 1 })
+        })
+    }
+}
+
+fn run_child_worker(config: &str) {
+    let config: Config = Config::from_overrides(serde_json::from_str::<serde_json::Value>(config).unwrap()).unwrap();
+    actix_web::rt::System::new().block_on(async move {
+        let _app = docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(LongProcessor))
+            .await
+            .unwrap();
+        std::future::pending::<()>().await;
+    });
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// A worker process is SIGKILLed mid-job; how long until the job runs again elsewhere.
+async fn kill_recovery(redis_url: &str) {
+    let settings = json!({ "document_queue": {
+        "lease_ms": 5000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500, "shutdown_grace_secs": 0
+    }});
+    let config = bench_config(redis_url, settings);
+    let db = Db::connect(&config.database).unwrap();
+    db.migrate().unwrap();
+    let created = now();
+    let row = NewDocument {
+        id: ulid::Ulid::generate().to_string(),
+        user_id: "victim".into(),
+        filename: "long.txt".into(),
+        content_type: "text/plain".into(),
+        size_bytes: 10,
+        sha256: String::new(),
+        storage_path: String::new(),
+        queue_status: "queued".into(),
+        job_id: ulid::Ulid::generate().to_string(),
+        queue_priority: 0,
+        created_at: created,
+        queued_at: created,
+    };
+    {
+        let row = row.clone();
+        db.run(move |conn| documents::insert_all(conn, &[row])).await.unwrap();
+    }
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, serde_json::to_string(&config).unwrap())
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap();
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    queue
+        .enqueue(&[NewJob {
+            job_id: row.job_id.clone(),
+            document_id: row.id.clone(),
+            user_id: row.user_id.clone(),
+            priority: 0,
+            content_type: row.content_type.clone(),
+            size_bytes: 10,
+        }])
+        .await
+        .unwrap();
+    let child_marker = format!(":{}:", child.id());
+    let id = row.id.clone();
+    loop {
+        let id = id.clone();
+        let doc = db.run(move |c| documents::find(c, &id)).await.unwrap().unwrap();
+        if doc.worker_id.as_deref().is_some_and(|w| w.contains(&child_marker)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let worker_rss = rss_kib(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let app = docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(LongProcessor))
+        .await
+        .unwrap();
+    let me = format!(":{}:", std::process::id());
+    loop {
+        let id = id.clone();
+        let doc = db.run(move |c| documents::find(c, &id)).await.unwrap().unwrap();
+        if doc.worker_id.as_deref().is_some_and(|w| w.contains(&me)) && doc.queue_status == "processing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    figure(
+        "sigkill_to_running_again_s",
+        killed.elapsed().as_secs_f64(),
+        "s",
+        json!({ "lease_ms": 5000, "maintenance_interval_ms": 500 }),
+    );
+    figure("worker_process_rss", worker_rss as f64 / 1024.0, "MiB", json!({ "workers": 3, "state": "one job in hand" }));
+    app.shutdown().await;
+}
