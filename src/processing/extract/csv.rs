@@ -25,7 +25,11 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     };
 
     let Some(first) = next_row()? else {
-        return Ok(ExtractedText { sections: Vec::new(), markdown: false, pages: None });
+        return Ok(ExtractedText {
+            sections: Vec::new(),
+            markdown: false,
+            pages: None,
+        });
     };
     let mut sample = Vec::new();
     while sample.len() < SNIFF_ROWS {
@@ -48,7 +52,14 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     while let Some(row) = next_row()? {
         write_row(&mut out, &row, header.as_ref());
     }
-    Ok(ExtractedText { sections: vec![Section { text: out, page: None }], markdown: false, pages: None })
+    Ok(ExtractedText {
+        sections: vec![Section {
+            text: out,
+            page: None,
+        }],
+        markdown: false,
+        pages: None,
+    })
 }
 
 /// The most frequent of the usual delimiters in the first line; a comma when none occurs.
@@ -74,12 +85,21 @@ fn looks_like_header(first: &StringRecord, sample: &[StringRecord]) -> bool {
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .collect();
-        let Some(first_value) = values.first() else { continue };
+        let Some(first_value) = values.first() else {
+            continue;
+        };
         let name = name.trim();
         if values.iter().all(|v| is_number(v)) {
             votes += if is_number(name) { -1 } else { 1 };
-        } else if values.iter().all(|v| v.chars().count() == first_value.chars().count()) {
-            votes += if name.chars().count() == first_value.chars().count() { -1 } else { 1 };
+        } else if values
+            .iter()
+            .all(|v| v.chars().count() == first_value.chars().count())
+        {
+            votes += if name.chars().count() == first_value.chars().count() {
+                -1
+            } else {
+                1
+            };
         }
     }
     votes > 0
@@ -101,7 +121,11 @@ fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>
                 if out.len() > start {
                     out.push_str("; ");
                 }
-                if let Some(name) = header.get(column).map(str::trim).filter(|name| !name.is_empty()) {
+                if let Some(name) = header
+                    .get(column)
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                {
                     out.push_str(name);
                     out.push_str(": ");
                 }

@@ -49,7 +49,10 @@ pub(super) fn extract(
         return Err(too_large(limits));
     }
 
-    let mut budget = Budget { bytes_left: limits.max_docx_uncompressed_bytes, chars_left: limits.max_chars };
+    let mut budget = Budget {
+        bytes_left: limits.max_docx_uncompressed_bytes,
+        chars_left: limits.max_chars,
+    };
     let mut sections = Vec::new();
     for (done, name) in parts.iter().enumerate() {
         if is_cancelled() {
@@ -59,10 +62,17 @@ pub(super) fn extract(
             .by_name(name)
             .map_err(|e| ExtractError::Permanent(format!("the DOCX is damaged: {name}: {e}")))?;
         let text = read_part(part, name, &mut budget, limits, is_cancelled)?;
-        sections.push(Section { text: text.trim().to_string(), page: None });
+        sections.push(Section {
+            text: text.trim().to_string(),
+            page: None,
+        });
         on_progress((done + 1) as f32 / parts.len() as f32);
     }
-    Ok(ExtractedText { sections, markdown: false, pages: None })
+    Ok(ExtractedText {
+        sections,
+        markdown: false,
+        pages: None,
+    })
 }
 
 /// The parts that hold text, in reading order: headers, body, notes, footers.
@@ -82,13 +92,22 @@ fn text_parts(archive: &ZipArchive<Cursor<&[u8]>>) -> Vec<String> {
         names.sort_by_key(|name| (name.len(), name.clone()));
         names
     };
-    let present = |name: &str| archive.file_names().filter_map(Result::ok).any(|n| n == name);
+    let present = |name: &str| {
+        archive
+            .file_names()
+            .filter_map(Result::ok)
+            .any(|n| n == name)
+    };
     let mut parts = numbered("word/header");
     parts.extend(
-        ["word/document.xml", "word/footnotes.xml", "word/endnotes.xml"]
-            .into_iter()
-            .filter(|name| present(name))
-            .map(String::from),
+        [
+            "word/document.xml",
+            "word/footnotes.xml",
+            "word/endnotes.xml",
+        ]
+        .into_iter()
+        .filter(|name| present(name))
+        .map(String::from),
     );
     parts.extend(numbered("word/footer"));
     parts
@@ -107,24 +126,59 @@ struct Budget {
     chars_left: usize,
 }
 
-/// Counts bytes as they are inflated and fails once the budget is spent.
+/// The XML parser buffers one whole element or text node at a time; none may be longer
+/// than this, so a part that is one endless text node cannot fill the memory.
+const MAX_BYTES_BETWEEN_TAGS: usize = 16 << 20;
+
+/// Why [`CountingReader`] stopped the inflating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    SizeLimit,
+    TextWithoutMarkup,
+}
+
+/// Counts bytes as they are inflated and fails once the budget is spent or the bytes
+/// stop looking like markup.
 struct CountingReader<R> {
     inner: R,
     bytes_left: u64,
-    exceeded: bool,
+    bytes_since_tag: usize,
+    stopped: Option<Stop>,
+}
+
+impl<R> CountingReader<R> {
+    fn new(inner: R, bytes_left: u64) -> Self {
+        CountingReader {
+            inner,
+            bytes_left,
+            bytes_since_tag: 0,
+            stopped: None,
+        }
+    }
 }
 
 impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        match self.bytes_left.checked_sub(n as u64) {
+        self.bytes_since_tag = match buf[..n].iter().rposition(|&b| b == b'<') {
+            Some(last_tag) => n - last_tag - 1,
+            None => self.bytes_since_tag.saturating_add(n),
+        };
+        let stop = match self.bytes_left.checked_sub(n as u64) {
+            None => Some(Stop::SizeLimit),
+            Some(_) if self.bytes_since_tag > MAX_BYTES_BETWEEN_TAGS => {
+                Some(Stop::TextWithoutMarkup)
+            }
             Some(left) => {
                 self.bytes_left = left;
-                Ok(n)
+                None
             }
-            None => {
-                self.exceeded = true;
-                Err(std::io::Error::other("decompressed size limit reached"))
+        };
+        match stop {
+            None => Ok(n),
+            Some(stop) => {
+                self.stopped = Some(stop);
+                Err(std::io::Error::other(format!("{stop:?}")))
             }
         }
     }
@@ -140,7 +194,7 @@ fn read_part(
     limits: &ExtractLimits,
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<String, ExtractError> {
-    let counting = CountingReader { inner: part, bytes_left: budget.bytes_left, exceeded: false };
+    let counting = CountingReader::new(part, budget.bytes_left);
     let mut reader = Reader::from_reader(BufReader::new(counting));
     let mut buf = Vec::new();
     let mut text = String::new();
@@ -153,11 +207,16 @@ fn read_part(
         }
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
-            Err(e) if reader.get_ref().get_ref().exceeded => {
-                log::debug!("DOCX part {name} stopped: {e}");
-                return Err(too_large(limits));
+            Err(e) => {
+                return Err(match reader.get_ref().get_ref().stopped {
+                    Some(Stop::SizeLimit) => too_large(limits),
+                    Some(Stop::TextWithoutMarkup) => ExtractError::Permanent(format!(
+                        "the DOCX is damaged: {name} has over {} MiB of text without any markup",
+                        MAX_BYTES_BETWEEN_TAGS >> 20
+                    )),
+                    None => ExtractError::Permanent(format!("the DOCX is damaged: {name}: {e}")),
+                })
             }
-            Err(e) => return Err(ExtractError::Permanent(format!("the DOCX is damaged: {name}: {e}"))),
         };
         match event {
             Event::Eof => break,
@@ -168,7 +227,9 @@ fn read_part(
                 state.close(local.as_ref(), &mut text);
             }
             Event::End(e) => state.close(e.local_name().as_ref(), &mut text),
-            Event::Text(e) if state.in_text() => append(&mut text, &e.xml10_content(), budget, limits)?,
+            Event::Text(e) if state.in_text() => {
+                append(&mut text, &e.xml10_content(), budget, limits)?
+            }
             Event::GeneralRef(e) if state.in_text() => {
                 if let Ok(Some(c)) = e.resolve_char_ref() {
                     append(&mut text, c.encode_utf8(&mut [0; 4]), budget, limits)?;
@@ -185,8 +246,16 @@ fn read_part(
 }
 
 /// Appends document text, spending the character allowance.
-fn append(text: &mut String, addition: &str, budget: &mut Budget, limits: &ExtractLimits) -> Result<(), ExtractError> {
-    budget.chars_left = budget.chars_left.checked_sub(addition.chars().count()).ok_or_else(|| too_many_chars(limits))?;
+fn append(
+    text: &mut String,
+    addition: &str,
+    budget: &mut Budget,
+    limits: &ExtractLimits,
+) -> Result<(), ExtractError> {
+    budget.chars_left = budget
+        .chars_left
+        .checked_sub(addition.chars().count())
+        .ok_or_else(|| too_many_chars(limits))?;
     text.push_str(addition);
     Ok(())
 }
@@ -227,7 +296,11 @@ impl PartState {
             "tab" => text.push('\t'),
             "br" | "cr" => text.push('\n'),
             "noBreakHyphen" => text.push('-'),
-            "tr" => self.rows.push(Row { start: text.len(), cell_start: text.len(), filled_cells: 0 }),
+            "tr" => self.rows.push(Row {
+                start: text.len(),
+                cell_start: text.len(),
+                filled_cells: 0,
+            }),
             "tc" => {
                 if let Some(row) = self.rows.last_mut() {
                     row.cell_start = text.len();
@@ -247,11 +320,8 @@ impl PartState {
         }
         match element {
             "t" => self.text_run = false,
-            "p" if !self.rows.is_empty() => {
-                if !text.ends_with(char::is_whitespace) {
-                    text.push(' ');
-                }
-            }
+            // In a table cell, paragraphs run on: the row is the line.
+            "p" if !self.rows.is_empty() => separate_words(text),
             "p" => {
                 // Empty paragraphs (spacing) collapse into one blank line.
                 trim_end_spaces(text);
@@ -261,7 +331,10 @@ impl PartState {
             }
             "tc" => {
                 if let Some(row) = self.rows.last_mut() {
-                    if text.get(row.cell_start..).is_none_or(|cell| cell.trim().is_empty()) {
+                    if text
+                        .get(row.cell_start..)
+                        .is_none_or(|cell| cell.trim().is_empty())
+                    {
                         text.truncate(row.cell_start.min(text.len()));
                     } else {
                         trim_end_spaces(text);
@@ -288,6 +361,67 @@ impl PartState {
     }
 }
 
+fn separate_words(text: &mut String) {
+    if !text.is_empty() && !text.ends_with(char::is_whitespace) {
+        text.push(' ');
+    }
+}
+
 fn trim_end_spaces(text: &mut String) {
     text.truncate(text.trim_end_matches(' ').len());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::{read_part, Budget, CountingReader, Stop};
+    use crate::processing::extract::ExtractLimits;
+
+    fn text_of(xml: &str) -> String {
+        let limits = ExtractLimits {
+            max_pages: 1,
+            max_chars: 1000,
+            max_docx_uncompressed_bytes: 1 << 20,
+            max_docx_entries: 10,
+        };
+        let mut budget = Budget {
+            bytes_left: 1 << 20,
+            chars_left: 1000,
+        };
+        read_part(
+            xml.as_bytes(),
+            "word/document.xml",
+            &mut budget,
+            &limits,
+            &|| false,
+        )
+        .expect("reads")
+    }
+
+    #[test]
+    fn entities_tabs_and_breaks_become_text() {
+        let xml = "<w:document><w:body><w:p><w:r><w:t>Fish &amp; chips,</w:t><w:tab/><w:t xml:space=\"preserve\"> &#233;t&#xE9;</w:t><w:br/><w:t>next</w:t></w:r></w:p></w:body></w:document>";
+        assert_eq!(text_of(xml).trim_end(), "Fish & chips,\t été\nnext");
+    }
+
+    #[test]
+    fn field_codes_deleted_text_and_fallback_copies_are_not_text() {
+        let xml = "<w:document><w:body><w:p>\
+            <w:r><w:instrText>HYPERLINK \"https://example.com\"</w:instrText></w:r><w:r><w:t>shown</w:t></w:r>\
+            <w:del><w:r><w:delText>deleted</w:delText></w:r></w:del>\
+            <mc:AlternateContent><mc:Choice><w:t> once</w:t></mc:Choice><mc:Fallback><w:t> twice</w:t></mc:Fallback></mc:AlternateContent>\
+            </w:p></w:body></w:document>";
+        assert_eq!(text_of(xml).trim_end(), "shown once");
+    }
+
+    #[test]
+    fn counting_reader_fails_once_the_budget_is_spent_whatever_the_header_said() {
+        let mut reader = CountingReader::new(&b"<w:t>0123456789</w:t>"[..], 16);
+        let mut buf = [0u8; 8];
+        assert_eq!(reader.read(&mut buf).unwrap(), 8);
+        assert_eq!(reader.read(&mut buf).unwrap(), 8);
+        assert!(reader.read(&mut buf).is_err());
+        assert_eq!(reader.stopped, Some(Stop::SizeLimit));
+    }
 }

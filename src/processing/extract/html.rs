@@ -20,16 +20,27 @@ const NO_WRAP_WIDTH: usize = 1 << 20;
 
 pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let html = text::decode(bytes)?;
+    let unparsable =
+        |reason: String| ExtractError::Permanent(format!("the HTML could not be parsed: {reason}"));
     // Raw mode reads a table cell by cell: laid-out columns would wrap a cell's sentence
     // across lines interleaved with its neighbours'.
     let config = html2text::config::with_decorator(MarkdownStructure)
         .raw_mode(true)
         .add_css(BOILERPLATE_CSS)
-        .map_err(|e| ExtractError::Permanent(format!("the HTML could not be parsed: {e}")))?;
-    let rendered = without_panics("HTML", || config.string_from_read(html.as_bytes(), NO_WRAP_WIDTH))?
-        .map_err(|e| ExtractError::Permanent(format!("the HTML could not be parsed: {e}")))?;
-    let text = rendered.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
-    Ok(ExtractedText { sections: vec![Section { text, page: None }], markdown: true, pages: None })
+        .map_err(|e| unparsable(e.to_string()))?;
+    let rendered = without_panics(|| config.string_from_read(html.as_bytes(), NO_WRAP_WIDTH))
+        .map_err(unparsable)?
+        .map_err(|e| unparsable(e.to_string()))?;
+    let text = rendered
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    Ok(ExtractedText {
+        sections: vec![Section { text, page: None }],
+        markdown: true,
+        pages: None,
+    })
 }
 
 /// Renders headings, lists and quotes as Markdown and everything inline as bare text:

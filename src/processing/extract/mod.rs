@@ -79,7 +79,12 @@ pub fn extract(
         return Err(ExtractError::Permanent("the file is empty".into()));
     }
     // Tolerate parameters such as "; charset=utf-8" after the media type.
-    let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let mut extracted = match media_type.as_str() {
         PDF => pdf::extract(bytes, limits, on_progress, is_cancelled)?,
         DOCX => docx::extract(bytes, limits, on_progress, is_cancelled)?,
@@ -99,13 +104,19 @@ pub fn extract(
     for section in &mut extracted.sections {
         section.text.retain(|c| c != '\0');
     }
-    extracted.sections.retain(|section| !section.text.trim().is_empty());
+    extracted
+        .sections
+        .retain(|section| !section.text.trim().is_empty());
     if extracted.sections.is_empty() {
         return Err(ExtractError::Permanent(
             "the document contains no text (it is blank or whitespace only)".into(),
         ));
     }
-    let chars: usize = extracted.sections.iter().map(|s| s.text.chars().count()).sum();
+    let chars: usize = extracted
+        .sections
+        .iter()
+        .map(|s| s.text.chars().count())
+        .sum();
     if chars > limits.max_chars {
         return Err(too_many_chars(limits));
     }
@@ -121,15 +132,14 @@ fn too_many_chars(limits: &ExtractLimits) -> ExtractError {
     ))
 }
 
-/// Runs a third-party parser, turning a panic into a permanent failure: hostile input
-/// must fail one document, never the worker.
-fn without_panics<T>(what: &str, parse: impl FnOnce() -> T) -> Result<T, ExtractError> {
+/// Runs a third-party parser, catching a panic as its message: hostile input must fail
+/// one document, never the worker.
+fn without_panics<T>(parse: impl FnOnce() -> T) -> Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(parse)).map_err(|payload| {
-        let reason = payload
+        payload
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "internal parser error".into());
-        ExtractError::Permanent(format!("the {what} could not be parsed: {reason}"))
+            .unwrap_or_else(|| "internal parser error".into())
     })
 }

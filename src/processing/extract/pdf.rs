@@ -6,11 +6,12 @@
 //! words together. [`PageText`] inserts a space wherever a run starts clear of the end of
 //! the previous one, and a line break wherever it starts on another line.
 
-use pdf_extract::{Document, MediaBox, OutputDev, OutputError, Transform};
+use pdf_extract::{Document, MediaBox, Object, OutputDev, OutputError, Transform};
 
 use super::{too_many_chars, without_panics, ExtractError, ExtractLimits, ExtractedText, Section};
 
-const NO_TEXT_LAYER: &str = "the PDF has no extractable text (scanned pages?); OCR is not supported";
+const NO_TEXT_LAYER: &str =
+    "the PDF has no extractable text (scanned pages?); OCR is not supported";
 
 pub(super) fn extract(
     bytes: &[u8],
@@ -20,15 +21,20 @@ pub(super) fn extract(
 ) -> Result<ExtractedText, ExtractError> {
     // Readers accept the header anywhere in the first KiB.
     if !bytes.windows(5).take(1024).any(|window| window == b"%PDF-") {
-        return Err(ExtractError::Permanent("the file is not a PDF: it has no %PDF header".into()));
+        return Err(ExtractError::Permanent(
+            "the file is not a PDF: it has no %PDF header".into(),
+        ));
     }
-    let mut document = without_panics("PDF", || Document::load_mem(bytes))?
+    let mut document = without_panics(|| Document::load_mem(bytes))
+        .map_err(|panic| ExtractError::Permanent(format!("the PDF could not be parsed: {panic}")))?
         .map_err(|e| ExtractError::Permanent(format!("the PDF is damaged or truncated: {e}")))?;
     if document.is_encrypted() && document.decrypt("").is_err() {
         return Err(ExtractError::Permanent(
             "the PDF is password-protected; remove the password and upload it again".into(),
         ));
     }
+
+    drop_images(&mut document);
 
     let page_numbers: Vec<u32> = document.get_pages().into_keys().collect();
     let page_count = page_numbers.len();
@@ -55,7 +61,10 @@ pub(super) fn extract(
                 if chars > limits.max_chars {
                     return Err(too_many_chars(limits));
                 }
-                sections.push(Section { text, page: Some(page) });
+                sections.push(Section {
+                    text,
+                    page: Some(page),
+                });
             }
             // One unreadable page (an odd font, a broken stream) should not cost the
             // user the rest of the document.
@@ -69,19 +78,42 @@ pub(super) fn extract(
 
     if sections.iter().all(|s| s.text.trim().is_empty()) {
         return Err(ExtractError::Permanent(match first_failure {
-            Some(reason) => format!("the PDF is damaged or truncated: {reason}"),
+            Some(reason) => format!("the PDF could not be parsed: {reason}"),
             None => NO_TEXT_LAYER.into(),
         }));
     }
-    Ok(ExtractedText { sections, markdown: false, pages: Some(page_count as u32) })
+    Ok(ExtractedText {
+        sections,
+        markdown: false,
+        pages: Some(page_count as u32),
+    })
+}
+
+/// Images carry no text, but pdf-extract inflates every XObject a page draws and parses
+/// it as page content: a scanned page would cost hundreds of megabytes for nothing.
+fn drop_images(document: &mut Document) {
+    for object in document.objects.values_mut() {
+        if let Object::Stream(stream) = object {
+            if stream
+                .dict
+                .get(b"Subtype")
+                .and_then(Object::as_name)
+                .is_ok_and(|name| name == b"Image")
+            {
+                stream.dict.remove(b"Filter");
+                stream.dict.remove(b"DecodeParms");
+                stream.set_content(Vec::new());
+            }
+        }
+    }
 }
 
 fn page_text(document: &Document, page: u32) -> Result<String, String> {
     let mut output = PageText::default();
-    match without_panics("PDF", || pdf_extract::output_doc_page(document, &mut output, page)) {
+    match without_panics(|| pdf_extract::output_doc_page(document, &mut output, page)) {
         Ok(Ok(())) => Ok(output.text.trim().to_string()),
         Ok(Err(e)) => Err(e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Err(panic) => Err(panic),
     }
 }
 
@@ -109,7 +141,12 @@ impl PageText {
 }
 
 impl OutputDev for PageText {
-    fn begin_page(&mut self, _page: u32, _media_box: &MediaBox, _art_box: Option<(f64, f64, f64, f64)>) -> Result<(), OutputError> {
+    fn begin_page(
+        &mut self,
+        _page: u32,
+        _media_box: &MediaBox,
+        _art_box: Option<(f64, f64, f64, f64)>,
+    ) -> Result<(), OutputError> {
         Ok(())
     }
 
@@ -117,7 +154,14 @@ impl OutputDev for PageText {
         Ok(())
     }
 
-    fn output_character(&mut self, trm: &Transform, width: f64, _spacing: f64, font_size: f64, glyph: &str) -> Result<(), OutputError> {
+    fn output_character(
+        &mut self,
+        trm: &Transform,
+        width: f64,
+        _spacing: f64,
+        font_size: f64,
+        glyph: &str,
+    ) -> Result<(), OutputError> {
         // The font size as drawn: the text matrix scales it (sqrt of the area scale keeps
         // this right for rotated text too).
         let scale = (trm.m11 * trm.m22 - trm.m12 * trm.m21).abs().sqrt();
