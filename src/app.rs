@@ -13,6 +13,7 @@ use crate::auth::{Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
 use crate::processing::pipeline::Pipeline;
+use crate::progress::{Hub, Publisher};
 use crate::queue::Queue;
 use crate::storage::Storage;
 use crate::web::AppState;
@@ -58,6 +59,7 @@ pub struct RunningApp {
     pub token_keys: TokenKeys,
     pub db: Db,
     pub queue: Queue,
+    pub hub: Option<Addr<Hub>>,
     server: Option<actix_web::dev::ServerHandle>,
     supervisor: Option<Addr<Supervisor>>,
 }
@@ -116,6 +118,7 @@ async fn start_inner(
     })?;
     let token_keys = TokenKeys::from_config(&config.auth)?;
     let processor = make_processor(&db, &storage);
+    let events = Publisher::new(queue.clone(), config.progress.stream_max_len);
 
     let supervisor = role.runs_workers().then(|| {
         let deps = WorkerDeps {
@@ -123,19 +126,25 @@ async fn start_inner(
             db: db.clone(),
             processor: processor.clone(),
             config: config.clone(),
+            events: events.clone(),
         };
         Supervisor::new(deps).start()
     });
 
+    let mut hub_addr = None;
     let (server, http_addr) = if role.serves_http() {
         if token_keys.generated {
             log_demo_tokens(&token_keys);
         }
+        let hub = Hub::new(db.clone(), queue.clone(), events.clone()).start();
+        hub_addr = Some(hub.clone());
+        let hub = web::Data::new(hub);
         let state = web::Data::new(AppState {
             config: config.clone(),
             db: db.clone(),
             queue: queue.clone(),
             storage,
+            events,
             processor,
         });
         let keys = web::Data::new(token_keys.clone());
@@ -144,6 +153,7 @@ async fn start_inner(
             App::new()
                 .app_data(state.clone())
                 .app_data(keys.clone())
+                .app_data(hub.clone())
                 .wrap(middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
                 .configure(crate::web::routes)
         })
@@ -165,7 +175,7 @@ async fn start_inner(
         (None, None)
     };
 
-    Ok(RunningApp { http_addr, token_keys, db, queue, server, supervisor })
+    Ok(RunningApp { http_addr, token_keys, db, queue, hub: hub_addr, server, supervisor })
 }
 
 /// Development mode: the secret was made for this process, so print tokens to try it.

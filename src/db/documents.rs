@@ -245,6 +245,29 @@ pub fn list_unfinished(
     Ok(query.load(conn)?)
 }
 
+/// The user's most recently finished documents (completed, failed or cancelled).
+pub fn recently_finished_for_user(conn: &mut DbConnection, user_id: &str, limit: i64) -> Result<Vec<Document>, DbError> {
+    Ok(documents::table
+        .filter(documents::user_id.eq(user_id))
+        .filter(documents::queue_status.eq_any(["completed", "failed", "cancelled"]))
+        .select(Document::as_select())
+        .order((documents::finished_at.desc(), documents::id.desc()))
+        .limit(limit)
+        .into_boxed()
+        .load(conn)?)
+}
+
+/// Queued documents of these users, oldest first (queue position announcements).
+pub fn queued_for_users(conn: &mut DbConnection, user_ids: &[String], limit: i64) -> Result<Vec<Document>, DbError> {
+    Ok(documents::table
+        .filter(documents::user_id.eq_any(user_ids))
+        .filter(documents::queue_status.eq(QueueStatus::Queued.as_str()))
+        .select(Document::as_select())
+        .order(documents::id.asc())
+        .limit(limit)
+        .load(conn)?)
+}
+
 /// Counts of the user's documents per status.
 pub fn count_by_status_for_user(
     conn: &mut DbConnection,

@@ -3,6 +3,7 @@
 
 mod job;
 mod keys;
+mod registry;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::config::{QueueConfig, RedisConfig};
 
 pub use job::{CancelOutcome, ClaimedJob, NewJob, RescuedJob, RetryDecision, StateCounts};
 pub use keys::Keys;
+pub use registry::WorkerInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -53,6 +55,7 @@ struct Scripts {
     cancel: Script,
     clean: Script,
     positions: Script,
+    mark_positions: Script,
     counts: Script,
 }
 
@@ -70,6 +73,7 @@ impl Scripts {
             cancel: lua!("cancel.lua"),
             clean: lua!("clean.lua"),
             positions: lua!("positions.lua"),
+            mark_positions: lua!("mark_positions.lua"),
             counts: lua!("counts.lua"),
         }
     }
@@ -395,6 +399,21 @@ impl Queue {
         let mut conn = self.connection().await?;
         let positions: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
         Ok(positions.into_iter().map(|p| u64::try_from(p).ok().filter(|p| *p > 0)).collect())
+    }
+
+    /// Records announced positions; true for each one that changed since last time.
+    pub async fn mark_announced_positions(&self, positions: &[(String, u64)]) -> Result<Vec<bool>, QueueError> {
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.scripts.mark_positions.prepare_invoke();
+        invocation.arg(self.keys.prefix());
+        for (job_id, position) in positions {
+            invocation.arg(job_id).arg(*position);
+        }
+        let mut conn = self.connection().await?;
+        let changed: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+        Ok(changed.into_iter().map(|c| c == 1).collect())
     }
 
     pub async fn counts(&self) -> Result<StateCounts, QueueError> {

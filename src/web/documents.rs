@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
@@ -12,6 +12,7 @@ use crate::auth::AuthUser;
 use crate::db::documents;
 use crate::db::models::{Document, DocumentView, QueueStatus};
 use crate::error::AppError;
+use crate::progress::{snapshot, Subject};
 use crate::queue::CancelOutcome;
 
 const DEFAULT_PAGE: i64 = 50;
@@ -110,7 +111,10 @@ pub async fn cancel_document(state: &AppState, document: Document) -> Result<Doc
     };
     match outcome {
         CancelOutcome::Cancelled | CancelOutcome::Missing => {
-            mark_cancelled(state, &document).await?;
+            if mark_cancelled(state, &document).await? {
+                let subject = Subject::new(&document.user_id, &document.id, &document.job_id);
+                state.events.announce(subject.cancelled()).await;
+            }
         }
         CancelOutcome::Cancelling => {
             let deadline = tokio::time::Instant::now() + CANCEL_CONFIRM_WAIT;
@@ -131,13 +135,12 @@ pub async fn cancel_document(state: &AppState, document: Document) -> Result<Doc
     reload(state, &document.id).await
 }
 
-async fn mark_cancelled(state: &AppState, document: &Document) -> Result<(), AppError> {
+async fn mark_cancelled(state: &AppState, document: &Document) -> Result<bool, AppError> {
     let (id, job_id) = (document.id.clone(), document.job_id.clone());
-    state
+    Ok(state
         .db
         .run(move |conn| documents::mark_finished_unsuccessfully(conn, &id, &job_id, QueueStatus::Cancelled, None))
-        .await?;
-    Ok(())
+        .await?)
 }
 
 async fn reload(state: &AppState, id: &str) -> Result<Document, AppError> {
@@ -145,42 +148,10 @@ async fn reload(state: &AppState, id: &str) -> Result<Document, AppError> {
     state.db.run(move |conn| documents::find(conn, &id)).await?.ok_or_else(not_found)
 }
 
-#[derive(Serialize)]
-struct ActiveItem {
-    #[serde(flatten)]
-    document: DocumentView,
-    queue_position: Option<u64>,
-}
-
-/// The caller's queue: counts per status and the unfinished documents with their
-/// progress and place in line.
+/// The caller's queue: the same picture as the WebSocket snapshot.
 pub async fn processing_status(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
-    let user_id = user.id.clone();
-    let (counts, active) = state
-        .db
-        .run(move |conn| {
-            let counts = documents::count_by_status_for_user(conn, &user_id)?;
-            let mut active = documents::list_for_user(conn, &user_id, Some(QueueStatus::Processing), None, MAX_PAGE)?;
-            active.extend(documents::list_for_user(conn, &user_id, Some(QueueStatus::Queued), None, MAX_PAGE)?);
-            Ok((counts, active))
-        })
-        .await?;
-    let job_ids: Vec<String> = active.iter().map(|d| d.job_id.clone()).collect();
-    let positions = state.queue.positions(&job_ids).await.unwrap_or_else(|err| {
-        log::warn!("queue positions unavailable: {err}");
-        vec![None; job_ids.len()]
-    });
-    let mut by_status = serde_json::Map::new();
-    for status in QueueStatus::ALL {
-        let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
-        by_status.insert(status.as_str().to_string(), json!(n));
-    }
-    let items: Vec<ActiveItem> = active
-        .into_iter()
-        .zip(positions)
-        .map(|(document, queue_position)| ActiveItem { document: document.into(), queue_position })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "counts": by_status, "documents": items })))
+    let snapshot = snapshot::build(&state.db, &state.queue, &state.events, &user.id).await?;
+    Ok(HttpResponse::Ok().json(snapshot))
 }
 
 async fn find_own(state: &AppState, user: &AuthUser, id: String) -> Result<Document, AppError> {

@@ -5,6 +5,7 @@ pub mod documents;
 pub mod health;
 mod multipart_headers;
 pub mod upload;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use actix_web::web;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{json_error_handler, AppError};
+use crate::progress::Publisher;
 use crate::queue::Queue;
 use crate::storage::Storage;
 use crate::workers::Processor;
@@ -23,6 +25,7 @@ pub struct AppState {
     pub db: Db,
     pub queue: Queue,
     pub storage: Storage,
+    pub events: Publisher,
     /// Used only in `processing.mode = "inline"`.
     pub processor: Arc<dyn Processor>,
 }
@@ -33,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|e, _| json_error_handler(e)))
         .service(health::healthz)
         .service(health::readyz)
+        .route("/ws", web::get().to(ws::connect))
         .service(
             web::scope("/api/documents")
                 .route("", web::get().to(documents::list))

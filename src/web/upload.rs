@@ -20,6 +20,7 @@ use crate::config::ProcessingMode;
 use crate::db::documents;
 use crate::db::models::{now, NewDocument, QueueStatus};
 use crate::error::AppError;
+use crate::progress::Subject;
 use crate::queue::NewJob;
 use crate::storage::{filename, sniff, Storage};
 use crate::workers::inline::process_inline;
@@ -181,7 +182,13 @@ async fn enqueue(state: &AppState, rows: &[NewDocument]) -> Vec<Option<u64>> {
         })
         .collect();
     match state.queue.enqueue(&jobs).await {
-        Ok(positions) => positions,
+        Ok(positions) => {
+            for (job, position) in jobs.iter().zip(&positions) {
+                let subject = Subject::new(&job.user_id, &job.document_id, &job.job_id);
+                state.events.announce(subject.queued(*position)).await;
+            }
+            positions
+        }
         Err(err) => {
             log::warn!("enqueue failed, documents kept queued for the reconciler: {err}");
             vec![None; rows.len()]

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use super::processor::CancelReason;
 use super::run_job::run_job;
 use super::WorkerDeps;
-use crate::queue::{ClaimedJob, LeaseStatus, QueueError};
+use crate::queue::{ClaimedJob, LeaseStatus, QueueError, WorkerInfo};
 
 /// How long an idle worker blocks waiting for work before it looks again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -58,6 +58,7 @@ pub struct DocumentWorker {
     claiming: bool,
     stopping: bool,
     jobs_done: u32,
+    started_at_ms: i64,
 }
 
 impl DocumentWorker {
@@ -72,6 +73,7 @@ impl DocumentWorker {
             claiming: false,
             stopping: false,
             jobs_done: 0,
+            started_at_ms: chrono::Utc::now().timestamp_millis(),
         }
     }
 
@@ -88,6 +90,25 @@ impl DocumentWorker {
                 ctx.stop();
             } else {
                 ctx.notify(ClaimNext);
+            }
+        }));
+    }
+
+    /// Tells the registry (admin view, ETAs) that this worker is alive and what it does.
+    fn report_alive(&self, ctx: &mut Context<Self>) {
+        let info = WorkerInfo {
+            id: self.id.clone(),
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            pid: std::process::id(),
+            current_job: self.in_hand.as_ref().map(|h| h.job.job_id.clone()),
+            jobs_done: self.jobs_done,
+            started_at_ms: self.started_at_ms,
+            last_heartbeat_ms: chrono::Utc::now().timestamp_millis(),
+        };
+        let queue = self.deps.queue.clone();
+        ctx.spawn(async move { queue.report_worker(&info).await }.into_actor(self).map(|result, _, _| {
+            if let Err(err) = result {
+                log::debug!("worker report failed: {err}");
             }
         }));
     }
@@ -137,13 +158,21 @@ impl Actor for DocumentWorker {
     fn started(&mut self, ctx: &mut Self::Context) {
         log::info!("worker {} started", self.id);
         let heartbeat = self.deps.config.document_queue.heartbeat();
-        ctx.run_interval(heartbeat, |act, ctx| act.watch_lease(true, ctx));
+        self.report_alive(ctx);
+        ctx.run_interval(heartbeat, |act, ctx| {
+            act.watch_lease(true, ctx);
+            act.report_alive(ctx);
+        });
         ctx.run_interval(CANCEL_POLL, |act, ctx| act.watch_lease(false, ctx));
         ctx.notify(ClaimNext);
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
         log::info!("worker {} stopped after {} jobs", self.id, self.jobs_done);
+        let (queue, id) = (self.deps.queue.clone(), self.id.clone());
+        actix::spawn(async move {
+            let _ = queue.remove_worker(&id).await;
+        });
         self.supervisor.do_send(WorkerStopped { n: self.n, worker_id: self.id.clone() });
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::WorkerDeps;
 use crate::db::documents;
 use crate::db::models::QueueStatus;
+use crate::progress::Subject;
 use crate::queue::{NewJob, QueueError};
 
 /// A job finished in Redis but not yet in the row is left this long for its worker
@@ -20,29 +21,34 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
         log::warn!("job {} stalled ({} times): {}", job.job_id, job.stalls, job.outcome);
         let (doc_id, job_id, outcome, stalls) =
             (job.document_id.clone(), job.job_id.clone(), job.outcome.clone(), job.stalls);
+        let stalled = "its worker stopped responding; queued again".to_string();
+        let gave_up = format!("the job stalled {stalls} times (its worker stopped responding)");
+        let reason = if outcome == "waiting" { stalled.clone() } else { gave_up.clone() };
         let result = deps
             .db
-            .run(move |conn| match outcome.as_str() {
-                "waiting" => documents::mark_requeued(
-                    conn,
-                    &doc_id,
-                    &job_id,
-                    Some("its worker stopped responding; queued again"),
-                ),
-                "cancelled" => {
-                    documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Cancelled, None)
-                }
-                _ => documents::mark_finished_unsuccessfully(
-                    conn,
-                    &doc_id,
-                    &job_id,
-                    QueueStatus::Failed,
-                    Some(&format!("the job stalled {stalls} times (its worker stopped responding)")),
-                ),
+            .run(move |conn| {
+                let changed = match outcome.as_str() {
+                    "waiting" => documents::mark_requeued(conn, &doc_id, &job_id, Some(&stalled))?,
+                    "cancelled" => {
+                        documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Cancelled, None)?
+                    }
+                    _ => documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Failed, Some(&gave_up))?,
+                };
+                Ok(if changed { documents::find(conn, &doc_id)? } else { None })
             })
             .await;
-        if let Err(err) = result {
-            log::error!("rescued job {} not saved in the database: {err}", job.job_id);
+        match result {
+            Ok(Some(doc)) => {
+                let subject = Subject::new(&doc.user_id, &doc.id, &doc.job_id);
+                let event = match job.outcome.as_str() {
+                    "waiting" => subject.failed(&reason, true, doc.attempts.max(0) as u32),
+                    "cancelled" => subject.cancelled(),
+                    _ => subject.failed(&reason, false, doc.attempts.max(0) as u32),
+                };
+                deps.events.announce(event).await;
+            }
+            Ok(None) => {}
+            Err(err) => log::error!("rescued job {} not saved in the database: {err}", job.job_id),
         }
     }
     Ok(rescued.len())

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::progress::Publisher;
 use crate::queue::Queue;
 
 pub use processor::{JobContext, Processed, ProcessError, Processor, Stage};
@@ -25,6 +26,7 @@ pub struct WorkerDeps {
     pub db: Db,
     pub processor: Arc<dyn Processor>,
     pub config: Arc<Config>,
+    pub events: Publisher,
 }
 
 /// `host:pid:n`, unique per worker actor across machines and restarts.

@@ -11,6 +11,7 @@ use super::WorkerDeps;
 use crate::db::documents;
 use crate::db::models::QueueStatus;
 use crate::progress::pump::spawn_pump;
+use crate::progress::Subject;
 use crate::queue::{ClaimedJob, FinishState, RetryDecision};
 
 /// How long a processor that ignores its cancellation check gets before it is dropped.
@@ -50,20 +51,23 @@ pub async fn run_job(
     };
 
     let (progress, pump) = {
-        let (db, queue) = (deps.db.clone(), deps.queue.clone());
-        let (doc_id, job_id) = (job.document_id.clone(), job.job_id.clone());
+        let (db, queue, events) = (deps.db.clone(), deps.queue.clone(), deps.events.clone());
+        let subject = subject_of(&job);
         spawn_pump(deps.config.progress.max_events_per_sec, move |update| {
-            let (db, queue, doc_id, job_id) = (db.clone(), queue.clone(), doc_id.clone(), job_id.clone());
+            let (db, queue, events, subject) = (db.clone(), queue.clone(), events.clone(), subject.clone());
             async move {
                 let stage = update.stage.as_str();
                 let percent = i32::from(update.percent);
-                let _ = queue.record_progress(&job_id, percent, stage).await;
+                // The row first: a snapshot taken after an event must not show less.
+                let _ = queue.record_progress(&subject.job_id, percent, stage).await;
+                let (doc_id, job_id) = (subject.document_id.clone(), subject.job_id.clone());
                 let written = db
                     .run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage))
                     .await;
                 if let Err(err) = written {
                     log::warn!("progress not saved: {err}");
                 }
+                events.announce(subject.progress(percent, stage)).await;
             }
         })
     };
@@ -188,10 +192,20 @@ enum RowUpdate {
     Requeued(Option<String>),
 }
 
+/// Writes the outcome to the row, then tells the owner (only if the row changed:
+/// a row that moved on is someone else's to announce).
 async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, update: Option<RowUpdate>) {
     let Some(update) = update else {
         log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
         return;
+    };
+    let subject = subject_of(job);
+    let event = match &update {
+        RowUpdate::Completed(chunks) => subject.completed(*chunks),
+        RowUpdate::Ended(QueueStatus::Cancelled, _) => subject.cancelled(),
+        RowUpdate::Ended(_, error) => subject.failed(error.as_deref().unwrap_or_default(), false, job.attempts),
+        RowUpdate::Requeued(Some(error)) => subject.failed(error, true, job.attempts),
+        RowUpdate::Requeued(None) => subject.queued(None),
     };
     let (doc_id, job_id) = (job.document_id.clone(), job.job_id.clone());
     let result = deps
@@ -204,7 +218,13 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, update: Option<Ro
             RowUpdate::Requeued(error) => documents::mark_requeued(conn, &doc_id, &job_id, error.as_deref()),
         })
         .await;
-    if let Err(err) = result {
-        log::error!("job {}: outcome not saved in the database: {err}", job.job_id);
+    match result {
+        Ok(true) => deps.events.announce(event).await,
+        Ok(false) => log::info!("job {}: its row has moved on; outcome not announced", job.job_id),
+        Err(err) => log::error!("job {}: outcome not saved in the database: {err}", job.job_id),
     }
+}
+
+fn subject_of(job: &ClaimedJob) -> Subject {
+    Subject::new(&job.user_id, &job.document_id, &job.job_id)
 }

@@ -13,5 +13,13 @@ if state == 'completed' and started > 0 then
   local took = now_ms() - started
   redis.call('HSET', jk, 'duration_ms', took)
   redis.call('HINCRBY', p .. 'stats', 'completed_ms', took)
+  -- Moving averages of speed (ms per KiB) per content type and overall, for ETAs.
+  local f = redis.call('HMGET', jk, 'content_type', 'size_bytes')
+  local rate = took / math.max(tonumber(f[2] or 0) / 1024, 1)
+  for _, field in ipairs({f[1] or '*', '*'}) do
+    local previous = tonumber(redis.call('HGET', p .. 'eta', field))
+    local average = previous and (previous * 0.8 + rate * 0.2) or rate
+    redis.call('HSET', p .. 'eta', field, tostring(average))
+  end
 end
 return 1

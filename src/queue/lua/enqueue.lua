@@ -29,4 +29,11 @@ if created > 0 then
   redis.call('HINCRBY', p .. 'stats', 'enqueued', created)
   wake(created)
 end
-return positions(ids)
+local result = positions(ids)
+-- The `document.queued` event carries this position: it is announced already.
+for i, id in ipairs(ids) do
+  if result[i] > 0 then
+    redis.call('HSET', p .. 'job:' .. id, 'announced_position', result[i])
+  end
+end
+return result

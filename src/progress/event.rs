@@ -1,0 +1,77 @@
+//! The events a user's WebSocket receives (DESIGN §5): one JSON object per frame with
+//! `type`, `document_id`, `job_id`, `ts` (ms since the epoch, when produced) and a
+//! per-user increasing `seq` (stamped by Redis when published).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_id: String,
+    pub document_id: String,
+    pub job_id: String,
+    pub ts: i64,
+    #[serde(default)]
+    pub seq: u64,
+    #[serde(flatten)]
+    pub data: Map<String, Value>,
+}
+
+/// Whose document an event is about.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub user_id: String,
+    pub document_id: String,
+    pub job_id: String,
+}
+
+impl Subject {
+    pub fn new(user_id: &str, document_id: &str, job_id: &str) -> Subject {
+        Subject { user_id: user_id.into(), document_id: document_id.into(), job_id: job_id.into() }
+    }
+
+    fn event(&self, kind: &str, data: Value) -> Event {
+        Event {
+            kind: kind.to_string(),
+            user_id: self.user_id.clone(),
+            document_id: self.document_id.clone(),
+            job_id: self.job_id.clone(),
+            ts: chrono::Utc::now().timestamp_millis(),
+            seq: 0,
+            data: match data {
+                Value::Object(map) => map,
+                _ => Map::new(),
+            },
+        }
+    }
+
+    pub fn queued(&self, position: Option<u64>) -> Event {
+        self.event("document.queued", json!({ "queue_status": "queued", "position": position }))
+    }
+
+    pub fn progress(&self, progress: i32, stage: &str) -> Event {
+        self.event("document.progress", json!({ "queue_status": "processing", "progress": progress, "stage": stage }))
+    }
+
+    pub fn completed(&self, chunk_count: i32) -> Event {
+        self.event("document.completed", json!({ "queue_status": "completed", "progress": 100, "chunk_count": chunk_count }))
+    }
+
+    pub fn failed(&self, error: &str, will_retry: bool, attempt: u32) -> Event {
+        let status = if will_retry { "queued" } else { "failed" };
+        self.event(
+            "document.failed",
+            json!({ "queue_status": status, "error": error, "will_retry": will_retry, "attempt": attempt }),
+        )
+    }
+
+    pub fn cancelled(&self) -> Event {
+        self.event("document.cancelled", json!({ "queue_status": "cancelled" }))
+    }
+
+    pub fn position(&self, position: u64, eta_seconds: Option<f64>) -> Event {
+        self.event("queue.position", json!({ "position": position, "eta_seconds": eta_seconds }))
+    }
+}

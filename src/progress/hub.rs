@@ -1,0 +1,199 @@
+//! `Hub`: one actor per process that holds the Redis pub/sub subscription and routes
+//! each event only to the WebSocket sessions of that event's user. Its subscription
+//! reconnects with back-off; after a gap it asks every session to refresh its snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::positions::announce_position_changes;
+use super::publisher::Publisher;
+use crate::db::Db;
+use crate::queue::Queue;
+
+/// Sent to a session.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub enum SessionMessage {
+    /// One event, already JSON.
+    Event(Arc<str>),
+    /// Events may have been missed: send a fresh snapshot.
+    Refresh,
+}
+
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct Connect {
+    pub user_id: String,
+    pub session: Recipient<SessionMessage>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Disconnect {
+    pub user_id: String,
+    pub session_id: u64,
+}
+
+/// How many sessions this process holds, and for which users.
+#[derive(Message)]
+#[rtype(result = "SessionCounts")]
+pub struct CountSessions;
+
+#[derive(Debug, Clone, Default)]
+pub struct SessionCounts {
+    pub sessions: usize,
+    pub users: Vec<String>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Incoming(String);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Resubscribed;
+
+#[derive(Deserialize)]
+struct Routing {
+    user_id: String,
+}
+
+/// How often queue positions of connected users are checked for changes.
+const POSITION_SWEEP: Duration = Duration::from_secs(1);
+
+pub struct Hub {
+    db: Db,
+    queue: Queue,
+    publisher: Publisher,
+    sessions: HashMap<String, HashMap<u64, Recipient<SessionMessage>>>,
+    next_id: u64,
+    sweeping: bool,
+}
+
+impl Hub {
+    pub fn new(db: Db, queue: Queue, publisher: Publisher) -> Hub {
+        Hub { db, queue, publisher, sessions: HashMap::new(), next_id: 0, sweeping: false }
+    }
+}
+
+impl Actor for Hub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let (client, channel) = (self.queue.client().clone(), self.publisher.channel());
+        actix::spawn(subscribe_forever(client, channel, ctx.address()));
+        ctx.run_interval(POSITION_SWEEP, |hub, ctx| {
+            if hub.sweeping || hub.sessions.is_empty() {
+                return;
+            }
+            hub.sweeping = true;
+            let users: Vec<String> = hub.sessions.keys().cloned().collect();
+            let (db, queue, publisher) = (hub.db.clone(), hub.queue.clone(), hub.publisher.clone());
+            let sweep = async move { announce_position_changes(&db, &queue, &publisher, users).await };
+            ctx.spawn(sweep.into_actor(hub).map(|result, hub, _| {
+                hub.sweeping = false;
+                if let Err(err) = result {
+                    log::debug!("queue position sweep failed: {err}");
+                }
+            }));
+        });
+    }
+}
+
+/// Keeps one pub/sub connection subscribed, reconnecting with back-off.
+async fn subscribe_forever(client: redis::Client, channel: String, hub: Addr<Hub>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut subscribed_before = false;
+    while hub.connected() {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    if subscribed_before {
+                        log::info!("progress hub resubscribed");
+                        hub.do_send(Resubscribed);
+                    }
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        if let Ok(payload) = message.get_payload::<String>() {
+                            hub.do_send(Incoming(payload));
+                        }
+                    }
+                    log::warn!("progress hub lost its pub/sub connection; reconnecting");
+                }
+                Err(err) => log::warn!("progress hub cannot subscribe: {err}"),
+            },
+            Err(err) => log::warn!("progress hub cannot reach Redis: {err}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+        // Whatever was published meanwhile is lost to this process: sessions refresh.
+        subscribed_before = true;
+    }
+}
+
+impl Handler<Connect> for Hub {
+    type Result = u64;
+
+    fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> u64 {
+        self.next_id += 1;
+        self.sessions.entry(msg.user_id).or_default().insert(self.next_id, msg.session);
+        self.next_id
+    }
+}
+
+impl Handler<Disconnect> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Disconnect, _: &mut Self::Context) {
+        if let Some(sessions) = self.sessions.get_mut(&msg.user_id) {
+            sessions.remove(&msg.session_id);
+            if sessions.is_empty() {
+                self.sessions.remove(&msg.user_id);
+            }
+        }
+    }
+}
+
+impl Handler<Incoming> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Incoming, _: &mut Self::Context) {
+        let Ok(routing) = serde_json::from_str::<Routing>(&msg.0) else {
+            log::warn!("progress hub dropped a malformed event");
+            return;
+        };
+        if let Some(sessions) = self.sessions.get(&routing.user_id) {
+            let payload: Arc<str> = Arc::from(msg.0);
+            for session in sessions.values() {
+                session.do_send(SessionMessage::Event(payload.clone()));
+            }
+        }
+    }
+}
+
+impl Handler<Resubscribed> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, _: Resubscribed, _: &mut Self::Context) {
+        for session in self.sessions.values().flat_map(|s| s.values()) {
+            session.do_send(SessionMessage::Refresh);
+        }
+    }
+}
+
+impl Handler<CountSessions> for Hub {
+    type Result = MessageResult<CountSessions>;
+
+    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> Self::Result {
+        MessageResult(SessionCounts {
+            sessions: self.sessions.values().map(|s| s.len()).sum(),
+            users: self.sessions.keys().cloned().collect(),
+        })
+    }
+}

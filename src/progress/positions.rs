@@ -1,0 +1,45 @@
+//! `queue.position` events: every second each API process looks at the queued
+//! documents of the users connected to it and announces the positions that changed.
+
+use super::eta::EtaModel;
+use super::event::Subject;
+use super::publisher::Publisher;
+use crate::db::{documents, Db};
+use crate::queue::Queue;
+
+const MAX_DOCUMENTS: i64 = 2_000;
+
+pub async fn announce_position_changes(
+    db: &Db,
+    queue: &Queue,
+    publisher: &Publisher,
+    users: Vec<String>,
+) -> Result<usize, String> {
+    if users.is_empty() {
+        return Ok(0);
+    }
+    let queued = db
+        .run(move |conn| documents::queued_for_users(conn, &users, MAX_DOCUMENTS))
+        .await
+        .map_err(|e| e.to_string())?;
+    let job_ids: Vec<String> = queued.iter().map(|d| d.job_id.clone()).collect();
+    let positions = queue.positions(&job_ids).await.map_err(|e| e.to_string())?;
+    let waiting: Vec<(usize, u64)> = positions.iter().enumerate().filter_map(|(i, p)| p.map(|p| (i, p))).collect();
+    let pairs: Vec<(String, u64)> = waiting.iter().map(|(i, p)| (job_ids[*i].clone(), *p)).collect();
+    let changed = queue.mark_announced_positions(&pairs).await.map_err(|e| e.to_string())?;
+    if !changed.contains(&true) {
+        return Ok(0);
+    }
+    let workers = queue.live_workers().await.map(|w| w.len()).unwrap_or(0);
+    let eta = EtaModel::load(queue, workers).await.unwrap_or_default();
+    let mut announced = 0;
+    for ((i, position), changed) in waiting.into_iter().zip(changed) {
+        if changed {
+            let doc = &queued[i];
+            let seconds = eta.queued_seconds(&doc.content_type, doc.size_bytes, position);
+            publisher.announce(Subject::new(&doc.user_id, &doc.id, &doc.job_id).position(position, Some(seconds))).await;
+            announced += 1;
+        }
+    }
+    Ok(announced)
+}

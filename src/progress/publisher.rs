@@ -1,0 +1,87 @@
+//! Publishing events: one Lua script stamps the per-user `seq`, appends the event to
+//! the user's bounded stream (for resume) and PUBLISHes it to every process's Hub.
+
+use std::sync::Arc;
+
+use redis::Script;
+
+use super::event::Event;
+use crate::queue::{Queue, QueueError};
+
+#[derive(Clone)]
+pub struct Publisher {
+    queue: Queue,
+    publish: Arc<Script>,
+    resume: Arc<Script>,
+    stream_max_len: usize,
+}
+
+/// What a reconnecting client gets: the events it missed, or the news that some are
+/// gone and it needs a fresh snapshot.
+#[derive(Debug)]
+pub enum Missed {
+    Events(Vec<String>),
+    Gap,
+}
+
+impl Publisher {
+    pub fn new(queue: Queue, stream_max_len: usize) -> Publisher {
+        Publisher {
+            queue,
+            publish: Arc::new(Script::new(include_str!("lua/publish.lua"))),
+            resume: Arc::new(Script::new(include_str!("lua/resume.lua"))),
+            stream_max_len: stream_max_len.max(1),
+        }
+    }
+
+    /// The pub/sub channel every Hub subscribes to.
+    pub fn channel(&self) -> String {
+        format!("{}events", self.queue.keys().prefix())
+    }
+
+    pub async fn publish(&self, event: Event) -> Result<u64, QueueError> {
+        let body = serde_json::to_string(&event).map_err(|e| QueueError::Reply(e.to_string()))?;
+        let mut conn = self.queue.connection().await?;
+        Ok(self
+            .publish
+            .arg(self.queue.keys().prefix())
+            .arg(&event.user_id)
+            .arg(body)
+            .arg(self.stream_max_len)
+            .invoke_async(&mut *conn)
+            .await?)
+    }
+
+    /// Publishes, logging instead of failing: events must never break processing.
+    pub async fn announce(&self, event: Event) {
+        let kind = event.kind.clone();
+        if let Err(err) = self.publish(event).await {
+            log::warn!("event {kind} not published: {err}");
+        }
+    }
+
+    /// The user's current sequence number (the last event's `seq`).
+    pub async fn current_seq(&self, user_id: &str) -> Result<u64, QueueError> {
+        let mut conn = self.queue.connection().await?;
+        let seq: Option<u64> = redis::cmd("GET")
+            .arg(format!("{}events:seq:{user_id}", self.queue.keys().prefix()))
+            .query_async(&mut *conn)
+            .await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    pub async fn missed_since(&self, user_id: &str, since: u64) -> Result<Missed, QueueError> {
+        let mut conn = self.queue.connection().await?;
+        let reply: Vec<String> = self
+            .resume
+            .arg(self.queue.keys().prefix())
+            .arg(user_id)
+            .arg(since)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(match reply.split_first() {
+            Some((status, events)) if status == "events" => Missed::Events(events.to_vec()),
+            _ => Missed::Gap,
+        })
+    }
+}

@@ -1,0 +1,276 @@
+//! `GET /ws`: one `SessionActor` per WebSocket. It registers with the process's Hub
+//! for its user's events, sends a snapshot on connect (and whenever the Hub lost
+//! events), answers `resume`, `cancel` and `ping` frames, and drops a client that has
+//! been silent for 15 s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::documents::cancel_document;
+use super::AppState;
+use crate::auth::{authenticate, AuthUser};
+use crate::db::documents;
+use crate::error::AppError;
+use crate::progress::hub::{Connect, Disconnect, SessionMessage};
+use crate::progress::publisher::Missed;
+use crate::progress::{snapshot, Hub};
+
+const PING_EVERY: Duration = Duration::from_secs(5);
+const SILENCE_LIMIT: Duration = Duration::from_secs(15);
+/// How long live events wait after the first snapshot for a `resume` to come.
+const RESUME_WINDOW: Duration = Duration::from_millis(250);
+
+pub async fn connect(
+    request: HttpRequest,
+    stream: web::Payload,
+    state: web::Data<AppState>,
+    hub: web::Data<Addr<Hub>>,
+) -> Result<HttpResponse, actix_web::Error> {
+    // Browsers cannot set headers on a WebSocket, hence ?token=; checked before the upgrade.
+    let user = authenticate(&request, true)?;
+    let session = SessionActor {
+        user,
+        state,
+        hub: hub.get_ref().clone(),
+        session_id: None,
+        last_heard: Instant::now(),
+        held_back: None,
+        snapshot_in_flight: false,
+        replaying: false,
+        resume_after_snapshot: None,
+        sent_seq: 0,
+    };
+    ws::start(session, &request, stream)
+}
+
+pub struct SessionActor {
+    user: AuthUser,
+    state: web::Data<AppState>,
+    hub: Addr<Hub>,
+    session_id: Option<u64>,
+    last_heard: Instant,
+    /// Live events wait here while a snapshot or a replay is on its way, so the client
+    /// sees every seq once and in order.
+    held_back: Option<Vec<Arc<str>>>,
+    snapshot_in_flight: bool,
+    replaying: bool,
+    /// A resume asked for while a snapshot was on its way; served right after it.
+    resume_after_snapshot: Option<u64>,
+    /// The highest seq sent to the client.
+    sent_seq: u64,
+}
+
+#[derive(Deserialize)]
+struct Seq {
+    #[serde(default)]
+    seq: u64,
+}
+
+fn seq_of(event: &str) -> u64 {
+    serde_json::from_str::<Seq>(event).map_or(0, |e| e.seq)
+}
+
+/// Frames a client may send.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientFrame {
+    Resume { since: u64 },
+    Cancel { document_id: String },
+    Subscribe,
+    Ping,
+}
+
+impl SessionActor {
+    fn send_error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str) {
+        ctx.text(json!({ "type": "error", "code": code, "message": message }).to_string());
+    }
+
+    /// Sends a fresh snapshot; live events wait until it is out, and those it already
+    /// reflects (seq not above its own) are dropped. After the first snapshot they
+    /// wait a moment longer: a reconnecting client sends `resume` right away, and its
+    /// replay must come before newer live events.
+    fn send_snapshot(&mut self, ctx: &mut ws::WebsocketContext<Self>, first: bool) {
+        if self.snapshot_in_flight {
+            return;
+        }
+        self.snapshot_in_flight = true;
+        self.held_back.get_or_insert_with(Vec::new);
+        let (state, user_id) = (self.state.clone(), self.user.id.clone());
+        let build = async move { snapshot::build(&state.db, &state.queue, &state.events, &user_id).await };
+        ctx.spawn(build.into_actor(self).map(move |snapshot, act, ctx| {
+            act.snapshot_in_flight = false;
+            match snapshot {
+                Ok(snapshot) => {
+                    ctx.text(serde_json::to_string(&snapshot).unwrap_or_default());
+                    act.sent_seq = act.sent_seq.max(snapshot.seq);
+                }
+                Err(err) => Self::send_error(ctx, "snapshot_unavailable", &err.to_string()),
+            }
+            if let Some(since) = act.resume_after_snapshot.take() {
+                act.resume(since, ctx);
+            } else if first {
+                ctx.run_later(RESUME_WINDOW, |act, ctx| {
+                    if !act.replaying && !act.snapshot_in_flight {
+                        act.release_held_back(ctx);
+                    }
+                });
+            } else if !act.replaying {
+                act.release_held_back(ctx);
+            }
+        }));
+    }
+
+    /// Replays what the client missed since `since`, in order, before any newer live
+    /// event; when some of it is no longer kept, a snapshot instead.
+    fn resume(&mut self, since: u64, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.snapshot_in_flight {
+            self.resume_after_snapshot = Some(since);
+            return;
+        }
+        if self.replaying {
+            return;
+        }
+        self.replaying = true;
+        self.held_back.get_or_insert_with(Vec::new);
+        let (state, user_id) = (self.state.clone(), self.user.id.clone());
+        let missed = async move { state.events.missed_since(&user_id, since).await };
+        ctx.spawn(missed.into_actor(self).map(move |missed, act, ctx| {
+            act.replaying = false;
+            match missed {
+                Ok(Missed::Events(events)) => {
+                    for event in events {
+                        act.sent_seq = act.sent_seq.max(seq_of(&event));
+                        ctx.text(event);
+                    }
+                    act.release_held_back(ctx);
+                }
+                Ok(Missed::Gap) | Err(_) => act.send_snapshot(ctx, false),
+            }
+        }));
+    }
+
+    /// Sends the events that waited, except those the client already has.
+    fn release_held_back(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        for event in self.held_back.take().unwrap_or_default() {
+            self.deliver(event, ctx);
+        }
+    }
+
+    fn deliver(&mut self, event: Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        let seq = seq_of(&event);
+        if seq > self.sent_seq {
+            self.sent_seq = seq;
+            ctx.text(&*event);
+        }
+    }
+
+    fn cancel(&self, document_id: String, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, user_id) = (self.state.clone(), self.user.id.clone());
+        let cancel = async move {
+            let id = document_id.clone();
+            let document = state
+                .db
+                .run(move |conn| documents::find_for_user(conn, &user_id, &id))
+                .await?
+                .ok_or_else(|| AppError::NotFound("no such document".into()))?;
+            cancel_document(&state, document).await
+        };
+        ctx.spawn(cancel.into_actor(self).map(|result, _, ctx| match result {
+            Ok(document) => ctx.text(
+                json!({ "type": "cancel.accepted", "document_id": document.id, "queue_status": document.queue_status })
+                    .to_string(),
+            ),
+            Err(err) => {
+                let code = match err {
+                    AppError::NotFound(_) => "not_found",
+                    AppError::Conflict(_) => "conflict",
+                    _ => "cancel_failed",
+                };
+                Self::send_error(ctx, code, &err.to_string());
+            }
+        }));
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        match serde_json::from_str::<ClientFrame>(text) {
+            Ok(ClientFrame::Resume { since }) => self.resume(since, ctx),
+            Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
+            Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx, false),
+            Ok(ClientFrame::Ping) => ctx.text(json!({ "type": "pong", "ts": chrono::Utc::now().timestamp_millis() }).to_string()),
+            Err(err) => Self::send_error(
+                ctx,
+                "bad_frame",
+                &format!("expected a JSON object with type resume, cancel, subscribe or ping: {err}"),
+            ),
+        }
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let connect = Connect { user_id: self.user.id.clone(), session: ctx.address().recipient() };
+        self.hub
+            .send(connect)
+            .into_actor(self)
+            .map(|id, act, ctx| match id {
+                Ok(id) => act.session_id = Some(id),
+                Err(_) => ctx.stop(),
+            })
+            .wait(ctx);
+        self.send_snapshot(ctx, true);
+        ctx.run_interval(PING_EVERY, |act, ctx| {
+            if act.last_heard.elapsed() > SILENCE_LIMIT {
+                log::info!("dropping silent WebSocket client of {}", act.user.id);
+                ctx.stop();
+            } else {
+                ctx.ping(b"");
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        if let Some(session_id) = self.session_id {
+            self.hub.do_send(Disconnect { user_id: self.user.id.clone(), session_id });
+        }
+    }
+}
+
+impl Handler<SessionMessage> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionMessage, ctx: &mut Self::Context) {
+        match msg {
+            SessionMessage::Event(payload) => match self.held_back.as_mut() {
+                Some(held_back) => held_back.push(payload),
+                None => self.deliver(payload, ctx),
+            },
+            SessionMessage::Refresh => self.send_snapshot(ctx, false),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => Self::send_error(ctx, "bad_frame", "binary frames are not understood; send JSON text"),
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Err(_) => ctx.stop(),
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! Real-time progress over real WebSocket connections: order of events, isolation
+//! between users, several tabs, resume after a drop, two processes, a lost pub/sub
+//! connection, and silent clients.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::processors::ScriptedProcessor;
+use futures_util::SinkExt;
+use common::ws::{is_event, WsClient};
+use common::{token, OwnRedis, TestEnv, TestServer};
+use docqueue::app::Role;
+use docqueue::progress::hub::CountSessions;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+async fn server(env: &TestEnv, processor: ScriptedProcessor, overrides: Value) -> TestServer {
+    TestServer::start_with(env.config(overrides), Role::All, Arc::new(processor)).await
+}
+
+fn of_document<'a>(frames: &'a [Value], id: &str) -> Vec<&'a Value> {
+    frames.iter().filter(|f| f["document_id"] == id).collect()
+}
+
+fn assert_increasing_seq(frames: &[&Value]) {
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().expect("every event has a seq")).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq increases: {seqs:?}");
+}
+
+#[actix_web::test]
+async fn a_documents_events_arrive_in_order_through_completion() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let doc = server.upload_one(&alice, "notes.txt", b"some notes".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let frames = socket.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    let events = of_document(&frames, id);
+    assert_eq!(events.first().unwrap()["type"], "document.queued");
+    assert_eq!(events.first().unwrap()["position"], 1);
+    assert_eq!(events.last().unwrap()["chunk_count"], 4);
+    let progress: Vec<&&Value> = events.iter().filter(|f| f["type"] == "document.progress").collect();
+    let percents: Vec<i64> = progress.iter().map(|f| f["progress"].as_i64().unwrap()).collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "monotone: {percents:?}");
+    let stages: Vec<&str> = progress.iter().map(|f| f["stage"].as_str().unwrap()).collect();
+    let mut distinct = stages.clone();
+    distinct.dedup();
+    assert_eq!(distinct, vec!["extracting", "chunking", "embedding", "storing"], "every stage change: {stages:?}");
+    for event in &events {
+        assert_eq!(event["job_id"], doc["job_id"]);
+        assert!(event["ts"].as_i64().unwrap() > 1_700_000_000_000);
+    }
+    assert_increasing_seq(&events);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_failure_arrives_with_its_reason() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({ "document_queue": { "retry_attempts": 1 } })).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let doc = server.upload_one(&alice, "permanent.txt", b"x".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let frames = socket.collect_until(LIMIT, |f| is_event(f, "document.failed", id)).await;
+    let failed = frames.last().unwrap();
+    assert_eq!(failed["error"], "the document is not readable (simulated)");
+    assert_eq!(failed["will_retry"], false);
+    assert_eq!(failed["attempt"], 1);
+
+    let flaky = server.upload_one(&alice, "fail2.txt", b"x".to_vec()).await;
+    let flaky_id = flaky["id"].as_str().unwrap();
+    let frames = socket
+        .collect_until(LIMIT, |f| is_event(f, "document.failed", flaky_id) && f["will_retry"] == false)
+        .await;
+    let failures: Vec<&Value> = frames.iter().filter(|f| is_event(f, "document.failed", flaky_id)).collect();
+    assert_eq!(failures.len(), 2);
+    assert_eq!((failures[0]["will_retry"].clone(), failures[0]["attempt"].clone()), (json!(true), json!(1)));
+    assert_eq!((failures[1]["will_retry"].clone(), failures[1]["attempt"].clone()), (json!(false), json!(2)));
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn cancelling_by_rest_and_by_websocket_message_arrives_as_cancelled() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({ "document_queue": { "concurrency": 2 } })).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let by_rest = server.upload_one(&alice, "slow-rest.txt", b"x".to_vec()).await;
+    let by_ws = server.upload_one(&alice, "slow-ws.txt", b"x".to_vec()).await;
+    let (rest_id, ws_id) = (by_rest["id"].as_str().unwrap(), by_ws["id"].as_str().unwrap());
+    socket.collect_until(LIMIT, |f| is_event(f, "document.progress", rest_id)).await;
+
+    let response = server.client.delete(server.url(&format!("/api/documents/cancel/{rest_id}"))).bearer_auth(&alice).send().await.unwrap();
+    assert!(response.status().is_success());
+    socket.collect_until(LIMIT, |f| is_event(f, "document.cancelled", rest_id)).await;
+
+    socket.send_json(json!({ "type": "cancel", "document_id": ws_id })).await;
+    let mut frames = socket.collect_until(LIMIT, |f| is_event(f, "document.cancelled", ws_id)).await;
+    if !frames.iter().any(|f| f["type"] == "cancel.accepted") {
+        frames.extend(socket.collect_until(LIMIT, |f| f["type"] == "cancel.accepted").await);
+    }
+    assert!(frames.iter().any(|f| f["type"] == "cancel.accepted" && f["document_id"] == ws_id), "{frames:#?}");
+    assert_eq!(server.document(&alice, ws_id).await["queue_status"], "cancelled");
+    server.shutdown().await;
+}
+
+async fn until_all_completed(socket: &mut WsClient, ids: &[String]) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while !ids.iter().all(|id| frames.iter().any(|f| is_event(f, "document.completed", id))) {
+        frames.push(socket.next_json(LIMIT).await.expect("events until every document completed"));
+    }
+    frames
+}
+
+#[actix_web::test]
+async fn users_never_see_each_others_events_nor_cancel_each_others_documents() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({ "document_queue": { "concurrency": 4 } })).await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let mut alice_socket = WsClient::connect(&server.base, &alice).await;
+    let mut bob_socket = WsClient::connect(&server.base, &bob).await;
+    alice_socket.snapshot().await;
+    bob_socket.snapshot().await;
+    let files = |who: &str| -> Vec<(String, Vec<u8>)> { (0..3).map(|i| (format!("{who}-{i}.txt"), b"x".to_vec())).collect() };
+    let (alice_files, bob_files) = (files("alice"), files("bob-slow"));
+    let alice_refs: Vec<(&str, Vec<u8>)> = alice_files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let bob_refs: Vec<(&str, Vec<u8>)> = bob_files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let (a, b) = tokio::join!(server.upload(&alice, &alice_refs, None), server.upload(&bob, &bob_refs, None));
+    let alice_docs: Value = a.json().await.unwrap();
+    let bob_docs: Value = b.json().await.unwrap();
+    let ids = |v: &Value| -> Vec<String> { v["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect() };
+    let (alice_ids, bob_ids) = (ids(&alice_docs), ids(&bob_docs));
+
+    // Alice tries to cancel one of Bob's documents through her socket.
+    alice_socket.send_json(json!({ "type": "cancel", "document_id": bob_ids[0] })).await;
+    let mut alice_frames = until_all_completed(&mut alice_socket, &alice_ids).await;
+    let bob_frames = until_all_completed(&mut bob_socket, &bob_ids).await;
+    if !alice_frames.iter().any(|f| f["type"] == "error") {
+        alice_frames.extend(alice_socket.collect_until(LIMIT, |f| f["type"] == "error").await);
+    }
+    assert!(alice_frames.iter().any(|f| f["type"] == "error" && f["code"] == "not_found"));
+    for frame in &alice_frames {
+        if let Some(id) = frame["document_id"].as_str() {
+            assert!(!bob_ids.iter().any(|b| b == id), "alice saw bob's event {frame}");
+        }
+        assert_ne!(frame["user_id"], "bob");
+    }
+    for frame in &bob_frames {
+        if let Some(id) = frame["document_id"].as_str() {
+            assert!(!alice_ids.iter().any(|a| a == id), "bob saw alice's event {frame}");
+        }
+    }
+    assert_eq!(server.document(&bob, &bob_ids[0]).await["queue_status"], "completed");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn two_sockets_of_one_user_both_receive_every_event() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let mut first = WsClient::connect(&server.base, &alice).await;
+    let mut second = WsClient::connect(&server.base, &alice).await;
+    first.snapshot().await;
+    second.snapshot().await;
+    let doc = server.upload_one(&alice, "both.txt", b"x".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let a = first.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    let b = second.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    let seqs = |frames: &[Value]| -> Vec<u64> { frames.iter().filter_map(|f| f["seq"].as_u64()).collect() };
+    assert_eq!(seqs(&a), seqs(&b));
+    assert!(seqs(&a).len() >= 3);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_reconnecting_client_gets_exactly_the_events_it_missed() {
+    let env = TestEnv::new();
+    let processor = ScriptedProcessor { slow_steps: 30, ..ScriptedProcessor::new() };
+    let server = server(&env, processor, json!({})).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let doc = server.upload_one(&alice, "slow.txt", b"x".to_vec()).await;
+    let id = doc["id"].as_str().unwrap().to_string();
+    let seen = socket
+        .collect_until(LIMIT, |f| is_event(f, "document.progress", &id) && f["progress"].as_i64() > Some(10))
+        .await;
+    let last_seq = seen.last().unwrap()["seq"].as_u64().unwrap();
+    drop(socket);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let mut again = WsClient::connect(&server.base, &alice).await;
+    again.snapshot().await;
+    again.send_json(json!({ "type": "resume", "since": last_seq })).await;
+    let resumed = again.collect_until(LIMIT, |f| is_event(f, "document.completed", &id)).await;
+    let seqs: Vec<u64> = resumed.iter().filter_map(|f| f["seq"].as_u64()).collect();
+    // Replayed events, then live ones: every seq after last_seq exactly once, in order.
+    let mut expected = last_seq + 1;
+    let mut replayed = Vec::new();
+    for seq in seqs {
+        if seq >= expected {
+            assert_eq!(seq, expected, "no gap after {}", expected - 1);
+            replayed.push(seq);
+            expected += 1;
+        }
+    }
+    assert!(replayed.len() >= 2, "missed events were replayed: {replayed:?}");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn resuming_past_a_trimmed_stream_gets_a_snapshot() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({ "progress": { "stream_max_len": 3 } })).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let doc = server.upload_one(&alice, "first.txt", b"x".to_vec()).await;
+    let frames = socket.collect_until(LIMIT, |f| is_event(f, "document.queued", doc["id"].as_str().unwrap())).await;
+    let early_seq = frames.last().unwrap()["seq"].as_u64().unwrap();
+    socket.collect_until(LIMIT, |f| f["type"] == "document.completed").await;
+    socket.send_json(json!({ "type": "resume", "since": early_seq })).await;
+    let reply = socket.next_json(LIMIT).await.unwrap();
+    assert_eq!(reply["type"], "snapshot", "{reply}");
+    assert_eq!(reply["documents"][0]["queue_status"], "completed");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn unknown_and_malformed_frames_get_an_error_and_the_socket_stays_up() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    socket.send_json(json!({ "type": "dance" })).await;
+    assert_eq!(socket.next_json(LIMIT).await.unwrap()["type"], "error");
+    socket.socket.send(tokio_tungstenite::tungstenite::Message::Text("{not json".into())).await.unwrap();
+    assert_eq!(socket.next_json(LIMIT).await.unwrap()["type"], "error");
+    socket.send_json(json!({ "type": "ping" })).await;
+    assert_eq!(socket.next_json(LIMIT).await.unwrap()["type"], "pong");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_bad_token_is_refused_before_the_upgrade() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let url = format!("{}/ws?token=forged", server.base.replacen("http", "ws", 1));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("expected a 401, got {:?}", other.map(|_| "an upgrade")),
+    }
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn progress_from_a_worker_process_reaches_a_client_of_an_api_process() {
+    let env = TestEnv::new();
+    let api = TestServer::start(env.config(json!({})), Role::Api).await;
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_docqueue"))
+        .args(["serve", "--role", "worker"])
+        .envs(env.env_vars())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&api.base, &alice).await;
+    socket.snapshot().await;
+    let doc = api.upload_one(&alice, "chapter.html", common::fixture("python-tutorial-errors.html")).await;
+    let id = doc["id"].as_str().unwrap();
+    let frames = socket.collect_until(Duration::from_secs(60), |f| is_event(f, "document.completed", id)).await;
+    assert!(frames.iter().any(|f| is_event(f, "document.progress", id)), "{frames:#?}");
+    let row = api.document(&alice, id).await;
+    assert!(row["worker_id"].as_str().unwrap().contains(&format!(":{}:", worker.id())));
+    let _ = worker.kill();
+    let _ = worker.wait();
+    api.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_killed_pubsub_connection_keeps_sockets_open_and_a_snapshot_fills_the_gap() {
+    let own = OwnRedis::start();
+    let env = TestEnv::with_redis(&own.url);
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let mut redis = env.redis();
+    let killed: i64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub").query(&mut redis).unwrap();
+    assert_eq!(killed, 1, "the Hub's one pub/sub connection");
+    // An upload right away: its first events may be lost with the connection; the
+    // refreshed snapshot and the later events must still bring the full picture.
+    let doc = server.upload_one(&alice, "during-gap.txt", b"x".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let frames = socket
+        .collect_until(LIMIT, |f| {
+            is_event(f, "document.completed", id)
+                || (f["type"] == "snapshot"
+                    && f["documents"].as_array().unwrap().iter().any(|d| d["id"] == id && d["queue_status"] == "completed"))
+        })
+        .await;
+    assert!(frames.iter().any(|f| f["type"] == "snapshot"), "the Hub asked for a refresh: {frames:#?}");
+    // Still the same socket, and live events flow again.
+    let next = server.upload_one(&alice, "after-gap.txt", b"x".to_vec()).await;
+    let next_id = next["id"].as_str().unwrap();
+    socket.collect_until(LIMIT, |f| is_event(f, "document.completed", next_id)).await;
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let hub = server.app().hub.clone().unwrap();
+    let alice = token("alice");
+    let mut silent = WsClient::connect(&server.base, &alice).await;
+    silent.snapshot().await;
+    assert_eq!(hub.send(CountSessions).await.unwrap().sessions, 1);
+    // Not reading means not answering pings: the client is silent from here on.
+    common::eventually(Duration::from_secs(25), "the silent session to be dropped", || {
+        let hub = hub.clone();
+        async move { (hub.send(CountSessions).await.unwrap().sessions == 0).then_some(()) }
+    })
+    .await;
+    server.shutdown().await;
+}
