@@ -12,6 +12,7 @@ use actix_web::{middleware, web, App, HttpServer};
 use crate::auth::{Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
+use crate::processing::embed::{self, Embedder};
 use crate::processing::pipeline::Pipeline;
 use crate::progress::{Hub, Publisher};
 use crate::queue::Queue;
@@ -81,8 +82,8 @@ impl RunningApp {
 pub async fn start(config: Config, role: Role) -> Result<RunningApp, StartError> {
     let config = Arc::new(config);
     let pipeline_config = config.clone();
-    start_inner(config, role, move |db, storage| {
-        Arc::new(Pipeline::new(&pipeline_config, db.clone(), storage.clone()))
+    start_inner(config, role, move |db, storage, embedder| {
+        Arc::new(Pipeline::new(&pipeline_config, db.clone(), storage.clone(), embedder))
     })
     .await
 }
@@ -93,13 +94,13 @@ pub async fn start_with_processor(
     role: Role,
     processor: Arc<dyn Processor>,
 ) -> Result<RunningApp, StartError> {
-    start_inner(config, role, move |_, _| processor).await
+    start_inner(config, role, move |_, _, _| processor).await
 }
 
 async fn start_inner(
     config: Arc<Config>,
     role: Role,
-    make_processor: impl FnOnce(&Db, &Storage) -> Arc<dyn Processor>,
+    make_processor: impl FnOnce(&Db, &Storage, Arc<dyn Embedder>) -> Arc<dyn Processor>,
 ) -> Result<RunningApp, StartError> {
     let db = {
         let database = config.database.clone();
@@ -117,7 +118,8 @@ async fn start_inner(
         source,
     })?;
     let token_keys = TokenKeys::from_config(&config.auth)?;
-    let processor = make_processor(&db, &storage);
+    let embedder = embed::from_config(&config.embedding);
+    let processor = make_processor(&db, &storage, embedder.clone());
     let events = Publisher::new(queue.clone(), config.progress.stream_max_len);
 
     let supervisor = role.runs_workers().then(|| {
@@ -145,6 +147,7 @@ async fn start_inner(
             queue: queue.clone(),
             storage,
             events,
+            embedder,
             processor,
         });
         let keys = web::Data::new(token_keys.clone());

@@ -52,17 +52,32 @@ pub fn list_for_document(
     Ok(query.load(conn)?)
 }
 
-/// Every chunk of the user's completed documents, with the document's filename.
-pub fn search_candidates_for_user(
-    conn: &mut DbConnection,
-    user_id: &str,
-) -> Result<Vec<(ChunkRow, String)>, DbError> {
+/// The embeddings of every chunk of the user's completed documents (search scores
+/// these first and reads the text of the best ones only).
+pub fn embeddings_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<(String, i32, Vec<u8>)>, DbError> {
     Ok(document_chunks::table
         .inner_join(documents::table)
         .filter(documents::user_id.eq(user_id))
         .filter(documents::queue_status.eq(QueueStatus::Completed.as_str()))
-        .select((ChunkRow::as_select(), documents::filename))
+        .select((document_chunks::document_id, document_chunks::ordinal, document_chunks::embedding))
         .load(conn)?)
+}
+
+/// One chunk with its document's filename, if the user owns it.
+pub fn find_with_filename(
+    conn: &mut DbConnection,
+    user_id: &str,
+    document_id: &str,
+    ordinal: i32,
+) -> Result<Option<(ChunkRow, String)>, DbError> {
+    Ok(document_chunks::table
+        .inner_join(documents::table)
+        .filter(documents::user_id.eq(user_id))
+        .filter(document_chunks::document_id.eq(document_id))
+        .filter(document_chunks::ordinal.eq(ordinal))
+        .select((ChunkRow::as_select(), documents::filename))
+        .first(conn)
+        .optional()?)
 }
 
 pub fn count_for_document(conn: &mut DbConnection, document_id: &str) -> Result<i64, DbError> {

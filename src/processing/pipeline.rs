@@ -29,12 +29,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, db: Db, storage: Storage) -> Pipeline {
+    pub fn new(config: &Config, db: Db, storage: Storage, embedder: Arc<dyn Embedder>) -> Pipeline {
         Pipeline {
             db,
             storage,
             config: config.processing.clone(),
-            embedder: embed::from_config(&config.embedding),
+            embedder,
             embedder_is_local: config.embedding.provider == EmbeddingProvider::Hash,
             concurrent_requests: config.embedding.concurrent_requests,
         }

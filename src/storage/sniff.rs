@@ -40,7 +40,11 @@ pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
             other => Err(other.to_string()),
         };
     }
-    if looks_binary(head) {
+    // Bytes with no known signature that do not look like text are refused, unless the
+    // name says text: then extraction decides, and fails the document with a reason
+    // the user can read ("not readable text") instead of refusing the upload.
+    let named_text = matches!(extension.as_str(), "txt" | "text" | "md" | "markdown" | "csv" | "tsv");
+    if looks_binary(head) && !named_text {
         return Err("application/octet-stream".to_string());
     }
     if looks_like_html(head) {
@@ -105,6 +109,7 @@ mod tests {
         assert_eq!(sniff(b"a,b\n1,2\n", "data.csv"), Ok(CSV));
         assert_eq!(sniff(b"# Title\n\ntext\n", "notes.md"), Ok(MARKDOWN));
         assert_eq!(sniff(b"caf\xe9 cr\xe8me", "latin1.txt"), Ok(TEXT));
-        assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2], "x.txt"), Err("application/octet-stream".into()));
+        assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2], "x.bin"), Err("application/octet-stream".into()));
+        assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2], "notes.txt"), Ok(TEXT));
     }
 }

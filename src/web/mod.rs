@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod documents;
 pub mod health;
+pub mod search;
 mod multipart_headers;
 pub mod upload;
 pub mod ws;
@@ -14,6 +15,7 @@ use actix_web::web;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::{json_error_handler, AppError};
+use crate::processing::embed::Embedder;
 use crate::progress::Publisher;
 use crate::queue::Queue;
 use crate::storage::Storage;
@@ -26,6 +28,8 @@ pub struct AppState {
     pub queue: Queue,
     pub storage: Storage,
     pub events: Publisher,
+    /// Embeds search queries the way documents were embedded.
+    pub embedder: Arc<dyn Embedder>,
     /// Used only in `processing.mode = "inline"`.
     pub processor: Arc<dyn Processor>,
 }
@@ -42,6 +46,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("", web::get().to(documents::list))
                 .route("/upload", web::post().to(upload::upload))
                 .route("/processing-status", web::get().to(documents::processing_status))
+                .route("/search", web::get().to(search::search))
+                .route("/{id}/chunks", web::get().to(search::list_chunks))
                 .route("/cancel/{id}", web::delete().to(documents::cancel))
                 .route("/{id}", web::get().to(documents::get_one))
                 .route("/{id}", web::delete().to(documents::delete)),
