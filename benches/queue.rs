@@ -77,6 +77,7 @@ fn job(i: usize, users: usize) -> NewJob {
         priority: 0,
         content_type: "text/plain".into(),
         size_bytes: 1000,
+        filename: format!("file-{i}.txt"),
     }
 }
 
@@ -188,6 +189,7 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
             priority: 0,
             content_type: r.content_type.clone(),
             size_bytes: r.size_bytes,
+            filename: r.filename.clone(),
         })
         .collect();
     for chunk in jobs.chunks(500) {
@@ -357,6 +359,7 @@ async fn kill_recovery(redis_url: &str) {
             priority: 0,
             content_type: row.content_type.clone(),
             size_bytes: 10,
+            filename: row.filename.clone(),
         }])
         .await
         .unwrap();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_web::dev::Service;
 use actix_web::{middleware, web, App, HttpServer};
 
 use crate::auth::{Role as TokenRole, TokenKeys};
@@ -17,6 +18,7 @@ use crate::processing::pipeline::Pipeline;
 use crate::progress::{Hub, Publisher};
 use crate::queue::Queue;
 use crate::storage::Storage;
+use crate::web::metrics::HttpMetrics;
 use crate::web::AppState;
 use crate::workers::supervisor::Shutdown;
 use crate::workers::{Processor, Supervisor, WorkerDeps};
@@ -113,6 +115,7 @@ async fn start_inner(
         .map_err(|e| StartError::Task(e.to_string()))??
     };
     let queue = Queue::new(&config.redis, &config.document_queue)?;
+    warn_if_redis_may_evict(&queue).await;
     let storage = Storage::open(&config.storage.root).map_err(|source| StartError::Storage {
         path: config.storage.root.display().to_string(),
         source,
@@ -151,12 +154,25 @@ async fn start_inner(
             processor,
         });
         let keys = web::Data::new(token_keys.clone());
+        let http_metrics = web::Data::new(HttpMetrics::new());
         let address = format!("{}:{}", config.server.host, config.server.port);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(keys.clone())
                 .app_data(hub.clone())
+                .app_data(http_metrics.clone())
+                .wrap_fn(|request, service| {
+                    let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        if let Some(metrics) = metrics {
+                            metrics.observe(&response);
+                        }
+                        Ok(response)
+                    }
+                })
                 .wrap(middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
                 .configure(crate::web::routes)
         })
@@ -190,5 +206,17 @@ fn log_demo_tokens(keys: &TokenKeys) {
         log::warn!("development mode: no auth.jwt_secret set; a secret was made for this process");
         log::warn!("demo user token (24h):  {user}");
         log::warn!("demo admin token (24h): {admin}");
+    }
+}
+
+/// An evicting Redis drops jobs silently (the reconciler only recovers them later).
+async fn warn_if_redis_may_evict(queue: &Queue) {
+    match queue.redis_memory().await {
+        Ok((_, policy)) if !policy.is_empty() && policy != "noeviction" => log::warn!(
+            "Redis maxmemory-policy is {policy}: under memory pressure it evicts keys, jobs included; \
+             set maxmemory-policy noeviction"
+        ),
+        Ok(_) => {}
+        Err(err) => log::warn!("Redis not reachable at start-up ({err}); uploads are kept and enqueued when it is back"),
     }
 }

@@ -38,6 +38,8 @@ pub enum AuthSetupError {
 /// Signs and checks tokens with one HS256 secret.
 #[derive(Clone)]
 pub struct TokenKeys {
+    /// Derived from the secret; keys the dashboard's CSRF tokens.
+    csrf_key: Vec<u8>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -63,12 +65,19 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
         let bad = |e: jsonwebtoken::errors::Error| AuthSetupError::BadSecret(e.to_string());
+        use sha2::Digest;
+        let csrf_key = sha2::Sha256::new().chain_update(b"docqueue csrf key\0").chain_update(secret).finalize().to_vec();
         Ok(TokenKeys {
+            csrf_key,
             encoding: EncodingKey::from_secret(secret).map_err(bad)?,
             decoding: DecodingKey::from_secret(secret).map_err(bad)?,
             validation,
             generated,
         })
+    }
+
+    pub fn csrf_key(&self) -> &[u8] {
+        &self.csrf_key
     }
 
     pub fn issue(&self, user_id: &str, role: Role, ttl: Duration) -> Result<String, AppError> {

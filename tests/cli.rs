@@ -91,7 +91,8 @@ fn migrations_run_twice_without_error() {
     let vars = env.env_vars();
     let first = docqueue(&["migrate"], &vars);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(text(&first.stdout).contains("migrations applied: 2"), "{}", text(&first.stdout));
+    let all = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count();
+    assert!(text(&first.stdout).contains(&format!("migrations applied: {all}")), "{}", text(&first.stdout));
     let second = docqueue(&["migrate"], &vars);
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert!(text(&second.stdout).contains("migrations applied: 0"));

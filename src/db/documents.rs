@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::{now, Document, NewDocument, QueueStatus};
-use super::schema::{document_chunks, documents};
+use super::schema::{document_chunks, documents, job_attempts};
 use super::{DbConnection, DbError};
 
 const UNFINISHED: [&str; 2] = ["queued", "processing"];
@@ -85,6 +85,7 @@ pub fn delete_for_user(
         };
         diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(id)))
             .execute(conn)?;
+        diesel::delete(job_attempts::table.filter(job_attempts::document_id.eq(id))).execute(conn)?;
         diesel::delete(documents::table.find(id)).execute(conn)?;
         Ok(Some(doc))
     })
@@ -225,6 +226,16 @@ pub fn requeue_with_new_job(
         ))
         .execute(conn)?;
     Ok(updated == 1)
+}
+
+/// Job ids of documents in one status, oldest first (admin bulk actions).
+pub fn job_ids_with_status(conn: &mut DbConnection, status: QueueStatus, limit: i64) -> Result<Vec<String>, DbError> {
+    Ok(documents::table
+        .filter(documents::queue_status.eq(status.as_str()))
+        .select(documents::job_id)
+        .order(documents::id.asc())
+        .limit(limit)
+        .load(conn)?)
 }
 
 /// Unfinished documents in id order after `after`, a page at a time (reconciler).

@@ -2,6 +2,7 @@
 //! pool, embedded migrations, and `Db::run`, which keeps every blocking query off the
 //! actix event loops.
 
+pub mod attempts;
 pub mod chunks;
 pub mod documents;
 pub mod models;

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{document_chunks, documents};
+use super::schema::{document_chunks, documents, job_attempts};
 
 /// Where a document is in its life. Stored as text in `documents.queue_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -157,4 +157,19 @@ impl From<Document> for DocumentView {
 pub fn now() -> NaiveDateTime {
     use chrono::SubsecRound;
     Utc::now().naive_utc().trunc_subsecs(6)
+}
+
+/// One time a worker took a job, and how it ended.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[diesel(table_name = job_attempts)]
+pub struct JobAttempt {
+    pub id: String,
+    pub document_id: String,
+    pub job_id: String,
+    pub attempt: i32,
+    pub worker_id: String,
+    pub started_at: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
 }

@@ -37,5 +37,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_attempts (id) {
+        id -> Text,
+        document_id -> Text,
+        job_id -> Text,
+        attempt -> Integer,
+        worker_id -> Text,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+        outcome -> Nullable<Text>,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(document_chunks -> documents (document_id));
-diesel::allow_tables_to_appear_in_same_query!(documents, document_chunks);
+diesel::joinable!(job_attempts -> documents (document_id));
+diesel::allow_tables_to_appear_in_same_query!(documents, document_chunks, job_attempts);

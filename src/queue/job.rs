@@ -49,6 +49,8 @@ pub struct NewJob {
     pub priority: i32,
     pub content_type: String,
     pub size_bytes: i64,
+    /// For the admin view's search.
+    pub filename: String,
 }
 
 /// Where a failed attempt leaves the job.

@@ -1,6 +1,7 @@
 //! The job queue in Redis. Every state change is one Lua script (atomic, one round
 //! trip); see `lua/` for the scripts and `lua/prelude.lua` for the layout of the keys.
 
+mod browse;
 mod job;
 mod keys;
 mod registry;
@@ -14,6 +15,7 @@ use redis::{AsyncCommands, Script};
 
 use crate::config::{QueueConfig, RedisConfig};
 
+pub use browse::{JobRecord, STATES};
 pub use job::{CancelOutcome, ClaimedJob, NewJob, RescuedJob, RetryDecision, StateCounts};
 pub use keys::Keys;
 pub use registry::WorkerInfo;
@@ -163,7 +165,8 @@ impl Queue {
                 .arg(&job.user_id)
                 .arg(job.priority)
                 .arg(&job.content_type)
-                .arg(job.size_bytes);
+                .arg(job.size_bytes)
+                .arg(&job.filename);
         }
         let mut conn = self.connection().await?;
         let positions: Vec<i64> = invocation.invoke_async(&mut *conn).await?;

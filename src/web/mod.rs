@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod documents;
 pub mod health;
+pub mod metrics;
 pub mod search;
 mod multipart_headers;
 pub mod upload;
@@ -41,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(health::healthz)
         .service(health::readyz)
         .route("/ws", web::get().to(ws::connect))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::scope("/api/documents")
                 .route("", web::get().to(documents::list))
@@ -52,6 +54,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/{id}", web::get().to(documents::get_one))
                 .route("/{id}", web::delete().to(documents::delete)),
         )
-        .service(web::scope("/api/admin").configure(admin::routes))
+        .service(web::scope("/api/admin").configure(admin::api::routes))
+        .service(web::scope("/admin").configure(admin::dashboard::routes))
         .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
 }

@@ -179,6 +179,7 @@ async fn enqueue(state: &AppState, rows: &[NewDocument]) -> Vec<Option<u64>> {
             priority: row.queue_priority,
             content_type: row.content_type.clone(),
             size_bytes: row.size_bytes,
+            filename: row.filename.clone(),
         })
         .collect();
     match state.queue.enqueue(&jobs).await {

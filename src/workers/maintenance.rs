@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::WorkerDeps;
-use crate::db::documents;
+use crate::db::{attempts, documents};
 use crate::db::models::QueueStatus;
 use crate::progress::Subject;
 use crate::queue::{NewJob, QueueError};
@@ -27,6 +27,7 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
         let result = deps
             .db
             .run(move |conn| {
+                attempts::record_end(conn, &job_id, None, "stalled", Some("the worker stopped responding"))?;
                 let changed = match outcome.as_str() {
                     "waiting" => documents::mark_requeued(conn, &doc_id, &job_id, Some(&stalled))?,
                     "cancelled" => {
@@ -107,6 +108,7 @@ async fn reconcile_pages(deps: &WorkerDeps) -> Result<usize, String> {
                 priority: doc.queue_priority,
                 content_type: doc.content_type.clone(),
                 size_bytes: doc.size_bytes,
+                filename: doc.filename.clone(),
             })
             .collect();
         if !lost.is_empty() {

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::processor::{CancelReason, JobContext, ProcessError, Processed};
 use super::WorkerDeps;
-use crate::db::documents;
+use crate::db::{attempts, documents};
 use crate::db::models::QueueStatus;
 use crate::progress::pump::spawn_pump;
 use crate::progress::Subject;
@@ -24,10 +24,12 @@ pub async fn run_job(
     cancel: watch::Receiver<Option<CancelReason>>,
 ) {
     let (doc_id, job_id, attempts) = (job.document_id.clone(), job.job_id.clone(), job.attempts as i32);
+    let worker = worker_id.clone();
     let started = deps
         .db
         .run(move |conn| {
-            if documents::mark_processing(conn, &doc_id, &job_id, &worker_id, attempts)? {
+            if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
+                attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
                 documents::find(conn, &doc_id)
             } else {
                 Ok(None)
@@ -45,7 +47,7 @@ pub async fn run_job(
         Err(err) => {
             log::warn!("job {}: database unavailable at start: {err}", job.job_id);
             let outcome = Outcome::Failed(ProcessError::Transient("the database was unavailable".into()));
-            settle(&deps, &job, outcome).await;
+            settle(&deps, &job, &worker_id, outcome).await;
             return;
         }
     };
@@ -74,7 +76,7 @@ pub async fn run_job(
     let context = JobContext::new(document, job.attempts, progress, cancel.clone());
     let outcome = supervise(&deps, context, cancel).await;
     let _ = pump.await;
-    settle(&deps, &job, outcome).await;
+    settle(&deps, &job, &worker_id, outcome).await;
 }
 
 /// Runs the processor in a task of its own, so a panic is caught and a hung or
@@ -142,7 +144,7 @@ enum Outcome {
 
 /// Records the outcome: Redis first (the lock token decides whether this worker may
 /// still speak for the job), then the row.
-async fn settle(deps: &WorkerDeps, job: &ClaimedJob, outcome: Outcome) {
+async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: Outcome) {
     let queue = &deps.queue;
     let row_update: Option<RowUpdate> = match outcome {
         Outcome::Done(processed) => match queue.finish(job, FinishState::Completed, "").await {
@@ -183,7 +185,7 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, outcome: Outcome) {
             _ => Some(RowUpdate::Requeued(None)),
         },
     };
-    apply_row_update(deps, job, row_update).await;
+    apply_row_update(deps, job, worker_id, row_update).await;
 }
 
 enum RowUpdate {
@@ -194,9 +196,14 @@ enum RowUpdate {
 
 /// Writes the outcome to the row, then tells the owner (only if the row changed:
 /// a row that moved on is someone else's to announce).
-async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, update: Option<RowUpdate>) {
+async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, update: Option<RowUpdate>) {
+    let (job_id, worker) = (job.job_id.clone(), worker_id.to_string());
     let Some(update) = update else {
         log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
+        let _ = deps
+            .db
+            .run(move |conn| attempts::record_end(conn, &job_id, Some(&worker), "lease lost", None))
+            .await;
         return;
     };
     let subject = subject_of(job);
@@ -207,15 +214,24 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, update: Option<Ro
         RowUpdate::Requeued(Some(error)) => subject.failed(error, true, job.attempts),
         RowUpdate::Requeued(None) => subject.queued(None),
     };
-    let (doc_id, job_id) = (job.document_id.clone(), job.job_id.clone());
+    let doc_id = job.document_id.clone();
     let result = deps
         .db
-        .run(move |conn| match update {
-            RowUpdate::Completed(chunks) => documents::mark_completed(conn, &doc_id, &job_id, chunks),
-            RowUpdate::Ended(status, error) => {
-                documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, status, error.as_deref())
+        .run(move |conn| {
+            let (outcome, error) = match &update {
+                RowUpdate::Completed(_) => ("completed", None),
+                RowUpdate::Ended(status, error) => (status.as_str(), error.clone()),
+                RowUpdate::Requeued(Some(error)) => ("retrying", Some(error.clone())),
+                RowUpdate::Requeued(None) => ("handed back", None),
+            };
+            attempts::record_end(conn, &job_id, Some(&worker), outcome, error.as_deref())?;
+            match update {
+                RowUpdate::Completed(chunks) => documents::mark_completed(conn, &doc_id, &job_id, chunks),
+                RowUpdate::Ended(status, error) => {
+                    documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, status, error.as_deref())
+                }
+                RowUpdate::Requeued(error) => documents::mark_requeued(conn, &doc_id, &job_id, error.as_deref()),
             }
-            RowUpdate::Requeued(error) => documents::mark_requeued(conn, &doc_id, &job_id, error.as_deref()),
         })
         .await;
     match result {

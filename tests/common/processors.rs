@@ -17,6 +17,8 @@ pub enum Behaviour {
     FailTimes(u32),
     /// Fails permanently with a reason.
     FailPermanently,
+    /// Fails permanently on the first attempt only (an admin retry then works).
+    FailPermanentlyOnce,
     /// Panics on the first attempt, then works.
     PanicOnce,
     /// Never returns and never checks for a cancel.
@@ -24,7 +26,7 @@ pub enum Behaviour {
 }
 
 /// Records claims in order and picks a behaviour by filename marker
-/// (`fail2`, `permanent`, `panic`, `hang`, `slow`); anything else works quickly.
+/// (`fail2`, `broken`, `permanent`, `panic`, `hang`, `slow`); anything else works quickly.
 #[derive(Clone, Default)]
 pub struct ScriptedProcessor {
     pub started: Arc<Mutex<Vec<(String, String, Instant)>>>,
@@ -47,6 +49,8 @@ impl ScriptedProcessor {
     fn behaviour(&self, filename: &str) -> Behaviour {
         if filename.contains("fail2") {
             Behaviour::FailTimes(2)
+        } else if filename.contains("broken") {
+            Behaviour::FailPermanentlyOnce
         } else if filename.contains("permanent") {
             Behaviour::FailPermanently
         } else if filename.contains("panic") {
@@ -80,6 +84,10 @@ impl Processor for ScriptedProcessor {
                 }
                 Behaviour::FailTimes(_) => work(&ctx, 2, 5).await,
                 Behaviour::FailPermanently => Err(ProcessError::Permanent("the document is not readable (simulated)".into())),
+                Behaviour::FailPermanentlyOnce if attempt == 1 => {
+                    Err(ProcessError::Permanent("the parser rejected the file (simulated)".into()))
+                }
+                Behaviour::FailPermanentlyOnce => work(&ctx, 2, 5).await,
                 Behaviour::PanicOnce if attempt == 1 => panic!("simulated processor panic"),
                 Behaviour::PanicOnce => work(&ctx, 2, 5).await,
                 Behaviour::Hang => {

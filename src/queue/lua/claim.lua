@@ -23,7 +23,9 @@ for _ = 1, redis.call('LLEN', ring) do
     redis.call('HSET', jk, 'state', 'active', 'worker', ARGV[2], 'token', ARGV[3],
       'started_at', now, 'lease_until', deadline, 'progress', 0)
     redis.call('HDEL', jk, 'stage')
-    redis.call('HINCRBY', jk, 'attempts', 1)
+    if redis.call('HINCRBY', jk, 'attempts', 1) == 1 then
+      observe(p .. 'hist:wait', (now - tonumber(redis.call('HGET', jk, 'enqueued_at') or now)) / 1000)
+    end
     redis.call('ZADD', p .. 'active', deadline, id)
     return job_fields(id)
   end

@@ -15,6 +15,13 @@ if state == 'completed' and started > 0 then
   redis.call('HINCRBY', p .. 'stats', 'completed_ms', took)
   -- Moving averages of speed (ms per KiB) per content type and overall, for ETAs.
   local f = redis.call('HMGET', jk, 'content_type', 'size_bytes')
+  local content_type = f[1] or 'unknown'
+  redis.call('SADD', p .. 'hist:types', content_type)
+  observe(p .. 'hist:duration:' .. content_type, took / 1000)
+  -- Completions per minute, for throughput over the last 1/5/15 minutes.
+  local minute_key = p .. 'throughput:' .. math.floor(now_ms() / 60000)
+  redis.call('INCR', minute_key)
+  redis.call('EXPIRE', minute_key, 3600)
   local rate = took / math.max(tonumber(f[2] or 0) / 1024, 1)
   for _, field in ipairs({f[1] or '*', '*'}) do
     local previous = tonumber(redis.call('HGET', p .. 'eta', field))

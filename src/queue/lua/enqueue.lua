@@ -1,13 +1,13 @@
--- Enqueue jobs: ARGV[2..] are groups of 6 (job_id, document_id, user_id, priority,
--- content_type, size_bytes). Idempotent per job id: a job that is already waiting,
+-- Enqueue jobs: ARGV[2..] are groups of 7 (job_id, document_id, user_id, priority,
+-- content_type, size_bytes, filename). Idempotent per job id: a job that is already waiting,
 -- delayed or active is left as it is (the reconciler and the upload may race).
 -- Returns each job's queue position (-1 when it is not waiting).
 local now = now_ms()
 local created = 0
 local ids = {}
-for i = 2, #ARGV, 6 do
+for i = 2, #ARGV, 7 do
   local id, document_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local priority, content_type, size = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local priority, content_type, size, filename = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local jk = p .. 'job:' .. id
   local state = redis.call('HGET', jk, 'state')
   if state ~= 'waiting' and state ~= 'active' and state ~= 'delayed' then
@@ -17,7 +17,7 @@ for i = 2, #ARGV, 6 do
     end
     local seq = redis.call('INCR', p .. 'seq')
     redis.call('HSET', jk, 'id', id, 'document_id', document_id, 'user_id', user,
-      'priority', priority, 'content_type', content_type, 'size_bytes', size,
+      'priority', priority, 'content_type', content_type, 'size_bytes', size, 'filename', filename,
       'state', 'waiting', 'attempts', 0, 'failures', 0, 'stalls', 0, 'seq', seq,
       'enqueued_at', now)
     add_waiting(id, user, priority, seq)

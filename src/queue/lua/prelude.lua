@@ -92,3 +92,20 @@ end
 local function job_fields(id)
   return redis.call('HGETALL', p .. 'job:' .. id)
 end
+
+-- Histograms kept in Redis so every process reports the same figures: a hash of
+-- bucket -> count (not cumulative) plus sum and count. Bounds in seconds.
+local HISTOGRAM_BOUNDS = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+local function observe(key, seconds)
+  local bucket = '+Inf'
+  for _, bound in ipairs(HISTOGRAM_BOUNDS) do
+    if seconds <= bound then
+      bucket = tostring(bound)
+      break
+    end
+  end
+  redis.call('HINCRBY', key, bucket, 1)
+  redis.call('HINCRBYFLOAT', key, 'sum', seconds)
+  redis.call('HINCRBY', key, 'count', 1)
+end

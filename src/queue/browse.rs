@@ -1,0 +1,198 @@
+//! Reading the queue for the admin view: which jobs are in which state, and each job's
+//! record as Redis holds it.
+
+use std::collections::HashMap;
+
+use redis::AsyncCommands;
+use serde::Serialize;
+
+use super::{Queue, QueueError};
+
+/// The states as the API names them, with the Redis set each lives in.
+pub const STATES: [(&str, &str); 6] = [
+    ("queued", "waiting"),
+    ("delayed", "delayed"),
+    ("processing", "active"),
+    ("completed", "completed"),
+    ("failed", "failed"),
+    ("cancelled", "cancelled"),
+];
+
+/// A job as Redis records it (finished ones until retention removes them).
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub document_id: String,
+    pub user_id: String,
+    pub filename: String,
+    pub state: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub priority: i64,
+    pub attempts: i64,
+    pub failures: i64,
+    pub stalls: i64,
+    pub progress: i64,
+    pub stage: Option<String>,
+    pub worker: Option<String>,
+    pub error: Option<String>,
+    pub enqueued_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub retry_at_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+}
+
+impl JobRecord {
+    fn from_fields(job_id: &str, f: HashMap<String, String>) -> Option<JobRecord> {
+        let text = |k: &str| f.get(k).cloned().filter(|v| !v.is_empty());
+        let num = |k: &str| f.get(k).and_then(|v| v.parse::<f64>().ok()).map(|v| v as i64);
+        let state = text("state")?;
+        let api_state = STATES.iter().find(|(_, redis)| *redis == state).map_or(state.clone(), |(api, _)| api.to_string());
+        Some(JobRecord {
+            job_id: job_id.to_string(),
+            document_id: text("document_id").unwrap_or_default(),
+            user_id: text("user_id").unwrap_or_default(),
+            filename: text("filename").unwrap_or_default(),
+            state: api_state,
+            content_type: text("content_type").unwrap_or_default(),
+            size_bytes: num("size_bytes").unwrap_or(0),
+            priority: num("priority").unwrap_or(0),
+            attempts: num("attempts").unwrap_or(0),
+            failures: num("failures").unwrap_or(0),
+            stalls: num("stalls").unwrap_or(0),
+            progress: num("progress").unwrap_or(0),
+            stage: text("stage"),
+            worker: text("worker"),
+            error: text("error"),
+            enqueued_at_ms: num("enqueued_at"),
+            started_at_ms: num("started_at"),
+            finished_at_ms: num("finished_at"),
+            retry_at_ms: num("retry_at"),
+            duration_ms: num("duration_ms"),
+        })
+    }
+}
+
+impl Queue {
+    /// Job ids in one state (API name), newest finished first, at most `limit`.
+    pub async fn job_ids_in_state(&self, state: &str, limit: usize) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.connection().await?;
+        let keys = self.keys();
+        let stop = limit.saturating_sub(1) as isize;
+        Ok(match state {
+            "queued" => {
+                let users: Vec<String> = conn.lrange(keys.state_set("ring"), 0, -1).await?;
+                if users.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut pipe = redis::pipe();
+                for user in &users {
+                    pipe.zrange(format!("{}waiting:{user}", keys.prefix()), 0, stop);
+                }
+                let per_user: Vec<Vec<String>> = pipe.query_async(&mut *conn).await?;
+                per_user.into_iter().flatten().take(limit).collect()
+            }
+            "delayed" | "processing" => {
+                let set = if state == "delayed" { "delayed" } else { "active" };
+                conn.zrange(keys.state_set(set), 0, stop).await?
+            }
+            _ => conn.zrevrange(keys.state_set(state), 0, stop).await?,
+        })
+    }
+
+    /// The records of these jobs (missing ones left out), in the order given.
+    pub async fn job_records(&self, job_ids: &[String]) -> Result<Vec<JobRecord>, QueueError> {
+        let mut records = Vec::with_capacity(job_ids.len());
+        let mut conn = self.connection().await?;
+        for batch in job_ids.chunks(500) {
+            let mut pipe = redis::pipe();
+            for id in batch {
+                pipe.hgetall(self.keys().job(id));
+            }
+            let fields: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+            records.extend(batch.iter().zip(fields).filter_map(|(id, f)| JobRecord::from_fields(id, f)));
+        }
+        Ok(records)
+    }
+
+    /// Waiting jobs per user, most first.
+    pub async fn queued_per_user(&self, top: usize) -> Result<Vec<(String, u64)>, QueueError> {
+        let mut conn = self.connection().await?;
+        let users: Vec<String> = conn.lrange(self.keys().state_set("ring"), 0, -1).await?;
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for user in &users {
+            pipe.zcard(format!("{}waiting:{user}", self.keys().prefix()));
+        }
+        let counts: Vec<u64> = pipe.query_async(&mut *conn).await?;
+        let mut per_user: Vec<(String, u64)> = users.into_iter().zip(counts).collect();
+        per_user.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        per_user.truncate(top);
+        Ok(per_user)
+    }
+
+    /// Completions in each of the last `minutes` minutes, oldest first.
+    pub async fn completions_per_minute(&self, minutes: i64) -> Result<Vec<u64>, QueueError> {
+        let mut conn = self.connection().await?;
+        let now_minute = chrono::Utc::now().timestamp() / 60;
+        let keys: Vec<String> =
+            (0..minutes).rev().map(|back| format!("{}throughput:{}", self.keys().prefix(), now_minute - back)).collect();
+        let counts: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut *conn).await?;
+        Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
+    }
+
+    /// Durations (ms) of the most recently completed jobs still kept.
+    pub async fn recent_durations_ms(&self, sample: usize) -> Result<Vec<i64>, QueueError> {
+        let ids = self.job_ids_in_state("completed", sample).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(self.keys().job(id), "duration_ms");
+        }
+        let durations: Vec<Option<i64>> = pipe.query_async(&mut *conn).await?;
+        Ok(durations.into_iter().flatten().collect())
+    }
+
+    /// Redis's own memory figure (`used_memory`), and its eviction policy.
+    pub async fn redis_memory(&self) -> Result<(u64, String), QueueError> {
+        let mut conn = self.connection().await?;
+        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut *conn).await?;
+        let field = |name: &str| {
+            info.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).map(|v| v.trim().to_string())
+        };
+        let used = field("used_memory").and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok((used, field("maxmemory_policy").unwrap_or_default()))
+    }
+
+    /// Removes one job's record from Redis (before it is sent round again).
+    pub async fn forget_job(&self, job_id: &str) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        for (_, set) in STATES {
+            pipe.zrem(self.keys().state_set(set), job_id).ignore();
+        }
+        pipe.del(self.keys().job(job_id)).ignore();
+        let _: () = pipe.query_async(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Histograms kept by the scripts: for each, bucket -> count plus sum and count.
+    pub async fn histograms(&self) -> Result<Vec<(String, HashMap<String, f64>)>, QueueError> {
+        let mut conn = self.connection().await?;
+        let types: Vec<String> = conn.smembers(format!("{}hist:types", self.keys().prefix())).await?;
+        let mut names: Vec<String> = types.iter().map(|t| format!("duration:{t}")).collect();
+        names.push("wait".into());
+        let mut out = Vec::new();
+        for name in names {
+            let fields: HashMap<String, f64> = conn.hgetall(format!("{}hist:{name}", self.keys().prefix())).await?;
+            out.push((name, fields));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,174 @@
+//! The dashboard at `/admin`: pages for signed-in admins, a login page, and one POST
+//! route per action. Every POST must carry the session's CSRF token (403 otherwise);
+//! actions answer with a redirect back (303), so the browser's back button and
+//! reloads stay harmless.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use maud::Markup;
+
+use super::session::{self, Session};
+use super::{jobs, overview, pages};
+use crate::auth::TokenKeys;
+use crate::error::AppError;
+use crate::web::AppState;
+
+type Form = Option<web::Form<HashMap<String, String>>>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("", web::get().to(show_overview))
+        .route("/", web::get().to(show_overview))
+        .route("/login", web::get().to(show_login))
+        .route("/login", web::post().to(log_in))
+        .route("/logout", web::post().to(log_out))
+        .route("/jobs", web::get().to(show_jobs))
+        .route("/jobs/{job_id}", web::get().to(show_job))
+        .route("/actions/retry-failed", web::post().to(retry_failed))
+        .route("/actions/retry/{job_id}", web::post().to(retry))
+        .route("/actions/cancel/{job_id}", web::post().to(cancel))
+        .route("/actions/clean", web::post().to(clean))
+        .route("/actions/pause", web::post().to(pause))
+        .route("/actions/resume", web::post().to(resume));
+}
+
+fn html(markup: Markup) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(markup.into_string())
+}
+
+fn redirect(to: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header((header::LOCATION, to.to_string())).finish()
+}
+
+fn to_login() -> HttpResponse {
+    redirect("/admin/login")
+}
+
+#[derive(serde::Deserialize)]
+struct Flash {
+    flash: Option<String>,
+}
+
+async fn show_overview(request: HttpRequest, state: web::Data<AppState>, flash: web::Query<Flash>) -> Result<HttpResponse, AppError> {
+    let Some(session) = session::current(&request) else { return Ok(to_login()) };
+    let overview = overview::gather(&state.queue).await?;
+    let processing = jobs::search(&state, &jobs::JobSearch { state: Some("processing".into()), ..Default::default() }).await?;
+    let failed = jobs::search(&state, &jobs::JobSearch { state: Some("failed".into()), ..Default::default() }).await?;
+    Ok(html(pages::overview(&session.csrf, &overview, &processing.jobs, &failed.jobs, flash.flash.as_deref())))
+}
+
+async fn show_login(request: HttpRequest) -> HttpResponse {
+    if session::current(&request).is_some() {
+        return redirect("/admin");
+    }
+    html(pages::login(None))
+}
+
+async fn log_in(keys: web::Data<TokenKeys>, form: Form) -> HttpResponse {
+    let token = form.as_ref().and_then(|f| f.get("token")).map(|t| t.trim().to_string()).unwrap_or_default();
+    match keys.verify(&token) {
+        Ok(claims) if claims.role == crate::auth::Role::Admin => {
+            HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin")).cookie(session::cookie_for(&token)).finish()
+        }
+        Ok(_) => HttpResponse::Forbidden()
+            .content_type("text/html; charset=utf-8")
+            .body(pages::login(Some("That token does not have the admin role.")).into_string()),
+        Err(err) => HttpResponse::Unauthorized()
+            .content_type("text/html; charset=utf-8")
+            .body(pages::login(Some(&format!("That token was refused: {err}."))).into_string()),
+    }
+}
+
+/// The signed-in admin, after the form's CSRF token is checked.
+fn authorised(request: &HttpRequest, form: &Form) -> Result<Session, AppError> {
+    let session = session::current(request)
+        .ok_or_else(|| AppError::Forbidden("sign in at /admin/login first".into()))?;
+    session::check_csrf(&session, form.as_ref().and_then(|f| f.get("csrf")).map(String::as_str))?;
+    Ok(session)
+}
+
+/// Where to go after an action: the form's `back` if it is a dashboard page.
+fn back(form: &Form, flash: &str) -> HttpResponse {
+    let page = form
+        .as_ref()
+        .and_then(|f| f.get("back"))
+        .filter(|b| b.starts_with("/admin") && !b.contains("//"))
+        .map_or("/admin", String::as_str);
+    let flash: String = flash
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    redirect(&format!("{page}?flash={flash}"))
+}
+
+async fn log_out(request: HttpRequest, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/admin/login"))
+        .cookie(session::expired_cookie())
+        .finish())
+}
+
+async fn show_jobs(request: HttpRequest, state: web::Data<AppState>, query: web::Query<jobs::JobSearch>) -> Result<HttpResponse, AppError> {
+    let Some(session) = session::current(&request) else { return Ok(to_login()) };
+    let page = jobs::search(&state, &query).await?;
+    Ok(html(pages::jobs(&session.csrf, &query, &page)))
+}
+
+async fn show_job(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    flash: web::Query<Flash>,
+) -> Result<HttpResponse, AppError> {
+    let Some(session) = session::current(&request) else { return Ok(to_login()) };
+    let story = jobs::story(&state, &path).await?;
+    Ok(html(pages::job(&session.csrf, &story, flash.flash.as_deref())))
+}
+
+async fn retry(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    let (document, _) = jobs::retry(&state, &path).await?;
+    // The document now has a new job: a job page goes to that one.
+    let form = form.map(|mut f| {
+        if f.get("back").is_some_and(|b| b.starts_with("/admin/jobs/")) {
+            f.insert("back".into(), format!("/admin/jobs/{}", document.job_id));
+        }
+        f
+    });
+    Ok(back(&form, &format!("Retrying {}", document.filename)))
+}
+
+async fn retry_failed(request: HttpRequest, state: web::Data<AppState>, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    let retried = jobs::retry_all_failed(&state).await?;
+    Ok(back(&form, &format!("Retrying {retried} failed jobs")))
+}
+
+async fn cancel(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    let document = jobs::cancel(&state, &path).await?;
+    Ok(back(&form, &format!("{} is {}", document.filename, document.queue_status)))
+}
+
+async fn clean(request: HttpRequest, state: web::Data<AppState>, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    let fields = form.as_ref();
+    let finished = fields.and_then(|f| f.get("state")).map_or("completed", String::as_str);
+    let age = jobs::parse_age(fields.and_then(|f| f.get("older_than")).map(String::as_str))?;
+    let removed = jobs::clean(&state, finished, age).await?;
+    Ok(back(&form, &format!("Removed {} {finished} jobs", removed.len())))
+}
+
+async fn pause(request: HttpRequest, state: web::Data<AppState>, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    state.queue.pause().await?;
+    Ok(back(&form, "Claiming paused"))
+}
+
+async fn resume(request: HttpRequest, state: web::Data<AppState>, form: Form) -> Result<HttpResponse, AppError> {
+    authorised(&request, &form)?;
+    state.queue.resume().await?;
+    Ok(back(&form, "Claiming resumed"))
+}

@@ -1,0 +1,78 @@
+//! What an operator sees first: the queue's state in one structure, shared by the
+//! admin API and the dashboard.
+
+use serde::Serialize;
+
+use crate::error::AppError;
+use crate::queue::{Queue, StateCounts, WorkerInfo};
+
+#[derive(Debug, Serialize)]
+pub struct Throughput {
+    /// Completed jobs per minute, averaged over the window.
+    pub last_1m: f64,
+    pub last_5m: f64,
+    pub last_15m: f64,
+    /// Completions in each of the last 30 minutes, oldest first (the sparkline).
+    pub per_minute: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcessingTime {
+    pub sample: usize,
+    pub average_ms: Option<f64>,
+    pub p95_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserQueue {
+    pub user_id: String,
+    pub queued: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub counts: StateCounts,
+    pub paused: bool,
+    pub queued_per_user: Vec<UserQueue>,
+    pub workers: Vec<WorkerInfo>,
+    pub throughput: Throughput,
+    pub processing_time: ProcessingTime,
+    pub redis_used_memory_bytes: u64,
+    pub redis_maxmemory_policy: String,
+    pub totals: std::collections::HashMap<String, u64>,
+}
+
+pub async fn gather(queue: &Queue) -> Result<Overview, AppError> {
+    let counts = queue.counts().await?;
+    let paused = queue.is_paused().await?;
+    let queued_per_user = queue
+        .queued_per_user(20)
+        .await?
+        .into_iter()
+        .map(|(user_id, queued)| UserQueue { user_id, queued })
+        .collect();
+    let workers = queue.live_workers().await?;
+    let per_minute = queue.completions_per_minute(30).await?;
+    let window = |n: usize| per_minute.iter().rev().take(n).sum::<u64>() as f64 / n as f64;
+    let throughput = Throughput { last_1m: window(1), last_5m: window(5), last_15m: window(15), per_minute: per_minute.clone() };
+    let mut durations = queue.recent_durations_ms(200).await?;
+    durations.sort_unstable();
+    let processing_time = ProcessingTime {
+        sample: durations.len(),
+        average_ms: (!durations.is_empty()).then(|| durations.iter().sum::<i64>() as f64 / durations.len() as f64),
+        p95_ms: durations.get((durations.len() as f64 * 0.95).ceil() as usize).or(durations.last()).copied(),
+    };
+    let (redis_used_memory_bytes, redis_maxmemory_policy) = queue.redis_memory().await?;
+    let totals = queue.stats().await?;
+    Ok(Overview {
+        counts,
+        paused,
+        queued_per_user,
+        workers,
+        throughput,
+        processing_time,
+        redis_used_memory_bytes,
+        redis_maxmemory_policy,
+        totals,
+    })
+}

@@ -1,0 +1,164 @@
+//! `GET /metrics` in the Prometheus text format. Queue figures come from Redis at
+//! scrape time (so every process reports the same cluster-wide numbers, histograms
+//! included: the Lua scripts keep their buckets); HTTP requests and WebSocket sessions
+//! are this process's own.
+
+use std::collections::HashMap;
+
+use actix::Addr;
+use actix_web::dev::ServiceResponse;
+use actix_web::{web, HttpResponse};
+use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+
+use super::AppState;
+use crate::error::AppError;
+use crate::progress::hub::CountSessions;
+use crate::progress::Hub;
+
+/// This process's HTTP request counter, by route pattern, method and status.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+}
+
+impl HttpMetrics {
+    pub fn new() -> HttpMetrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("docqueue_http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(requests.clone())).expect("registered once");
+        HttpMetrics { registry, requests }
+    }
+
+    /// Counts a finished request; the route is the matched pattern (ids stay out).
+    pub fn observe<B>(&self, response: &ServiceResponse<B>) {
+        let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+        let method = response.request().method().as_str().to_string();
+        self.requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
+    }
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        HttpMetrics::new()
+    }
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut pair = LabelPair::default();
+    pair.set_name(name.to_string());
+    pair.set_value(value.to_string());
+    pair
+}
+
+fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
+    let mut family = MetricFamily::default();
+    family.set_name(name.to_string());
+    family.set_help(help.to_string());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}
+
+fn gauge(labels: Vec<LabelPair>, value: f64) -> Metric {
+    let mut g = Gauge::default();
+    g.set_value(value);
+    let mut m = Metric::default();
+    m.set_label(labels);
+    m.set_gauge(g);
+    m
+}
+
+fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
+    let mut c = Counter::default();
+    c.set_value(value);
+    let mut m = Metric::default();
+    m.set_label(labels);
+    m.set_counter(c);
+    m
+}
+
+/// A histogram from the non-cumulative bucket counts the scripts keep.
+fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
+    let mut bounds: Vec<(f64, f64)> = fields
+        .iter()
+        .filter_map(|(k, v)| k.parse::<f64>().ok().map(|bound| (bound, *v)))
+        .collect();
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut cumulative = 0.0;
+    let buckets = bounds
+        .into_iter()
+        .map(|(bound, count)| {
+            cumulative += count;
+            let mut b = Bucket::default();
+            b.set_upper_bound(bound);
+            b.set_cumulative_count(cumulative as u64);
+            b
+        })
+        .collect();
+    let mut h = Histogram::default();
+    h.set_bucket(buckets);
+    h.set_sample_count(fields.get("count").copied().unwrap_or(0.0) as u64);
+    h.set_sample_sum(fields.get("sum").copied().unwrap_or(0.0));
+    let mut m = Metric::default();
+    m.set_label(labels);
+    m.set_histogram(h);
+    m
+}
+
+pub async fn metrics(
+    state: web::Data<AppState>,
+    http: web::Data<HttpMetrics>,
+    hub: web::Data<Addr<Hub>>,
+) -> Result<HttpResponse, AppError> {
+    let queue = &state.queue;
+    let counts = queue.counts().await?;
+    let totals = queue.stats().await?;
+    let workers = queue.live_workers().await?.len();
+    let histograms = queue.histograms().await?;
+    let paused = queue.is_paused().await?;
+    let sessions = hub.send(CountSessions).await.map(|c| c.sessions).unwrap_or(0);
+
+    let depth = [
+        ("queued", counts.queued),
+        ("delayed", counts.delayed),
+        ("processing", counts.processing),
+        ("completed", counts.completed),
+        ("failed", counts.failed),
+        ("cancelled", counts.cancelled),
+    ]
+    .into_iter()
+    .map(|(s, n)| gauge(vec![label("state", s)], n as f64))
+    .collect();
+    let outcomes = ["completed", "failed", "retried", "cancelled", "stalled", "enqueued"]
+        .into_iter()
+        .map(|o| counter(vec![label("outcome", o)], totals.get(o).copied().unwrap_or(0) as f64))
+        .collect();
+    let mut durations = Vec::new();
+    let mut wait = Vec::new();
+    for (name, fields) in &histograms {
+        match name.strip_prefix("duration:") {
+            Some(content_type) => durations.push(histogram(vec![label("content_type", content_type)], fields)),
+            None => wait.push(histogram(vec![], fields)),
+        }
+    }
+    let mut families = vec![
+        family("docqueue_queue_jobs", "Jobs in the queue by state (finished ones until retention removes them)", MetricType::GAUGE, depth),
+        family("docqueue_jobs_total", "Jobs by outcome since the queue was created", MetricType::COUNTER, outcomes),
+        family("docqueue_processing_duration_seconds", "Time from claim to completion, by content type", MetricType::HISTOGRAM, durations),
+        family("docqueue_enqueue_to_start_seconds", "Time a job waited from enqueue to its first claim", MetricType::HISTOGRAM, wait),
+        family("docqueue_workers_active", "Workers that reported a heartbeat recently", MetricType::GAUGE, vec![gauge(vec![], workers as f64)]),
+        family("docqueue_queue_paused", "1 when claiming is paused", MetricType::GAUGE, vec![gauge(vec![], f64::from(u8::from(paused)))]),
+        family("docqueue_websocket_sessions", "WebSocket sessions open on this process", MetricType::GAUGE, vec![gauge(vec![], sessions as f64)]),
+    ];
+    families.retain(|f| !f.get_metric().is_empty());
+    families.extend(http.registry.gather());
+    let mut body = Vec::new();
+    TextEncoder::new().encode(&families, &mut body).map_err(AppError::internal)?;
+    Ok(HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(body))
+}

@@ -1,0 +1,194 @@
+//! The real pipeline through the running service: real documents become chunks with
+//! their sentences intact; hostile files fail with a reason and the worker carries
+//! on; a re-run never duplicates chunks; search finds the right document and only the
+//! caller's.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{admin_token, token, TestEnv, TestServer};
+use docqueue::app::Role;
+use serde_json::json;
+
+async fn all_chunk_text(server: &TestServer, user: &str, id: &str) -> String {
+    let mut text = String::new();
+    let mut path = format!("/api/documents/{id}/chunks?limit=50");
+    loop {
+        let (status, page) = server.get_json(user, &path).await;
+        assert_eq!(status, 200, "{page}");
+        for chunk in page["chunks"].as_array().unwrap() {
+            text.push_str(chunk["text"].as_str().unwrap());
+            text.push('\n');
+        }
+        match page["next_cursor"].as_i64() {
+            Some(cursor) => path = format!("/api/documents/{id}/chunks?limit=50&cursor={cursor}"),
+            None => return text,
+        }
+    }
+}
+
+fn squeeze(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[actix_web::test]
+async fn real_documents_become_chunks_with_their_sentences_correctly_spaced() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::All).await;
+    let alice = token("alice");
+    let cases: [(&str, &[&str]); 6] = [
+        ("debian-reference-excerpt.pdf", &[
+            "Overwriting a file changes all of the mtime, ctime, and atime attributes of the file.",
+            "The hardlink can be made within the same filesystem and shares the same inode number",
+        ]),
+        ("python-docx-par-hyperlinks.docx", &["Three hyperlinks: the first one here, the second one, and the third."]),
+        ("python-tutorial-errors.html", &[
+            "Syntax errors, also known as parsing errors, are perhaps the most common kind of complaint you get while you are still learning Python:",
+        ]),
+        ("text-splitter-README.md", &["This crate provides methods for splitting longer pieces of text into smaller chunks"]),
+        ("debian-reference-fr-excerpt.latin1.txt", &["Les répertoires d'un système UNIX sont appelés dossiers sur d'autres systèmes."]),
+        ("uspop-latin1.csv", &["City: Kenai; State: AK; Population: 7610"]),
+    ];
+    for (name, sentences) in cases {
+        let doc = server.upload_one(&alice, name, common::fixture(name)).await;
+        let id = doc["id"].as_str().unwrap();
+        let done = server.wait_for(&alice, id, Duration::from_secs(60), |d| d["queue_status"] != "queued" && d["queue_status"] != "processing").await;
+        assert_eq!(done["queue_status"], "completed", "{name}: {done}");
+        assert!(done["chunk_count"].as_i64().unwrap() >= 1);
+        let text = squeeze(&all_chunk_text(&server, &alice, id).await);
+        for sentence in sentences {
+            assert!(text.contains(sentence), "{name}: missing {sentence:?}");
+        }
+    }
+    let (_, pdf_chunks) = server.get_json(&alice, "/api/documents?status=completed").await;
+    assert_eq!(pdf_chunks["documents"].as_array().unwrap().len(), 6);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn hostile_files_fail_with_a_reason_and_the_worker_keeps_serving() {
+    let env = TestEnv::new();
+    let config = env.config(json!({ "document_queue": { "concurrency": 1 } }));
+    let server = TestServer::start(config, Role::All).await;
+    let alice = token("alice");
+    let pdf = common::fixture("debian-reference-excerpt.pdf");
+    let mut garbage_state = 0x2545_f491_4f6c_dd1du64;
+    let garbage: Vec<u8> = (0..8192)
+        .map(|_| {
+            garbage_state ^= garbage_state << 13;
+            garbage_state ^= garbage_state >> 7;
+            garbage_state ^= garbage_state << 17;
+            (garbage_state >> 32) as u8
+        })
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.txt", Vec::new(), "empty"),
+        ("truncated.pdf", pdf[..pdf.len() / 3].to_vec(), "PDF"),
+        ("scanned.pdf", common::fixture("ocrmypdf-trivial.pdf"), "OCR"),
+        ("bomb.docx", docx_zip_bomb(), "max_docx_uncompressed_bytes"),
+        ("garbage.txt", garbage, "not readable text"),
+    ];
+    for (name, bytes, reason) in cases {
+        let doc = server.upload_one(&alice, name, bytes).await;
+        let failed = server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "failed").await;
+        let error = failed["error"].as_str().unwrap();
+        assert!(error.contains(reason), "{name}: {error}");
+        assert_eq!(failed["attempts"], 1, "{name}: permanent failures are not retried");
+    }
+    let fine = server.upload_one(&alice, "fine.md", b"# Still here\n\nThe worker keeps serving.\n".to_vec()).await;
+    server.wait_for_status(&alice, fine["id"].as_str().unwrap(), "completed").await;
+    server.shutdown().await;
+}
+
+#[path = "fixtures/zip_bomb.rs"]
+mod zip_bomb;
+
+/// 1 GiB of XML compressed to about 1 MB.
+fn docx_zip_bomb() -> Vec<u8> {
+    let (stream, inflated) = zip_bomb::deflate_bomb(1 << 30);
+    zip_bomb::zip_with_entry("word/document.xml", &stream, inflated)
+}
+
+#[actix_web::test]
+async fn processing_a_document_twice_leaves_one_set_of_chunks() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::All).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "errors.html", common::fixture("python-tutorial-errors.html")).await;
+    let id = doc["id"].as_str().unwrap();
+    let first = server.wait_for_status(&alice, id, "completed").await;
+    let count = first["chunk_count"].as_i64().unwrap();
+    let response = server
+        .client
+        .post(server.url(&format!("/api/admin/queue/retry/{}", doc["job_id"].as_str().unwrap())))
+        .bearer_auth(admin_token("ops"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let second = server
+        .wait_for(&alice, id, Duration::from_secs(60), |d| d["queue_status"] == "completed" && d["job_id"] != doc["job_id"])
+        .await;
+    assert_eq!(second["chunk_count"].as_i64().unwrap(), count);
+    let stored = server.app().db.run({
+        let id = id.to_string();
+        move |conn| docqueue::db::chunks::count_for_document(conn, &id)
+    });
+    assert_eq!(stored.await.unwrap(), count);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn search_ranks_the_document_on_the_subject_first_and_stays_within_the_caller() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::All).await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let docs = [
+        ("errors.html", common::fixture("python-tutorial-errors.html")),
+        ("filesystem.pdf", common::fixture("debian-reference-excerpt.pdf")),
+        ("population.csv", common::fixture("uspop-latin1.csv")),
+    ];
+    let mut ids = Vec::new();
+    for (name, bytes) in docs {
+        let doc = server.upload_one(&alice, name, bytes).await;
+        ids.push(doc["id"].as_str().unwrap().to_string());
+    }
+    for id in &ids {
+        server.wait_for_status(&alice, id, "completed").await;
+    }
+    let queries = [
+        ("exception handling with try and except clauses", &ids[0]),
+        ("hardlink inode number and file attributes mtime ctime", &ids[1]),
+        ("city population latitude longitude of Alaska", &ids[2]),
+    ];
+    for (q, expected) in queries {
+        let (status, body) = server.get_json(&alice, &format!("/api/documents/search?q={}&k=5", urlencode(q))).await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert!(!results.is_empty() && results.len() <= 5);
+        assert_eq!(&results[0]["document_id"], expected.as_str(), "{q}: {body:#}");
+        for field in ["filename", "ordinal", "text", "score"] {
+            assert!(!results[0][field].is_null(), "{field}");
+        }
+        let scores: Vec<f64> = results.iter().map(|r| r["score"].as_f64().unwrap()).collect();
+        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    }
+    let (status, body) = server.get_json(&bob, "/api/documents/search?q=exception%20handling").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["results"], json!([]), "bob sees none of alice's chunks");
+    let (status, _) = server.get_json(&bob, &format!("/api/documents/{}/chunks", ids[0])).await;
+    assert_eq!(status, 404);
+    let (status, body) = server.get_json(&alice, "/api/documents/search?q=").await;
+    assert_eq!(status, 400, "{body}");
+    server.shutdown().await;
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
