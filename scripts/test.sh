@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 ensure_packages
 command -v pg_isready >/dev/null || apt_install postgresql-client
+# The dashboard's browser test drives Debian's Chromium through chromedriver.
+{ command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || apt_install chromium chromium-driver
 ensure_redis
 
 export TEST_POSTGRES_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"

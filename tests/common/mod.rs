@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod processors;
+pub mod webdriver;
 pub mod ws;
 
 use std::path::{Path, PathBuf};
