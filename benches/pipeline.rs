@@ -21,11 +21,7 @@ mod zip_bomb;
 /// The formats in print order: (name, content type, file extensions).
 const FORMATS: &[(&str, &str, &[&str])] = &[
     ("pdf", "application/pdf", &["pdf"]),
-    (
-        "docx",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        &["docx"],
-    ),
+    ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document", &["docx"]),
     ("html", "text/html", &["html", "htm"]),
     ("markdown", "text/markdown", &["md"]),
     ("text", "text/plain", &["txt", "rst"]),
@@ -45,15 +41,10 @@ struct Totals {
 fn main() {
     let crate_root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let corpus = crate_root.join("../shared/corpus");
-    let root = if corpus.is_dir() {
-        corpus
-    } else {
-        crate_root.join("tests/fixtures")
-    };
+    let root = if corpus.is_dir() { corpus } else { crate_root.join("tests/fixtures") };
     println!("pipeline benchmark over {}", root.display());
 
-    let config = Config::from_overrides(json!({ "embedding": { "provider": "hash" } }))
-        .expect("configuration");
+    let config = Config::from_overrides(json!({ "embedding": { "provider": "hash" } })).expect("configuration");
     let limits = ExtractLimits::from(&config.processing);
     let embedder = embed::from_config(&config.embedding);
 
@@ -62,11 +53,7 @@ fn main() {
     for &(format, content_type, extensions) in FORMATS {
         let mine: Vec<&PathBuf> = files
             .iter()
-            .filter(|path| {
-                path.extension()
-                    .and_then(|e| e.to_str())
-                    .is_some_and(|e| extensions.contains(&e))
-            })
+            .filter(|path| path.extension().and_then(|e| e.to_str()).is_some_and(|e| extensions.contains(&e)))
             .collect();
         if mine.is_empty() {
             continue;
@@ -88,10 +75,7 @@ fn main() {
                 }
                 Err(reason) => {
                     totals.failed += 1;
-                    failures.insert(
-                        path.file_name().unwrap().to_string_lossy().into_owned(),
-                        reason,
-                    );
+                    failures.insert(path.file_name().unwrap().to_string_lossy().into_owned(), reason);
                 }
             }
         }
@@ -111,20 +95,12 @@ fn process(
     config: &Config,
     embedder: &dyn Embedder,
 ) -> Result<(u64, usize), String> {
-    let doc =
-        extract(content_type, bytes, limits, &mut |_| {}, &|| false).map_err(|e| e.to_string())?;
-    let chunks = chunk(
-        &doc,
-        config.processing.chunk_size,
-        config.processing.chunk_overlap,
-    );
+    let doc = extract(content_type, bytes, limits, &mut |_| {}, &|| false).map_err(|e| e.to_string())?;
+    let chunks = chunk(&doc, config.processing.chunk_size, config.processing.chunk_overlap);
     let texts: Vec<String> = chunks.into_iter().map(|c| c.text).collect();
     for batch in texts.chunks(embedder.batch_size()) {
         // The hash embedder computes before returning its future.
-        let vectors = embedder
-            .embed(batch)
-            .now_or_never()
-            .expect("the hash embedder is synchronous");
+        let vectors = embedder.embed(batch).now_or_never().expect("the hash embedder is synchronous");
         vectors.map_err(|e| e.to_string())?;
     }
     Ok((u64::from(doc.pages.unwrap_or(0)), texts.len()))
@@ -161,14 +137,8 @@ fn report(format: &str, totals: &Totals) {
 fn zip_bomb_report(limits: &ExtractLimits) {
     let (stream, inflated) = zip_bomb::deflate_bomb(1 << 30);
     let docx = zip_bomb::zip_with_entry("word/document.xml", &stream, inflated);
-    let unlimited = ExtractLimits {
-        max_docx_uncompressed_bytes: u64::MAX,
-        ..limits.clone()
-    };
-    for (case, limits) in [
-        ("docx-bomb", limits),
-        ("docx-bomb-no-size-limit", &unlimited),
-    ] {
+    let unlimited = ExtractLimits { max_docx_uncompressed_bytes: u64::MAX, ..limits.clone() };
+    for (case, limits) in [("docx-bomb", limits), ("docx-bomb-no-size-limit", &unlimited)] {
         reset_peak_rss();
         let started = Instant::now();
         let outcome = extract(

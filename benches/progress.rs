@@ -40,7 +40,8 @@ fn main() {
 }
 
 fn figure(name: &str, value: f64, unit: &str, extra: serde_json::Value) {
-    let mut line = json!({ "bench": "progress", "figure": name, "value": (value * 100.0).round() / 100.0, "unit": unit });
+    let mut line =
+        json!({ "bench": "progress", "figure": name, "value": (value * 100.0).round() / 100.0, "unit": unit });
     if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
         line.extend(extra.clone());
     }
@@ -92,10 +93,7 @@ fn spread(mut samples: Vec<f64>) -> Value {
 }
 
 fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
 }
 
 fn wall_ms() -> f64 {
@@ -223,9 +221,21 @@ fn delivery_latency(redis_url: &str) {
     figure("progress_delay_ms", headline["p99"].as_f64().unwrap_or(0.0), "ms (p99)", extra);
 
     let parts = [
-        ("progress_publish_to_ws_ms", publish_to_ws, "event ts (ms since epoch, stamped after the DB write, 1 ms resolution) → WebSocket receipt"),
-        ("progress_report_to_channel_ms", report_to_channel, "on_progress → the event on the Redis channel (pump, Redis progress, DB row, publish)"),
-        ("progress_channel_to_ws_ms", channel_to_ws, "the event on the Redis channel → WebSocket receipt (Hub, SessionActor, socket)"),
+        (
+            "progress_publish_to_ws_ms",
+            publish_to_ws,
+            "event ts (ms since epoch, stamped after the DB write, 1 ms resolution) → WebSocket receipt",
+        ),
+        (
+            "progress_report_to_channel_ms",
+            report_to_channel,
+            "on_progress → the event on the Redis channel (pump, Redis progress, DB row, publish)",
+        ),
+        (
+            "progress_channel_to_ws_ms",
+            channel_to_ws,
+            "the event on the Redis channel → WebSocket receipt (Hub, SessionActor, socket)",
+        ),
     ];
     for (name, samples, path) in parts {
         let mut extra = spread(samples);
@@ -303,8 +313,13 @@ async fn client_run(base: String, token: String, redis_url: String, channel: Str
             let body = format!("progress bench document {i}\n").into_bytes();
             form = form.part("file", reqwest::multipart::Part::bytes(body).file_name(format!("bench-{i}.txt")));
         }
-        let response =
-            client.post(format!("{base}/api/documents/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+        let response = client
+            .post(format!("{base}/api/documents/upload"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 202, "upload: {}", response.text().await.unwrap_or_default());
     };
     let all = async { tokio::join!(read_socket, read_channel, upload) };
@@ -327,7 +342,9 @@ fn idle_connections_rss(redis_url: &str) {
     let connections = match limit {
         Some(limit) if limit < IDLE_CONNECTIONS + FD_MARGIN => {
             let n = limit.saturating_sub(FD_MARGIN);
-            eprintln!("open files soft limit is {limit}: opening {n} WebSocket connections instead of {IDLE_CONNECTIONS}");
+            eprintln!(
+                "open files soft limit is {limit}: opening {n} WebSocket connections instead of {IDLE_CONNECTIONS}"
+            );
             n
         }
         _ => IDLE_CONNECTIONS,
@@ -369,7 +386,8 @@ fn idle_connections_rss(redis_url: &str) {
         assert!(healthy, "the server answers /healthz");
         // Warm up the WebSocket path (snapshot queries, pools) before the baseline.
         for _ in 0..2 {
-            let mut socket = connect(&base, &keys.issue("warm-up", TokenRole::User, Duration::from_secs(60)).unwrap()).await;
+            let mut socket =
+                connect(&base, &keys.issue("warm-up", TokenRole::User, Duration::from_secs(60)).unwrap()).await;
             let _ = socket.close(None).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;

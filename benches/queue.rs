@@ -136,7 +136,12 @@ async fn queue_throughput(redis_url: &str, concurrency: usize) {
     }
     assert_eq!(done, n);
     let rate = n as f64 / start.elapsed().as_secs_f64();
-    figure(&format!("queue_noop_throughput_c{concurrency}"), rate, "jobs/s", json!({ "jobs": n, "layer": "Redis queue: claim + finish" }));
+    figure(
+        &format!("queue_noop_throughput_c{concurrency}"),
+        rate,
+        "jobs/s",
+        json!({ "jobs": n, "layer": "Redis queue: claim + finish" }),
+    );
 }
 
 struct NoopProcessor;
@@ -195,9 +200,10 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
     for chunk in jobs.chunks(500) {
         queue.enqueue(chunk).await.unwrap();
     }
-    let app = docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(NoopProcessor))
-        .await
-        .unwrap();
+    let app =
+        docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(NoopProcessor))
+            .await
+            .unwrap();
     let start = Instant::now();
     queue.resume().await.unwrap();
     loop {
@@ -238,7 +244,8 @@ async fn steady_latency(redis_url: &str) {
                         let done_at = Instant::now();
                         let at = enqueued.lock().unwrap().get(&job.job_id).copied();
                         if let Some(at) = at {
-                            samples.push(((started - at).as_secs_f64() * 1000.0, (done_at - at).as_secs_f64() * 1000.0));
+                            samples
+                                .push(((started - at).as_secs_f64() * 1000.0, (done_at - at).as_secs_f64() * 1000.0));
                         }
                         if finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 >= total {
                             break;
@@ -304,9 +311,10 @@ impl Processor for LongProcessor {
 fn run_child_worker(config: &str) {
     let config: Config = Config::from_overrides(serde_json::from_str::<serde_json::Value>(config).unwrap()).unwrap();
     actix_web::rt::System::new().block_on(async move {
-        let _app = docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(LongProcessor))
-            .await
-            .unwrap();
+        let _app =
+            docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(LongProcessor))
+                .await
+                .unwrap();
         std::future::pending::<()>().await;
     });
 }
@@ -314,7 +322,9 @@ fn run_child_worker(config: &str) {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -378,9 +388,10 @@ async fn kill_recovery(redis_url: &str) {
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = Instant::now();
-    let app = docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(LongProcessor))
-        .await
-        .unwrap();
+    let app =
+        docqueue::app::start_with_processor(Arc::new(config), docqueue::app::Role::Worker, Arc::new(LongProcessor))
+            .await
+            .unwrap();
     let me = format!(":{}:", std::process::id());
     loop {
         let id = id.clone();
@@ -396,6 +407,11 @@ async fn kill_recovery(redis_url: &str) {
         "s",
         json!({ "lease_ms": 5000, "maintenance_interval_ms": 500 }),
     );
-    figure("worker_process_rss", worker_rss as f64 / 1024.0, "MiB", json!({ "workers": 3, "state": "one job in hand" }));
+    figure(
+        "worker_process_rss",
+        worker_rss as f64 / 1024.0,
+        "MiB",
+        json!({ "workers": 3, "state": "one job in hand" }),
+    );
     app.shutdown().await;
 }

@@ -39,7 +39,11 @@ fn main() {
         .spawn()
         .unwrap();
     let pid = server.id();
-    let keys = docqueue::auth::TokenKeys::from_config(&docqueue::config::AuthConfig { jwt_secret: secret.into(), dev_mode: false }).unwrap();
+    let keys = docqueue::auth::TokenKeys::from_config(&docqueue::config::AuthConfig {
+        jwt_secret: secret.into(),
+        dev_mode: false,
+    })
+    .unwrap();
     let token = keys.issue("bench", docqueue::auth::Role::User, Duration::from_secs(600)).unwrap();
 
     let result = actix_web::rt::System::new().block_on(async move {
@@ -52,7 +56,8 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // Warm up the upload path once so allocator pools exist before the baseline.
-        let small = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(b"warm up".to_vec()).file_name("w.txt"));
+        let small = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(b"warm up".to_vec()).file_name("w.txt"));
         client.post(format!("{base}/api/documents/upload")).bearer_auth(&token).multipart(small).send().await.unwrap();
         let before = status_kib(pid, "VmRSS:");
         let line = b"docqueue streams uploads to disk and never holds a whole file in memory.\n";
@@ -60,10 +65,17 @@ fn main() {
             let chunk: Vec<u8> = line.iter().copied().cycle().take(CHUNK).collect();
             Ok::<_, std::io::Error>(chunk)
         }));
-        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), SIZE as u64).file_name("big.txt");
+        let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), SIZE as u64)
+            .file_name("big.txt");
         let form = reqwest::multipart::Form::new().part("file", part);
         let start = std::time::Instant::now();
-        let response = client.post(format!("{base}/api/documents/upload")).bearer_auth(&token).multipart(form).send().await.unwrap();
+        let response = client
+            .post(format!("{base}/api/documents/upload"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
         let took = start.elapsed();
         let status = response.status().as_u16();
         let peak = status_kib(pid, "VmHWM:");

@@ -116,10 +116,8 @@ async fn start_inner(
     };
     let queue = Queue::new(&config.redis, &config.document_queue)?;
     warn_if_redis_may_evict(&queue).await;
-    let storage = Storage::open(&config.storage.root).map_err(|source| StartError::Storage {
-        path: config.storage.root.display().to_string(),
-        source,
-    })?;
+    let storage = Storage::open(&config.storage.root)
+        .map_err(|source| StartError::Storage { path: config.storage.root.display().to_string(), source })?;
     let token_keys = TokenKeys::from_config(&config.auth)?;
     let embedder = embed::from_config(&config.embedding);
     let processor = make_processor(&db, &storage, embedder.clone());
@@ -177,13 +175,13 @@ async fn start_inner(
                 .configure(crate::web::routes)
         })
         .disable_signals()
+        // Progress frames are small and latency matters: no Nagle delay on sockets.
+        .tcp_nodelay(true)
         .shutdown_timeout(config.document_queue.shutdown_grace_secs.max(1));
         if config.server.workers > 0 {
             server = server.workers(config.server.workers);
         }
-        let server = server
-            .bind(&address)
-            .map_err(|source| StartError::Bind { address: address.clone(), source })?;
+        let server = server.bind(&address).map_err(|source| StartError::Bind { address: address.clone(), source })?;
         let http_addr = server.addrs().first().copied();
         let server = server.run();
         let handle = server.handle();
@@ -217,6 +215,8 @@ async fn warn_if_redis_may_evict(queue: &Queue) {
              set maxmemory-policy noeviction"
         ),
         Ok(_) => {}
-        Err(err) => log::warn!("Redis not reachable at start-up ({err}); uploads are kept and enqueued when it is back"),
+        Err(err) => {
+            log::warn!("Redis not reachable at start-up ({err}); uploads are kept and enqueued when it is back")
+        }
     }
 }

@@ -66,7 +66,8 @@ impl TokenKeys {
         validation.leeway = 0;
         let bad = |e: jsonwebtoken::errors::Error| AuthSetupError::BadSecret(e.to_string());
         use sha2::Digest;
-        let csrf_key = sha2::Sha256::new().chain_update(b"docqueue csrf key\0").chain_update(secret).finalize().to_vec();
+        let csrf_key =
+            sha2::Sha256::new().chain_update(b"docqueue csrf key\0").chain_update(secret).finalize().to_vec();
         Ok(TokenKeys {
             csrf_key,
             encoding: EncodingKey::from_secret(secret).map_err(bad)?,
@@ -88,9 +89,8 @@ impl TokenKeys {
 
     pub fn verify(&self, token: &str) -> Result<Claims, AppError> {
         use jsonwebtoken::errors::ErrorKind;
-        let claims = decode::<Claims>(token, &self.decoding, &self.validation)
-            .map(|data| data.claims)
-            .map_err(|e| {
+        let claims =
+            decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims).map_err(|e| {
                 AppError::Unauthorized(
                     match e.kind() {
                         ErrorKind::ExpiredSignature => "token expired",
@@ -108,10 +108,7 @@ impl TokenKeys {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Parses `24h`, `30m`, `90s`, `7d` or a plain number of seconds.
@@ -151,9 +148,7 @@ pub fn bearer_token(req: &HttpRequest, allow_query: bool) -> Option<String> {
         return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string());
     }
     if allow_query {
-        return web::Query::<TokenQuery>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.into_inner().token);
+        return web::Query::<TokenQuery>::from_query(req.query_string()).ok().and_then(|q| q.into_inner().token);
     }
     None
 }
@@ -164,11 +159,8 @@ struct TokenQuery {
 }
 
 pub fn authenticate(req: &HttpRequest, allow_query: bool) -> Result<AuthUser, AppError> {
-    let keys = req
-        .app_data::<web::Data<TokenKeys>>()
-        .ok_or_else(|| AppError::internal("token keys not configured"))?;
-    let token = bearer_token(req, allow_query)
-        .ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
+    let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| AppError::internal("token keys not configured"))?;
+    let token = bearer_token(req, allow_query).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
     let claims = keys.verify(&token)?;
     Ok(AuthUser { id: claims.sub, role: claims.role })
 }

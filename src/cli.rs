@@ -11,7 +11,11 @@ use crate::config::Config;
 use crate::db::Db;
 
 #[derive(Parser)]
-#[command(name = "docqueue", version, about = "Non-blocking document processing: upload, queue, process, push progress.")]
+#[command(
+    name = "docqueue",
+    version,
+    about = "Non-blocking document processing: upload, queue, process, push progress."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

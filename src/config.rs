@@ -188,34 +188,26 @@ const LEGACY_ENV: &[(&str, &str)] = &[
 impl Config {
     /// Loads the layered configuration. `file` replaces `config/local.toml` when given.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut figment = Figment::new()
-            .merge(Toml::string(DEFAULT_TOML))
-            .merge(Toml::file("config/default.toml"));
+        let mut figment = Figment::new().merge(Toml::string(DEFAULT_TOML)).merge(Toml::file("config/default.toml"));
         figment = match file {
             Some(path) => figment.merge(Toml::file_exact(path)),
             None => figment.merge(Toml::file("config/local.toml")),
         };
-        let legacy = Env::raw()
-            .only(&LEGACY_ENV.iter().map(|(env, _)| *env).collect::<Vec<_>>())
-            .map(|env| {
-                let key = LEGACY_ENV
-                    .iter()
-                    .find(|(name, _)| name.eq_ignore_ascii_case(env.as_str()))
-                    .map(|(_, key)| *key)
-                    .unwrap_or_default();
-                key.into()
-            });
-        figment = figment
-            .merge(legacy)
-            .merge(Env::prefixed("DOCQUEUE_").split("__"));
+        let legacy = Env::raw().only(&LEGACY_ENV.iter().map(|(env, _)| *env).collect::<Vec<_>>()).map(|env| {
+            let key = LEGACY_ENV
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(env.as_str()))
+                .map(|(_, key)| *key)
+                .unwrap_or_default();
+            key.into()
+        });
+        figment = figment.merge(legacy).merge(Env::prefixed("DOCQUEUE_").split("__"));
         Self::from_figment(figment)
     }
 
     /// Builds a configuration from defaults plus explicit overrides (tests, tools).
     pub fn from_overrides<T: Serialize>(overrides: T) -> Result<Config, ConfigError> {
-        let figment = Figment::new()
-            .merge(Toml::string(DEFAULT_TOML))
-            .merge(Serialized::defaults(overrides));
+        let figment = Figment::new().merge(Toml::string(DEFAULT_TOML)).merge(Serialized::defaults(overrides));
         Self::from_figment(figment)
     }
 

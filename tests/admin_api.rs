@@ -12,7 +12,8 @@ use docqueue::app::Role;
 use serde_json::{json, Value};
 
 async fn admin(server: &TestServer, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = server.client.request(method, server.url(path)).bearer_auth(admin_token("ops")).send().await.unwrap();
+    let response =
+        server.client.request(method, server.url(path)).bearer_auth(admin_token("ops")).send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
@@ -35,7 +36,8 @@ async fn admin_routes_need_a_token_and_the_admin_role() {
     for (method, path) in routes {
         let anonymous = server.client.request(method.clone(), server.url(path)).send().await.unwrap();
         assert_eq!(anonymous.status(), 401, "{method} {path}");
-        let user = server.client.request(method.clone(), server.url(path)).bearer_auth(token("alice")).send().await.unwrap();
+        let user =
+            server.client.request(method.clone(), server.url(path)).bearer_auth(token("alice")).send().await.unwrap();
         assert_eq!(user.status(), 403, "{method} {path}");
         let body: Value = user.json().await.unwrap();
         assert_eq!(body["error"]["code"], "forbidden");
@@ -101,7 +103,11 @@ async fn retry_sends_a_failed_job_back_and_it_completes() {
 
     let (status, _) = admin(&server, reqwest::Method::POST, &format!("/api/admin/queue/retry/{new_job}")).await;
     assert_eq!(status, 200, "a completed job may be processed again");
-    server.wait_for(&alice, id, Duration::from_secs(30), |d| d["queue_status"] == "completed" && d["job_id"] != new_job.as_str()).await;
+    server
+        .wait_for(&alice, id, Duration::from_secs(30), |d| {
+            d["queue_status"] == "completed" && d["job_id"] != new_job.as_str()
+        })
+        .await;
     server.shutdown().await;
 }
 
@@ -123,7 +129,12 @@ async fn retry_all_failed_and_cancel_by_job_id() {
     }
     let slow = server.upload_one(&alice, "slow.txt", b"x".to_vec()).await;
     server.wait_for_status(&alice, slow["id"].as_str().unwrap(), "processing").await;
-    let (status, body) = admin(&server, reqwest::Method::DELETE, &format!("/api/admin/queue/cancel/{}", slow["job_id"].as_str().unwrap())).await;
+    let (status, body) = admin(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/api/admin/queue/cancel/{}", slow["job_id"].as_str().unwrap()),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     server.wait_for_status(&alice, slow["id"].as_str().unwrap(), "cancelled").await;
     server.shutdown().await;
@@ -147,15 +158,18 @@ async fn clean_removes_exactly_the_finished_jobs_past_the_age() {
         server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
         recent.push(doc["job_id"].as_str().unwrap().to_string());
     }
-    let (status, body) = admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=2s").await;
+    let (status, body) =
+        admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=2s").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["removed"], 3);
-    let mut removed: Vec<String> = body["job_ids"].as_array().unwrap().iter().map(|j| j.as_str().unwrap().to_string()).collect();
+    let mut removed: Vec<String> =
+        body["job_ids"].as_array().unwrap().iter().map(|j| j.as_str().unwrap().to_string()).collect();
     removed.sort();
     old.sort();
     assert_eq!(removed, old);
     let (_, left) = admin(&server, reqwest::Method::GET, "/api/admin/queue/jobs?state=completed").await;
-    let mut kept: Vec<String> = left["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap().to_string()).collect();
+    let mut kept: Vec<String> =
+        left["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap().to_string()).collect();
     kept.sort();
     recent.sort();
     assert_eq!(kept, recent);
@@ -171,14 +185,21 @@ async fn clean_removes_exactly_the_finished_jobs_past_the_age() {
 async fn search_finds_a_job_by_part_of_its_filename_its_ids_or_its_user() {
     let env = TestEnv::new();
     let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
-    let report = server.upload_one(&token("alice"), "Quarterly-Report-2026.pdf", common::fixture("debian-reference-excerpt.pdf")).await;
+    let report = server
+        .upload_one(&token("alice"), "Quarterly-Report-2026.pdf", common::fixture("debian-reference-excerpt.pdf"))
+        .await;
     server.upload_one(&token("bob"), "holiday-notes.md", b"# Notes\n".to_vec()).await;
     let find = |query: String| {
         let server = &server;
         async move {
             let (status, body) = admin(server, reqwest::Method::GET, &format!("/api/admin/queue/jobs?{query}")).await;
             assert_eq!(status, 200, "{body}");
-            body["jobs"].as_array().unwrap().iter().map(|j| j["filename"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+            body["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["filename"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
         }
     };
     assert_eq!(find("q=report".into()).await, vec!["Quarterly-Report-2026.pdf"]);

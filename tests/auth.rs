@@ -57,12 +57,14 @@ async fn missing_malformed_expired_and_wrongly_signed_tokens_are_401() {
 async fn user_token_on_admin_route_is_403_and_admin_token_passes() {
     let env = TestEnv::new();
     let server = TestServer::start(env.config(json!({})), Role::Api).await;
-    let (status, body) = status_with(&server, "/api/admin/queue/status", Some(&format!("Bearer {}", token("alice")))).await;
+    let (status, body) =
+        status_with(&server, "/api/admin/queue/status", Some(&format!("Bearer {}", token("alice")))).await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "forbidden");
     let (status, _) = status_with(&server, "/api/admin/queue/status", None).await;
     assert_eq!(status, 401);
-    let (status, body) = status_with(&server, "/api/admin/queue/status", Some(&format!("Bearer {}", admin_token("root")))).await;
+    let (status, body) =
+        status_with(&server, "/api/admin/queue/status", Some(&format!("Bearer {}", admin_token("root")))).await;
     assert_eq!(status, 200, "{body}");
     server.shutdown().await;
 }

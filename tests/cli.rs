@@ -111,3 +111,45 @@ fn config_file_and_legacy_environment_names_are_read() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("max_upload_bytes"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn migrate_backfills_rows_from_before_the_queue() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    if common::uses_postgres() {
+        return; // the SQLite file is set up by hand below; the migrations are the same
+    }
+    let env = TestEnv::new();
+    // A database as the synchronous pipeline left it: only the first migration applied.
+    let mut conn = diesel::SqliteConnection::establish(&env.database_url).unwrap();
+    let first = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/sqlite/2026-11-01-000000_create_documents/up.sql"
+    ))
+    .unwrap();
+    conn.batch_execute(&first).unwrap();
+    conn.batch_execute(
+        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+         run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
+         INSERT INTO __diesel_schema_migrations (version) VALUES ('20261101000000');
+         INSERT INTO documents VALUES ('01JOLDPROCESSED00000000000', 'alice', 'done.pdf', 'application/pdf', 10, 'x', 'documents/a', 4, '2026-01-01 00:00:00');
+         INSERT INTO documents VALUES ('01JOLDNEVERPROCESSED000000', 'alice', 'todo.pdf', 'application/pdf', 10, 'x', 'documents/b', 0, '2026-01-01 00:00:00');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let out = docqueue(&["migrate"], &env.env_vars());
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = docqueue::db::Db::connect(&docqueue::config::DatabaseConfig {
+        url: env.database_url.clone(),
+        pool_size: 1,
+        sqlite_busy_timeout_ms: 1000,
+    })
+    .unwrap();
+    let row = |id: &'static str| db.run_blocking(move |c| docqueue::db::documents::find(c, id)).unwrap().unwrap();
+    let (done, todo) = (row("01JOLDPROCESSED00000000000"), row("01JOLDNEVERPROCESSED000000"));
+    assert_eq!((done.queue_status.as_str(), done.progress), ("completed", 100));
+    assert_eq!(todo.queue_status, "queued", "left for the reconciler to enqueue");
+    assert_eq!(done.job_id.len(), 26, "a ULID job id");
+    assert_ne!(done.job_id, todo.job_id);
+}

@@ -37,7 +37,10 @@ async fn an_admin_logs_in_retries_a_failed_job_and_watches_it_complete() {
     browser.type_into("textarea[name=token]", &admin_token("ops")).await;
     browser.click("form[action='/admin/login'] button[type=submit]").await;
     let page = browser.wait_for_text("Queue overview", Duration::from_secs(10)).await;
-    assert!(page.contains("broken-invoice.txt") && page.contains("the parser rejected the file (simulated)"), "the failed job and its reason");
+    assert!(
+        page.contains("broken-invoice.txt") && page.contains("the parser rejected the file (simulated)"),
+        "the failed job and its reason"
+    );
     std::fs::write(output_dir().join("dashboard-failed-job.png"), browser.screenshot_png().await).unwrap();
 
     let job_id = doc["job_id"].as_str().unwrap();
@@ -64,13 +67,9 @@ async fn an_admin_logs_in_retries_a_failed_job_and_watches_it_complete() {
 async fn a_dashboard_post_without_the_csrf_token_is_403() {
     let env = TestEnv::new();
     let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
+    common::http_client();
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = client
-        .post(server.url("/admin/login"))
-        .form(&[("token", admin_token("ops"))])
-        .send()
-        .await
-        .unwrap();
+    let login = client.post(server.url("/admin/login")).form(&[("token", admin_token("ops"))]).send().await.unwrap();
     assert_eq!(login.status(), 303);
     let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
@@ -79,14 +78,32 @@ async fn a_dashboard_post_without_the_csrf_token_is_403() {
     let page = client.get(server.url("/admin")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
     let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
 
-    let forged = client.post(server.url("/admin/actions/pause")).header("cookie", &session).form(&[("back", "/admin")]).send().await.unwrap();
+    let forged = client
+        .post(server.url("/admin/actions/pause"))
+        .header("cookie", &session)
+        .form(&[("back", "/admin")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forged.status(), 403);
-    let wrong = client.post(server.url("/admin/actions/pause")).header("cookie", &session).form(&[("csrf", "0000")]).send().await.unwrap();
+    let wrong = client
+        .post(server.url("/admin/actions/pause"))
+        .header("cookie", &session)
+        .form(&[("csrf", "0000")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 403);
     let (_, status) = server.get_json(&admin_token("ops"), "/api/admin/queue/status").await;
     assert_eq!(status["paused"], false, "nothing happened");
 
-    let genuine = client.post(server.url("/admin/actions/pause")).header("cookie", &session).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    let genuine = client
+        .post(server.url("/admin/actions/pause"))
+        .header("cookie", &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(genuine.status(), 303);
     let (_, status) = server.get_json(&admin_token("ops"), "/api/admin/queue/status").await;
     assert_eq!(status["paused"], true);

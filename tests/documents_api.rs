@@ -18,7 +18,10 @@ async fn real_documents_upload_as_queued_rows() {
     let alice = token("alice");
     let cases = [
         ("debian-reference-excerpt.pdf", "application/pdf"),
-        ("python-docx-blk-paras-and-tables.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (
+            "python-docx-blk-paras-and-tables.docx",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
         ("python-tutorial-errors.html", "text/html"),
         ("text-splitter-README.md", "text/markdown"),
         ("debian-reference-fr-excerpt.latin1.txt", "text/plain"),
@@ -151,7 +154,8 @@ async fn another_users_document_is_404_on_get_and_delete() {
     assert_eq!((status, &body), (missing_status, &missing_body), "same answer as a missing id");
     assert_eq!(body["error"]["code"], "not_found");
 
-    let response = server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&bob).send().await.unwrap();
+    let response =
+        server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&bob).send().await.unwrap();
     assert_eq!(response.status(), 404);
     let (_, bobs) = server.get_json(&bob, "/api/documents").await;
     assert_eq!(bobs["documents"], json!([]));
@@ -167,7 +171,8 @@ async fn delete_removes_row_and_stored_file() {
     let doc = server.upload_one(&alice, "a.md", b"# A\n\nalpha\n".to_vec()).await;
     let id = doc["id"].as_str().unwrap();
     assert_eq!(env.stored_files().len(), 1);
-    let response = server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&alice).send().await.unwrap();
+    let response =
+        server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&alice).send().await.unwrap();
     assert_eq!(response.status(), 204);
     assert!(env.stored_files().is_empty());
     let (status, _) = server.get_json(&alice, &format!("/api/documents/{id}")).await;

@@ -40,10 +40,7 @@ struct FakeEmbeddingsApi {
 
 impl FakeEmbeddingsApi {
     fn with_canned(canned: Vec<Canned>) -> Arc<FakeEmbeddingsApi> {
-        Arc::new(FakeEmbeddingsApi {
-            canned: Mutex::new(canned.into()),
-            ..Default::default()
-        })
+        Arc::new(FakeEmbeddingsApi { canned: Mutex::new(canned.into()), ..Default::default() })
     }
 
     fn received(&self) -> Vec<Received> {
@@ -53,28 +50,16 @@ impl FakeEmbeddingsApi {
 
 /// Embeds text `i` as the unnormalised vector (length of text, 1, 1), and lists the
 /// results in reverse order so that the client has to sort them by `index`.
-async fn embeddings(
-    api: web::Data<FakeEmbeddingsApi>,
-    request: HttpRequest,
-    body: web::Json<Value>,
-) -> HttpResponse {
-    let inputs: Vec<String> = body["input"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+async fn embeddings(api: web::Data<FakeEmbeddingsApi>, request: HttpRequest, body: web::Json<Value>) -> HttpResponse {
+    let inputs: Vec<String> =
+        body["input"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     api.received.lock().unwrap().push(Received {
         inputs: inputs.len(),
         model: body["model"].as_str().unwrap_or_default().to_string(),
-        authorization: request
-            .headers()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap().to_string()),
+        authorization: request.headers().get("authorization").map(|v| v.to_str().unwrap().to_string()),
     });
     if let Some(canned) = api.canned.lock().unwrap().pop_front() {
-        let mut response =
-            HttpResponse::build(actix_web::http::StatusCode::from_u16(canned.status).unwrap());
+        let mut response = HttpResponse::build(actix_web::http::StatusCode::from_u16(canned.status).unwrap());
         if let Some(seconds) = canned.retry_after {
             response.insert_header(("Retry-After", seconds));
         }
@@ -92,14 +77,11 @@ async fn embeddings(
 /// Serves the fake API on a free local port; returns the base URL (ending in /v1).
 fn serve(api: Arc<FakeEmbeddingsApi>) -> String {
     let data = web::Data::from(api);
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(data.clone())
-            .route("/v1/embeddings", web::post().to(embeddings))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
+    let server =
+        HttpServer::new(move || App::new().app_data(data.clone()).route("/v1/embeddings", web::post().to(embeddings)))
+            .workers(1)
+            .bind(("127.0.0.1", 0))
+            .unwrap();
     let address = server.addrs()[0];
     actix_web::rt::spawn(server.run());
     format!("http://{address}/v1")
@@ -138,22 +120,14 @@ async fn openai_embedder_sends_batches_of_the_configured_size_and_keeps_input_or
     let vectors = embedder.embed(&inputs).await.expect("embeds");
 
     let received = api.received();
-    assert_eq!(
-        received.iter().map(|r| r.inputs).collect::<Vec<_>>(),
-        vec![4, 4, 2]
-    );
+    assert_eq!(received.iter().map(|r| r.inputs).collect::<Vec<_>>(), vec![4, 4, 2]);
     assert!(received.iter().all(|r| r.model == "test-model"));
-    assert!(received
-        .iter()
-        .all(|r| r.authorization.as_deref() == Some(&format!("Bearer {API_KEY}")[..])));
+    assert!(received.iter().all(|r| r.authorization.as_deref() == Some(&format!("Bearer {API_KEY}")[..])));
     assert_eq!(vectors.len(), 10);
     for (text, vector) in inputs.iter().zip(&vectors) {
         assert!((norm(vector) - 1.0).abs() < 1e-5, "normalised: {vector:?}");
         let length = vector[0] / vector[1];
-        assert!(
-            (length - text.len() as f32).abs() < 1e-3,
-            "vector of {text:?} is {vector:?}"
-        );
+        assert!((length - text.len() as f32).abs() < 1e-3, "vector of {text:?} is {vector:?}");
     }
 }
 
@@ -166,46 +140,24 @@ async fn openai_embedder_waits_as_retry_after_says_on_429_then_succeeds() {
     }]);
     let embedder = embed::from_config(&openai_config(&serve(api.clone()), 8, 3));
     let started = Instant::now();
-    let vectors = embedder
-        .embed(&texts(3))
-        .await
-        .expect("embeds after the retry");
+    let vectors = embedder.embed(&texts(3)).await.expect("embeds after the retry");
     assert_eq!(vectors.len(), 3);
-    assert_eq!(
-        api.received().len(),
-        2,
-        "one rate-limited request, one retry"
-    );
-    assert!(
-        started.elapsed() >= Duration::from_millis(950),
-        "waited {:?}",
-        started.elapsed()
-    );
+    assert_eq!(api.received().len(), 2, "one rate-limited request, one retry");
+    assert!(started.elapsed() >= Duration::from_millis(950), "waited {:?}", started.elapsed());
 }
 
 #[actix_web::test]
 async fn openai_embedder_gives_up_on_server_errors_after_max_retries_as_transient() {
-    let unavailable = || Canned {
-        status: 503,
-        retry_after: Some("0"),
-        body: json!({"error": "model is loading"}),
-    };
+    let unavailable = || Canned { status: 503, retry_after: Some("0"), body: json!({"error": "model is loading"}) };
     let api = FakeEmbeddingsApi::with_canned(vec![unavailable(), unavailable(), unavailable()]);
     let embedder = embed::from_config(&openai_config(&serve(api.clone()), 8, 2));
     match embedder.embed(&texts(2)).await {
         Err(EmbedError::Transient(message)) => {
-            assert!(
-                message.contains("503") && message.contains("model is loading"),
-                "{message}"
-            )
+            assert!(message.contains("503") && message.contains("model is loading"), "{message}")
         }
         other => panic!("expected a transient failure, got {other:?}"),
     }
-    assert_eq!(
-        api.received().len(),
-        3,
-        "the first try and max_retries = 2 retries"
-    );
+    assert_eq!(api.received().len(), 3, "the first try and max_retries = 2 retries");
 }
 
 #[actix_web::test]
@@ -218,10 +170,7 @@ async fn openai_embedder_fails_permanently_on_400_with_the_servers_message() {
     let embedder = embed::from_config(&openai_config(&serve(api.clone()), 8, 3));
     match embedder.embed(&texts(2)).await {
         Err(EmbedError::Permanent(message)) => {
-            assert!(
-                message.contains("This model's maximum context length is 8192 tokens"),
-                "{message}"
-            );
+            assert!(message.contains("This model's maximum context length is 8192 tokens"), "{message}");
             assert!(message.contains("400"), "{message}");
         }
         other => panic!("expected a permanent failure, got {other:?}"),
@@ -240,10 +189,7 @@ async fn openai_embedder_keeps_the_api_key_out_of_error_messages() {
     match embedder.embed(&texts(1)).await {
         Err(EmbedError::Permanent(message)) => {
             assert!(!message.contains(API_KEY), "{message}");
-            assert!(
-                message.contains("Incorrect API key provided: ***."),
-                "{message}"
-            );
+            assert!(message.contains("Incorrect API key provided: ***."), "{message}");
         }
         other => panic!("expected a permanent failure, got {other:?}"),
     }
@@ -252,10 +198,7 @@ async fn openai_embedder_keeps_the_api_key_out_of_error_messages() {
 #[actix_web::test]
 async fn openai_embedder_fails_permanently_when_the_model_has_other_dimensions() {
     let api = FakeEmbeddingsApi::with_canned(vec![]);
-    let config = EmbeddingConfig {
-        dimensions: 768,
-        ..openai_config(&serve(api), 8, 3)
-    };
+    let config = EmbeddingConfig { dimensions: 768, ..openai_config(&serve(api), 8, 3) };
     match embed::from_config(&config).embed(&texts(1)).await {
         Err(EmbedError::Permanent(message)) => {
             assert!(message.contains("embedding.dimensions = 768"), "{message}")
@@ -267,11 +210,7 @@ async fn openai_embedder_fails_permanently_when_the_model_has_other_dimensions()
 #[actix_web::test]
 async fn openai_embedder_reports_an_unreachable_service_as_transient() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let embedder = embed::from_config(&openai_config(&format!("http://127.0.0.1:{port}/v1"), 8, 3));
     match embedder.embed(&texts(1)).await {
         Err(EmbedError::Transient(message)) => {
@@ -284,17 +223,11 @@ async fn openai_embedder_reports_an_unreachable_service_as_transient() {
 // --- the built-in hash embedder ---------------------------------------------------------
 
 fn hash_config() -> EmbeddingConfig {
-    Config::from_overrides(json!({}))
-        .expect("the default configuration loads")
-        .embedding
+    Config::from_overrides(json!({})).expect("the default configuration loads").embedding
 }
 
 fn hash_embed(embedder: &dyn Embedder, texts: &[String]) -> Vec<Vec<f32>> {
-    embedder
-        .embed(texts)
-        .now_or_never()
-        .expect("computed without waiting")
-        .expect("embeds")
+    embedder.embed(texts).now_or_never().expect("computed without waiting").expect("embeds")
 }
 
 #[test]
@@ -307,10 +240,7 @@ fn hash_embedder_is_deterministic_and_normalised() {
     ];
     let first = hash_embed(embed::from_config(&config).as_ref(), &inputs);
     let second = hash_embed(embed::from_config(&config).as_ref(), &inputs);
-    assert_eq!(
-        first, second,
-        "the same text gives the same vector in another embedder"
-    );
+    assert_eq!(first, second, "the same text gives the same vector in another embedder");
     assert_eq!(first[0].len(), 384);
     for vector in &first {
         assert!((norm(vector) - 1.0).abs() < 1e-5);
@@ -318,12 +248,7 @@ fn hash_embedder_is_deterministic_and_normalised() {
     assert_ne!(first[0], first[1]);
     // Fixed hashing: the same components in every process and every release.
     let word = &hash_embed(embed::from_config(&config).as_ref(), &["links".to_string()])[0];
-    let nonzero: Vec<(usize, f32)> = word
-        .iter()
-        .copied()
-        .enumerate()
-        .filter(|(_, x)| *x != 0.0)
-        .collect();
+    let nonzero: Vec<(usize, f32)> = word.iter().copied().enumerate().filter(|(_, x)| *x != 0.0).collect();
     let expected = [
         (56, 0.218_217_88),
         (180, 0.218_217_88),
@@ -367,33 +292,19 @@ fn hash_embedder_ranks_a_chunk_of_the_document_on_the_query_subject_first() {
     for (name, content_type) in documents {
         let bytes = std::fs::read(fixtures.join(name)).unwrap();
         let doc = extract(content_type, &bytes, &limits, &mut |_| {}, &|| false).unwrap();
-        let texts: Vec<String> = chunk(&doc, processing.chunk_size, processing.chunk_overlap)
-            .into_iter()
-            .map(|c| c.text)
-            .collect();
+        let texts: Vec<String> =
+            chunk(&doc, processing.chunk_size, processing.chunk_overlap).into_iter().map(|c| c.text).collect();
         for vector in hash_embed(embedder.as_ref(), &texts) {
             index.push((name, vector));
         }
     }
     for (query, expected) in [
-        (
-            "how do hard links and symbolic links to a file differ",
-            "debian-reference-excerpt.pdf",
-        ),
-        (
-            "how to handle an exception raised in a try clause",
-            "python-tutorial-errors.html",
-        ),
-        (
-            "population and latitude of cities in Alabama",
-            "uspop-latin1.csv",
-        ),
+        ("how do hard links and symbolic links to a file differ", "debian-reference-excerpt.pdf"),
+        ("how to handle an exception raised in a try clause", "python-tutorial-errors.html"),
+        ("population and latitude of cities in Alabama", "uspop-latin1.csv"),
     ] {
         let q = &hash_embed(embedder.as_ref(), &[query.to_string()])[0];
-        let best = index
-            .iter()
-            .max_by(|a, b| embed::cosine(q, &a.1).total_cmp(&embed::cosine(q, &b.1)))
-            .unwrap();
+        let best = index.iter().max_by(|a, b| embed::cosine(q, &a.1).total_cmp(&embed::cosine(q, &b.1))).unwrap();
         assert_eq!(best.0, expected, "query {query:?}");
     }
 }

@@ -27,33 +27,23 @@ fn limits() -> ExtractLimits {
 }
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn extract_with(
-    content_type: &str,
-    bytes: &[u8],
-    limits: &ExtractLimits,
-) -> Result<ExtractedText, ExtractError> {
+fn extract_with(content_type: &str, bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractedText, ExtractError> {
     extract(content_type, bytes, limits, &mut |_| {}, &|| false)
 }
 
 fn extracted(content_type: &str, bytes: &[u8]) -> ExtractedText {
-    extract_with(content_type, bytes, &limits())
-        .unwrap_or_else(|e| panic!("extraction failed: {e}"))
+    extract_with(content_type, bytes, &limits()).unwrap_or_else(|e| panic!("extraction failed: {e}"))
 }
 
 fn failure(content_type: &str, bytes: &[u8], limits: &ExtractLimits) -> String {
     match extract_with(content_type, bytes, limits) {
         Err(ExtractError::Permanent(reason)) => reason,
         Err(ExtractError::Cancelled) => panic!("expected a permanent failure, got Cancelled"),
-        Ok(doc) => panic!(
-            "expected a permanent failure, got {} sections",
-            doc.sections.len()
-        ),
+        Ok(doc) => panic!("expected a permanent failure, got {} sections", doc.sections.len()),
     }
 }
 
@@ -71,24 +61,14 @@ fn normalised(text: &str) -> String {
 /// The chunk whose text contains `sentence`, with words spaced as in the original.
 fn chunk_containing<'a>(chunks: &'a [Chunk], sentence: &str) -> &'a Chunk {
     let wanted = normalised(sentence);
-    chunks
-        .iter()
-        .find(|c| normalised(&c.text).contains(&wanted))
-        .unwrap_or_else(|| {
-            let all: Vec<String> = chunks.iter().map(|c| normalised(&c.text)).collect();
-            panic!(
-                "no chunk contains {wanted:?}; chunks:\n{}",
-                all.join("\n---\n")
-            )
-        })
+    chunks.iter().find(|c| normalised(&c.text).contains(&wanted)).unwrap_or_else(|| {
+        let all: Vec<String> = chunks.iter().map(|c| normalised(&c.text)).collect();
+        panic!("no chunk contains {wanted:?}; chunks:\n{}", all.join("\n---\n"))
+    })
 }
 
 fn all_text(chunks: &[Chunk]) -> String {
-    chunks
-        .iter()
-        .map(|c| c.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
+    chunks.iter().map(|c| c.text.as_str()).collect::<Vec<_>>().join("\n")
 }
 
 // --- real documents -------------------------------------------------------------------
@@ -128,14 +108,8 @@ fn pdf_sections_and_chunks_carry_their_page_numbers() {
     let first = chunk_containing(&chunks, "Overwriting a file changes all of the mtime");
     assert_eq!((first.page_start, first.page_end), (Some(1), Some(1)));
     let third = chunk_containing(&chunks, "dpkg(1) is the lowest level tool");
-    assert!(
-        third.page_start.unwrap() <= 3 && third.page_end == Some(3),
-        "{third:?}"
-    );
-    assert!(
-        chunks.iter().any(|c| c.page_start < c.page_end),
-        "text flowing over a page break stays together"
-    );
+    assert!(third.page_start.unwrap() <= 3 && third.page_end == Some(3), "{third:?}");
+    assert!(chunks.iter().any(|c| c.page_start < c.page_end), "text flowing over a page break stays together");
     let whole = chunk(&doc, 1_000_000, 0);
     assert_eq!(whole.len(), 1);
     assert_eq!((whole[0].page_start, whole[0].page_end), (Some(1), Some(4)));
@@ -144,29 +118,17 @@ fn pdf_sections_and_chunks_carry_their_page_numbers() {
 #[test]
 fn pdf_progress_is_reported_page_by_page() {
     let mut fractions = Vec::new();
-    extract(
-        PDF,
-        &fixture("debian-reference-excerpt.pdf"),
-        &limits(),
-        &mut |f| fractions.push(f),
-        &|| false,
-    )
-    .expect("extracts");
+    extract(PDF, &fixture("debian-reference-excerpt.pdf"), &limits(), &mut |f| fractions.push(f), &|| false)
+        .expect("extracts");
     assert_eq!(&fractions[..4], &[0.25, 0.5, 0.75, 1.0]);
-    assert!(
-        fractions.windows(2).all(|w| w[0] <= w[1]),
-        "progress went backwards: {fractions:?}"
-    );
+    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
 }
 
 #[test]
 fn docx_yields_paragraphs_table_cells_in_reading_order_headers_and_footers() {
     let doc = extracted(DOCX, &fixture("python-docx-blk-paras-and-tables.docx"));
     let chunks = chunks_of(&doc);
-    chunk_containing(
-        &chunks,
-        "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
-    );
+    chunk_containing(&chunks, "Lorem ipsum dolor sit amet, consectetur adipiscing elit.");
     chunk_containing(&chunks, "Donec semper facilisis metus finibus malesuada.");
     chunk_containing(&chunks, "Left-side | Right-side");
     chunk_containing(&chunks, "Copyright | Page-number");
@@ -176,18 +138,9 @@ fn docx_yields_paragraphs_table_cells_in_reading_order_headers_and_footers() {
 
     let text = all_text(&chunks);
     let position = |s: &str| text.find(s).unwrap_or_else(|| panic!("{s:?} missing"));
-    assert!(
-        position("Left-side") < position("Lorem ipsum"),
-        "the header comes first"
-    );
-    assert!(
-        position("Donec semper") < position("Copyright"),
-        "the footer comes last"
-    );
-    assert!(
-        !text.contains(" | \n") && !text.starts_with(" |"),
-        "empty table cells leave no separators"
-    );
+    assert!(position("Left-side") < position("Lorem ipsum"), "the header comes first");
+    assert!(position("Donec semper") < position("Copyright"), "the footer comes last");
+    assert!(!text.contains(" | \n") && !text.starts_with(" |"), "empty table cells leave no separators");
 }
 
 #[test]
@@ -195,10 +148,7 @@ fn docx_hyperlink_text_stays_in_its_sentence() {
     let doc = extracted(DOCX, &fixture("python-docx-par-hyperlinks.docx"));
     let chunks = chunks_of(&doc);
     chunk_containing(&chunks, "One awesome hyperlink.");
-    chunk_containing(
-        &chunks,
-        "Three hyperlinks: the first one here, the second one, and the third.",
-    );
+    chunk_containing(&chunks, "Three hyperlinks: the first one here, the second one, and the third.");
 }
 
 #[test]
@@ -211,31 +161,12 @@ fn html_keeps_visible_text_and_headings_but_not_navigation_or_footer() {
         "Syntax errors, also known as parsing errors, are perhaps the most common kind of complaint you get while you are still learning Python:",
     );
     // "Built-in Exceptions" is a link: its text stays in the sentence, without brackets.
-    chunk_containing(
-        &chunks,
-        "Built-in Exceptions lists the built-in exceptions and their meanings.",
-    );
+    chunk_containing(&chunks, "Built-in Exceptions lists the built-in exceptions and their meanings.");
     let text = all_text(&chunks);
-    assert!(
-        text.lines().any(|l| l == "# 8. Errors and Exceptions"),
-        "the page title is a level-1 heading"
-    );
-    assert!(
-        text.lines().any(|l| l == "## 8.1. Syntax Errors"),
-        "sections are level-2 headings"
-    );
-    for boilerplate in [
-        "Previous topic",
-        "Quick search",
-        "Report a Bug",
-        "Navigation",
-        "Copyright",
-        "¶",
-    ] {
-        assert!(
-            !text.contains(boilerplate),
-            "page furniture kept: {boilerplate:?}"
-        );
+    assert!(text.lines().any(|l| l == "# 8. Errors and Exceptions"), "the page title is a level-1 heading");
+    assert!(text.lines().any(|l| l == "## 8.1. Syntax Errors"), "sections are level-2 headings");
+    for boilerplate in ["Previous topic", "Quick search", "Report a Bug", "Navigation", "Copyright", "¶"] {
+        assert!(!text.contains(boilerplate), "page furniture kept: {boilerplate:?}");
     }
 }
 
@@ -250,22 +181,9 @@ fn html_drops_scripts_styles_and_page_furniture_elements() {
     let text = all_text(&chunks_of(&doc));
     assert!(text.contains("# Release notes\n"), "{text}");
     assert!(text.contains("## Fixes\n"), "{text}");
-    assert!(
-        text.contains("The worker no longer stalls on large uploads."),
-        "{text}"
-    );
-    for hidden in [
-        "script text",
-        "color: red",
-        "Site header",
-        "Home",
-        "About",
-        "Footer text",
-    ] {
-        assert!(
-            !text.contains(hidden),
-            "{hidden:?} should not be extracted: {text}"
-        );
+    assert!(text.contains("The worker no longer stalls on large uploads."), "{text}");
+    for hidden in ["script text", "color: red", "Site header", "Home", "About", "Footer text"] {
+        assert!(!text.contains(hidden), "{hidden:?} should not be extracted: {text}");
     }
 }
 
@@ -278,33 +196,18 @@ fn markdown_is_chunked_along_its_headings() {
         &chunks,
         "This crate provides methods for splitting longer pieces of text into smaller chunks, aiming to maximize a desired chunk size, but still splitting at semantically sensible boundaries whenever possible.",
     );
-    assert!(
-        chunks.iter().any(|c| c.text.starts_with("## Get Started")),
-        "a chunk starts at a heading"
-    );
+    assert!(chunks.iter().any(|c| c.text.starts_with("## Get Started")), "a chunk starts at a heading");
 }
 
 #[test]
 fn latin1_text_is_decoded_with_its_accents() {
     let bytes = fixture("debian-reference-fr-excerpt.latin1.txt");
-    assert!(
-        std::str::from_utf8(&bytes).is_err(),
-        "the fixture is not UTF-8"
-    );
+    assert!(std::str::from_utf8(&bytes).is_err(), "the fixture is not UTF-8");
     let doc = extracted(TEXT, &bytes);
     let chunks = chunks_of(&doc);
-    chunk_containing(
-        &chunks,
-        "Les répertoires d'un système UNIX sont appelés dossiers sur d'autres systèmes.",
-    );
-    chunk_containing(
-        &chunks,
-        "À l'opposé, la commande umount(8) les détachera de nouveau.",
-    );
-    assert!(
-        !all_text(&chunks).contains('\u{FFFD}'),
-        "no undecodable characters"
-    );
+    chunk_containing(&chunks, "Les répertoires d'un système UNIX sont appelés dossiers sur d'autres systèmes.");
+    chunk_containing(&chunks, "À l'opposé, la commande umount(8) les détachera de nouveau.");
+    assert!(!all_text(&chunks).contains('\u{FFFD}'), "no undecodable characters");
 }
 
 #[test]
@@ -322,29 +225,17 @@ fn csv_with_a_header_row_names_each_value() {
         "City: Kenai; State: AK; Population: 7610; Latitude: 60.5544444; Longitude: -151.2583333",
     );
     // Latin-1 decoded, and the empty Population left out.
-    chunk_containing(
-        &chunks,
-        "City: Õakman; State: AL; Latitude: 33.7133333; Longitude: -87.3886111",
-    );
-    assert!(
-        !all_text(&chunks).contains("City: City"),
-        "the header row is not a data row"
-    );
+    chunk_containing(&chunks, "City: Õakman; State: AL; Latitude: 33.7133333; Longitude: -87.3886111");
+    assert!(!all_text(&chunks).contains("City: City"), "the header row is not a data row");
 }
 
 #[test]
 fn csv_without_a_header_row_keeps_plain_rows() {
     let doc = extracted(CSV, &fixture("rio-noheader.csv"));
     let chunks = chunks_of(&doc);
-    chunk_containing(
-        &chunks,
-        "0, ??, ?, Total, 1998, 46991171, 23594034, 23397137",
-    );
+    chunk_containing(&chunks, "0, ??, ?, Total, 1998, 46991171, 23594034, 23397137");
     chunk_containing(&chunks, "0, ??, 5 - 9?, 5, 1998, 3428387, 1820224, 1608163");
-    assert!(
-        !all_text(&chunks).contains(": "),
-        "no column names are invented"
-    );
+    assert!(!all_text(&chunks).contains(": "), "no column names are invented");
 }
 
 // --- chunking ---------------------------------------------------------------------------
@@ -353,24 +244,15 @@ fn csv_without_a_header_row_keeps_plain_rows() {
 fn a_chunk_spanning_two_pages_carries_the_page_range() {
     let doc = ExtractedText {
         sections: vec![
-            Section {
-                text: "The third page ends with this sentence.".into(),
-                page: Some(3),
-            },
-            Section {
-                text: "The fourth page starts with this one.".into(),
-                page: Some(4),
-            },
+            Section { text: "The third page ends with this sentence.".into(), page: Some(3) },
+            Section { text: "The fourth page starts with this one.".into(), page: Some(4) },
         ],
         markdown: false,
         pages: Some(4),
     };
     let together = chunk(&doc, 1000, 100);
     assert_eq!(together.len(), 1);
-    assert_eq!(
-        (together[0].page_start, together[0].page_end),
-        (Some(3), Some(4))
-    );
+    assert_eq!((together[0].page_start, together[0].page_end), (Some(3), Some(4)));
     assert!(together[0].text.contains("sentence.\n\nThe fourth"));
 
     let apart = chunk(&doc, 40, 0);
@@ -390,15 +272,7 @@ fn chunks_are_numbered_in_order_never_empty_and_overlap() {
         assert_eq!((c.page_start, c.page_end), (None, None));
     }
     let overlapping = chunks.windows(2).filter(|w| {
-        let tail: String = w[0]
-            .text
-            .chars()
-            .rev()
-            .take(20)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let tail: String = w[0].text.chars().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
         w[1].text.contains(tail.trim())
     });
     assert!(overlapping.count() > 0, "consecutive chunks share text");
@@ -417,11 +291,7 @@ fn an_empty_file_fails_as_empty_whatever_its_type() {
 fn whitespace_only_text_fails_as_containing_no_text() {
     let reason = failure(TEXT, b" \n\t\r\n  \n", &limits());
     assert!(reason.contains("contains no text"), "{reason}");
-    let reason = failure(
-        HTML,
-        b"<html><body><p>   </p><script>x()</script></body></html>",
-        &limits(),
-    );
+    let reason = failure(HTML, b"<html><body><p>   </p><script>x()</script></body></html>", &limits());
     assert!(reason.contains("contains no text"), "{reason}");
 }
 
@@ -429,58 +299,37 @@ fn whitespace_only_text_fails_as_containing_no_text() {
 fn a_truncated_pdf_fails_as_damaged() {
     let pdf = fixture("debian-reference-excerpt.pdf");
     let reason = failure(PDF, &pdf[..pdf.len() * 2 / 3], &limits());
-    assert!(
-        reason.starts_with("the PDF is damaged or truncated"),
-        "{reason}"
-    );
+    assert!(reason.starts_with("the PDF is damaged or truncated"), "{reason}");
 }
 
 #[test]
 fn a_png_uploaded_as_pdf_fails_as_not_a_pdf() {
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
-    assert_eq!(
-        failure(PDF, png, &limits()),
-        "the file is not a PDF: it has no %PDF header"
-    );
+    assert_eq!(failure(PDF, png, &limits()), "the file is not a PDF: it has no %PDF header");
 }
 
 #[test]
 fn an_image_only_pdf_fails_because_ocr_is_not_supported() {
     let reason = failure(PDF, &fixture("ocrmypdf-trivial.pdf"), &limits());
-    assert_eq!(
-        reason,
-        "the PDF has no extractable text (scanned pages?); OCR is not supported"
-    );
+    assert_eq!(reason, "the PDF has no extractable text (scanned pages?); OCR is not supported");
 }
 
 #[test]
 fn a_password_protected_pdf_fails_asking_for_the_password_to_be_removed() {
     let reason = failure(PDF, &fixture("password-protected.pdf"), &limits());
-    assert_eq!(
-        reason,
-        "the PDF is password-protected; remove the password and upload it again"
-    );
+    assert_eq!(reason, "the PDF is password-protected; remove the password and upload it again");
 }
 
 #[test]
 fn a_pdf_over_the_page_limit_fails_naming_max_pages() {
-    let limits = ExtractLimits {
-        max_pages: 3,
-        ..limits()
-    };
+    let limits = ExtractLimits { max_pages: 3, ..limits() };
     let reason = failure(PDF, &fixture("debian-reference-excerpt.pdf"), &limits);
-    assert!(
-        reason.contains("4 pages") && reason.contains("(max_pages = 3)"),
-        "{reason}"
-    );
+    assert!(reason.contains("4 pages") && reason.contains("(max_pages = 3)"), "{reason}");
 }
 
 #[test]
 fn text_over_the_character_limit_fails_naming_max_chars() {
-    let limits = ExtractLimits {
-        max_chars: 500,
-        ..limits()
-    };
+    let limits = ExtractLimits { max_chars: 500, ..limits() };
     for (content_type, name) in [
         (PDF, "debian-reference-excerpt.pdf"),
         (HTML, "python-tutorial-errors.html"),
@@ -488,15 +337,9 @@ fn text_over_the_character_limit_fails_naming_max_chars() {
         (CSV, "uspop-latin1.csv"),
     ] {
         let reason = failure(content_type, &fixture(name), &limits);
-        assert_eq!(
-            reason, "the extracted text exceeds the character limit (max_chars = 500)",
-            "{name}"
-        );
+        assert_eq!(reason, "the extracted text exceeds the character limit (max_chars = 500)", "{name}");
     }
-    let limits = ExtractLimits {
-        max_chars: 20,
-        ..limits
-    };
+    let limits = ExtractLimits { max_chars: 20, ..limits };
     let reason = failure(DOCX, &fixture("python-docx-par-hyperlinks.docx"), &limits);
     assert!(reason.contains("(max_chars = 20)"), "{reason}");
 }
@@ -512,20 +355,13 @@ fn cancellation_is_noticed_between_pdf_pages() {
         &|| pages_done.get() >= 1,
     );
     assert!(matches!(result, Err(ExtractError::Cancelled)), "{result:?}");
-    assert_eq!(
-        pages_done.get(),
-        1,
-        "extraction stopped after the first page"
-    );
+    assert_eq!(pages_done.get(), 1, "extraction stopped after the first page");
 }
 
 #[test]
 fn an_unsupported_type_fails_permanently() {
     let reason = failure("image/png", b"\x89PNG", &limits());
-    assert!(
-        reason.contains("\"image/png\" are not supported"),
-        "{reason}"
-    );
+    assert!(reason.contains("\"image/png\" are not supported"), "{reason}");
 }
 
 #[test]
@@ -543,20 +379,14 @@ fn invalid_utf8_garbage_fails_as_unreadable_text() {
     assert!(std::str::from_utf8(&garbage).is_err());
     for content_type in [TEXT, MARKDOWN, CSV, HTML] {
         let reason = failure(content_type, &garbage, &limits());
-        assert!(
-            reason.starts_with("the file is not readable text:"),
-            "{content_type}: {reason}"
-        );
+        assert!(reason.starts_with("the file is not readable text:"), "{content_type}: {reason}");
     }
 }
 
 #[test]
 fn a_docx_that_is_not_a_zip_fails_with_the_reason() {
     let reason = failure(DOCX, b"PK\x03\x04 but nothing else", &limits());
-    assert!(
-        reason.starts_with("the file is not a readable DOCX"),
-        "{reason}"
-    );
+    assert!(reason.starts_with("the file is not a readable DOCX"), "{reason}");
 }
 
 /// Bytes of repeated XML behind a real zip structure: 1 GiB inflated from about 1 MB.
@@ -565,22 +395,12 @@ const BOMB_BYTES: u64 = 1 << 30;
 #[test]
 fn a_docx_zip_bomb_fails_on_the_decompressed_size_limit() {
     let (stream, inflated) = zip_bomb::deflate_bomb(BOMB_BYTES);
-    assert!(
-        stream.len() < 2 << 20,
-        "the bomb is small: {} bytes",
-        stream.len()
-    );
+    assert!(stream.len() < 2 << 20, "the bomb is small: {} bytes", stream.len());
     let docx = zip_bomb::zip_with_entry("word/document.xml", &stream, inflated);
     let started = std::time::Instant::now();
     let reason = failure(DOCX, &docx, &limits());
-    assert!(
-        reason.starts_with("the DOCX expands beyond the decompressed size limit"),
-        "{reason}"
-    );
-    assert!(
-        reason.contains("(max_docx_uncompressed_bytes = 268435456)"),
-        "{reason}"
-    );
+    assert!(reason.starts_with("the DOCX expands beyond the decompressed size limit"), "{reason}");
+    assert!(reason.contains("(max_docx_uncompressed_bytes = 268435456)"), "{reason}");
     println!("zip bomb rejected in {:?}", started.elapsed());
 }
 
@@ -589,45 +409,28 @@ fn a_docx_zip_bomb_that_understates_its_size_is_stopped_while_inflating() {
     let (stream, _) = zip_bomb::deflate_bomb(BOMB_BYTES);
     let docx = zip_bomb::zip_with_entry("word/document.xml", &stream, 64 * 1024);
     let reason = failure(DOCX, &docx, &limits());
-    assert!(
-        reason.starts_with("the DOCX is damaged: word/document.xml:"),
-        "{reason}"
-    );
+    assert!(reason.starts_with("the DOCX is damaged: word/document.xml:"), "{reason}");
 }
 
 #[test]
 fn a_docx_zip_bomb_under_a_raised_size_limit_is_stopped_before_its_endless_text_fills_memory() {
-    let limits = ExtractLimits {
-        max_docx_uncompressed_bytes: u64::MAX,
-        ..limits()
-    };
+    let limits = ExtractLimits { max_docx_uncompressed_bytes: u64::MAX, ..limits() };
     let (stream, inflated) = zip_bomb::deflate_bomb(BOMB_BYTES);
     let docx = zip_bomb::zip_with_entry("word/document.xml", &stream, inflated);
     let reason = failure(DOCX, &docx, &limits);
-    assert_eq!(
-        reason,
-        "the DOCX is damaged: word/document.xml has over 16 MiB of text without any markup"
-    );
+    assert_eq!(reason, "the DOCX is damaged: word/document.xml has over 16 MiB of text without any markup");
 }
 
 #[test]
 fn a_docx_with_too_many_entries_fails_on_the_entry_limit() {
-    let limits = ExtractLimits {
-        max_docx_entries: 100,
-        ..limits()
-    };
+    let limits = ExtractLimits { max_docx_entries: 100, ..limits() };
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..101 {
-        zip.start_file(format!("word/media/{i}.bin"), stored)
-            .unwrap();
+        zip.start_file(format!("word/media/{i}.bin"), stored).unwrap();
         zip.write_all(b"x").unwrap();
     }
     let docx = zip.finish().unwrap().into_inner();
     let reason = failure(DOCX, &docx, &limits);
-    assert_eq!(
-        reason,
-        "the DOCX has 101 entries, more than allowed (max_docx_entries = 100)"
-    );
+    assert_eq!(reason, "the DOCX has 101 entries, more than allowed (max_docx_entries = 100)");
 }

@@ -24,7 +24,9 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &st
         .filter(|s| s.metric == name)
         .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
         .map(|s| match &s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
             prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
             prometheus_parse::Value::Summary(_) => 0.0,
         })

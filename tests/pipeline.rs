@@ -53,7 +53,11 @@ async fn real_documents_become_chunks_with_their_sentences_correctly_spaced() {
     for (name, sentences) in cases {
         let doc = server.upload_one(&alice, name, common::fixture(name)).await;
         let id = doc["id"].as_str().unwrap();
-        let done = server.wait_for(&alice, id, Duration::from_secs(60), |d| d["queue_status"] != "queued" && d["queue_status"] != "processing").await;
+        let done = server
+            .wait_for(&alice, id, Duration::from_secs(60), |d| {
+                d["queue_status"] != "queued" && d["queue_status"] != "processing"
+            })
+            .await;
         assert_eq!(done["queue_status"], "completed", "{name}: {done}");
         assert!(done["chunk_count"].as_i64().unwrap() >= 1);
         let text = squeeze(&all_chunk_text(&server, &alice, id).await);
@@ -128,7 +132,9 @@ async fn processing_a_document_twice_leaves_one_set_of_chunks() {
         .unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let second = server
-        .wait_for(&alice, id, Duration::from_secs(60), |d| d["queue_status"] == "completed" && d["job_id"] != doc["job_id"])
+        .wait_for(&alice, id, Duration::from_secs(60), |d| {
+            d["queue_status"] == "completed" && d["job_id"] != doc["job_id"]
+        })
         .await;
     assert_eq!(second["chunk_count"].as_i64().unwrap(), count);
     let stored = server.app().db.run({

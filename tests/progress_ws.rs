@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::processors::ScriptedProcessor;
-use futures_util::SinkExt;
 use common::ws::{is_event, WsClient};
 use common::{token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
 use docqueue::progress::hub::CountSessions;
+use futures_util::SinkExt;
 use serde_json::{json, Value};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -77,9 +77,8 @@ async fn a_failure_arrives_with_its_reason() {
 
     let flaky = server.upload_one(&alice, "fail2.txt", b"x".to_vec()).await;
     let flaky_id = flaky["id"].as_str().unwrap();
-    let frames = socket
-        .collect_until(LIMIT, |f| is_event(f, "document.failed", flaky_id) && f["will_retry"] == false)
-        .await;
+    let frames =
+        socket.collect_until(LIMIT, |f| is_event(f, "document.failed", flaky_id) && f["will_retry"] == false).await;
     let failures: Vec<&Value> = frames.iter().filter(|f| is_event(f, "document.failed", flaky_id)).collect();
     assert_eq!(failures.len(), 2);
     assert_eq!((failures[0]["will_retry"].clone(), failures[0]["attempt"].clone()), (json!(true), json!(1)));
@@ -99,7 +98,13 @@ async fn cancelling_by_rest_and_by_websocket_message_arrives_as_cancelled() {
     let (rest_id, ws_id) = (by_rest["id"].as_str().unwrap(), by_ws["id"].as_str().unwrap());
     socket.collect_until(LIMIT, |f| is_event(f, "document.progress", rest_id)).await;
 
-    let response = server.client.delete(server.url(&format!("/api/documents/cancel/{rest_id}"))).bearer_auth(&alice).send().await.unwrap();
+    let response = server
+        .client
+        .delete(server.url(&format!("/api/documents/cancel/{rest_id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert!(response.status().is_success());
     socket.collect_until(LIMIT, |f| is_event(f, "document.cancelled", rest_id)).await;
 
@@ -130,14 +135,17 @@ async fn users_never_see_each_others_events_nor_cancel_each_others_documents() {
     let mut bob_socket = WsClient::connect(&server.base, &bob).await;
     alice_socket.snapshot().await;
     bob_socket.snapshot().await;
-    let files = |who: &str| -> Vec<(String, Vec<u8>)> { (0..3).map(|i| (format!("{who}-{i}.txt"), b"x".to_vec())).collect() };
+    let files =
+        |who: &str| -> Vec<(String, Vec<u8>)> { (0..3).map(|i| (format!("{who}-{i}.txt"), b"x".to_vec())).collect() };
     let (alice_files, bob_files) = (files("alice"), files("bob-slow"));
     let alice_refs: Vec<(&str, Vec<u8>)> = alice_files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let bob_refs: Vec<(&str, Vec<u8>)> = bob_files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let (a, b) = tokio::join!(server.upload(&alice, &alice_refs, None), server.upload(&bob, &bob_refs, None));
     let alice_docs: Value = a.json().await.unwrap();
     let bob_docs: Value = b.json().await.unwrap();
-    let ids = |v: &Value| -> Vec<String> { v["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect() };
+    let ids = |v: &Value| -> Vec<String> {
+        v["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect()
+    };
     let (alice_ids, bob_ids) = (ids(&alice_docs), ids(&bob_docs));
 
     // Alice tries to cancel one of Bob's documents through her socket.
@@ -308,7 +316,11 @@ async fn a_killed_pubsub_connection_keeps_sockets_open_and_a_snapshot_fills_the_
         .collect_until(LIMIT, |f| {
             is_event(f, "document.completed", id)
                 || (f["type"] == "snapshot"
-                    && f["documents"].as_array().unwrap().iter().any(|d| d["id"] == id && d["queue_status"] == "completed"))
+                    && f["documents"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|d| d["id"] == id && d["queue_status"] == "completed"))
         })
         .await;
     assert!(frames.iter().any(|f| f["type"] == "snapshot"), "the Hub asked for a refresh: {frames:#?}");

@@ -28,7 +28,8 @@ async fn a_queued_job_is_cancelled_at_once_and_never_runs() {
     let env = TestEnv::new();
     let processor = ScriptedProcessor::new();
     let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(processor.clone())).await;
-    let paused = server.client.post(server.url("/api/admin/queue/pause")).bearer_auth(admin_token("ops")).send().await.unwrap();
+    let paused =
+        server.client.post(server.url("/api/admin/queue/pause")).bearer_auth(admin_token("ops")).send().await.unwrap();
     assert_eq!(paused.status(), 200);
     let alice = token("alice");
     let doc = server.upload_one(&alice, "later.txt", b"later".to_vec()).await;

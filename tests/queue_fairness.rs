@@ -27,7 +27,8 @@ async fn one_users_backlog_does_not_hold_up_another_user() {
     let server = TestServer::start_with(config, Role::All, Arc::new(processor.clone())).await;
     admin_post(&server, "/api/admin/queue/pause").await;
 
-    let files: Vec<(String, Vec<u8>)> = (0..100).map(|i| (format!("a-{i:03}.txt"), format!("alice {i}").into_bytes())).collect();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..100).map(|i| (format!("a-{i:03}.txt"), format!("alice {i}").into_bytes())).collect();
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
     let response = server.upload(&token("alice"), &refs, None).await;
     assert_eq!(response.status(), 202);
@@ -50,7 +51,8 @@ async fn lower_priority_value_runs_first_within_a_user() {
     let server = TestServer::start_with(config, Role::All, Arc::new(processor.clone())).await;
     admin_post(&server, "/api/admin/queue/pause").await;
     let alice = token("alice");
-    let routine: Vec<(&str, Vec<u8>)> = vec![("r1.txt", b"r1".to_vec()), ("r2.txt", b"r2".to_vec()), ("r3.txt", b"r3".to_vec())];
+    let routine: Vec<(&str, Vec<u8>)> =
+        vec![("r1.txt", b"r1".to_vec()), ("r2.txt", b"r2".to_vec()), ("r3.txt", b"r3".to_vec())];
     assert_eq!(server.upload(&alice, &routine, Some(10)).await.status(), 202);
     let response = server.upload(&alice, &[("urgent.txt", b"u".to_vec())], Some(-5)).await;
     let body: Value = response.json().await.unwrap();

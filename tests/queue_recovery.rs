@@ -113,7 +113,8 @@ async fn a_redis_that_lost_everything_loses_no_document() {
     let response = server.upload(&alice, &refs, None).await;
     assert_eq!(response.status(), 202);
     let body: serde_json::Value = response.json().await.unwrap();
-    let ids: Vec<String> = body["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        body["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
     server.wait_for_status(&alice, &ids[0], "processing").await;
 
     let mut redis = redis::Client::open(own.url.as_str()).unwrap().get_connection().unwrap();
@@ -138,7 +139,7 @@ async fn sigterm_drains_the_process_and_exits_zero() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = common::http_client();
     common::eventually(Duration::from_secs(30), "the server to answer", || {
         let request = client.get(format!("{base}/healthz")).send();
         async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
@@ -148,7 +149,13 @@ async fn sigterm_drains_the_process_and_exits_zero() {
         "file",
         reqwest::multipart::Part::bytes(common::fixture("debian-reference-excerpt.pdf")).file_name("ref.pdf"),
     );
-    let response = client.post(format!("{base}/api/documents/upload")).bearer_auth(token("alice")).multipart(form).send().await.unwrap();
+    let response = client
+        .post(format!("{base}/api/documents/upload"))
+        .bearer_auth(token("alice"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 202);
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();

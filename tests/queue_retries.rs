@@ -73,7 +73,8 @@ async fn a_panicking_processor_costs_an_attempt_and_the_pool_stays_at_full_stren
     assert_eq!(done["attempts"], 2);
 
     // Three slow jobs run at the same time: all three workers are alive.
-    let files: Vec<(&str, Vec<u8>)> = vec![("slow1.txt", b"1".to_vec()), ("slow2.txt", b"2".to_vec()), ("slow3.txt", b"3".to_vec())];
+    let files: Vec<(&str, Vec<u8>)> =
+        vec![("slow1.txt", b"1".to_vec()), ("slow2.txt", b"2".to_vec()), ("slow3.txt", b"3".to_vec())];
     assert_eq!(server.upload(&alice, &files, None).await.status(), 202);
     common::eventually(Duration::from_secs(20), "three jobs processing at once", || async {
         let (_, body) = server.get_json(&alice, "/api/documents?status=processing").await;

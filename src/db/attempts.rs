@@ -46,12 +46,8 @@ pub fn record_end(
     }
     let ids: Vec<String> = open.select(job_attempts::id).load(conn)?;
     diesel::update(job_attempts::table.filter(job_attempts::id.eq_any(ids)))
-    .set((
-        job_attempts::finished_at.eq(now()),
-        job_attempts::outcome.eq(outcome),
-        job_attempts::error.eq(error),
-    ))
-    .execute(conn)?;
+        .set((job_attempts::finished_at.eq(now()), job_attempts::outcome.eq(outcome), job_attempts::error.eq(error)))
+        .execute(conn)?;
     Ok(())
 }
 

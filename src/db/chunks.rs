@@ -24,8 +24,7 @@ pub fn replace_for_job(
         if owned == 0 {
             return Ok(false);
         }
-        diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(document_id)))
-            .execute(conn)?;
+        diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(document_id))).execute(conn)?;
         for chunk in chunks {
             diesel::insert_into(document_chunks::table).values(chunk).execute(conn)?;
         }
@@ -81,8 +80,5 @@ pub fn find_with_filename(
 }
 
 pub fn count_for_document(conn: &mut DbConnection, document_id: &str) -> Result<i64, DbError> {
-    Ok(document_chunks::table
-        .filter(document_chunks::document_id.eq(document_id))
-        .count()
-        .get_result(conn)?)
+    Ok(document_chunks::table.filter(document_chunks::document_id.eq(document_id)).count().get_result(conn)?)
 }

@@ -21,18 +21,10 @@ pub fn insert_all(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), D
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Document>, DbError> {
-    Ok(documents::table
-        .find(id)
-        .select(Document::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(documents::table.find(id).select(Document::as_select()).first(conn).optional()?)
 }
 
-pub fn find_for_user(
-    conn: &mut DbConnection,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<Document>, DbError> {
+pub fn find_for_user(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<Option<Document>, DbError> {
     Ok(documents::table
         .filter(documents::id.eq(id))
         .filter(documents::user_id.eq(user_id))
@@ -42,11 +34,7 @@ pub fn find_for_user(
 }
 
 pub fn find_by_job(conn: &mut DbConnection, job_id: &str) -> Result<Option<Document>, DbError> {
-    Ok(documents::table
-        .filter(documents::job_id.eq(job_id))
-        .select(Document::as_select())
-        .first(conn)
-        .optional()?)
+    Ok(documents::table.filter(documents::job_id.eq(job_id)).select(Document::as_select()).first(conn).optional()?)
 }
 
 /// A page of the caller's documents, newest first; `before` is the last id of the
@@ -74,17 +62,12 @@ pub fn list_for_user(
 }
 
 /// Deletes the caller's document and its chunks; returns the row so its file can go too.
-pub fn delete_for_user(
-    conn: &mut DbConnection,
-    user_id: &str,
-    id: &str,
-) -> Result<Option<Document>, DbError> {
+pub fn delete_for_user(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<Option<Document>, DbError> {
     conn.transaction(|conn| {
         let Some(doc) = find_for_user(conn, user_id, id)? else {
             return Ok(None);
         };
-        diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(id)))
-            .execute(conn)?;
+        diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(id))).execute(conn)?;
         diesel::delete(job_attempts::table.filter(job_attempts::document_id.eq(id))).execute(conn)?;
         diesel::delete(documents::table.find(id)).execute(conn)?;
         Ok(Some(doc))
@@ -136,24 +119,17 @@ pub fn update_progress(
     Ok(())
 }
 
-pub fn mark_completed(
-    conn: &mut DbConnection,
-    id: &str,
-    job_id: &str,
-    chunk_count: i32,
-) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        documents::table.filter(documents::id.eq(id)).filter(documents::job_id.eq(job_id)),
-    )
-    .set((
-        documents::queue_status.eq(QueueStatus::Completed.as_str()),
-        documents::chunk_count.eq(chunk_count),
-        documents::progress.eq(100),
-        documents::stage.eq(None::<String>),
-        documents::error.eq(None::<String>),
-        documents::finished_at.eq(now()),
-    ))
-    .execute(conn)?;
+pub fn mark_completed(conn: &mut DbConnection, id: &str, job_id: &str, chunk_count: i32) -> Result<bool, DbError> {
+    let updated = diesel::update(documents::table.filter(documents::id.eq(id)).filter(documents::job_id.eq(job_id)))
+        .set((
+            documents::queue_status.eq(QueueStatus::Completed.as_str()),
+            documents::chunk_count.eq(chunk_count),
+            documents::progress.eq(100),
+            documents::stage.eq(None::<String>),
+            documents::error.eq(None::<String>),
+            documents::finished_at.eq(now()),
+        ))
+        .execute(conn)?;
     Ok(updated == 1)
 }
 
@@ -183,12 +159,7 @@ pub fn mark_finished_unsuccessfully(
 
 /// The job went back to the queue (retry after a transient failure, rescue of a
 /// stalled lease, hand-back at shutdown). `error` is the last attempt's, if any.
-pub fn mark_requeued(
-    conn: &mut DbConnection,
-    id: &str,
-    job_id: &str,
-    error: Option<&str>,
-) -> Result<bool, DbError> {
+pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Option<&str>) -> Result<bool, DbError> {
     let updated = diesel::update(
         documents::table
             .filter(documents::id.eq(id))
@@ -206,11 +177,7 @@ pub fn mark_requeued(
 }
 
 /// A terminal document sent round again (admin retry): new job id, fresh counters.
-pub fn requeue_with_new_job(
-    conn: &mut DbConnection,
-    id: &str,
-    new_job_id: &str,
-) -> Result<bool, DbError> {
+pub fn requeue_with_new_job(conn: &mut DbConnection, id: &str, new_job_id: &str) -> Result<bool, DbError> {
     let updated = diesel::update(documents::table.filter(documents::id.eq(id)))
         .set((
             documents::queue_status.eq(QueueStatus::Queued.as_str()),
@@ -239,11 +206,7 @@ pub fn job_ids_with_status(conn: &mut DbConnection, status: QueueStatus, limit: 
 }
 
 /// Unfinished documents in id order after `after`, a page at a time (reconciler).
-pub fn list_unfinished(
-    conn: &mut DbConnection,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Document>, DbError> {
+pub fn list_unfinished(conn: &mut DbConnection, after: Option<&str>, limit: i64) -> Result<Vec<Document>, DbError> {
     let mut query = documents::table
         .filter(documents::queue_status.eq_any(UNFINISHED))
         .select(Document::as_select())
@@ -257,7 +220,11 @@ pub fn list_unfinished(
 }
 
 /// The user's most recently finished documents (completed, failed or cancelled).
-pub fn recently_finished_for_user(conn: &mut DbConnection, user_id: &str, limit: i64) -> Result<Vec<Document>, DbError> {
+pub fn recently_finished_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    limit: i64,
+) -> Result<Vec<Document>, DbError> {
     Ok(documents::table
         .filter(documents::user_id.eq(user_id))
         .filter(documents::queue_status.eq_any(["completed", "failed", "cancelled"]))
@@ -280,10 +247,7 @@ pub fn queued_for_users(conn: &mut DbConnection, user_ids: &[String], limit: i64
 }
 
 /// Counts of the user's documents per status.
-pub fn count_by_status_for_user(
-    conn: &mut DbConnection,
-    user_id: &str,
-) -> Result<Vec<(String, i64)>, DbError> {
+pub fn count_by_status_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<(String, i64)>, DbError> {
     use diesel::dsl::count_star;
     Ok(documents::table
         .filter(documents::user_id.eq(user_id))
@@ -294,10 +258,7 @@ pub fn count_by_status_for_user(
 
 /// Rows from before the queue existed have no job id: give each one (a ULID).
 pub fn backfill_job_ids(conn: &mut DbConnection) -> Result<usize, DbError> {
-    let ids: Vec<String> = documents::table
-        .filter(documents::job_id.eq(""))
-        .select(documents::id)
-        .load(conn)?;
+    let ids: Vec<String> = documents::table.filter(documents::job_id.eq("")).select(documents::id).load(conn)?;
     for id in &ids {
         diesel::update(documents::table.find(id))
             .set(documents::job_id.eq(ulid::Ulid::generate().to_string()))

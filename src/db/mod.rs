@@ -54,10 +54,7 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return DatabaseUrl::Postgres(url.to_string());
         }
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
         DatabaseUrl::Sqlite(path.to_string())
     }
 }
@@ -94,8 +91,7 @@ impl Db {
     pub fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
         let url = match DatabaseUrl::parse(&config.url) {
             DatabaseUrl::Postgres(url) => {
-                diesel::PgConnection::establish(&url)
-                    .map_err(|e| DbError::Unavailable(format!("PostgreSQL: {e}")))?;
+                diesel::PgConnection::establish(&url).map_err(|e| DbError::Unavailable(format!("PostgreSQL: {e}")))?;
                 url
             }
             DatabaseUrl::Sqlite(path) => {
@@ -119,9 +115,7 @@ impl Db {
         let pool = Pool::builder()
             .max_size(config.pool_size)
             .connection_timeout(Duration::from_secs(5))
-            .connection_customizer(Box::new(SqlitePragmas {
-                busy_timeout_ms: config.sqlite_busy_timeout_ms,
-            }))
+            .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms: config.sqlite_busy_timeout_ms }))
             .build(ConnectionManager::<DbConnection>::new(url))
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
         Ok(Db { pool })
@@ -144,10 +138,7 @@ impl Db {
 
     /// Runs `f` with a pooled connection on the current thread: for code that is
     /// already off the event loop (CLI commands, blocking workers).
-    pub fn run_blocking<T>(
-        &self,
-        f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
+    pub fn run_blocking<T>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>) -> Result<T, DbError> {
         let mut conn = self.pool.get().map_err(|e| DbError::Unavailable(e.to_string()))?;
         f(&mut conn)
     }

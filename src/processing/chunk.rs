@@ -33,18 +33,13 @@ pub fn chunk(doc: &ExtractedText, chunk_size: usize, chunk_overlap: usize) -> Ve
         if !text.is_empty() {
             text.push_str(SECTION_SEPARATOR);
         }
-        spans.push(Span {
-            start: text.len(),
-            page: section.page,
-        });
+        spans.push(Span { start: text.len(), page: section.page });
         text.push_str(&section.text);
     }
 
     let capacity = chunk_size.max(1);
     // The configuration is validated (overlap < size); fall back to no overlap rather than fail.
-    let config = ChunkConfig::new(capacity)
-        .with_overlap(chunk_overlap)
-        .unwrap_or_else(|_| ChunkConfig::new(capacity));
+    let config = ChunkConfig::new(capacity).with_overlap(chunk_overlap).unwrap_or_else(|_| ChunkConfig::new(capacity));
     let pieces: Vec<(usize, &str)> = if doc.markdown {
         MarkdownSplitter::new(config).chunk_indices(&text).collect()
     } else {
@@ -52,9 +47,7 @@ pub fn chunk(doc: &ExtractedText, chunk_size: usize, chunk_overlap: usize) -> Ve
     };
 
     let page_at = |offset: usize| -> Option<i32> {
-        let index = spans
-            .partition_point(|span| span.start <= offset)
-            .checked_sub(1)?;
+        let index = spans.partition_point(|span| span.start <= offset).checked_sub(1)?;
         spans[index].page.and_then(|page| i32::try_from(page).ok())
     };
     pieces

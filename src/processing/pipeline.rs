@@ -53,10 +53,11 @@ impl Pipeline {
         let document = ctx.document.clone();
 
         ctx.on_progress(Stage::Extracting, 0);
-        let bytes = tokio::fs::read(self.storage.absolute(&document.storage_path))
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ProcessError::Permanent("the uploaded file is missing from storage".into()),
+        let bytes =
+            tokio::fs::read(self.storage.absolute(&document.storage_path)).await.map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    ProcessError::Permanent("the uploaded file is missing from storage".into())
+                }
                 _ => ProcessError::Transient(format!("the uploaded file could not be read: {}", e.kind())),
             })?;
         let limits = ExtractLimits::from(&self.config);

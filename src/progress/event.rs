@@ -56,7 +56,10 @@ impl Subject {
     }
 
     pub fn completed(&self, chunk_count: i32) -> Event {
-        self.event("document.completed", json!({ "queue_status": "completed", "progress": 100, "chunk_count": chunk_count }))
+        self.event(
+            "document.completed",
+            json!({ "queue_status": "completed", "progress": 100, "chunk_count": chunk_count }),
+        )
     }
 
     pub fn failed(&self, error: &str, will_retry: bool, attempt: u32) -> Event {

@@ -37,7 +37,9 @@ pub async fn announce_position_changes(
         if changed {
             let doc = &queued[i];
             let seconds = eta.queued_seconds(&doc.content_type, doc.size_bytes, position);
-            publisher.announce(Subject::new(&doc.user_id, &doc.id, &doc.job_id).position(position, Some(seconds))).await;
+            publisher
+                .announce(Subject::new(&doc.user_id, &doc.id, &doc.job_id).position(position, Some(seconds)))
+                .await;
             announced += 1;
         }
     }

@@ -72,13 +72,8 @@ impl Publisher {
 
     pub async fn missed_since(&self, user_id: &str, since: u64) -> Result<Missed, QueueError> {
         let mut conn = self.queue.connection().await?;
-        let reply: Vec<String> = self
-            .resume
-            .arg(self.queue.keys().prefix())
-            .arg(user_id)
-            .arg(since)
-            .invoke_async(&mut *conn)
-            .await?;
+        let reply: Vec<String> =
+            self.resume.arg(self.queue.keys().prefix()).arg(user_id).arg(since).invoke_async(&mut *conn).await?;
         Ok(match reply.split_first() {
             Some((status, events)) if status == "events" => Missed::Events(events.to_vec()),
             _ => Missed::Gap,

@@ -60,7 +60,9 @@ pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str)
         .zip(positions)
         .map(|(doc, position)| {
             let eta_seconds = match (doc.status(), position) {
-                (QueueStatus::Processing, _) => Some(eta.remaining_seconds(&doc.content_type, doc.size_bytes, doc.progress)),
+                (QueueStatus::Processing, _) => {
+                    Some(eta.remaining_seconds(&doc.content_type, doc.size_bytes, doc.progress))
+                }
                 (_, Some(position)) => Some(eta.queued_seconds(&doc.content_type, doc.size_bytes, position)),
                 _ => None,
             };

@@ -48,7 +48,8 @@ impl JobRecord {
         let text = |k: &str| f.get(k).cloned().filter(|v| !v.is_empty());
         let num = |k: &str| f.get(k).and_then(|v| v.parse::<f64>().ok()).map(|v| v as i64);
         let state = text("state")?;
-        let api_state = STATES.iter().find(|(_, redis)| *redis == state).map_or(state.clone(), |(api, _)| api.to_string());
+        let api_state =
+            STATES.iter().find(|(_, redis)| *redis == state).map_or(state.clone(), |(api, _)| api.to_string());
         Some(JobRecord {
             job_id: job_id.to_string(),
             document_id: text("document_id").unwrap_or_default(),
@@ -138,8 +139,10 @@ impl Queue {
     pub async fn completions_per_minute(&self, minutes: i64) -> Result<Vec<u64>, QueueError> {
         let mut conn = self.connection().await?;
         let now_minute = chrono::Utc::now().timestamp() / 60;
-        let keys: Vec<String> =
-            (0..minutes).rev().map(|back| format!("{}throughput:{}", self.keys().prefix(), now_minute - back)).collect();
+        let keys: Vec<String> = (0..minutes)
+            .rev()
+            .map(|back| format!("{}throughput:{}", self.keys().prefix(), now_minute - back))
+            .collect();
         let counts: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut *conn).await?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
@@ -164,7 +167,9 @@ impl Queue {
         let mut conn = self.connection().await?;
         let info: String = redis::cmd("INFO").arg("memory").query_async(&mut *conn).await?;
         let field = |name: &str| {
-            info.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':'))).map(|v| v.trim().to_string())
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
+                .map(|v| v.trim().to_string())
         };
         let used = field("used_memory").and_then(|v| v.parse().ok()).unwrap_or(0);
         Ok((used, field("maxmemory_policy").unwrap_or_default()))

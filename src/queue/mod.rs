@@ -198,11 +198,7 @@ impl Queue {
     }
 
     /// Waits up to `timeout` for a sign that work arrived (on a dedicated connection).
-    pub async fn wait_for_work(
-        &self,
-        conn: &mut MultiplexedConnection,
-        timeout: Duration,
-    ) -> Result<(), QueueError> {
+    pub async fn wait_for_work(&self, conn: &mut MultiplexedConnection, timeout: Duration) -> Result<(), QueueError> {
         let _: Option<(String, String)> = conn.blpop(self.keys.wake(), timeout.as_secs_f64()).await?;
         Ok(())
     }
@@ -249,12 +245,7 @@ impl Queue {
 
     /// Finishes a job the worker owns as `completed`, `cancelled` or (for good) `failed`.
     /// Returns false when the token no longer owns it: the caller must not touch the row.
-    pub async fn finish(
-        &self,
-        job: &ClaimedJob,
-        state: FinishState,
-        error: &str,
-    ) -> Result<bool, QueueError> {
+    pub async fn finish(&self, job: &ClaimedJob, state: FinishState, error: &str) -> Result<bool, QueueError> {
         let mut conn = self.connection().await?;
         let done: i64 = self
             .scripts
@@ -309,13 +300,7 @@ impl Queue {
 
     pub async fn cancel(&self, job_id: &str) -> Result<CancelOutcome, QueueError> {
         let mut conn = self.connection().await?;
-        let outcome: String = self
-            .scripts
-            .cancel
-            .arg(self.keys.prefix())
-            .arg(job_id)
-            .invoke_async(&mut *conn)
-            .await?;
+        let outcome: String = self.scripts.cancel.arg(self.keys.prefix()).arg(job_id).invoke_async(&mut *conn).await?;
         Ok(match outcome.as_str() {
             "cancelled" => CancelOutcome::Cancelled,
             "cancelling" => CancelOutcome::Cancelling,
@@ -348,13 +333,7 @@ impl Queue {
 
     pub async fn promote_delayed(&self) -> Result<u64, QueueError> {
         let mut conn = self.connection().await?;
-        Ok(self
-            .scripts
-            .promote_delayed
-            .arg(self.keys.prefix())
-            .arg(500)
-            .invoke_async(&mut *conn)
-            .await?)
+        Ok(self.scripts.promote_delayed.arg(self.keys.prefix()).arg(500).invoke_async(&mut *conn).await?)
     }
 
     /// Removes finished jobs of `state` finished before `older_than` ago, then the
@@ -379,10 +358,18 @@ impl Queue {
     pub async fn apply_retention(&self) -> Result<usize, QueueError> {
         let c = &self.config;
         let completed = self
-            .clean(FinishState::Completed, Duration::from_secs(c.retention_completed_age_secs), c.retention_completed_count)
+            .clean(
+                FinishState::Completed,
+                Duration::from_secs(c.retention_completed_age_secs),
+                c.retention_completed_count,
+            )
             .await?;
         let cancelled = self
-            .clean(FinishState::Cancelled, Duration::from_secs(c.retention_completed_age_secs), c.retention_completed_count)
+            .clean(
+                FinishState::Cancelled,
+                Duration::from_secs(c.retention_completed_age_secs),
+                c.retention_completed_count,
+            )
             .await?;
         let failed = self
             .clean(FinishState::Failed, Duration::from_secs(c.retention_failed_age_secs), c.retention_failed_count)
@@ -444,10 +431,7 @@ impl Queue {
             pipe.cmd("HMGET").arg(self.keys.job(id)).arg("state").arg("finished_at");
         }
         let replies: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut *conn).await?;
-        Ok(replies
-            .into_iter()
-            .map(|(state, finished)| state.map(|s| (s, finished.unwrap_or(0))))
-            .collect())
+        Ok(replies.into_iter().map(|(state, finished)| state.map(|s| (s, finished.unwrap_or(0)))).collect())
     }
 
     pub async fn job_fields(&self, job_id: &str) -> Result<HashMap<String, String>, QueueError> {

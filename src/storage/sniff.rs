@@ -70,17 +70,17 @@ fn looks_binary(head: &[u8]) -> bool {
         return false;
     }
     let sample = &head[..head.len().min(8192)];
-    let control = sample
-        .iter()
-        .filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B))
-        .count();
+    let control = sample.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B)).count();
     control * 10 > sample.len()
 }
 
 fn looks_like_html(head: &[u8]) -> bool {
     let start = String::from_utf8_lossy(&head[..head.len().min(1024)]).to_ascii_lowercase();
     let start = start.trim_start_matches('\u{feff}').trim_start();
-    start.starts_with("<!doctype html") || start.starts_with("<html") || start.contains("<html") || start.contains("<body")
+    start.starts_with("<!doctype html")
+        || start.starts_with("<html")
+        || start.contains("<html")
+        || start.contains("<body")
 }
 
 fn looks_like_markdown(head: &[u8]) -> bool {

@@ -27,7 +27,11 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-pub async fn list(user: AuthUser, state: web::Data<AppState>, query: web::Query<ListQuery>) -> Result<HttpResponse, AppError> {
+pub async fn list(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(QueueStatus::parse(s).ok_or_else(|| {
@@ -57,12 +61,20 @@ pub async fn list(user: AuthUser, state: web::Data<AppState>, query: web::Query<
     Ok(HttpResponse::Ok().json(json!({ "documents": documents, "next_cursor": next_cursor })))
 }
 
-pub async fn get_one(user: AuthUser, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn get_one(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let document = find_own(&state, &user, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(DocumentView::from(document)))
 }
 
-pub async fn delete(user: AuthUser, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn delete(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let document = find_own(&state, &user, path.into_inner()).await?;
     if !document.status().is_terminal() {
         // Stop the work first so no worker writes chunks for a deleted document.
@@ -71,11 +83,8 @@ pub async fn delete(user: AuthUser, state: web::Data<AppState>, path: web::Path<
         }
     }
     let (user_id, id) = (user.id.clone(), document.id.clone());
-    let deleted = state
-        .db
-        .run(move |conn| documents::delete_for_user(conn, &user_id, &id))
-        .await?
-        .ok_or_else(not_found)?;
+    let deleted =
+        state.db.run(move |conn| documents::delete_for_user(conn, &user_id, &id)).await?.ok_or_else(not_found)?;
     if let Err(err) = state.storage.remove(&deleted.storage_path).await {
         log::error!("stored file of deleted document {} not removed: {err}", deleted.id);
     }
@@ -85,7 +94,11 @@ pub async fn delete(user: AuthUser, state: web::Data<AppState>, path: web::Path<
 /// Cancels queued or running processing. Queued: cancelled at once. Running: the
 /// worker stops within a second; the answer waits briefly for it (202 if it has not
 /// confirmed yet). Finished: 409.
-pub async fn cancel(user: AuthUser, state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+pub async fn cancel(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
     let document = find_own(&state, &user, path.into_inner()).await?;
     let document = cancel_document(&state, document).await?;
     let status = if document.status() == QueueStatus::Cancelled {
@@ -156,11 +169,7 @@ pub async fn processing_status(user: AuthUser, state: web::Data<AppState>) -> Re
 
 async fn find_own(state: &AppState, user: &AuthUser, id: String) -> Result<Document, AppError> {
     let user_id = user.id.clone();
-    state
-        .db
-        .run(move |conn| documents::find_for_user(conn, &user_id, &id))
-        .await?
-        .ok_or_else(not_found)
+    state.db.run(move |conn| documents::find_for_user(conn, &user_id, &id)).await?.ok_or_else(not_found)
 }
 
 fn not_found() -> AppError {

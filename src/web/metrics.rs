@@ -85,10 +85,8 @@ fn counter(labels: Vec<LabelPair>, value: f64) -> Metric {
 
 /// A histogram from the non-cumulative bucket counts the scripts keep.
 fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
-    let mut bounds: Vec<(f64, f64)> = fields
-        .iter()
-        .filter_map(|(k, v)| k.parse::<f64>().ok().map(|bound| (bound, *v)))
-        .collect();
+    let mut bounds: Vec<(f64, f64)> =
+        fields.iter().filter_map(|(k, v)| k.parse::<f64>().ok().map(|bound| (bound, *v))).collect();
     bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut cumulative = 0.0;
     let buckets = bounds
@@ -148,13 +146,43 @@ pub async fn metrics(
         }
     }
     let mut families = vec![
-        family("docqueue_queue_jobs", "Jobs in the queue by state (finished ones until retention removes them)", MetricType::GAUGE, depth),
+        family(
+            "docqueue_queue_jobs",
+            "Jobs in the queue by state (finished ones until retention removes them)",
+            MetricType::GAUGE,
+            depth,
+        ),
         family("docqueue_jobs_total", "Jobs by outcome since the queue was created", MetricType::COUNTER, outcomes),
-        family("docqueue_processing_duration_seconds", "Time from claim to completion, by content type", MetricType::HISTOGRAM, durations),
-        family("docqueue_enqueue_to_start_seconds", "Time a job waited from enqueue to its first claim", MetricType::HISTOGRAM, wait),
-        family("docqueue_workers_active", "Workers that reported a heartbeat recently", MetricType::GAUGE, vec![gauge(vec![], workers as f64)]),
-        family("docqueue_queue_paused", "1 when claiming is paused", MetricType::GAUGE, vec![gauge(vec![], f64::from(u8::from(paused)))]),
-        family("docqueue_websocket_sessions", "WebSocket sessions open on this process", MetricType::GAUGE, vec![gauge(vec![], sessions as f64)]),
+        family(
+            "docqueue_processing_duration_seconds",
+            "Time from claim to completion, by content type",
+            MetricType::HISTOGRAM,
+            durations,
+        ),
+        family(
+            "docqueue_enqueue_to_start_seconds",
+            "Time a job waited from enqueue to its first claim",
+            MetricType::HISTOGRAM,
+            wait,
+        ),
+        family(
+            "docqueue_workers_active",
+            "Workers that reported a heartbeat recently",
+            MetricType::GAUGE,
+            vec![gauge(vec![], workers as f64)],
+        ),
+        family(
+            "docqueue_queue_paused",
+            "1 when claiming is paused",
+            MetricType::GAUGE,
+            vec![gauge(vec![], f64::from(u8::from(paused)))],
+        ),
+        family(
+            "docqueue_websocket_sessions",
+            "WebSocket sessions open on this process",
+            MetricType::GAUGE,
+            vec![gauge(vec![], sessions as f64)],
+        ),
     ];
     families.retain(|f| !f.get_metric().is_empty());
     families.extend(http.registry.gather());

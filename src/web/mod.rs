@@ -4,8 +4,8 @@ pub mod admin;
 pub mod documents;
 pub mod health;
 pub mod metrics;
-pub mod search;
 mod multipart_headers;
+pub mod search;
 pub mod upload;
 pub mod ws;
 

@@ -59,7 +59,13 @@ pub async fn list_chunks(
     };
     let chunks: Vec<ChunkView> = page
         .into_iter()
-        .map(|c| ChunkView { ordinal: c.ordinal, text: c.text, page_start: c.page_start, page_end: c.page_end, char_count: c.char_count })
+        .map(|c| ChunkView {
+            ordinal: c.ordinal,
+            text: c.text,
+            page_start: c.page_start,
+            page_end: c.page_end,
+            char_count: c.char_count,
+        })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "chunks": chunks, "next_cursor": next_cursor })))
 }
@@ -81,7 +87,11 @@ struct SearchResult {
     score: f32,
 }
 
-pub async fn search(user: AuthUser, state: web::Data<AppState>, query: web::Query<SearchQuery>) -> Result<HttpResponse, AppError> {
+pub async fn search(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    query: web::Query<SearchQuery>,
+) -> Result<HttpResponse, AppError> {
     let q = query.q.as_deref().map(str::trim).unwrap_or_default().to_string();
     if q.is_empty() {
         return Err(AppError::BadRequest("`q` must not be empty".into()));

@@ -213,11 +213,7 @@ async fn process_all_inline(state: &AppState, rows: &[NewDocument]) -> Result<()
 /// Streams one file part to a staging file, hashing it and enforcing the size limit
 /// as the bytes arrive.
 async fn receive_file(mut field: Field, storage: &Storage, limit: u64) -> Result<StagedFile, AppError> {
-    let raw_name = field
-        .content_disposition()
-        .and_then(|cd| cd.get_filename())
-        .unwrap_or_default()
-        .to_string();
+    let raw_name = field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or_default().to_string();
     let mut staged = StagedFile {
         path: storage.staging_path(),
         filename: filename::sanitize(&raw_name),
@@ -245,8 +241,8 @@ async fn receive_file(mut field: Field, storage: &Storage, limit: u64) -> Result
     }
     out.flush().await.map_err(AppError::internal)?;
     staged.sha256 = hex::encode(hasher.finalize());
-    staged.content_type = sniff::sniff(&head, &staged.filename)
-        .map_err(|detected| AppError::UnsupportedMediaType { detected })?;
+    staged.content_type =
+        sniff::sniff(&head, &staged.filename).map_err(|detected| AppError::UnsupportedMediaType { detected })?;
     Ok(staged)
 }
 

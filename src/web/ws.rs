@@ -181,7 +181,8 @@ impl SessionActor {
                 .ok_or_else(|| AppError::NotFound("no such document".into()))?;
             cancel_document(&state, document).await
         };
-        ctx.spawn(cancel.into_actor(self).map(|result, _, ctx| match result {
+        ctx.spawn(cancel.into_actor(self).map(|result, _, ctx| {
+            match result {
             Ok(document) => ctx.text(
                 json!({ "type": "cancel.accepted", "document_id": document.id, "queue_status": document.queue_status })
                     .to_string(),
@@ -194,6 +195,7 @@ impl SessionActor {
                 };
                 Self::send_error(ctx, code, &err.to_string());
             }
+        }
         }));
     }
 
@@ -202,7 +204,9 @@ impl SessionActor {
             Ok(ClientFrame::Resume { since }) => self.resume(since, ctx),
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
             Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx, false),
-            Ok(ClientFrame::Ping) => ctx.text(json!({ "type": "pong", "ts": chrono::Utc::now().timestamp_millis() }).to_string()),
+            Ok(ClientFrame::Ping) => {
+                ctx.text(json!({ "type": "pong", "ts": chrono::Utc::now().timestamp_millis() }).to_string())
+            }
             Err(err) => Self::send_error(
                 ctx,
                 "bad_frame",
@@ -264,7 +268,9 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
-            Ok(ws::Message::Binary(_)) => Self::send_error(ctx, "bad_frame", "binary frames are not understood; send JSON text"),
+            Ok(ws::Message::Binary(_)) => {
+                Self::send_error(ctx, "bad_frame", "binary frames are not understood; send JSON text")
+            }
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();

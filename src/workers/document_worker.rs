@@ -207,9 +207,7 @@ impl Handler<ClaimNext> for DocumentWorker {
                         Some(job) if act.stopping => {
                             let queue = act.deps.queue.clone();
                             ctx.spawn(
-                                async move { queue.release(&job).await }
-                                    .into_actor(act)
-                                    .map(|_, _, ctx| ctx.stop()),
+                                async move { queue.release(&job).await }.into_actor(act).map(|_, _, ctx| ctx.stop()),
                             );
                         }
                         Some(job) => act.start_job(job, ctx),

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::WorkerDeps;
-use crate::db::{attempts, documents};
 use crate::db::models::QueueStatus;
+use crate::db::{attempts, documents};
 use crate::progress::Subject;
 use crate::queue::{NewJob, QueueError};
 
@@ -33,7 +33,13 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
                     "cancelled" => {
                         documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Cancelled, None)?
                     }
-                    _ => documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Failed, Some(&gave_up))?,
+                    _ => documents::mark_finished_unsuccessfully(
+                        conn,
+                        &doc_id,
+                        &job_id,
+                        QueueStatus::Failed,
+                        Some(&gave_up),
+                    )?,
                 };
                 Ok(if changed { documents::find(conn, &doc_id)? } else { None })
             })

@@ -16,7 +16,7 @@ use crate::db::Db;
 use crate::progress::Publisher;
 use crate::queue::Queue;
 
-pub use processor::{JobContext, Processed, ProcessError, Processor, Stage};
+pub use processor::{JobContext, ProcessError, Processed, Processor, Stage};
 pub use supervisor::Supervisor;
 
 /// What every worker needs, shared by the pool.

@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use super::processor::{CancelReason, JobContext, ProcessError, Processed};
 use super::WorkerDeps;
-use crate::db::{attempts, documents};
 use crate::db::models::QueueStatus;
+use crate::db::{attempts, documents};
 use crate::progress::pump::spawn_pump;
 use crate::progress::Subject;
 use crate::queue::{ClaimedJob, FinishState, RetryDecision};
@@ -63,9 +63,8 @@ pub async fn run_job(
                 // The row first: a snapshot taken after an event must not show less.
                 let _ = queue.record_progress(&subject.job_id, percent, stage).await;
                 let (doc_id, job_id) = (subject.document_id.clone(), subject.job_id.clone());
-                let written = db
-                    .run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage))
-                    .await;
+                let written =
+                    db.run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage)).await;
                 if let Err(err) = written {
                     log::warn!("progress not saved: {err}");
                 }
@@ -81,11 +80,7 @@ pub async fn run_job(
 
 /// Runs the processor in a task of its own, so a panic is caught and a hung or
 /// cancelled processor can be dropped.
-async fn supervise(
-    deps: &WorkerDeps,
-    context: JobContext,
-    cancel: watch::Receiver<Option<CancelReason>>,
-) -> Outcome {
+async fn supervise(deps: &WorkerDeps, context: JobContext, cancel: watch::Receiver<Option<CancelReason>>) -> Outcome {
     let timeout = deps.config.document_queue.job_timeout();
     let mut task = tokio::spawn(deps.processor.process(context));
     let mut cancel_requested = cancel.clone();
@@ -156,7 +151,8 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
                 Some(RowUpdate::Completed(processed.chunk_count))
             }
         },
-        Outcome::Failed(ProcessError::Permanent(reason)) => match queue.finish(job, FinishState::Failed, &reason).await {
+        Outcome::Failed(ProcessError::Permanent(reason)) => match queue.finish(job, FinishState::Failed, &reason).await
+        {
             Ok(false) => None,
             _ => Some(RowUpdate::Ended(QueueStatus::Failed, Some(reason))),
         },
@@ -200,10 +196,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
     let (job_id, worker) = (job.job_id.clone(), worker_id.to_string());
     let Some(update) = update else {
         log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
-        let _ = deps
-            .db
-            .run(move |conn| attempts::record_end(conn, &job_id, Some(&worker), "lease lost", None))
-            .await;
+        let _ = deps.db.run(move |conn| attempts::record_end(conn, &job_id, Some(&worker), "lease lost", None)).await;
         return;
     };
     let subject = subject_of(job);

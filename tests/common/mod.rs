@@ -133,10 +133,8 @@ impl Drop for TestEnv {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
         if let Ok(mut conn) = redis::Client::open(self.redis_url.as_str()).and_then(|c| c.get_connection()) {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(format!("{}*", self.redis_prefix))
-                .query(&mut conn)
-                .unwrap_or_default();
+            let keys: Vec<String> =
+                redis::cmd("KEYS").arg(format!("{}*", self.redis_prefix)).query(&mut conn).unwrap_or_default();
             if !keys.is_empty() {
                 let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }
@@ -186,17 +184,13 @@ impl TestServer {
     }
 
     pub async fn start_with(config: Config, role: Role, processor: Arc<dyn Processor>) -> TestServer {
-        let app = app::start_with_processor(Arc::new(config), role, processor)
-            .await
-            .expect("server starts");
+        let app = app::start_with_processor(Arc::new(config), role, processor).await.expect("server starts");
         TestServer::from_app(app)
     }
 
     fn from_app(app: RunningApp) -> TestServer {
-        // reqwest is built without a bundled TLS provider (see STACK.md).
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let base = app.http_addr.map(|a| format!("http://{a}")).unwrap_or_default();
-        TestServer { app: Some(app), base, client: reqwest::Client::new() }
+        TestServer { app: Some(app), base, client: http_client() }
     }
 
     pub fn app(&self) -> &RunningApp {
@@ -221,13 +215,7 @@ impl TestServer {
         if let Some(priority) = priority {
             form = form.text("priority", priority.to_string());
         }
-        self.client
-            .post(self.url("/api/documents/upload"))
-            .bearer_auth(token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url("/api/documents/upload")).bearer_auth(token).multipart(form).send().await.unwrap()
     }
 
     /// Uploads one file and returns its document JSON from the 202 answer.
@@ -268,6 +256,13 @@ impl TestServer {
     pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
         self.wait_for(token, id, Duration::from_secs(60), |d| d["queue_status"] == status).await
     }
+}
+
+/// An HTTP client; reqwest is built without a bundled TLS provider (see STACK.md),
+/// so one is installed first.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {

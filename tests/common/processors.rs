@@ -83,7 +83,9 @@ impl Processor for ScriptedProcessor {
                     Err(ProcessError::Transient(format!("simulated outage on attempt {attempt}")))
                 }
                 Behaviour::FailTimes(_) => work(&ctx, 2, 5).await,
-                Behaviour::FailPermanently => Err(ProcessError::Permanent("the document is not readable (simulated)".into())),
+                Behaviour::FailPermanently => {
+                    Err(ProcessError::Permanent("the document is not readable (simulated)".into()))
+                }
                 Behaviour::FailPermanentlyOnce if attempt == 1 => {
                     Err(ProcessError::Permanent("the parser rejected the file (simulated)".into()))
                 }

@@ -27,7 +27,7 @@ impl Browser {
             .spawn()
             .expect("chromedriver on PATH (scripts/test.sh installs chromium-driver)");
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let client = super::http_client();
         let deadline = Instant::now() + Duration::from_secs(20);
         while client.get(format!("{base}/status")).send().await.is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
@@ -43,8 +43,10 @@ impl Browser {
                          "--window-size=1280,1600", format!("--user-data-dir={}", profile.display())]
             }
         }}});
-        let created: Value = client.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
-        let session = created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_string();
+        let created: Value =
+            client.post(format!("{base}/session")).json(&capabilities).send().await.unwrap().json().await.unwrap();
+        let session =
+            created["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_string();
         Browser { driver, base, session, client }
     }
 
@@ -66,7 +68,8 @@ impl Browser {
     }
 
     pub async fn find(&self, css: &str) -> String {
-        let found = self.call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css }))).await;
+        let found =
+            self.call(reqwest::Method::POST, "/element", Some(json!({ "using": "css selector", "value": css }))).await;
         found[ELEMENT].as_str().unwrap().to_string()
     }
 

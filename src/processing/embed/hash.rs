@@ -6,9 +6,8 @@ use super::{normalise, BoxFuture, EmbedError, Embedder};
 
 /// Words too common to tell subjects apart.
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "in",
-    "is", "it", "its", "not", "of", "on", "or", "that", "the", "this", "to", "was", "were",
-    "which", "will", "with",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "in", "is", "it", "its",
+    "not", "of", "on", "or", "that", "the", "this", "to", "was", "were", "which", "will", "with",
 ];
 
 /// A word counts fully; its trigrams (which let "network" match "networking") together
@@ -23,28 +22,19 @@ pub struct HashEmbedder {
 
 impl HashEmbedder {
     pub fn new(dimensions: usize, batch_size: usize) -> HashEmbedder {
-        HashEmbedder {
-            dimensions: dimensions.max(1),
-            batch_size: batch_size.max(1),
-        }
+        HashEmbedder { dimensions: dimensions.max(1), batch_size: batch_size.max(1) }
     }
 
     fn embed_one(&self, text: &str) -> Vec<f32> {
         let mut vector = vec![0.0f32; self.dimensions];
         let lowercase = text.to_lowercase();
-        for word in lowercase
-            .split(|c: char| !c.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-        {
+        for word in lowercase.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
             if STOP_WORDS.contains(&word) {
                 continue;
             }
             self.add(&mut vector, word.as_bytes(), WORD_WEIGHT);
             // Boundary markers make "net" at a word's start differ from "net" inside one.
-            let marked: Vec<char> = std::iter::once('<')
-                .chain(word.chars())
-                .chain(std::iter::once('>'))
-                .collect();
+            let marked: Vec<char> = std::iter::once('<').chain(word.chars()).chain(std::iter::once('>')).collect();
             let mut trigram = String::new();
             for window in marked.windows(3) {
                 trigram.clear();
@@ -71,10 +61,7 @@ impl Embedder for HashEmbedder {
         self.dimensions
     }
 
-    fn embed<'a>(
-        &'a self,
-        texts: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
         // Computed before the future is returned: callers may poll it once, on a blocking thread.
         let vectors = texts.iter().map(|text| self.embed_one(text)).collect();
         Box::pin(std::future::ready(Ok(vectors)))
@@ -90,7 +77,5 @@ impl Embedder for HashEmbedder {
 fn fnv1a(bytes: &[u8]) -> u64 {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
-    bytes.iter().fold(OFFSET_BASIS, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(PRIME)
-    })
+    bytes.iter().fold(OFFSET_BASIS, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
 }

@@ -26,17 +26,14 @@ pub enum EmbedError {
 pub trait Embedder: Send + Sync + 'static {
     fn dimensions(&self) -> usize;
     /// Embeds one batch; vectors are L2-normalised, in input order.
-    fn embed<'a>(&'a self, texts: &'a [String])
-        -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
     /// How many texts to send per `embed` call.
     fn batch_size(&self) -> usize;
 }
 
 pub fn from_config(config: &EmbeddingConfig) -> Arc<dyn Embedder> {
     match config.provider {
-        EmbeddingProvider::Hash => {
-            Arc::new(HashEmbedder::new(config.dimensions, config.batch_size))
-        }
+        EmbeddingProvider::Hash => Arc::new(HashEmbedder::new(config.dimensions, config.batch_size)),
         EmbeddingProvider::Openai => Arc::new(OpenAiEmbedder::new(config)),
     }
 }
@@ -47,9 +44,7 @@ pub fn to_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 pub fn from_bytes(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// Cosine similarity; 0 for vectors of different lengths or of zero length.

@@ -54,23 +54,14 @@ impl OpenAiEmbedder {
     }
 
     /// One request, retried while the server says to try again.
-    async fn embed_batch(
-        &self,
-        client: &Client,
-        texts: &[String],
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    async fn embed_batch(&self, client: &Client, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut retries = 0;
         loop {
             match self.request(client, texts).await? {
                 Attempt::Done(vectors) => return Ok(vectors),
                 Attempt::RetryLater { reason, wait } if retries < self.max_retries => {
-                    let wait = wait
-                        .unwrap_or(BACKOFF_BASE * 2u32.saturating_pow(retries))
-                        .min(MAX_WAIT);
-                    log::info!(
-                        "embedding request to {} will be retried in {wait:?}: {reason}",
-                        self.url
-                    );
+                    let wait = wait.unwrap_or(BACKOFF_BASE * 2u32.saturating_pow(retries)).min(MAX_WAIT);
+                    log::info!("embedding request to {} will be retried in {wait:?}: {reason}", self.url);
                     tokio::time::sleep(wait).await;
                     retries += 1;
                 }
@@ -85,18 +76,12 @@ impl OpenAiEmbedder {
     }
 
     async fn request(&self, client: &Client, texts: &[String]) -> Result<Attempt, EmbedError> {
-        let mut request = client.post(&self.url).json(&EmbeddingsRequest {
-            model: &self.model,
-            input: texts,
-        });
+        let mut request = client.post(&self.url).json(&EmbeddingsRequest { model: &self.model, input: texts });
         if !self.api_key.is_empty() {
             request = request.bearer_auth(&self.api_key);
         }
         let response = request.send().await.map_err(|e| {
-            EmbedError::Transient(format!(
-                "the embedding service could not be reached: {}",
-                describe(&e)
-            ))
+            EmbedError::Transient(format!("the embedding service could not be reached: {}", describe(&e)))
         })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -107,10 +92,7 @@ impl OpenAiEmbedder {
                 .and_then(|value| value.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             let message = self.server_message(&response.text().await.unwrap_or_default());
-            return Ok(Attempt::RetryLater {
-                reason: format!("{status}: {message}"),
-                wait,
-            });
+            return Ok(Attempt::RetryLater { reason: format!("{status}: {message}"), wait });
         }
         if !status.is_success() {
             let message = self.server_message(&response.text().await.unwrap_or_default());
@@ -119,20 +101,12 @@ impl OpenAiEmbedder {
             )));
         }
         let body: EmbeddingsResponse = response.json().await.map_err(|e| {
-            EmbedError::Transient(format!(
-                "the embedding service sent an unreadable response: {}",
-                describe(&e)
-            ))
+            EmbedError::Transient(format!("the embedding service sent an unreadable response: {}", describe(&e)))
         })?;
-        self.vectors_in_input_order(body, texts.len())
-            .map(Attempt::Done)
+        self.vectors_in_input_order(body, texts.len()).map(Attempt::Done)
     }
 
-    fn vectors_in_input_order(
-        &self,
-        body: EmbeddingsResponse,
-        expected: usize,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn vectors_in_input_order(&self, body: EmbeddingsResponse, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut slots: Vec<Option<Vec<f32>>> = vec![None; expected];
         for item in body.data {
             if item.embedding.len() != self.dimensions {
@@ -150,9 +124,7 @@ impl OpenAiEmbedder {
             .into_iter()
             .map(|slot| {
                 let mut vector = slot.ok_or_else(|| {
-                    EmbedError::Transient(format!(
-                        "the embedding service returned fewer than {expected} vectors"
-                    ))
+                    EmbedError::Transient(format!("the embedding service returned fewer than {expected} vectors"))
                 })?;
                 normalise(&mut vector);
                 Ok(vector)
@@ -188,15 +160,9 @@ impl Embedder for OpenAiEmbedder {
     }
 
     /// Sends the texts in requests of at most `batch_size`, one after another.
-    fn embed<'a>(
-        &'a self,
-        texts: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+    fn embed<'a>(&'a self, texts: &'a [String]) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
         Box::pin(async move {
-            let client = self
-                .client
-                .as_ref()
-                .map_err(|reason| EmbedError::Transient(reason.clone()))?;
+            let client = self.client.as_ref().map_err(|reason| EmbedError::Transient(reason.clone()))?;
             let mut vectors = Vec::with_capacity(texts.len());
             for batch in texts.chunks(self.batch_size) {
                 vectors.extend(self.embed_batch(client, batch).await?);
@@ -212,10 +178,7 @@ impl Embedder for OpenAiEmbedder {
 
 enum Attempt {
     Done(Vec<Vec<f32>>),
-    RetryLater {
-        reason: String,
-        wait: Option<Duration>,
-    },
+    RetryLater { reason: String, wait: Option<Duration> },
 }
 
 /// reqwest's error with its causes: "error sending request" alone does not say that

@@ -18,18 +18,11 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
         .from_reader(content.as_bytes())
         .into_records();
     let mut next_row = || -> Result<Option<StringRecord>, ExtractError> {
-        records
-            .next()
-            .transpose()
-            .map_err(|e| ExtractError::Permanent(format!("the CSV could not be parsed: {e}")))
+        records.next().transpose().map_err(|e| ExtractError::Permanent(format!("the CSV could not be parsed: {e}")))
     };
 
     let Some(first) = next_row()? else {
-        return Ok(ExtractedText {
-            sections: Vec::new(),
-            markdown: false,
-            pages: None,
-        });
+        return Ok(ExtractedText { sections: Vec::new(), markdown: false, pages: None });
     };
     let mut sample = Vec::new();
     while sample.len() < SNIFF_ROWS {
@@ -52,14 +45,7 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     while let Some(row) = next_row()? {
         write_row(&mut out, &row, header.as_ref());
     }
-    Ok(ExtractedText {
-        sections: vec![Section {
-            text: out,
-            page: None,
-        }],
-        markdown: false,
-        pages: None,
-    })
+    Ok(ExtractedText { sections: vec![Section { text: out, page: None }], markdown: false, pages: None })
 }
 
 /// The most frequent of the usual delimiters in the first line; a comma when none occurs.
@@ -79,27 +65,16 @@ fn sniff_delimiter(first_line: &str) -> u8 {
 fn looks_like_header(first: &StringRecord, sample: &[StringRecord]) -> bool {
     let mut votes = 0i32;
     for (column, name) in first.iter().enumerate() {
-        let values: Vec<&str> = sample
-            .iter()
-            .filter_map(|row| row.get(column))
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .collect();
+        let values: Vec<&str> =
+            sample.iter().filter_map(|row| row.get(column)).map(str::trim).filter(|v| !v.is_empty()).collect();
         let Some(first_value) = values.first() else {
             continue;
         };
         let name = name.trim();
         if values.iter().all(|v| is_number(v)) {
             votes += if is_number(name) { -1 } else { 1 };
-        } else if values
-            .iter()
-            .all(|v| v.chars().count() == first_value.chars().count())
-        {
-            votes += if name.chars().count() == first_value.chars().count() {
-                -1
-            } else {
-                1
-            };
+        } else if values.iter().all(|v| v.chars().count() == first_value.chars().count()) {
+            votes += if name.chars().count() == first_value.chars().count() { -1 } else { 1 };
         }
     }
     votes > 0
@@ -121,11 +96,7 @@ fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>
                 if out.len() > start {
                     out.push_str("; ");
                 }
-                if let Some(name) = header
-                    .get(column)
-                    .map(str::trim)
-                    .filter(|name| !name.is_empty())
-                {
+                if let Some(name) = header.get(column).map(str::trim).filter(|name| !name.is_empty()) {
                     out.push_str(name);
                     out.push_str(": ");
                 }

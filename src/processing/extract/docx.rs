@@ -36,9 +36,7 @@ pub(super) fn extract(
     }
     let parts = text_parts(&archive);
     if !parts.iter().any(|name| name == "word/document.xml") {
-        return Err(ExtractError::Permanent(
-            "the file is not a Word document: it has no word/document.xml".into(),
-        ));
+        return Err(ExtractError::Permanent("the file is not a Word document: it has no word/document.xml".into()));
     }
     let mut declared: u64 = 0;
     for name in &parts {
@@ -49,30 +47,19 @@ pub(super) fn extract(
         return Err(too_large(limits));
     }
 
-    let mut budget = Budget {
-        bytes_left: limits.max_docx_uncompressed_bytes,
-        chars_left: limits.max_chars,
-    };
+    let mut budget = Budget { bytes_left: limits.max_docx_uncompressed_bytes, chars_left: limits.max_chars };
     let mut sections = Vec::new();
     for (done, name) in parts.iter().enumerate() {
         if is_cancelled() {
             return Err(ExtractError::Cancelled);
         }
-        let part = archive
-            .by_name(name)
-            .map_err(|e| ExtractError::Permanent(format!("the DOCX is damaged: {name}: {e}")))?;
+        let part =
+            archive.by_name(name).map_err(|e| ExtractError::Permanent(format!("the DOCX is damaged: {name}: {e}")))?;
         let text = read_part(part, name, &mut budget, limits, is_cancelled)?;
-        sections.push(Section {
-            text: text.trim().to_string(),
-            page: None,
-        });
+        sections.push(Section { text: text.trim().to_string(), page: None });
         on_progress((done + 1) as f32 / parts.len() as f32);
     }
-    Ok(ExtractedText {
-        sections,
-        markdown: false,
-        pages: None,
-    })
+    Ok(ExtractedText { sections, markdown: false, pages: None })
 }
 
 /// The parts that hold text, in reading order: headers, body, notes, footers.
@@ -92,22 +79,13 @@ fn text_parts(archive: &ZipArchive<Cursor<&[u8]>>) -> Vec<String> {
         names.sort_by_key(|name| (name.len(), name.clone()));
         names
     };
-    let present = |name: &str| {
-        archive
-            .file_names()
-            .filter_map(Result::ok)
-            .any(|n| n == name)
-    };
+    let present = |name: &str| archive.file_names().filter_map(Result::ok).any(|n| n == name);
     let mut parts = numbered("word/header");
     parts.extend(
-        [
-            "word/document.xml",
-            "word/footnotes.xml",
-            "word/endnotes.xml",
-        ]
-        .into_iter()
-        .filter(|name| present(name))
-        .map(String::from),
+        ["word/document.xml", "word/footnotes.xml", "word/endnotes.xml"]
+            .into_iter()
+            .filter(|name| present(name))
+            .map(String::from),
     );
     parts.extend(numbered("word/footer"));
     parts
@@ -148,12 +126,7 @@ struct CountingReader<R> {
 
 impl<R> CountingReader<R> {
     fn new(inner: R, bytes_left: u64) -> Self {
-        CountingReader {
-            inner,
-            bytes_left,
-            bytes_since_tag: 0,
-            stopped: None,
-        }
+        CountingReader { inner, bytes_left, bytes_since_tag: 0, stopped: None }
     }
 }
 
@@ -166,9 +139,7 @@ impl<R: Read> Read for CountingReader<R> {
         };
         let stop = match self.bytes_left.checked_sub(n as u64) {
             None => Some(Stop::SizeLimit),
-            Some(_) if self.bytes_since_tag > MAX_BYTES_BETWEEN_TAGS => {
-                Some(Stop::TextWithoutMarkup)
-            }
+            Some(_) if self.bytes_since_tag > MAX_BYTES_BETWEEN_TAGS => Some(Stop::TextWithoutMarkup),
             Some(left) => {
                 self.bytes_left = left;
                 None
@@ -227,9 +198,7 @@ fn read_part(
                 state.close(local.as_ref(), &mut text);
             }
             Event::End(e) => state.close(e.local_name().as_ref(), &mut text),
-            Event::Text(e) if state.in_text() => {
-                append(&mut text, &e.xml10_content(), budget, limits)?
-            }
+            Event::Text(e) if state.in_text() => append(&mut text, &e.xml10_content(), budget, limits)?,
             Event::GeneralRef(e) if state.in_text() => {
                 if let Ok(Some(c)) = e.resolve_char_ref() {
                     append(&mut text, c.encode_utf8(&mut [0; 4]), budget, limits)?;
@@ -246,16 +215,9 @@ fn read_part(
 }
 
 /// Appends document text, spending the character allowance.
-fn append(
-    text: &mut String,
-    addition: &str,
-    budget: &mut Budget,
-    limits: &ExtractLimits,
-) -> Result<(), ExtractError> {
-    budget.chars_left = budget
-        .chars_left
-        .checked_sub(addition.chars().count())
-        .ok_or_else(|| too_many_chars(limits))?;
+fn append(text: &mut String, addition: &str, budget: &mut Budget, limits: &ExtractLimits) -> Result<(), ExtractError> {
+    budget.chars_left =
+        budget.chars_left.checked_sub(addition.chars().count()).ok_or_else(|| too_many_chars(limits))?;
     text.push_str(addition);
     Ok(())
 }
@@ -296,11 +258,7 @@ impl PartState {
             "tab" => text.push('\t'),
             "br" | "cr" => text.push('\n'),
             "noBreakHyphen" => text.push('-'),
-            "tr" => self.rows.push(Row {
-                start: text.len(),
-                cell_start: text.len(),
-                filled_cells: 0,
-            }),
+            "tr" => self.rows.push(Row { start: text.len(), cell_start: text.len(), filled_cells: 0 }),
             "tc" => {
                 if let Some(row) = self.rows.last_mut() {
                     row.cell_start = text.len();
@@ -331,10 +289,7 @@ impl PartState {
             }
             "tc" => {
                 if let Some(row) = self.rows.last_mut() {
-                    if text
-                        .get(row.cell_start..)
-                        .is_none_or(|cell| cell.trim().is_empty())
-                    {
+                    if text.get(row.cell_start..).is_none_or(|cell| cell.trim().is_empty()) {
                         text.truncate(row.cell_start.min(text.len()));
                     } else {
                         trim_end_spaces(text);
@@ -379,24 +334,10 @@ mod tests {
     use crate::processing::extract::ExtractLimits;
 
     fn text_of(xml: &str) -> String {
-        let limits = ExtractLimits {
-            max_pages: 1,
-            max_chars: 1000,
-            max_docx_uncompressed_bytes: 1 << 20,
-            max_docx_entries: 10,
-        };
-        let mut budget = Budget {
-            bytes_left: 1 << 20,
-            chars_left: 1000,
-        };
-        read_part(
-            xml.as_bytes(),
-            "word/document.xml",
-            &mut budget,
-            &limits,
-            &|| false,
-        )
-        .expect("reads")
+        let limits =
+            ExtractLimits { max_pages: 1, max_chars: 1000, max_docx_uncompressed_bytes: 1 << 20, max_docx_entries: 10 };
+        let mut budget = Budget { bytes_left: 1 << 20, chars_left: 1000 };
+        read_part(xml.as_bytes(), "word/document.xml", &mut budget, &limits, &|| false).expect("reads")
     }
 
     #[test]

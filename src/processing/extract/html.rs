@@ -20,8 +20,7 @@ const NO_WRAP_WIDTH: usize = 1 << 20;
 
 pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let html = text::decode(bytes)?;
-    let unparsable =
-        |reason: String| ExtractError::Permanent(format!("the HTML could not be parsed: {reason}"));
+    let unparsable = |reason: String| ExtractError::Permanent(format!("the HTML could not be parsed: {reason}"));
     // Raw mode reads a table cell by cell: laid-out columns would wrap a cell's sentence
     // across lines interleaved with its neighbours'.
     let config = html2text::config::with_decorator(MarkdownStructure)
@@ -31,16 +30,8 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
     let rendered = without_panics(|| config.string_from_read(html.as_bytes(), NO_WRAP_WIDTH))
         .map_err(unparsable)?
         .map_err(|e| unparsable(e.to_string()))?;
-    let text = rendered
-        .lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n");
-    Ok(ExtractedText {
-        sections: vec![Section { text, page: None }],
-        markdown: true,
-        pages: None,
-    })
+    let text = rendered.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
+    Ok(ExtractedText { sections: vec![Section { text, page: None }], markdown: true, pages: None })
 }
 
 /// Renders headings, lists and quotes as Markdown and everything inline as bare text:

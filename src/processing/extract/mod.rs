@@ -79,12 +79,7 @@ pub fn extract(
         return Err(ExtractError::Permanent("the file is empty".into()));
     }
     // Tolerate parameters such as "; charset=utf-8" after the media type.
-    let media_type = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let mut extracted = match media_type.as_str() {
         PDF => pdf::extract(bytes, limits, on_progress, is_cancelled)?,
         DOCX => docx::extract(bytes, limits, on_progress, is_cancelled)?,
@@ -92,11 +87,9 @@ pub fn extract(
         MARKDOWN => text::extract(bytes, true)?,
         PLAIN_TEXT => text::extract(bytes, false)?,
         CSV => csv::extract(bytes)?,
-        _ => {
-            return Err(ExtractError::Permanent(format!(
-                "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text and CSV are)"
-            )))
-        }
+        _ => return Err(ExtractError::Permanent(format!(
+            "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text and CSV are)"
+        ))),
     };
     on_progress(1.0);
 
@@ -104,19 +97,11 @@ pub fn extract(
     for section in &mut extracted.sections {
         section.text.retain(|c| c != '\0');
     }
-    extracted
-        .sections
-        .retain(|section| !section.text.trim().is_empty());
+    extracted.sections.retain(|section| !section.text.trim().is_empty());
     if extracted.sections.is_empty() {
-        return Err(ExtractError::Permanent(
-            "the document contains no text (it is blank or whitespace only)".into(),
-        ));
+        return Err(ExtractError::Permanent("the document contains no text (it is blank or whitespace only)".into()));
     }
-    let chars: usize = extracted
-        .sections
-        .iter()
-        .map(|s| s.text.chars().count())
-        .sum();
+    let chars: usize = extracted.sections.iter().map(|s| s.text.chars().count()).sum();
     if chars > limits.max_chars {
         return Err(too_many_chars(limits));
     }

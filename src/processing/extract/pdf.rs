@@ -10,8 +10,7 @@ use pdf_extract::{Document, MediaBox, Object, OutputDev, OutputError, Transform}
 
 use super::{too_many_chars, without_panics, ExtractError, ExtractLimits, ExtractedText, Section};
 
-const NO_TEXT_LAYER: &str =
-    "the PDF has no extractable text (scanned pages?); OCR is not supported";
+const NO_TEXT_LAYER: &str = "the PDF has no extractable text (scanned pages?); OCR is not supported";
 
 pub(super) fn extract(
     bytes: &[u8],
@@ -21,9 +20,7 @@ pub(super) fn extract(
 ) -> Result<ExtractedText, ExtractError> {
     // Readers accept the header anywhere in the first KiB.
     if !bytes.windows(5).take(1024).any(|window| window == b"%PDF-") {
-        return Err(ExtractError::Permanent(
-            "the file is not a PDF: it has no %PDF header".into(),
-        ));
+        return Err(ExtractError::Permanent("the file is not a PDF: it has no %PDF header".into()));
     }
     let mut document = without_panics(|| Document::load_mem(bytes))
         .map_err(|panic| ExtractError::Permanent(format!("the PDF could not be parsed: {panic}")))?
@@ -61,10 +58,7 @@ pub(super) fn extract(
                 if chars > limits.max_chars {
                     return Err(too_many_chars(limits));
                 }
-                sections.push(Section {
-                    text,
-                    page: Some(page),
-                });
+                sections.push(Section { text, page: Some(page) });
             }
             // One unreadable page (an odd font, a broken stream) should not cost the
             // user the rest of the document.
@@ -82,11 +76,7 @@ pub(super) fn extract(
             None => NO_TEXT_LAYER.into(),
         }));
     }
-    Ok(ExtractedText {
-        sections,
-        markdown: false,
-        pages: Some(page_count as u32),
-    })
+    Ok(ExtractedText { sections, markdown: false, pages: Some(page_count as u32) })
 }
 
 /// Images carry no text, but pdf-extract inflates every XObject a page draws and parses
@@ -94,12 +84,7 @@ pub(super) fn extract(
 fn drop_images(document: &mut Document) {
     for object in document.objects.values_mut() {
         if let Object::Stream(stream) = object {
-            if stream
-                .dict
-                .get(b"Subtype")
-                .and_then(Object::as_name)
-                .is_ok_and(|name| name == b"Image")
-            {
+            if stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|name| name == b"Image") {
                 stream.dict.remove(b"Filter");
                 stream.dict.remove(b"DecodeParms");
                 stream.set_content(Vec::new());

@@ -25,7 +25,11 @@ async fn status(_: AdminUser, state: web::Data<AppState>) -> Result<HttpResponse
     Ok(HttpResponse::Ok().json(overview::gather(&state.queue).await?))
 }
 
-async fn list_jobs(_: AdminUser, state: web::Data<AppState>, query: web::Query<jobs::JobSearch>) -> Result<HttpResponse, AppError> {
+async fn list_jobs(
+    _: AdminUser,
+    state: web::Data<AppState>,
+    query: web::Query<jobs::JobSearch>,
+) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(jobs::search(&state, &query).await?))
 }
 
@@ -52,7 +56,11 @@ struct CleanQuery {
     older_than: Option<String>,
 }
 
-async fn clean(_: AdminUser, state: web::Data<AppState>, query: web::Query<CleanQuery>) -> Result<HttpResponse, AppError> {
+async fn clean(
+    _: AdminUser,
+    state: web::Data<AppState>,
+    query: web::Query<CleanQuery>,
+) -> Result<HttpResponse, AppError> {
     let finished = query.state.as_deref().unwrap_or("completed");
     let removed = jobs::clean(&state, finished, jobs::parse_age(query.older_than.as_deref())?).await?;
     Ok(HttpResponse::Ok().json(json!({ "removed": removed.len(), "job_ids": removed })))

@@ -50,10 +50,15 @@ struct Flash {
     flash: Option<String>,
 }
 
-async fn show_overview(request: HttpRequest, state: web::Data<AppState>, flash: web::Query<Flash>) -> Result<HttpResponse, AppError> {
+async fn show_overview(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    flash: web::Query<Flash>,
+) -> Result<HttpResponse, AppError> {
     let Some(session) = session::current(&request) else { return Ok(to_login()) };
     let overview = overview::gather(&state.queue).await?;
-    let processing = jobs::search(&state, &jobs::JobSearch { state: Some("processing".into()), ..Default::default() }).await?;
+    let processing =
+        jobs::search(&state, &jobs::JobSearch { state: Some("processing".into()), ..Default::default() }).await?;
     let failed = jobs::search(&state, &jobs::JobSearch { state: Some("failed".into()), ..Default::default() }).await?;
     Ok(html(pages::overview(&session.csrf, &overview, &processing.jobs, &failed.jobs, flash.flash.as_deref())))
 }
@@ -68,9 +73,10 @@ async fn show_login(request: HttpRequest) -> HttpResponse {
 async fn log_in(keys: web::Data<TokenKeys>, form: Form) -> HttpResponse {
     let token = form.as_ref().and_then(|f| f.get("token")).map(|t| t.trim().to_string()).unwrap_or_default();
     match keys.verify(&token) {
-        Ok(claims) if claims.role == crate::auth::Role::Admin => {
-            HttpResponse::SeeOther().insert_header((header::LOCATION, "/admin")).cookie(session::cookie_for(&token)).finish()
-        }
+        Ok(claims) if claims.role == crate::auth::Role::Admin => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, "/admin"))
+            .cookie(session::cookie_for(&token))
+            .finish(),
         Ok(_) => HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")
             .body(pages::login(Some("That token does not have the admin role.")).into_string()),
@@ -82,8 +88,8 @@ async fn log_in(keys: web::Data<TokenKeys>, form: Form) -> HttpResponse {
 
 /// The signed-in admin, after the form's CSRF token is checked.
 fn authorised(request: &HttpRequest, form: &Form) -> Result<Session, AppError> {
-    let session = session::current(request)
-        .ok_or_else(|| AppError::Forbidden("sign in at /admin/login first".into()))?;
+    let session =
+        session::current(request).ok_or_else(|| AppError::Forbidden("sign in at /admin/login first".into()))?;
     session::check_csrf(&session, form.as_ref().and_then(|f| f.get("csrf")).map(String::as_str))?;
     Ok(session)
 }
@@ -110,7 +116,11 @@ async fn log_out(request: HttpRequest, form: Form) -> Result<HttpResponse, AppEr
         .finish())
 }
 
-async fn show_jobs(request: HttpRequest, state: web::Data<AppState>, query: web::Query<jobs::JobSearch>) -> Result<HttpResponse, AppError> {
+async fn show_jobs(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<jobs::JobSearch>,
+) -> Result<HttpResponse, AppError> {
     let Some(session) = session::current(&request) else { return Ok(to_login()) };
     let page = jobs::search(&state, &query).await?;
     Ok(html(pages::jobs(&session.csrf, &query, &page)))
@@ -127,7 +137,12 @@ async fn show_job(
     Ok(html(pages::job(&session.csrf, &story, flash.flash.as_deref())))
 }
 
-async fn retry(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, form: Form) -> Result<HttpResponse, AppError> {
+async fn retry(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: Form,
+) -> Result<HttpResponse, AppError> {
     authorised(&request, &form)?;
     let (document, _) = jobs::retry(&state, &path).await?;
     // The document now has a new job: a job page goes to that one.
@@ -146,7 +161,12 @@ async fn retry_failed(request: HttpRequest, state: web::Data<AppState>, form: Fo
     Ok(back(&form, &format!("Retrying {retried} failed jobs")))
 }
 
-async fn cancel(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>, form: Form) -> Result<HttpResponse, AppError> {
+async fn cancel(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: Form,
+) -> Result<HttpResponse, AppError> {
     authorised(&request, &form)?;
     let document = jobs::cancel(&state, &path).await?;
     Ok(back(&form, &format!("{} is {}", document.filename, document.queue_status)))

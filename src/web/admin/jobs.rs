@@ -104,7 +104,10 @@ pub async fn story(state: &AppState, job_id: &str) -> Result<JobStory, AppError>
 pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Option<u64>), AppError> {
     let document = document_of_job(state, job_id).await?;
     if !document.status().is_terminal() {
-        return Err(AppError::Conflict(format!("the job is {}; only a finished job can be retried", document.queue_status)));
+        return Err(AppError::Conflict(format!(
+            "the job is {}; only a finished job can be retried",
+            document.queue_status
+        )));
     }
     let new_job_id = ulid::Ulid::generate().to_string();
     let (doc_id, new_id) = (document.id.clone(), new_job_id.clone());
@@ -122,16 +125,17 @@ pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Opti
     let position = state.queue.enqueue(&[job]).await?.pop().flatten();
     state.events.announce(Subject::new(&document.user_id, &document.id, &new_job_id).queued(position)).await;
     let id = document.id.clone();
-    let document = state.db.run(move |conn| documents::find(conn, &id)).await?.ok_or_else(|| AppError::NotFound("no such job".into()))?;
+    let document = state
+        .db
+        .run(move |conn| documents::find(conn, &id))
+        .await?
+        .ok_or_else(|| AppError::NotFound("no such job".into()))?;
     Ok((document.into(), position))
 }
 
 /// Retries every failed job; returns how many.
 pub async fn retry_all_failed(state: &AppState) -> Result<usize, AppError> {
-    let failed = state
-        .db
-        .run(|conn| documents::job_ids_with_status(conn, QueueStatus::Failed, 10_000))
-        .await?;
+    let failed = state.db.run(|conn| documents::job_ids_with_status(conn, QueueStatus::Failed, 10_000)).await?;
     let mut retried = 0;
     for job_id in failed {
         match retry(state, &job_id).await {

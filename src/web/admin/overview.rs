@@ -45,16 +45,13 @@ pub struct Overview {
 pub async fn gather(queue: &Queue) -> Result<Overview, AppError> {
     let counts = queue.counts().await?;
     let paused = queue.is_paused().await?;
-    let queued_per_user = queue
-        .queued_per_user(20)
-        .await?
-        .into_iter()
-        .map(|(user_id, queued)| UserQueue { user_id, queued })
-        .collect();
+    let queued_per_user =
+        queue.queued_per_user(20).await?.into_iter().map(|(user_id, queued)| UserQueue { user_id, queued }).collect();
     let workers = queue.live_workers().await?;
     let per_minute = queue.completions_per_minute(30).await?;
     let window = |n: usize| per_minute.iter().rev().take(n).sum::<u64>() as f64 / n as f64;
-    let throughput = Throughput { last_1m: window(1), last_5m: window(5), last_15m: window(15), per_minute: per_minute.clone() };
+    let throughput =
+        Throughput { last_1m: window(1), last_5m: window(5), last_15m: window(15), per_minute: per_minute.clone() };
     let mut durations = queue.recent_durations_ms(200).await?;
     durations.sort_unstable();
     let processing_time = ProcessingTime {

@@ -125,120 +125,136 @@ fn sparkline(points: &[u64]) -> Markup {
 }
 
 pub fn login(error: Option<&str>) -> Markup {
-    layout("Log in", None, html! {
-        h1 { "Admin login" }
-        @if let Some(error) = error { p.banner { (error) } }
-        form method="post" action="/admin/login" {
-            p { label for="token" { "Admin token (a JWT with role admin)" } }
-            p { textarea id="token" name="token" rows="4" cols="70" required {} }
-            p { button.primary type="submit" { "Log in" } }
-        }
-        p.muted { "Make one with " code { "docqueue token --user NAME --admin" } "." }
-    }, false)
+    layout(
+        "Log in",
+        None,
+        html! {
+            h1 { "Admin login" }
+            @if let Some(error) = error { p.banner { (error) } }
+            form method="post" action="/admin/login" {
+                p { label for="token" { "Admin token (a JWT with role admin)" } }
+                p { textarea id="token" name="token" rows="4" cols="70" required {} }
+                p { button.primary type="submit" { "Log in" } }
+            }
+            p.muted { "Make one with " code { "docqueue token --user NAME --admin" } "." }
+        },
+        false,
+    )
 }
 
-pub fn overview(csrf: &str, o: &Overview, processing: &[JobRecord], failed: &[JobRecord], flash: Option<&str>) -> Markup {
+pub fn overview(
+    csrf: &str,
+    o: &Overview,
+    processing: &[JobRecord],
+    failed: &[JobRecord],
+    flash: Option<&str>,
+) -> Markup {
     let c = &o.counts;
-    layout("Overview", Some(csrf), html! {
-        h1 { "Queue overview" }
-        @if let Some(flash) = flash { p.flash { (flash) } }
-        @if o.paused {
-            div.banner.row {
-                strong { "Claiming is paused." } " Jobs wait until the queue is resumed."
-                (action(csrf, "/admin/actions/resume", "Resume", "primary", "/admin"))
-            }
-        } @else {
-            div.row { (action(csrf, "/admin/actions/pause", "Pause claiming", "", "/admin")) }
-        }
-        @if o.redis_maxmemory_policy != "noeviction" && !o.redis_maxmemory_policy.is_empty() {
-            p.banner { "Redis maxmemory-policy is " code { (o.redis_maxmemory_policy) } ": it may evict jobs. Use noeviction." }
-        }
-        h2 { "Jobs" }
-        div.cards {
-            @for (label, n) in [("queued", c.queued), ("delayed (retry)", c.delayed), ("processing", c.processing),
-                                ("completed", c.completed), ("failed", c.failed), ("cancelled", c.cancelled)] {
-                div.card { div.n { (n) } div.l { (label) } }
-            }
-        }
-        h2 { "Throughput" }
-        div.row {
-            (sparkline(&o.throughput.per_minute))
-            div {
-                div { "last 1 min: " strong { (format!("{:.1}", o.throughput.last_1m)) } " /min" }
-                div { "last 5 min: " strong { (format!("{:.1}", o.throughput.last_5m)) } " /min" }
-                div { "last 15 min: " strong { (format!("{:.1}", o.throughput.last_15m)) } " /min" }
-                div.muted {
-                    "processing time: avg " (o.processing_time.average_ms.map_or("—".into(), |v| format!("{:.0} ms", v)))
-                    ", p95 " (o.processing_time.p95_ms.map_or("—".into(), |v| format!("{v} ms")))
+    layout(
+        "Overview",
+        Some(csrf),
+        html! {
+            h1 { "Queue overview" }
+            @if let Some(flash) = flash { p.flash { (flash) } }
+            @if o.paused {
+                div.banner.row {
+                    strong { "Claiming is paused." } " Jobs wait until the queue is resumed."
+                    (action(csrf, "/admin/actions/resume", "Resume", "primary", "/admin"))
                 }
-                div.muted { "Redis memory: " (o.redis_used_memory_bytes / 1024) " KiB" }
+            } @else {
+                div.row { (action(csrf, "/admin/actions/pause", "Pause claiming", "", "/admin")) }
             }
-        }
-        h2 { "Processing" }
-        @if processing.is_empty() { p.muted { "Nothing is processing." } } @else {
-            table {
-                tr { th { "Document" } th { "User" } th { "Stage" } th { "Progress" } th { "Worker" } th {} }
-                @for job in processing {
-                    tr {
-                        td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
-                        td { (job.user_id) }
-                        td { (job.stage.as_deref().unwrap_or("starting")) }
-                        td { span.bar { span style={ "width:" (job.progress.clamp(0, 100)) "%" } {} } " " (job.progress) "%" }
-                        td.mono { (job.worker.as_deref().unwrap_or("")) }
-                        td { (action(csrf, &format!("/admin/actions/cancel/{}", job.job_id), "Cancel", "danger", "/admin")) }
+            @if o.redis_maxmemory_policy != "noeviction" && !o.redis_maxmemory_policy.is_empty() {
+                p.banner { "Redis maxmemory-policy is " code { (o.redis_maxmemory_policy) } ": it may evict jobs. Use noeviction." }
+            }
+            h2 { "Jobs" }
+            div.cards {
+                @for (label, n) in [("queued", c.queued), ("delayed (retry)", c.delayed), ("processing", c.processing),
+                                    ("completed", c.completed), ("failed", c.failed), ("cancelled", c.cancelled)] {
+                    div.card { div.n { (n) } div.l { (label) } }
+                }
+            }
+            h2 { "Throughput" }
+            div.row {
+                (sparkline(&o.throughput.per_minute))
+                div {
+                    div { "last 1 min: " strong { (format!("{:.1}", o.throughput.last_1m)) } " /min" }
+                    div { "last 5 min: " strong { (format!("{:.1}", o.throughput.last_5m)) } " /min" }
+                    div { "last 15 min: " strong { (format!("{:.1}", o.throughput.last_15m)) } " /min" }
+                    div.muted {
+                        "processing time: avg " (o.processing_time.average_ms.map_or("—".into(), |v| format!("{:.0} ms", v)))
+                        ", p95 " (o.processing_time.p95_ms.map_or("—".into(), |v| format!("{v} ms")))
+                    }
+                    div.muted { "Redis memory: " (o.redis_used_memory_bytes / 1024) " KiB" }
+                }
+            }
+            h2 { "Processing" }
+            @if processing.is_empty() { p.muted { "Nothing is processing." } } @else {
+                table {
+                    tr { th { "Document" } th { "User" } th { "Stage" } th { "Progress" } th { "Worker" } th {} }
+                    @for job in processing {
+                        tr {
+                            td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
+                            td { (job.user_id) }
+                            td { (job.stage.as_deref().unwrap_or("starting")) }
+                            td { span.bar { span style={ "width:" (job.progress.clamp(0, 100)) "%" } {} } " " (job.progress) "%" }
+                            td.mono { (job.worker.as_deref().unwrap_or("")) }
+                            td { (action(csrf, &format!("/admin/actions/cancel/{}", job.job_id), "Cancel", "danger", "/admin")) }
+                        }
                     }
                 }
             }
-        }
-        h2 { "Queued by user" }
-        @if o.queued_per_user.is_empty() { p.muted { "No one is waiting." } } @else {
-            table {
-                tr { th { "User" } th { "Queued" } }
-                @for user in &o.queued_per_user {
-                    tr { td { a href={ "/admin/jobs?state=queued&user=" (user.user_id) } { (user.user_id) } } td { (user.queued) } }
-                }
-            }
-        }
-        h2.row { "Failed" @if !failed.is_empty() { (action(csrf, "/admin/actions/retry-failed", "Retry all", "", "/admin")) } }
-        @if failed.is_empty() { p.muted { "No failed jobs." } } @else {
-            table id="failed-jobs" {
-                tr { th { "Document" } th { "User" } th { "Reason" } th { "Attempts" } th { "Failed" } th {} }
-                @for job in failed {
-                    tr data-job-id=(job.job_id) {
-                        td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
-                        td { (job.user_id) }
-                        td.error { (job.error.as_deref().unwrap_or("")) }
-                        td { (job.attempts) }
-                        td { (ago(job.finished_at_ms)) }
-                        td { (action(csrf, &format!("/admin/actions/retry/{}", job.job_id), "Retry", "primary", "/admin")) }
+            h2 { "Queued by user" }
+            @if o.queued_per_user.is_empty() { p.muted { "No one is waiting." } } @else {
+                table {
+                    tr { th { "User" } th { "Queued" } }
+                    @for user in &o.queued_per_user {
+                        tr { td { a href={ "/admin/jobs?state=queued&user=" (user.user_id) } { (user.user_id) } } td { (user.queued) } }
                     }
                 }
             }
-        }
-        h2 { "Workers" }
-        @if o.workers.is_empty() { p.muted { "No worker is running." } } @else {
-            table {
-                tr { th { "Worker" } th { "Host" } th { "Current job" } th { "Last heartbeat" } th { "Jobs done" } th { "Up since" } }
-                @for w in &o.workers {
-                    tr {
-                        td.mono { (w.id) } td { (w.host) }
-                        td.mono { @if let Some(job) = &w.current_job { a href={ "/admin/jobs/" (job) } { (job) } } @else { "idle" } }
-                        td { (ago(Some(w.last_heartbeat_ms))) } td { (w.jobs_done) } td { (ago(Some(w.started_at_ms))) }
+            h2.row { "Failed" @if !failed.is_empty() { (action(csrf, "/admin/actions/retry-failed", "Retry all", "", "/admin")) } }
+            @if failed.is_empty() { p.muted { "No failed jobs." } } @else {
+                table id="failed-jobs" {
+                    tr { th { "Document" } th { "User" } th { "Reason" } th { "Attempts" } th { "Failed" } th {} }
+                    @for job in failed {
+                        tr data-job-id=(job.job_id) {
+                            td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
+                            td { (job.user_id) }
+                            td.error { (job.error.as_deref().unwrap_or("")) }
+                            td { (job.attempts) }
+                            td { (ago(job.finished_at_ms)) }
+                            td { (action(csrf, &format!("/admin/actions/retry/{}", job.job_id), "Retry", "primary", "/admin")) }
+                        }
                     }
                 }
             }
-        }
-        h2 { "Find a job" }
-        (search_form(&JobSearch::default()))
-        h2 { "Clean finished jobs" }
-        form.row method="post" action="/admin/actions/clean" {
-            input type="hidden" name="csrf" value=(csrf);
-            input type="hidden" name="back" value="/admin";
-            select name="state" { option value="completed" { "completed" } option value="failed" { "failed" } option value="cancelled" { "cancelled" } }
-            label { "older than " input name="older_than" value="24h" size="6"; }
-            button type="submit" class="danger" { "Clean" }
-        }
-    }, true)
+            h2 { "Workers" }
+            @if o.workers.is_empty() { p.muted { "No worker is running." } } @else {
+                table {
+                    tr { th { "Worker" } th { "Host" } th { "Current job" } th { "Last heartbeat" } th { "Jobs done" } th { "Up since" } }
+                    @for w in &o.workers {
+                        tr {
+                            td.mono { (w.id) } td { (w.host) }
+                            td.mono { @if let Some(job) = &w.current_job { a href={ "/admin/jobs/" (job) } { (job) } } @else { "idle" } }
+                            td { (ago(Some(w.last_heartbeat_ms))) } td { (w.jobs_done) } td { (ago(Some(w.started_at_ms))) }
+                        }
+                    }
+                }
+            }
+            h2 { "Find a job" }
+            (search_form(&JobSearch::default()))
+            h2 { "Clean finished jobs" }
+            form.row method="post" action="/admin/actions/clean" {
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="back" value="/admin";
+                select name="state" { option value="completed" { "completed" } option value="failed" { "failed" } option value="cancelled" { "cancelled" } }
+                label { "older than " input name="older_than" value="24h" size="6"; }
+                button type="submit" class="danger" { "Clean" }
+            }
+        },
+        true,
+    )
 }
 
 fn search_form(search: &JobSearch) -> Markup {
@@ -259,68 +275,78 @@ fn search_form(search: &JobSearch) -> Markup {
 }
 
 pub fn jobs(csrf: &str, search: &JobSearch, page: &JobPage) -> Markup {
-    layout("Jobs", Some(csrf), html! {
-        h1 { "Jobs" }
-        (search_form(search))
-        p.muted { (page.jobs.len()) " shown" }
-        table {
-            tr { th { "Document" } th { "User" } th { "State" } th { "Attempts" } th { "Enqueued" } th { "Error" } }
-            @for job in &page.jobs {
-                tr {
-                    td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
-                    td { (job.user_id) } td { (state_badge(&job.state)) } td { (job.attempts) }
-                    td { (ago(job.enqueued_at_ms)) } td.error { (job.error.as_deref().unwrap_or("")) }
+    layout(
+        "Jobs",
+        Some(csrf),
+        html! {
+            h1 { "Jobs" }
+            (search_form(search))
+            p.muted { (page.jobs.len()) " shown" }
+            table {
+                tr { th { "Document" } th { "User" } th { "State" } th { "Attempts" } th { "Enqueued" } th { "Error" } }
+                @for job in &page.jobs {
+                    tr {
+                        td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
+                        td { (job.user_id) } td { (state_badge(&job.state)) } td { (job.attempts) }
+                        td { (ago(job.enqueued_at_ms)) } td.error { (job.error.as_deref().unwrap_or("")) }
+                    }
                 }
             }
-        }
-        @if let Some(next) = page.next_cursor {
-            p { a href={ "/admin/jobs?q=" (search.q.as_deref().unwrap_or("")) "&state=" (search.state.as_deref().unwrap_or(""))
-                         "&user=" (search.user.as_deref().unwrap_or("")) "&cursor=" (next) } { "Next page →" } }
-        }
-    }, false)
+            @if let Some(next) = page.next_cursor {
+                p { a href={ "/admin/jobs?q=" (search.q.as_deref().unwrap_or("")) "&state=" (search.state.as_deref().unwrap_or(""))
+                             "&user=" (search.user.as_deref().unwrap_or("")) "&cursor=" (next) } { "Next page →" } }
+            }
+        },
+        false,
+    )
 }
 
 pub fn job(csrf: &str, story: &JobStory, flash: Option<&str>) -> Markup {
     let d: &DocumentView = &story.document;
     let back = format!("/admin/jobs/{}", d.job_id);
-    layout("Job", Some(csrf), html! {
-        h1 { (d.filename) " " (state_badge(&d.queue_status)) }
-        @if let Some(flash) = flash { p.flash { (flash) } }
-        div.row {
-            @if matches!(d.queue_status.as_str(), "completed" | "failed" | "cancelled") {
-                (action(csrf, &format!("/admin/actions/retry/{}", d.job_id), "Retry", "primary", &back))
-            } @else {
-                (action(csrf, &format!("/admin/actions/cancel/{}", d.job_id), "Cancel", "danger", &back))
+    layout(
+        "Job",
+        Some(csrf),
+        html! {
+            h1 { (d.filename) " " (state_badge(&d.queue_status)) }
+            @if let Some(flash) = flash { p.flash { (flash) } }
+            div.row {
+                @if matches!(d.queue_status.as_str(), "completed" | "failed" | "cancelled") {
+                    (action(csrf, &format!("/admin/actions/retry/{}", d.job_id), "Retry", "primary", &back))
+                } @else {
+                    (action(csrf, &format!("/admin/actions/cancel/{}", d.job_id), "Cancel", "danger", &back))
+                }
             }
-        }
-        h2 { "Document" }
-        table {
-            tr { th { "Document id" } td.mono { (d.id) } } tr { th { "Job id" } td.mono { (d.job_id) } }
-            tr { th { "Type" } td { (d.content_type) } } tr { th { "Size" } td { (d.size_bytes) " bytes" } }
-            tr { th { "Progress" } td { (d.progress) "% " (d.stage.as_deref().unwrap_or("")) } }
-            tr { th { "Attempts" } td { (d.attempts) } } tr { th { "Chunks" } td { (d.chunk_count) } }
-            tr { th { "Worker" } td.mono { (d.worker_id.as_deref().unwrap_or("")) } }
-            tr { th { "Error" } td.error { (d.error.as_deref().unwrap_or("")) } }
-            tr { th { "Created" } td { (d.created_at.to_rfc3339()) } }
-            tr { th { "Started" } td { (d.started_at.map(|t| t.to_rfc3339()).unwrap_or_default()) } }
-            tr { th { "Finished" } td { (d.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default()) } }
-        }
-        h2 { "Attempts" }
-        @if story.attempts.is_empty() { p.muted { "Not started yet." } } @else {
+            h2 { "Document" }
             table {
-                tr { th { "#" } th { "Worker" } th { "Started" } th { "Finished" } th { "Outcome" } th { "Error" } }
-                @for a in &story.attempts {
-                    tr {
-                        td { (a.attempt) } td.mono { (a.worker_id) } td { (a.started_at.and_utc().to_rfc3339()) }
-                        td { (a.finished_at.map(|t| t.and_utc().to_rfc3339()).unwrap_or_default()) }
-                        td { (a.outcome.as_deref().unwrap_or("running")) } td.error { (a.error.as_deref().unwrap_or("")) }
+                tr { th { "Document id" } td.mono { (d.id) } } tr { th { "Job id" } td.mono { (d.job_id) } }
+                tr { th { "Type" } td { (d.content_type) } } tr { th { "Size" } td { (d.size_bytes) " bytes" } }
+                tr { th { "Progress" } td { (d.progress) "% " (d.stage.as_deref().unwrap_or("")) } }
+                tr { th { "Attempts" } td { (d.attempts) } } tr { th { "Chunks" } td { (d.chunk_count) } }
+                tr { th { "Worker" } td.mono { (d.worker_id.as_deref().unwrap_or("")) } }
+                tr { th { "Error" } td.error { (d.error.as_deref().unwrap_or("")) } }
+                tr { th { "Created" } td { (d.created_at.to_rfc3339()) } }
+                tr { th { "Started" } td { (d.started_at.map(|t| t.to_rfc3339()).unwrap_or_default()) } }
+                tr { th { "Finished" } td { (d.finished_at.map(|t| t.to_rfc3339()).unwrap_or_default()) } }
+            }
+            h2 { "Attempts" }
+            @if story.attempts.is_empty() { p.muted { "Not started yet." } } @else {
+                table {
+                    tr { th { "#" } th { "Worker" } th { "Started" } th { "Finished" } th { "Outcome" } th { "Error" } }
+                    @for a in &story.attempts {
+                        tr {
+                            td { (a.attempt) } td.mono { (a.worker_id) } td { (a.started_at.and_utc().to_rfc3339()) }
+                            td { (a.finished_at.map(|t| t.and_utc().to_rfc3339()).unwrap_or_default()) }
+                            td { (a.outcome.as_deref().unwrap_or("running")) } td.error { (a.error.as_deref().unwrap_or("")) }
+                        }
                     }
                 }
             }
-        }
-        @if let Some(q) = &story.queue {
-            h2 { "In the queue" }
-            p.muted { "state " (q.state) ", stalls " (q.stalls) ", failures " (q.failures) ", priority " (q.priority) }
-        }
-    }, false)
+            @if let Some(q) = &story.queue {
+                h2 { "In the queue" }
+                p.muted { "state " (q.state) ", stalls " (q.stalls) ", failures " (q.failures) ", priority " (q.priority) }
+            }
+        },
+        false,
+    )
 }

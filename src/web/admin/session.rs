@@ -19,11 +19,7 @@ pub struct Session {
 }
 
 pub fn cookie_for(token: &str) -> Cookie<'static> {
-    Cookie::build(COOKIE, token.to_string())
-        .path("/admin")
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .finish()
+    Cookie::build(COOKIE, token.to_string()).path("/admin").http_only(true).same_site(SameSite::Strict).finish()
 }
 
 pub fn expired_cookie() -> Cookie<'static> {
