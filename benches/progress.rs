@@ -4,14 +4,17 @@
 //! memory of a server process holding 1,000 idle WebSocket connections. Run through
 //! `scripts/bench.sh progress`, which starts a Redis of its own.
 
+mod common;
+
 use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::{bench_config, figure, percentile, status_kib, SECRET};
 use docqueue::app::Role;
 use docqueue::auth::{Role as TokenRole, TokenKeys};
-use docqueue::config::{AuthConfig, Config};
+use docqueue::config::AuthConfig;
 use docqueue::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, Stage};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -30,55 +33,12 @@ const SPACING: Duration = Duration::from_millis(3);
 const IDLE_CONNECTIONS: usize = 1_000;
 /// File descriptors kept free for everything else when the limit is low.
 const FD_MARGIN: usize = 100;
-const SECRET: &str = "bench";
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     delivery_latency(&redis_url);
     idle_connections_rss(&redis_url);
-}
-
-fn figure(name: &str, value: f64, unit: &str, extra: serde_json::Value) {
-    let mut line =
-        json!({ "bench": "progress", "figure": name, "value": (value * 100.0).round() / 100.0, "unit": unit });
-    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
-        line.extend(extra.clone());
-    }
-    println!("{line}");
-}
-
-fn bench_config(redis_url: &str, overrides: serde_json::Value) -> Config {
-    let id = ulid::Ulid::generate().to_string().to_lowercase();
-    let dir = std::env::temp_dir().join("docqueue-bench").join(&id);
-    let mut base = json!({
-        "server": { "host": "127.0.0.1", "port": 0 },
-        "redis": { "url": redis_url, "prefix": format!("bench:{id}:"), "pool_size": 64 },
-        "database": { "url": dir.join("bench.sqlite3"), "pool_size": 16 },
-        "storage": { "root": dir.join("storage") },
-        "auth": { "jwt_secret": SECRET, "dev_mode": false },
-        "progress": { "max_events_per_sec": 10 },
-    });
-    merge(&mut base, overrides);
-    Config::from_overrides(base).unwrap()
-}
-
-fn merge(base: &mut serde_json::Value, overrides: serde_json::Value) {
-    match (base, overrides) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// p50/p95/p99/max of delays in ms, rounded to µs.
@@ -102,13 +62,6 @@ fn wall_ms() -> f64 {
 
 fn ms(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64() * 1000.0
-}
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
 }
 
 /// When each (document, percent) was reported by the processor.
@@ -218,7 +171,7 @@ fn delivery_latency(redis_url: &str) {
     let mut extra = headline.clone();
     extra.as_object_mut().unwrap().extend(setting.as_object().unwrap().clone());
     extra["path"] = json!("processor on_progress → pump → Redis progress + DB row → publish (Lua, PUBLISH) → Hub → SessionActor → WebSocket client");
-    figure("progress_delay_ms", headline["p99"].as_f64().unwrap_or(0.0), "ms (p99)", extra);
+    figure("progress", "progress_delay_ms", headline["p99"].as_f64().unwrap_or(0.0), "ms (p99)", extra);
 
     let parts = [
         (
@@ -240,7 +193,7 @@ fn delivery_latency(redis_url: &str) {
     for (name, samples, path) in parts {
         let mut extra = spread(samples);
         extra["path"] = json!(path);
-        figure(name, extra["p99"].as_f64().unwrap_or(0.0), "ms (p99)", extra);
+        figure("progress", name, extra["p99"].as_f64().unwrap_or(0.0), "ms (p99)", extra);
     }
 }
 
@@ -425,6 +378,7 @@ fn idle_connections_rss(redis_url: &str) {
 
         let n = connections.max(1) as f64;
         figure(
+            "progress",
             "idle_ws_server_rss",
             after as f64 / 1024.0,
             "MiB",

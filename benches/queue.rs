@@ -4,10 +4,13 @@
 //! seconds from SIGKILL of a worker process to its job running again, and that worker
 //! process's RSS. Run through `scripts/bench.sh queue`, which starts a Redis of its own.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{bench_config, figure, percentile, status_kib};
 use docqueue::config::Config;
 use docqueue::db::models::{now, NewDocument};
 use docqueue::db::{documents, Db};
@@ -36,39 +39,6 @@ fn main() {
     });
 }
 
-fn figure(name: &str, value: f64, unit: &str, extra: serde_json::Value) {
-    let mut line = json!({ "bench": "queue", "figure": name, "value": (value * 100.0).round() / 100.0, "unit": unit });
-    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
-        line.extend(extra.clone());
-    }
-    println!("{line}");
-}
-
-fn bench_config(redis_url: &str, overrides: serde_json::Value) -> Config {
-    let id = ulid::Ulid::generate().to_string().to_lowercase();
-    let dir = std::env::temp_dir().join("docqueue-bench").join(&id);
-    let mut base = json!({
-        "redis": { "url": redis_url, "prefix": format!("bench:{id}:"), "pool_size": 64 },
-        "database": { "url": dir.join("bench.sqlite3"), "pool_size": 16 },
-        "storage": { "root": dir.join("storage") },
-        "auth": { "jwt_secret": "bench", "dev_mode": false },
-        "progress": { "max_events_per_sec": 10 },
-    });
-    merge(&mut base, overrides);
-    Config::from_overrides(base).unwrap()
-}
-
-fn merge(base: &mut serde_json::Value, overrides: serde_json::Value) {
-    match (base, overrides) {
-        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
-            for (k, v) in o {
-                merge(b.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
 fn job(i: usize, users: usize) -> NewJob {
     NewJob {
         job_id: ulid::Ulid::generate().to_string(),
@@ -81,13 +51,6 @@ fn job(i: usize, users: usize) -> NewJob {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 async fn enqueue_rates(redis_url: &str) {
     let config = bench_config(redis_url, json!({}));
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
@@ -96,7 +59,7 @@ async fn enqueue_rates(redis_url: &str) {
     for i in 0..n {
         queue.enqueue(&[job(i, 50)]).await.unwrap();
     }
-    figure("enqueue_single", n as f64 / start.elapsed().as_secs_f64(), "jobs/s", json!({ "jobs": n }));
+    figure("queue", "enqueue_single", n as f64 / start.elapsed().as_secs_f64(), "jobs/s", json!({ "jobs": n }));
 
     let (n, batch) = (50_000, 100);
     let jobs: Vec<NewJob> = (0..n).map(|i| job(i, 50)).collect();
@@ -104,7 +67,13 @@ async fn enqueue_rates(redis_url: &str) {
     for chunk in jobs.chunks(batch) {
         queue.enqueue(chunk).await.unwrap();
     }
-    figure("enqueue_batched", n as f64 / start.elapsed().as_secs_f64(), "jobs/s", json!({ "jobs": n, "batch": batch }));
+    figure(
+        "queue",
+        "enqueue_batched",
+        n as f64 / start.elapsed().as_secs_f64(),
+        "jobs/s",
+        json!({ "jobs": n, "batch": batch }),
+    );
 }
 
 /// Claim → finish loops on the queue alone, each loop with its own connection.
@@ -137,6 +106,7 @@ async fn queue_throughput(redis_url: &str, concurrency: usize) {
     assert_eq!(done, n);
     let rate = n as f64 / start.elapsed().as_secs_f64();
     figure(
+        "queue",
         &format!("queue_noop_throughput_c{concurrency}"),
         rate,
         "jobs/s",
@@ -215,6 +185,7 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
     let rate = n as f64 / start.elapsed().as_secs_f64();
     app.shutdown().await;
     figure(
+        "queue",
         &format!("pool_noop_throughput_c{concurrency}"),
         rate,
         "jobs/s",
@@ -279,6 +250,7 @@ async fn steady_latency(redis_url: &str) {
     completed.sort_by(|a, b| a.total_cmp(b));
     for (name, samples) in [("enqueue_to_start_ms", &started), ("enqueue_to_completed_ms", &completed)] {
         figure(
+            "queue",
             name,
             percentile(samples, 0.99),
             "ms (p99)",
@@ -317,15 +289,6 @@ fn run_child_worker(config: &str) {
                 .unwrap();
         std::future::pending::<()>().await;
     });
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// A worker process is SIGKILLed mid-job; how long until the job runs again elsewhere.
@@ -384,7 +347,7 @@ async fn kill_recovery(redis_url: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let worker_rss = rss_kib(child.id());
+    let worker_rss = status_kib(child.id(), "VmRSS:");
     child.kill().unwrap();
     child.wait().unwrap();
     let killed = Instant::now();
@@ -402,12 +365,14 @@ async fn kill_recovery(redis_url: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     figure(
+        "queue",
         "sigkill_to_running_again_s",
         killed.elapsed().as_secs_f64(),
         "s",
         json!({ "lease_ms": 5000, "maintenance_interval_ms": 500 }),
     );
     figure(
+        "queue",
         "worker_process_rss",
         worker_rss as f64 / 1024.0,
         "MiB",

@@ -3,21 +3,17 @@
 //! file to it (never held whole on either side), and prints the server's RSS before,
 //! at its peak (VmHWM) and after.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::status_kib;
 use futures_util::stream;
 use serde_json::json;
 
 const SIZE: usize = 100 * 1024 * 1024;
 const CHUNK: usize = 64 * 1024;
-
-fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
-}
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();

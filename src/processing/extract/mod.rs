@@ -87,9 +87,11 @@ pub fn extract(
         MARKDOWN => text::extract(bytes, true)?,
         PLAIN_TEXT => text::extract(bytes, false)?,
         CSV => csv::extract(bytes)?,
-        _ => return Err(ExtractError::Permanent(format!(
+        _ => {
+            return Err(ExtractError::Permanent(format!(
             "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text and CSV are)"
-        ))),
+        )))
+        }
     };
     on_progress(1.0);
 

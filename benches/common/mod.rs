@@ -1,0 +1,60 @@
+//! Shared by the benchmarks: a configuration of their own, percentiles, process
+//! memory, and the one-JSON-line-per-figure output.
+#![allow(dead_code)] // each bench uses a part
+
+use docqueue::config::Config;
+use serde_json::{json, Value};
+
+pub const SECRET: &str = "bench-secret";
+
+/// Prints one figure as a JSON line, with any extra fields.
+pub fn figure(bench: &str, name: &str, value: f64, unit: &str, extra: Value) {
+    let mut line = json!({ "bench": bench, "figure": name, "value": (value * 100.0).round() / 100.0, "unit": unit });
+    if let (Some(line), Some(extra)) = (line.as_object_mut(), extra.as_object()) {
+        line.extend(extra.clone());
+    }
+    println!("{line}");
+}
+
+/// A configuration on a fresh Redis prefix, SQLite file and storage directory.
+pub fn bench_config(redis_url: &str, overrides: Value) -> Config {
+    let id = ulid::Ulid::generate().to_string().to_lowercase();
+    let dir = std::env::temp_dir().join("docqueue-bench").join(&id);
+    let mut base = json!({
+        "server": { "host": "127.0.0.1", "port": 0 },
+        "redis": { "url": redis_url, "prefix": format!("bench:{id}:"), "pool_size": 64 },
+        "database": { "url": dir.join("bench.sqlite3"), "pool_size": 16 },
+        "storage": { "root": dir.join("storage") },
+        "auth": { "jwt_secret": SECRET, "dev_mode": false },
+        "progress": { "max_events_per_sec": 10 },
+    });
+    merge(&mut base, overrides);
+    Config::from_overrides(base).unwrap()
+}
+
+fn merge(base: &mut Value, overrides: Value) {
+    match (base, overrides) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// The p-th percentile (0..=1) of sorted samples.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// A field of /proc/<pid>/status in KiB (VmRSS:, VmHWM:).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
