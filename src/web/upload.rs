@@ -115,8 +115,14 @@ pub async fn upload(
             }
         })
         .collect();
-    for (file, row) in staged.iter().zip(&rows) {
-        state.storage.commit(&file.path, &row.storage_path).await.map_err(AppError::internal)?;
+    for (n, (file, row)) in staged.iter().zip(&rows).enumerate() {
+        if let Err(err) = state.storage.commit(&file.path, &row.storage_path).await {
+            // All or nothing: the files already moved into place go too.
+            for committed in &rows[..n] {
+                let _ = state.storage.remove(&committed.storage_path).await;
+            }
+            return Err(AppError::internal(err));
+        }
     }
     let inserted = {
         let rows = rows.clone();
