@@ -155,18 +155,7 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
     }
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
     queue.pause().await.unwrap();
-    let jobs: Vec<NewJob> = rows
-        .iter()
-        .map(|r| NewJob {
-            job_id: r.job_id.clone(),
-            document_id: r.id.clone(),
-            user_id: r.user_id.clone(),
-            priority: 0,
-            content_type: r.content_type.clone(),
-            size_bytes: r.size_bytes,
-            filename: r.filename.clone(),
-        })
-        .collect();
+    let jobs: Vec<NewJob> = rows.iter().map(NewDocument::job).collect();
     for chunk in jobs.chunks(500) {
         queue.enqueue(chunk).await.unwrap();
     }
@@ -324,18 +313,7 @@ async fn kill_recovery(redis_url: &str) {
         .spawn()
         .unwrap();
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
-    queue
-        .enqueue(&[NewJob {
-            job_id: row.job_id.clone(),
-            document_id: row.id.clone(),
-            user_id: row.user_id.clone(),
-            priority: 0,
-            content_type: row.content_type.clone(),
-            size_bytes: 10,
-            filename: row.filename.clone(),
-        }])
-        .await
-        .unwrap();
+    queue.enqueue(&[row.job()]).await.unwrap();
     let child_marker = format!(":{}:", child.id());
     let id = row.id.clone();
     loop {

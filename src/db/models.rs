@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::{document_chunks, documents, job_attempts};
+use crate::queue::NewJob;
 
 /// Where a document is in its life. Stored as text in `documents.queue_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -74,6 +75,19 @@ impl Document {
     pub fn status(&self) -> QueueStatus {
         QueueStatus::parse(&self.queue_status).unwrap_or(QueueStatus::Queued)
     }
+
+    /// The queue job that processes this document under its current job id.
+    pub fn job(&self) -> NewJob {
+        NewJob {
+            job_id: self.job_id.clone(),
+            document_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            priority: self.queue_priority,
+            content_type: self.content_type.clone(),
+            size_bytes: self.size_bytes,
+            filename: self.filename.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -91,6 +105,21 @@ pub struct NewDocument {
     pub queue_priority: i32,
     pub created_at: NaiveDateTime,
     pub queued_at: NaiveDateTime,
+}
+
+impl NewDocument {
+    /// The queue job that processes this new document.
+    pub fn job(&self) -> NewJob {
+        NewJob {
+            job_id: self.job_id.clone(),
+            document_id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            priority: self.queue_priority,
+            content_type: self.content_type.clone(),
+            size_bytes: self.size_bytes,
+            filename: self.filename.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -176,18 +176,7 @@ pub async fn upload(
 /// Enqueues the new documents. If Redis is unreachable the upload still succeeds: the
 /// rows stay `queued` and the reconciler enqueues them when Redis is back.
 async fn enqueue(state: &AppState, rows: &[NewDocument]) -> Vec<Option<u64>> {
-    let jobs: Vec<NewJob> = rows
-        .iter()
-        .map(|row| NewJob {
-            job_id: row.job_id.clone(),
-            document_id: row.id.clone(),
-            user_id: row.user_id.clone(),
-            priority: row.queue_priority,
-            content_type: row.content_type.clone(),
-            size_bytes: row.size_bytes,
-            filename: row.filename.clone(),
-        })
-        .collect();
+    let jobs: Vec<NewJob> = rows.iter().map(NewDocument::job).collect();
     match state.queue.enqueue(&jobs).await {
         Ok(positions) => {
             for (job, position) in jobs.iter().zip(&positions) {

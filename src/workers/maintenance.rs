@@ -107,15 +107,7 @@ async fn reconcile_pages(deps: &WorkerDeps) -> Result<usize, String> {
                         && now_ms - finished_at > FINISH_WRITE_GRACE_MS
                 }
             })
-            .map(|(doc, _)| NewJob {
-                job_id: doc.job_id.clone(),
-                document_id: doc.id.clone(),
-                user_id: doc.user_id.clone(),
-                priority: doc.queue_priority,
-                content_type: doc.content_type.clone(),
-                size_bytes: doc.size_bytes,
-                filename: doc.filename.clone(),
-            })
+            .map(|(doc, _)| doc.job())
             .collect();
         if !lost.is_empty() {
             log::warn!("reconciler: {} unfinished documents had no live job; enqueuing them", lost.len());

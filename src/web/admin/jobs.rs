@@ -113,15 +113,7 @@ pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Opti
     let (doc_id, new_id) = (document.id.clone(), new_job_id.clone());
     state.db.run(move |conn| documents::requeue_with_new_job(conn, &doc_id, &new_id)).await?;
     state.queue.forget_job(job_id).await?;
-    let job = NewJob {
-        job_id: new_job_id.clone(),
-        document_id: document.id.clone(),
-        user_id: document.user_id.clone(),
-        priority: document.queue_priority,
-        content_type: document.content_type.clone(),
-        size_bytes: document.size_bytes,
-        filename: document.filename.clone(),
-    };
+    let job = NewJob { job_id: new_job_id.clone(), ..document.job() };
     let position = state.queue.enqueue(&[job]).await?.pop().flatten();
     state.events.announce(Subject::new(&document.user_id, &document.id, &new_job_id).queued(position)).await;
     let id = document.id.clone();
