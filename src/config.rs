@@ -61,6 +61,7 @@ pub struct StorageConfig {
     pub root: PathBuf,
     pub max_upload_bytes: u64,
     pub max_files_per_upload: usize,
+    pub max_unfinished_per_user: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -244,3 +244,19 @@ async fn unknown_route_answers_json_404() {
     assert_eq!(body["error"]["code"], "not_found");
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn uploads_beyond_the_unfinished_limit_are_429_and_other_users_are_unaffected() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({ "storage": { "max_unfinished_per_user": 2 } })).await;
+    let alice = token("alice");
+    let two: Vec<(&str, Vec<u8>)> = vec![("a.txt", b"a".to_vec()), ("b.txt", b"b".to_vec())];
+    assert_eq!(server.upload(&alice, &two, None).await.status(), 202);
+    let response = server.upload(&alice, &[("c.txt", b"c".to_vec())], None).await;
+    assert_eq!(response.status(), 429);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    assert_eq!(env.stored_files().len(), 2, "nothing stored for the refused upload");
+    assert_eq!(server.upload(&token("bob"), &[("d.txt", b"d".to_vec())], None).await.status(), 202);
+    server.shutdown().await;
+}

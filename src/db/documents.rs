@@ -246,6 +246,15 @@ pub fn queued_for_users(conn: &mut DbConnection, user_ids: &[String], limit: i64
         .load(conn)?)
 }
 
+/// How many of the user's documents are queued or processing.
+pub fn count_unfinished_for_user(conn: &mut DbConnection, user_id: &str) -> Result<i64, DbError> {
+    Ok(documents::table
+        .filter(documents::user_id.eq(user_id))
+        .filter(documents::queue_status.eq_any(UNFINISHED))
+        .count()
+        .get_result(conn)?)
+}
+
 /// Counts of the user's documents per status.
 pub fn count_by_status_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<(String, i64)>, DbError> {
     use diesel::dsl::count_star;

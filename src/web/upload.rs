@@ -70,8 +70,17 @@ pub async fn upload(
         .filter(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"))
         .and_then(multipart_headers::boundary)
         .ok_or_else(|| AppError::BadRequest("expected a multipart/form-data body with a boundary".into()))?;
-    let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
     let limits = &state.config.storage;
+    // Refused before a byte is stored: one user cannot flood the queue without bound.
+    let user_id = user.id.clone();
+    let unfinished = state.db.run(move |conn| documents::count_unfinished_for_user(conn, &user_id)).await?;
+    if unfinished >= limits.max_unfinished_per_user {
+        return Err(AppError::TooManyRequests(format!(
+            "you already have {unfinished} documents waiting or processing (at most {}); try again when some finish",
+            limits.max_unfinished_per_user
+        )));
+    }
+    let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
     let mut staged: Vec<StagedFile> = Vec::new();
     let mut priority = 0;
     while let Some(field) = payload.next().await {
@@ -92,6 +101,13 @@ pub async fn upload(
     }
     if staged.is_empty() {
         return Err(AppError::BadRequest("the request has no `file` part".into()));
+    }
+    if unfinished + staged.len() as i64 > limits.max_unfinished_per_user {
+        return Err(AppError::TooManyRequests(format!(
+            "these {} files would take you past {} documents waiting or processing",
+            staged.len(),
+            limits.max_unfinished_per_user
+        )));
     }
 
     let created = now();
