@@ -144,9 +144,14 @@ pub async fn cancel(state: &AppState, job_id: &str) -> Result<DocumentView, AppE
     Ok(cancel_document(state, document).await?.into())
 }
 
-/// Removes finished jobs of `finished_state` older than `older_than` from the queue's
-/// records (the documents themselves stay). Returns the removed job ids.
-pub async fn clean(state: &AppState, finished_state: &str, older_than: Duration) -> Result<Vec<String>, AppError> {
+/// Removes finished jobs of `finished_state` older than `older_than` (by default the
+/// configured retention age) from the queue's records; the documents themselves stay.
+/// Returns the removed job ids.
+pub async fn clean(
+    state: &AppState,
+    finished_state: &str,
+    older_than: Option<Duration>,
+) -> Result<Vec<String>, AppError> {
     let finished = match finished_state {
         "completed" => FinishState::Completed,
         "failed" => FinishState::Failed,
@@ -155,14 +160,23 @@ pub async fn clean(state: &AppState, finished_state: &str, older_than: Duration)
             return Err(AppError::BadRequest(format!("cannot clean `{other}`; use completed, failed or cancelled")))
         }
     };
+    let retention = &state.config.document_queue;
+    let default_age = match finished {
+        FinishState::Failed => retention.retention_failed_age_secs,
+        _ => retention.retention_completed_age_secs,
+    };
+    let older_than = older_than.unwrap_or(Duration::from_secs(default_age));
     Ok(state.queue.clean(finished, older_than, u64::MAX).await?)
 }
 
-/// `older_than` as the API takes it: seconds, or 30s / 15m / 24h / 7d; 0 = all.
-pub fn parse_age(text: Option<&str>) -> Result<Duration, AppError> {
+/// `older_than` as the API takes it: seconds, or 30s / 15m / 24h / 7d; 0 = all;
+/// absent = the configured retention age.
+pub fn parse_age(text: Option<&str>) -> Result<Option<Duration>, AppError> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
-        None | Some("0") => Ok(Duration::ZERO),
+        None => Ok(None),
+        Some("0") => Ok(Some(Duration::ZERO)),
         Some(text) => crate::auth::parse_ttl(text)
+            .map(Some)
             .ok_or_else(|| AppError::BadRequest(format!("`older_than` {text:?}: use seconds or 30s, 15m, 24h, 7d"))),
     }
 }
