@@ -123,9 +123,6 @@ impl Queue {
         &self.keys
     }
 
-    pub fn config(&self) -> &QueueConfig {
-        &self.config
-    }
 
     pub fn client(&self) -> &redis::Client {
         &self.client
@@ -434,10 +431,6 @@ impl Queue {
         Ok(replies.into_iter().map(|(state, finished)| state.map(|s| (s, finished.unwrap_or(0)))).collect())
     }
 
-    pub async fn job_fields(&self, job_id: &str) -> Result<HashMap<String, String>, QueueError> {
-        let mut conn = self.connection().await?;
-        Ok(conn.hgetall(self.keys.job(job_id)).await?)
-    }
 
     /// Records progress on the job hash (read by admin views and snapshots).
     pub async fn record_progress(&self, job_id: &str, progress: i32, stage: &str) -> Result<(), QueueError> {
