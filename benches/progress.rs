@@ -221,9 +221,9 @@ async fn client_run(base: String, token: String, redis_url: String, channel: Str
     let mut pubsub = redis::Client::open(redis_url).unwrap().get_async_pubsub().await.unwrap();
     pubsub.subscribe(&channel).await.unwrap();
     let mut socket = connect(&base, &token).await;
-    // After the first snapshot a session holds live events back for 250 ms (a resume may
-    // come); start once that window is over.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // After the first snapshot a session holds live events back for a second (a resume
+    // may come); start once that window is over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let completed = |event: &Value| event["type"] == "document.completed";
     let read_socket = async {

@@ -151,7 +151,7 @@ async fn clean_removes_exactly_the_finished_jobs_past_the_age() {
         server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
         old.push(doc["job_id"].as_str().unwrap().to_string());
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut recent = Vec::new();
     for i in 0..2 {
         let doc = server.upload_one(&alice, &format!("new-{i}.txt"), b"x".to_vec()).await;
@@ -159,7 +159,7 @@ async fn clean_removes_exactly_the_finished_jobs_past_the_age() {
         recent.push(doc["job_id"].as_str().unwrap().to_string());
     }
     let (status, body) =
-        admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=2s").await;
+        admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=3s").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["removed"], 3);
     let mut removed: Vec<String> =

@@ -341,7 +341,7 @@ async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
     silent.snapshot().await;
     assert_eq!(hub.send(CountSessions).await.unwrap().sessions, 1);
     // Not reading means not answering pings: the client is silent from here on.
-    common::eventually(Duration::from_secs(25), "the silent session to be dropped", || {
+    common::eventually(Duration::from_secs(40), "the silent session to be dropped", || {
         let hub = hub.clone();
         async move { (hub.send(CountSessions).await.unwrap().sessions == 0).then_some(()) }
     })

@@ -24,7 +24,7 @@ use crate::progress::{snapshot, Hub};
 const PING_EVERY: Duration = Duration::from_secs(5);
 const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// How long live events wait after the first snapshot for a `resume` to come.
-const RESUME_WINDOW: Duration = Duration::from_millis(250);
+const RESUME_WINDOW: Duration = Duration::from_secs(1);
 
 pub async fn connect(
     request: HttpRequest,
