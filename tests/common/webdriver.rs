@@ -109,8 +109,15 @@ impl Browser {
         base64::engine::general_purpose::STANDARD.decode(encoded.as_str().unwrap()).unwrap()
     }
 
-    pub async fn quit(mut self) {
+    /// Ends the browser session; dropping the Browser then stops chromedriver.
+    pub async fn quit(self) {
         let _ = self.client.delete(format!("{}/session/{}", self.base, self.session)).send().await;
+    }
+}
+
+/// A test that panics half-way must not leave chromedriver running.
+impl Drop for Browser {
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
