@@ -39,6 +39,25 @@ fn main() {
     });
 }
 
+/// A small queued text document's row (its file is never read: the processors are no-ops).
+fn queued_row(user: &str, filename: &str) -> NewDocument {
+    let created = now();
+    NewDocument {
+        id: ulid::Ulid::generate().to_string(),
+        user_id: user.into(),
+        filename: filename.into(),
+        content_type: "text/plain".into(),
+        size_bytes: 10,
+        sha256: String::new(),
+        storage_path: String::new(),
+        queue_status: "queued".into(),
+        job_id: ulid::Ulid::generate().to_string(),
+        queue_priority: 0,
+        created_at: created,
+        queued_at: created,
+    }
+}
+
 fn job(i: usize, users: usize) -> NewJob {
     NewJob {
         job_id: ulid::Ulid::generate().to_string(),
@@ -132,23 +151,8 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
     let db = Db::connect(&config.database).unwrap();
     db.migrate().unwrap();
     let n = 3_000;
-    let created = now();
-    let rows: Vec<NewDocument> = (0..n)
-        .map(|i| NewDocument {
-            id: ulid::Ulid::generate().to_string(),
-            user_id: format!("user-{}", i % 20),
-            filename: format!("f{i}.txt"),
-            content_type: "text/plain".into(),
-            size_bytes: 10,
-            sha256: String::new(),
-            storage_path: String::new(),
-            queue_status: "queued".into(),
-            job_id: ulid::Ulid::generate().to_string(),
-            queue_priority: 0,
-            created_at: created,
-            queued_at: created,
-        })
-        .collect();
+    let rows: Vec<NewDocument> =
+        (0..n).map(|i| queued_row(&format!("user-{}", i % 20), &format!("f{i}.txt"))).collect();
     {
         let rows = rows.clone();
         db.run(move |conn| documents::insert_all(conn, &rows)).await.unwrap();
@@ -288,21 +292,7 @@ async fn kill_recovery(redis_url: &str) {
     let config = bench_config(redis_url, settings);
     let db = Db::connect(&config.database).unwrap();
     db.migrate().unwrap();
-    let created = now();
-    let row = NewDocument {
-        id: ulid::Ulid::generate().to_string(),
-        user_id: "victim".into(),
-        filename: "long.txt".into(),
-        content_type: "text/plain".into(),
-        size_bytes: 10,
-        sha256: String::new(),
-        storage_path: String::new(),
-        queue_status: "queued".into(),
-        job_id: ulid::Ulid::generate().to_string(),
-        queue_priority: 0,
-        created_at: created,
-        queued_at: created,
-    };
+    let row = queued_row("victim", "long.txt");
     {
         let row = row.clone();
         db.run(move |conn| documents::insert_all(conn, &[row])).await.unwrap();

@@ -123,7 +123,6 @@ impl Queue {
         &self.keys
     }
 
-
     pub fn client(&self) -> &redis::Client {
         &self.client
     }
@@ -430,7 +429,6 @@ impl Queue {
         let replies: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut *conn).await?;
         Ok(replies.into_iter().map(|(state, finished)| state.map(|s| (s, finished.unwrap_or(0)))).collect())
     }
-
 
     /// Records progress on the job hash (read by admin views and snapshots).
     pub async fn record_progress(&self, job_id: &str, progress: i32, stage: &str) -> Result<(), QueueError> {

@@ -21,15 +21,17 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
         log::warn!("job {} stalled ({} times): {}", job.job_id, job.stalls, job.outcome);
         let (doc_id, job_id, outcome, stalls) =
             (job.document_id.clone(), job.job_id.clone(), job.outcome.clone(), job.stalls);
-        let stalled = "its worker stopped responding; queued again".to_string();
-        let gave_up = format!("the job stalled {stalls} times (its worker stopped responding)");
-        let reason = if outcome == "waiting" { stalled.clone() } else { gave_up.clone() };
+        let reason = match outcome.as_str() {
+            "waiting" => "its worker stopped responding; queued again".to_string(),
+            _ => format!("the job stalled {stalls} times (its worker stopped responding)"),
+        };
+        let error = reason.clone();
         let result = deps
             .db
             .run(move |conn| {
                 attempts::record_end(conn, &job_id, None, "stalled", Some("the worker stopped responding"))?;
                 let changed = match outcome.as_str() {
-                    "waiting" => documents::mark_requeued(conn, &doc_id, &job_id, Some(&stalled))?,
+                    "waiting" => documents::mark_requeued(conn, &doc_id, &job_id, Some(&error))?,
                     "cancelled" => {
                         documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Cancelled, None)?
                     }
@@ -38,7 +40,7 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
                         &doc_id,
                         &job_id,
                         QueueStatus::Failed,
-                        Some(&gave_up),
+                        Some(&error),
                     )?,
                 };
                 Ok(if changed { documents::find(conn, &doc_id)? } else { None })
