@@ -14,6 +14,7 @@ use crate::auth::{Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
 use crate::processing::embed::{self, Embedder};
+use crate::processing::extractor::Extractor;
 use crate::processing::pipeline::Pipeline;
 use crate::progress::{Hub, Publisher};
 use crate::queue::Queue;
@@ -54,6 +55,8 @@ pub enum StartError {
     Bind { address: String, source: std::io::Error },
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error("the extractor program cannot be found: {0}")]
+    Extractor(std::io::Error),
 }
 
 /// A started process; `shutdown` drains it.
@@ -84,8 +87,9 @@ impl RunningApp {
 pub async fn start(config: Config, role: Role) -> Result<RunningApp, StartError> {
     let config = Arc::new(config);
     let pipeline_config = config.clone();
-    start_inner(config, role, move |db, storage, embedder| {
-        Arc::new(Pipeline::new(&pipeline_config, db.clone(), storage.clone(), embedder))
+    let extractor = Extractor::from_config(&config.processing).map_err(StartError::Extractor)?;
+    start_inner(config, role, move |db, queue, storage, embedder| {
+        Arc::new(Pipeline::new(&pipeline_config, db.clone(), queue.clone(), storage.clone(), extractor, embedder))
     })
     .await
 }
@@ -96,13 +100,13 @@ pub async fn start_with_processor(
     role: Role,
     processor: Arc<dyn Processor>,
 ) -> Result<RunningApp, StartError> {
-    start_inner(config, role, move |_, _, _| processor).await
+    start_inner(config, role, move |_, _, _, _| processor).await
 }
 
 async fn start_inner(
     config: Arc<Config>,
     role: Role,
-    make_processor: impl FnOnce(&Db, &Storage, Arc<dyn Embedder>) -> Arc<dyn Processor>,
+    make_processor: impl FnOnce(&Db, &Queue, &Storage, Arc<dyn Embedder>) -> Arc<dyn Processor>,
 ) -> Result<RunningApp, StartError> {
     let db = {
         let database = config.database.clone();
@@ -120,7 +124,7 @@ async fn start_inner(
         .map_err(|source| StartError::Storage { path: config.storage.root.display().to_string(), source })?;
     let token_keys = TokenKeys::from_config(&config.auth)?;
     let embedder = embed::from_config(&config.embedding);
-    let processor = make_processor(&db, &storage, embedder.clone());
+    let processor = make_processor(&db, &queue, &storage, embedder.clone());
     let events = Publisher::new(queue.clone(), config.progress.stream_max_len);
 
     let supervisor = role.runs_workers().then(|| {

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `token`.
+//! The command line: `serve`, `migrate`, `token`, and the hidden `extract` that the
+//! workers start for each document.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,8 @@ use crate::app::{self, Role};
 use crate::auth::{parse_ttl, Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
+use crate::processing::extract::ExtractLimits;
+use crate::processing::extractor;
 
 #[derive(Parser)]
 #[command(
@@ -51,12 +54,41 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Read one document from stdin and write its text to stdout as JSON-line frames.
+    /// Started by the workers, under kernel limits, for every document.
+    #[command(hide = true)]
+    Extract {
+        #[arg(long)]
+        content_type: String,
+        #[arg(long)]
+        max_pages: u32,
+        #[arg(long)]
+        max_chars: usize,
+        #[arg(long)]
+        max_docx_uncompressed_bytes: u64,
+        #[arg(long)]
+        max_docx_entries: usize,
+        #[arg(long)]
+        max_html_depth: usize,
+    },
 }
 
 pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Extract {
+            content_type,
+            max_pages,
+            max_chars,
+            max_docx_uncompressed_bytes,
+            max_docx_entries,
+            max_html_depth,
+        } => {
+            let limits =
+                ExtractLimits { max_pages, max_chars, max_docx_uncompressed_bytes, max_docx_entries, max_html_depth };
+            return extractor::run_child(&content_type, &limits);
+        }
         Command::Serve { role, config } => serve(role, config),
         Command::Migrate { config } => migrate(config),
         Command::Token { user, admin, ttl, config } => token(&user, admin, &ttl, config),

@@ -104,6 +104,11 @@ pub struct ProcessingConfig {
     pub max_seconds: u64,
     pub max_docx_uncompressed_bytes: u64,
     pub max_docx_entries: usize,
+    pub max_html_depth: usize,
+    pub max_memory_mb: u64,
+    pub max_cpu_seconds: u64,
+    pub max_open_files: u64,
+    pub extractor_program: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +260,19 @@ impl Config {
         }
         if self.processing.chunk_overlap >= self.processing.chunk_size {
             return invalid("processing.chunk_overlap", "must be smaller than chunk_size");
+        }
+        // Below this the extractor cannot even map its own executable.
+        if self.processing.max_memory_mb < 128 {
+            return invalid("processing.max_memory_mb", "must be at least 128");
+        }
+        if self.processing.max_cpu_seconds == 0 {
+            return invalid("processing.max_cpu_seconds", "must be above 0");
+        }
+        if self.processing.max_seconds == 0 {
+            return invalid("processing.max_seconds", "must be above 0");
+        }
+        if self.processing.max_open_files < 8 {
+            return invalid("processing.max_open_files", "must be at least 8");
         }
         if self.embedding.dimensions == 0 {
             return invalid("embedding.dimensions", "must be above 0");

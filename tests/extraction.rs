@@ -8,6 +8,10 @@ use docqueue::config::Config;
 use docqueue::processing::chunk::{chunk, Chunk};
 use docqueue::processing::extract::{extract, ExtractError, ExtractLimits, ExtractedText, Section};
 
+mod common;
+
+use common::hostile;
+
 #[path = "fixtures/zip_bomb.rs"]
 mod zip_bomb;
 
@@ -433,4 +437,43 @@ fn a_docx_with_too_many_entries_fails_on_the_entry_limit() {
     let docx = zip.finish().unwrap().into_inner();
     let reason = failure(DOCX, &docx, &limits);
     assert_eq!(reason, "the DOCX has 101 entries, more than allowed (max_docx_entries = 100)");
+}
+
+#[test]
+fn a_csv_whose_header_multiplies_its_text_fails_on_max_chars_as_it_grows() {
+    let csv = hostile::huge_header_csv(200_000, 30_000);
+    let reason = failure(CSV, &csv, &limits());
+    assert!(reason.contains("max_chars"), "{reason}");
+}
+
+#[test]
+fn html_nested_deeper_than_the_limit_fails_naming_max_html_depth() {
+    let reason = failure(HTML, &hostile::deeply_nested_html(200_000), &limits());
+    assert!(reason.contains("processing.max_html_depth = 512"), "{reason}");
+    assert!(extract_with(HTML, &hostile::deeply_nested_html(400), &limits()).is_ok());
+}
+
+#[test]
+fn html_with_unclosed_paragraphs_list_items_and_void_elements_is_not_deep() {
+    let mut html = String::from("<html><body><ul>");
+    for i in 0..5_000 {
+        html.push_str(&format!("<li>item {i}<br><img src=x.png><p>para {i} <span class='a>b'>text</span>"));
+    }
+    html.push_str("<script>if (a < b) { document.write('<div><div><div>') }</script></ul></body></html>");
+    let doc = extracted(HTML, html.as_bytes());
+    assert!(doc.sections[0].text.contains("para 4999 text"));
+}
+
+#[test]
+fn a_pdf_form_that_draws_itself_fails_instead_of_overflowing_the_stack() {
+    let reason = failure(PDF, &hostile::self_drawing_form_pdf(), &limits());
+    assert!(reason.contains("draws itself"), "{reason}");
+}
+
+#[test]
+fn pdf_forms_nested_past_the_depth_cap_fail_and_shallow_ones_are_read() {
+    let reason = failure(PDF, &hostile::form_chain_pdf_with(40, 1), &limits());
+    assert!(reason.contains("levels deep"), "{reason}");
+    let doc = extracted(PDF, &hostile::form_chain_pdf_with(3, 2));
+    assert!(normalised(&doc.sections[0].text).contains("Ten to the power of many."), "{:?}", doc.sections);
 }

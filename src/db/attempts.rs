@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use super::models::{now, JobAttempt};
 use super::schema::job_attempts;
 use super::{DbConnection, DbError};
+use crate::processing::extractor::ExtractorReport;
 
 pub fn record_start(
     conn: &mut DbConnection,
@@ -23,6 +24,10 @@ pub fn record_start(
         finished_at: None,
         outcome: None,
         error: None,
+        extractor_outcome: None,
+        extractor_exit: None,
+        extractor_peak_memory_kb: None,
+        extractor_cpu_ms: None,
     };
     diesel::insert_into(job_attempts::table).values(&row).execute(conn)?;
     Ok(())
@@ -48,6 +53,27 @@ pub fn record_end(
     diesel::update(job_attempts::table.filter(job_attempts::id.eq_any(ids)))
         .set((job_attempts::finished_at.eq(now()), job_attempts::outcome.eq(outcome), job_attempts::error.eq(error)))
         .execute(conn)?;
+    Ok(())
+}
+
+/// Keeps how the attempt's extractor process ended (no row: nothing to keep, as for
+/// inline processing, which has no attempts).
+pub fn record_extractor(
+    conn: &mut DbConnection,
+    job_id: &str,
+    attempt: i32,
+    report: &ExtractorReport,
+) -> Result<(), DbError> {
+    diesel::update(
+        job_attempts::table.filter(job_attempts::job_id.eq(job_id)).filter(job_attempts::attempt.eq(attempt)),
+    )
+    .set((
+        job_attempts::extractor_outcome.eq(report.outcome.as_str()),
+        job_attempts::extractor_exit.eq(&report.exit),
+        job_attempts::extractor_peak_memory_kb.eq(report.peak_memory_kb),
+        job_attempts::extractor_cpu_ms.eq(report.cpu_ms),
+    ))
+    .execute(conn)?;
     Ok(())
 }
 

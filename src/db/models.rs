@@ -201,4 +201,10 @@ pub struct JobAttempt {
     pub finished_at: Option<NaiveDateTime>,
     pub outcome: Option<String>,
     pub error: Option<String>,
+    /// How this attempt's extractor process ended (`ok`, `memory_limit`, `crash`, …).
+    pub extractor_outcome: Option<String>,
+    /// Its exit status or signal: "exit 0", "signal 9 (SIGKILL)".
+    pub extractor_exit: Option<String>,
+    pub extractor_peak_memory_kb: Option<i64>,
+    pub extractor_cpu_ms: Option<i64>,
 }

@@ -48,6 +48,10 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         outcome -> Nullable<Text>,
         error -> Nullable<Text>,
+        extractor_outcome -> Nullable<Text>,
+        extractor_exit -> Nullable<Text>,
+        extractor_peak_memory_kb -> Nullable<BigInt>,
+        extractor_cpu_ms -> Nullable<BigInt>,
     }
 }
 

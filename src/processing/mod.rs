@@ -5,4 +5,5 @@
 pub mod chunk;
 pub mod embed;
 pub mod extract;
+pub mod extractor;
 pub mod pipeline;

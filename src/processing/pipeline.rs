@@ -1,6 +1,8 @@
 //! The real `Processor`: extract → chunk → embed → store, with progress in four
 //! stages (extract 0–40, chunk 40–50, embed 50–95, store 95–100) and the per-document
-//! wall-time limit. CPU-bound steps run on the blocking pool, never on an event loop.
+//! wall-time limit. The file is read in an extractor process of its own (see
+//! `extractor`); the other CPU-bound steps run on the blocking pool, never on an event
+//! loop.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,18 +11,20 @@ use futures_util::StreamExt;
 
 use super::chunk::chunk;
 use super::embed::{self, Embedder};
-use super::extract::{extract, ExtractError, ExtractLimits};
+use super::extractor::{Extractor, ExtractorError, ExtractorReport};
 use crate::config::{Config, EmbeddingProvider, ProcessingConfig};
-use crate::db::chunks;
-use crate::db::models::ChunkRow;
-use crate::db::Db;
+use crate::db::models::{ChunkRow, Document};
+use crate::db::{attempts, chunks, Db};
+use crate::queue::Queue;
 use crate::storage::Storage;
 use crate::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
 
 #[derive(Clone)]
 pub struct Pipeline {
     db: Db,
+    queue: Queue,
     storage: Storage,
+    extractor: Extractor,
     config: ProcessingConfig,
     embedder: Arc<dyn Embedder>,
     /// The built-in embedder computes on the CPU: it runs on the blocking pool.
@@ -29,10 +33,19 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, db: Db, storage: Storage, embedder: Arc<dyn Embedder>) -> Pipeline {
+    pub fn new(
+        config: &Config,
+        db: Db,
+        queue: Queue,
+        storage: Storage,
+        extractor: Extractor,
+        embedder: Arc<dyn Embedder>,
+    ) -> Pipeline {
         Pipeline {
             db,
+            queue,
             storage,
+            extractor,
             config: config.processing.clone(),
             embedder,
             embedder_is_local: config.embedding.provider == EmbeddingProvider::Hash,
@@ -53,31 +66,33 @@ impl Pipeline {
         let document = ctx.document.clone();
 
         ctx.on_progress(Stage::Extracting, 0);
-        let bytes =
-            tokio::fs::read(self.storage.absolute(&document.storage_path)).await.map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    ProcessError::Permanent("the uploaded file is missing from storage".into())
-                }
-                _ => ProcessError::Transient(format!("the uploaded file could not be read: {}", e.kind())),
-            })?;
-        let limits = ExtractLimits::from(&self.config);
         let progress = ctx.progress_fn();
-        let cancelled = ctx.cancel_check();
-        let content_type = document.content_type.clone();
-        let extracted = tokio::task::spawn_blocking(move || {
-            let mut on_progress = |fraction: f32| {
-                let percent = (fraction.clamp(0.0, 1.0) * 40.0) as u8;
-                progress(ProgressUpdate { stage: Stage::Extracting, percent });
-            };
-            extract(&content_type, &bytes, &limits, &mut on_progress, &|| cancelled() || over_time())
-        })
-        .await
-        .map_err(|_| ProcessError::Permanent("the document could not be read (its parser crashed)".into()))?;
-        let extracted = match extracted {
+        let mut on_progress = |fraction: f32| {
+            let percent = (fraction.clamp(0.0, 1.0) * 40.0) as u8;
+            progress(ProgressUpdate { stage: Stage::Extracting, percent });
+        };
+        let extraction = self
+            .extractor
+            .run(
+                &self.storage.absolute(&document.storage_path),
+                &document.content_type,
+                &mut on_progress,
+                ctx.cancelled(),
+                tokio::time::Instant::from_std(deadline),
+            )
+            .await;
+        self.keep_report(&document, ctx.attempt, &extraction.report).await;
+        let extracted = match extraction.result {
             Ok(extracted) => extracted,
-            Err(ExtractError::Cancelled) if over_time() => return Err(over_time_error()),
-            Err(ExtractError::Cancelled) => return Err(ProcessError::Cancelled),
-            Err(ExtractError::Permanent(reason)) => return Err(ProcessError::Permanent(reason)),
+            Err(ExtractorError::Cancelled) => return Err(ProcessError::Cancelled),
+            Err(ExtractorError::Permanent(reason)) => return Err(ProcessError::Permanent(reason)),
+            // One more try, in case the machine rather than the file was to blame.
+            Err(ExtractorError::MachineTrouble(reason)) if ctx.attempt <= 1 => {
+                return Err(ProcessError::Transient(reason))
+            }
+            Err(ExtractorError::MachineTrouble(reason)) => {
+                return Err(ProcessError::Permanent(format!("{reason}; it happened again on a second try")))
+            }
         };
 
         ctx.on_progress(Stage::Chunking, 40);
@@ -144,6 +159,19 @@ impl Pipeline {
         }
         ctx.on_progress(Stage::Storing, 100);
         Ok(Processed { chunk_count: count })
+    }
+
+    /// The job's story and `/metrics` keep how the extractor ended; neither may fail
+    /// the document.
+    async fn keep_report(&self, document: &Document, attempt: u32, report: &ExtractorReport) {
+        let (job_id, kept) = (document.job_id.clone(), report.clone());
+        let saved = self.db.run(move |conn| attempts::record_extractor(conn, &job_id, attempt as i32, &kept)).await;
+        if let Err(err) = saved {
+            log::warn!("extractor report not saved: {err}");
+        }
+        if let Err(err) = self.queue.count_extractor_outcome(report.outcome.as_str()).await {
+            log::warn!("extractor outcome not counted: {err}");
+        }
     }
 
     async fn embed_batch(&self, batch: Vec<String>) -> Result<Vec<Vec<f32>>, ProcessError> {

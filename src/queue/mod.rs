@@ -439,6 +439,14 @@ impl Queue {
         Ok(())
     }
 
+    /// Counts how an extractor process ended (`extractor:<outcome>` in the stats hash),
+    /// so every process's `/metrics` reports the cluster's figures.
+    pub async fn count_extractor_outcome(&self, outcome: &str) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn.hincr(self.keys.stats(), format!("extractor:{outcome}"), 1).await?;
+        Ok(())
+    }
+
     pub async fn pause(&self) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;
         let _: () = conn.set(self.keys.paused(), 1).await?;

@@ -13,6 +13,7 @@ use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::AppState;
 use crate::error::AppError;
+use crate::processing::extractor::ExtractorOutcome;
 use crate::progress::hub::CountSessions;
 use crate::progress::Hub;
 
@@ -137,6 +138,13 @@ pub async fn metrics(
         .into_iter()
         .map(|o| counter(vec![label("outcome", o)], totals.get(o).copied().unwrap_or(0) as f64))
         .collect();
+    let extractor = ExtractorOutcome::ALL
+        .into_iter()
+        .map(|o| {
+            let count = totals.get(&format!("extractor:{}", o.as_str())).copied().unwrap_or(0);
+            counter(vec![label("outcome", o.as_str())], count as f64)
+        })
+        .collect();
     let mut durations = Vec::new();
     let mut wait = Vec::new();
     for (name, fields) in &histograms {
@@ -153,6 +161,13 @@ pub async fn metrics(
             depth,
         ),
         family("docqueue_jobs_total", "Jobs by outcome since the queue was created", MetricType::COUNTER, outcomes),
+        family(
+            "docqueue_extractor_outcomes_total",
+            "Extractor processes by how they ended: ok, unreadable, memory_limit, cpu_limit, crash, cancelled, \
+             timed_out, killed, not_started",
+            MetricType::COUNTER,
+            extractor,
+        ),
         family(
             "docqueue_processing_duration_seconds",
             "Time from claim to completion, by content type",

@@ -99,6 +99,16 @@ impl JobContext {
         self.cancel.borrow().is_some()
     }
 
+    /// Resolves when the job is asked to stop (never, if nobody can ask any more).
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut cancel = self.cancel.clone();
+        async move {
+            if cancel.wait_for(|reason| reason.is_some()).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// A check to hand to blocking code (extraction, embedding loops).
     pub fn cancel_check(&self) -> impl Fn() -> bool + Send + Sync + 'static {
         let cancel = self.cancel.clone();

@@ -3,9 +3,12 @@
 //! a storage directory, and a server started in-process on a free port.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod hostile;
 pub mod processors;
 pub mod webdriver;
 pub mod ws;
+#[path = "../fixtures/zip_bomb.rs"]
+pub mod zip_bomb;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,6 +85,7 @@ impl TestEnv {
             "database": { "url": self.database_url, "pool_size": 4 },
             "storage": { "root": self.storage_root() },
             "auth": { "jwt_secret": SECRET, "dev_mode": false },
+            "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") },
             "document_queue": {
                 "lease_ms": 3000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500,
                 "backoff_base_ms": 200, "backoff_max_ms": 2000, "shutdown_grace_secs": 10
@@ -286,6 +290,88 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A `docqueue serve` process started by the test, as an operator runs it: its process
+/// id, memory and children can be watched from outside. Its log goes to `server.log` in
+/// the test's directory. Killed when dropped.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub http: TestServer,
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `docqueue serve --role all` on a free port with the test's configuration
+    /// plus `env` (`DOCQUEUE_SECTION__KEY` names), and waits until it answers.
+    pub async fn start(test: &TestEnv, env: &[(&str, String)]) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = test.dir.join("server.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_docqueue"))
+            .args(["serve", "--role", "all"])
+            .envs(test.env_vars())
+            .env("DOCQUEUE_SERVER__PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let http = TestServer { app: None, base: format!("http://127.0.0.1:{port}"), client: http_client() };
+        let server = ServerProcess { child, http, log };
+        eventually(Duration::from_secs(30), "the server to answer", || {
+            let request = server.http.client.get(server.http.url("/healthz")).send();
+            async move { request.await.ok().filter(|r| r.status() == 200).map(|_| ()) }
+        })
+        .await;
+        server
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The process ids whose parent is the server (its extractor processes).
+    pub fn children(&self) -> Vec<u32> {
+        children_of(self.pid())
+    }
+
+    /// A figure from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
+    pub fn memory_kb(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Live processes whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // Fields after the parenthesised command name: state, then the parent's pid.
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        if fields.next().and_then(|ppid| ppid.parse::<u32>().ok()) == Some(pid) && state != "Z" {
+            children.push(child);
+        }
+    }
+    children
 }
 
 /// A Redis server of the test's own (for tests that FLUSHALL or kill connections).

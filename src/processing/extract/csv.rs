@@ -3,12 +3,12 @@
 
 use ::csv::{ReaderBuilder, StringRecord};
 
-use super::{text, ExtractError, ExtractedText, Section};
+use super::{text, too_many_chars, ExtractError, ExtractLimits, ExtractedText, Section};
 
 /// Rows after the first that are looked at to decide whether the first is a header.
 const SNIFF_ROWS: usize = 50;
 
-pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
+pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractedText, ExtractError> {
     let content = text::decode(bytes)?;
     let first_line = content.lines().next().unwrap_or_default();
     let mut records = ReaderBuilder::new()
@@ -32,20 +32,47 @@ pub(super) fn extract(bytes: &[u8]) -> Result<ExtractedText, ExtractError> {
         }
     }
 
-    let mut out = String::with_capacity(content.len() + content.len() / 2);
+    // Naming every value by its column multiplies the text by the header's length: a
+    // small file with a huge header would grow without bound, so the limit is checked
+    // row by row, not once at the end.
+    let mut out = TextUnderLimit { text: String::new(), chars: 0, max_chars: limits.max_chars };
     let header = if looks_like_header(&first, &sample) {
         Some(first)
     } else {
-        write_row(&mut out, &first, None);
+        out.push_row(&first, None, limits)?;
         None
     };
     for row in &sample {
-        write_row(&mut out, row, header.as_ref());
+        out.push_row(row, header.as_ref(), limits)?;
     }
     while let Some(row) = next_row()? {
-        write_row(&mut out, &row, header.as_ref());
+        out.push_row(&row, header.as_ref(), limits)?;
     }
-    Ok(ExtractedText { sections: vec![Section { text: out, page: None }], markdown: false, pages: None })
+    Ok(ExtractedText { sections: vec![Section { text: out.text, page: None }], markdown: false, pages: None })
+}
+
+/// The text built so far, failing as soon as it passes `max_chars`.
+struct TextUnderLimit {
+    text: String,
+    chars: usize,
+    max_chars: usize,
+}
+
+impl TextUnderLimit {
+    fn push_row(
+        &mut self,
+        row: &StringRecord,
+        header: Option<&StringRecord>,
+        limits: &ExtractLimits,
+    ) -> Result<(), ExtractError> {
+        let start = self.text.len();
+        write_row(&mut self.text, row, header, self.max_chars.saturating_sub(self.chars));
+        self.chars += self.text[start..].chars().count();
+        if self.chars > self.max_chars {
+            return Err(too_many_chars(limits));
+        }
+        Ok(())
+    }
 }
 
 /// The most frequent of the usual delimiters in the first line; a comma when none occurs.
@@ -84,7 +111,10 @@ fn is_number(value: &str) -> bool {
     value.trim().parse::<f64>().is_ok()
 }
 
-fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>) {
+/// Appends one row as a line. It stops early once the line alone is surely longer than
+/// `room` characters (4 bytes each at most), so one row cannot allocate far past the
+/// limit; the caller then fails the document.
+fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>, room: usize) {
     let start = out.len();
     match header {
         Some(header) => {
@@ -101,6 +131,9 @@ fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>
                     out.push_str(": ");
                 }
                 out.push_str(value);
+                if out.len() - start > room.saturating_mul(4) {
+                    return;
+                }
             }
         }
         None => {
@@ -109,6 +142,9 @@ fn write_row(out: &mut String, row: &StringRecord, header: Option<&StringRecord>
                     out.push_str(", ");
                 }
                 out.push_str(value.trim());
+                if out.len() - start > room.saturating_mul(4) {
+                    return;
+                }
             }
         }
     }

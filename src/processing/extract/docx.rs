@@ -334,8 +334,13 @@ mod tests {
     use crate::processing::extract::ExtractLimits;
 
     fn text_of(xml: &str) -> String {
-        let limits =
-            ExtractLimits { max_pages: 1, max_chars: 1000, max_docx_uncompressed_bytes: 1 << 20, max_docx_entries: 10 };
+        let limits = ExtractLimits {
+            max_pages: 1,
+            max_chars: 1000,
+            max_docx_uncompressed_bytes: 1 << 20,
+            max_docx_entries: 10,
+            max_html_depth: 512,
+        };
         let mut budget = Budget { bytes_left: 1 << 20, chars_left: 1000 };
         read_part(xml.as_bytes(), "word/document.xml", &mut budget, &limits, &|| false).expect("reads")
     }

@@ -18,6 +18,7 @@ pub struct ExtractLimits {
     pub max_chars: usize,
     pub max_docx_uncompressed_bytes: u64,
     pub max_docx_entries: usize,
+    pub max_html_depth: usize,
 }
 
 impl From<&ProcessingConfig> for ExtractLimits {
@@ -27,6 +28,7 @@ impl From<&ProcessingConfig> for ExtractLimits {
             max_chars: config.max_chars,
             max_docx_uncompressed_bytes: config.max_docx_uncompressed_bytes,
             max_docx_entries: config.max_docx_entries,
+            max_html_depth: config.max_html_depth,
         }
     }
 }
@@ -66,8 +68,10 @@ pub const CSV: &str = "text/csv";
 /// Extracts the text of a document whose type was sniffed at upload.
 ///
 /// `on_progress(fraction)` is called as extraction advances (per page for PDFs);
-/// `is_cancelled()` is polled between pages and parts. Runs synchronously: call it from a
-/// blocking thread.
+/// `is_cancelled()` is polled between pages and parts. Runs synchronously. The service
+/// never calls it in its own process: the extractor process (`processing::extractor`)
+/// does, under kernel limits, because no guard here can promise that a hostile file
+/// cannot crash or hang a parser.
 pub fn extract(
     content_type: &str,
     bytes: &[u8],
@@ -83,10 +87,10 @@ pub fn extract(
     let mut extracted = match media_type.as_str() {
         PDF => pdf::extract(bytes, limits, on_progress, is_cancelled)?,
         DOCX => docx::extract(bytes, limits, on_progress, is_cancelled)?,
-        HTML => html::extract(bytes)?,
+        HTML => html::extract(bytes, limits)?,
         MARKDOWN => text::extract(bytes, true)?,
         PLAIN_TEXT => text::extract(bytes, false)?,
-        CSV => csv::extract(bytes)?,
+        CSV => csv::extract(bytes, limits)?,
         _ => {
             return Err(ExtractError::Permanent(format!(
             "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text and CSV are)"

@@ -1,0 +1,128 @@
+//! A started extractor process, watched from a thread that waits for its end. Killing
+//! reaches its whole process group, and never a stranger: once the process has exited
+//! it is no longer killed, and it is reaped only after that is recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+/// How a process ended, as `wait4` tells it.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// The raw wait status (`WIFEXITED`, `WTERMSIG`, …).
+    pub status: i32,
+    pub peak_memory_kb: i64,
+    pub cpu: Duration,
+}
+
+impl Ended {
+    pub fn signal(&self) -> Option<i32> {
+        libc::WIFSIGNALED(self.status).then(|| libc::WTERMSIG(self.status))
+    }
+
+    pub fn exit_code(&self) -> Option<i32> {
+        libc::WIFEXITED(self.status).then(|| libc::WEXITSTATUS(self.status))
+    }
+
+    /// "exit 0", "signal 9 (SIGKILL)": for the job's story.
+    pub fn describe(&self) -> String {
+        match (self.exit_code(), self.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (_, Some(signal)) => format!("signal {signal} ({})", signal_name(signal)),
+            _ => format!("wait status {}", self.status),
+        }
+    }
+}
+
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGILL => "SIGILL",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "another signal",
+    }
+}
+
+pub struct Watched {
+    pid: libc::pid_t,
+    exited: Arc<Mutex<bool>>,
+    ended: Option<oneshot::Receiver<Ended>>,
+}
+
+impl Watched {
+    /// Starts watching the child `pid` (which must lead its own process group).
+    pub fn start(pid: u32) -> Watched {
+        let pid = pid as libc::pid_t;
+        let exited = Arc::new(Mutex::new(false));
+        let (tx, rx) = oneshot::channel();
+        let flag = exited.clone();
+        // The thread lives exactly as long as the process: every path that gives up on
+        // the process kills it first.
+        tokio::task::spawn_blocking(move || {
+            wait_without_reaping(pid);
+            *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+            let _ = tx.send(reap(pid));
+        });
+        Watched { pid, exited, ended: Some(rx) }
+    }
+
+    /// SIGKILL to the process group, unless the process has already exited.
+    pub fn kill(&self) {
+        let exited = self.exited.lock().unwrap_or_else(|e| e.into_inner());
+        if !*exited {
+            // SAFETY: a plain system call; the group still exists, since its leader
+            // has not been reaped (we hold the flag that reaping waits for).
+            unsafe { libc::killpg(self.pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Waits for the end. Cancel-safe: it can be raced and awaited again.
+    pub async fn ended(&mut self) -> Ended {
+        let receiver = self.ended.as_mut().expect("awaited after it ended");
+        let ended = receiver.await.unwrap_or(Ended { status: 0, peak_memory_kb: 0, cpu: Duration::ZERO });
+        self.ended = None;
+        ended
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        // A job dropped mid-way (timeout, shutdown) must not leave its reader running.
+        if self.ended.is_some() {
+            self.kill();
+        }
+    }
+}
+
+fn wait_without_reaping(pid: libc::pid_t) {
+    loop {
+        // SAFETY: waitid writes only into the siginfo we pass.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let result = unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if result == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return;
+        }
+    }
+}
+
+fn reap(pid: libc::pid_t) -> Ended {
+    let mut status = 0;
+    // SAFETY: wait4 writes only into the status and rusage we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        let result = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if result >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            break;
+        }
+    }
+    let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    Ended { status, peak_memory_kb: usage.ru_maxrss, cpu: time(usage.ru_utime) + time(usage.ru_stime) }
+}
