@@ -1,7 +1,10 @@
 //! `cargo bench --bench pipeline`: extract → chunk → embed (built-in hash embedder) over
 //! every document in ../shared/corpus, or in tests/fixtures when the corpus is absent,
 //! printing per format the files, pages, megabytes, throughput and peak memory, then how
-//! a 1 GiB DOCX zip bomb fares. One plain line and one JSON line per measurement.
+//! a 1 GiB DOCX zip bomb fares, then what the extractor process costs: the overhead per
+//! small document and the pages/s on every PDF, read in this process (before the sandbox)
+//! and through `docqueue extract` (as the service reads them now). One plain line and
+//! one JSON line per measurement.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +16,8 @@ use serde_json::json;
 use docqueue::config::Config;
 use docqueue::processing::chunk::chunk;
 use docqueue::processing::embed::{self, Embedder};
-use docqueue::processing::extract::{extract, ExtractError, ExtractLimits};
+use docqueue::processing::extract::{extract, ExtractError, ExtractOptions};
+use docqueue::processing::extractor::Extractor;
 
 #[path = "../tests/fixtures/zip_bomb.rs"]
 mod zip_bomb;
@@ -45,7 +49,7 @@ fn main() {
     println!("pipeline benchmark over {}", root.display());
 
     let config = Config::from_overrides(json!({ "embedding": { "provider": "hash" } })).expect("configuration");
-    let limits = ExtractLimits::from(&config.processing);
+    let limits = ExtractOptions::from(&config.processing);
     let embedder = embed::from_config(&config.embedding);
 
     let mut files = Vec::new();
@@ -85,13 +89,144 @@ fn main() {
         }
     }
     zip_bomb_report(&limits);
+    process_boundary_report(&root, &files);
+}
+
+/// Documents read through the extractor process, one after another.
+struct ThroughProcess {
+    extractor: Extractor,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ThroughProcess {
+    fn new() -> ThroughProcess {
+        let config = Config::from_overrides(json!({
+            "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") }
+        }))
+        .expect("configuration");
+        let extractor = Extractor::from_config(&config.processing).expect("the docqueue binary");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+        ThroughProcess { extractor, runtime }
+    }
+
+    /// Reads one file; returns its page count.
+    fn read(&self, path: &Path, content_type: &str) -> Result<u64, String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+        let mut on_progress = |_| {};
+        let run = self.extractor.run(path, content_type, &mut on_progress, std::future::pending(), deadline);
+        let extraction = self.runtime.block_on(run);
+        extraction.result.map(|doc| u64::from(doc.pages.unwrap_or(0))).map_err(|e| e.to_string())
+    }
+}
+
+/// The price of reading in a separate process: per-document overhead on a one-page
+/// text document (spawn, limits, framing, reaping), and pages/s on each PDF in this
+/// process and through the extractor.
+fn process_boundary_report(root: &Path, files: &[PathBuf]) {
+    const RUNS: usize = 200;
+    let through = ThroughProcess::new();
+    let limits = ExtractOptions::from(&Config::from_overrides(json!({})).expect("configuration").processing);
+    let dir = std::env::temp_dir().join(format!("docqueue-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    let note = dir.join("note.txt");
+    let text = "A one-page note about the quarterly planning meeting, its decisions and owners.\n".repeat(30);
+    std::fs::write(&note, &text).expect("a scratch file");
+
+    let mut inside = Vec::with_capacity(RUNS);
+    let mut outside = Vec::with_capacity(RUNS);
+    let mut back_to_back = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        extract("text/plain", text.as_bytes(), &limits, &mut |_| {}, &|| false).expect("the note reads");
+        inside.push(started.elapsed());
+        let started = Instant::now();
+        through.read(&note, "text/plain").expect("the note reads through the extractor");
+        back_to_back.push(started.elapsed());
+    }
+    // A worker's next document comes after the chunking, embedding and storing of the
+    // last one, and the spare started for it has that long to get ready: 20 ms here.
+    for _ in 0..RUNS {
+        std::thread::sleep(Duration::from_millis(20));
+        let started = Instant::now();
+        through.read(&note, "text/plain").expect("the note reads through the extractor");
+        outside.push(started.elapsed());
+    }
+    let back_to_back_ms = median_ms(&mut back_to_back);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (inside_ms, outside_ms) = (median_ms(&mut inside), median_ms(&mut outside));
+    let p95_ms = {
+        outside.sort();
+        outside[RUNS * 95 / 100].as_secs_f64() * 1e3
+    };
+    println!(
+        "extractor overhead  1-page text, {RUNS} runs each: in process {inside_ms:.3} ms; through a ready spare \
+         extractor {outside_ms:.2} ms (p95 {p95_ms:.2} ms): {:.2} ms per document; back to back, with no time \
+         for the spare to start, {back_to_back_ms:.2} ms",
+        outside_ms - inside_ms
+    );
+    println!(
+        "{}",
+        json!({ "format": "extractor-overhead", "runs": RUNS, "in_process_ms": inside_ms,
+                "through_extractor_ms": outside_ms, "through_extractor_p95_ms": p95_ms,
+                "overhead_ms": outside_ms - inside_ms, "back_to_back_ms": back_to_back_ms })
+    );
+
+    println!("PDF pages/s over {}, in process (before) and through the extractor (after):", root.display());
+    // The large PDFs (50 pages or more) together: where the boundary's cost must vanish.
+    let (mut large_pages, mut large_before, mut large_after) = (0u64, 0.0, 0.0);
+    for path in files.iter().filter(|p| p.extension().is_some_and(|e| e == "pdf")) {
+        let bytes = std::fs::read(path).expect("readable PDF");
+        let started = Instant::now();
+        let Ok(doc) = extract("application/pdf", &bytes, &limits, &mut |_| {}, &|| false) else { continue };
+        let before = started.elapsed().as_secs_f64();
+        let pages = u64::from(doc.pages.unwrap_or(0));
+        let started = Instant::now();
+        through.read(path, "application/pdf").expect("a PDF that reads in process reads through the extractor");
+        let after = started.elapsed().as_secs_f64();
+        if pages >= 50 {
+            (large_pages, large_before, large_after) =
+                (large_pages + pages, large_before + before, large_after + after);
+        }
+        let name = path.file_name().unwrap().to_string_lossy();
+        println!(
+            "  {name:<45} {pages:>5} pages  before {:>8.1} pages/s  after {:>8.1} pages/s  ({:+.1} %)",
+            pages as f64 / before,
+            pages as f64 / after,
+            (after / before - 1.0) * 100.0
+        );
+        println!(
+            "{}",
+            json!({ "format": "pdf-through-extractor", "file": name, "pages": pages,
+                    "before_pages_per_s": pages as f64 / before, "after_pages_per_s": pages as f64 / after,
+                    "slower_percent": (after / before - 1.0) * 100.0 })
+        );
+    }
+    if large_pages > 0 {
+        let slower = (large_after / large_before - 1.0) * 100.0;
+        println!(
+            "  large PDFs together {large_pages:>5} pages  before {:>8.1} pages/s  after {:>8.1} pages/s  ({slower:+.1} %)",
+            large_pages as f64 / large_before,
+            large_pages as f64 / large_after,
+        );
+        println!(
+            "{}",
+            json!({ "format": "large-pdfs-through-extractor", "pages": large_pages,
+                    "before_pages_per_s": large_pages as f64 / large_before,
+                    "after_pages_per_s": large_pages as f64 / large_after, "slower_percent": slower })
+        );
+    }
+}
+
+fn median_ms(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1e3
 }
 
 /// The pipeline up to storage: returns the pages (PDF) and the number of chunks embedded.
 fn process(
     content_type: &str,
     bytes: &[u8],
-    limits: &ExtractLimits,
+    limits: &ExtractOptions,
     config: &Config,
     embedder: &dyn Embedder,
 ) -> Result<(u64, usize), String> {
@@ -134,10 +269,10 @@ fn report(format: &str, totals: &Totals) {
 
 /// A 1 GiB DOCX bomb: rejected from its declared size with the default limits, and stopped
 /// while inflating when the size limit is lifted. Memory must stay flat in both.
-fn zip_bomb_report(limits: &ExtractLimits) {
+fn zip_bomb_report(limits: &ExtractOptions) {
     let (stream, inflated) = zip_bomb::deflate_bomb(1 << 30);
     let docx = zip_bomb::zip_with_entry("word/document.xml", &stream, inflated);
-    let unlimited = ExtractLimits { max_docx_uncompressed_bytes: u64::MAX, ..limits.clone() };
+    let unlimited = ExtractOptions { max_docx_uncompressed_bytes: u64::MAX, ..limits.clone() };
     for (case, limits) in [("docx-bomb", limits), ("docx-bomb-no-size-limit", &unlimited)] {
         reset_peak_rss();
         let started = Instant::now();

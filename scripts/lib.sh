@@ -22,7 +22,8 @@ apt_install() {
 }
 
 # Build and run dependencies: Redis (server and CLI), libpq for Diesel's PostgreSQL
-# driver, pkg-config and a C compiler for the bundled SQLite.
+# driver, pkg-config and a C compiler for the bundled SQLite, and poppler's pdftotext,
+# which reads PDFs inside the extractor process.
 ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
@@ -30,6 +31,7 @@ ensure_packages() {
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
+  command -v pdftotext >/dev/null || missing+=(poppler-utils)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 }

@@ -128,6 +128,7 @@ async fn start_inner(
     let events = Publisher::new(queue.clone(), config.progress.stream_max_len);
 
     let supervisor = role.runs_workers().then(|| {
+        processor.warm_up();
         let deps = WorkerDeps {
             queue: queue.clone(),
             db: db.clone(),

@@ -10,7 +10,7 @@ use crate::app::{self, Role};
 use crate::auth::{parse_ttl, Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
-use crate::processing::extract::ExtractLimits;
+use crate::processing::extract::ExtractOptions;
 use crate::processing::extractor;
 
 #[derive(Parser)]
@@ -54,12 +54,13 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Read one document from stdin and write its text to stdout as JSON-line frames.
-    /// Started by the workers, under kernel limits, for every document.
+    /// Read one request line and document from stdin, write its text to stdout as
+    /// JSON-line frames. Started by the workers, under kernel limits, for every document.
     #[command(hide = true)]
     Extract {
+        /// Poppler's pdftotext; without it PDFs are read by the built-in reader.
         #[arg(long)]
-        content_type: String,
+        pdftotext: Option<PathBuf>,
         #[arg(long)]
         max_pages: u32,
         #[arg(long)]
@@ -78,16 +79,22 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Extract {
-            content_type,
+            pdftotext,
             max_pages,
             max_chars,
             max_docx_uncompressed_bytes,
             max_docx_entries,
             max_html_depth,
         } => {
-            let limits =
-                ExtractLimits { max_pages, max_chars, max_docx_uncompressed_bytes, max_docx_entries, max_html_depth };
-            return extractor::run_child(&content_type, &limits);
+            let limits = ExtractOptions {
+                pdftotext,
+                max_pages,
+                max_chars,
+                max_docx_uncompressed_bytes,
+                max_docx_entries,
+                max_html_depth,
+            };
+            return extractor::run_child(&limits);
         }
         Command::Serve { role, config } => serve(role, config),
         Command::Migrate { config } => migrate(config),

@@ -105,10 +105,12 @@ pub struct ProcessingConfig {
     pub max_docx_uncompressed_bytes: u64,
     pub max_docx_entries: usize,
     pub max_html_depth: usize,
+    pub pdftotext: String,
     pub max_memory_mb: u64,
     pub max_cpu_seconds: u64,
     pub max_open_files: u64,
     pub extractor_program: String,
+    pub extractor_spares: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use docqueue::config::{Config, EmbeddingConfig, EmbeddingProvider};
 use docqueue::processing::chunk::chunk;
 use docqueue::processing::embed::{self, EmbedError, Embedder};
-use docqueue::processing::extract::{extract, ExtractLimits};
+use docqueue::processing::extract::{extract, ExtractOptions};
 
 const API_KEY: &str = "sk-test-0123456789";
 
@@ -281,7 +281,7 @@ fn vectors_round_trip_through_bytes_and_compare_by_cosine() {
 fn hash_embedder_ranks_a_chunk_of_the_document_on_the_query_subject_first() {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let processing = Config::from_overrides(json!({})).unwrap().processing;
-    let limits = ExtractLimits::from(&processing);
+    let limits = ExtractOptions::from(&processing);
     let documents = [
         ("debian-reference-excerpt.pdf", "application/pdf"),
         ("python-tutorial-errors.html", "text/html"),

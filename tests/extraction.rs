@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use docqueue::config::Config;
 use docqueue::processing::chunk::{chunk, Chunk};
-use docqueue::processing::extract::{extract, ExtractError, ExtractLimits, ExtractedText, Section};
+use docqueue::processing::extract::{extract, ExtractError, ExtractOptions, ExtractedText, Section};
 
 mod common;
 
@@ -26,8 +26,8 @@ fn config() -> Config {
     Config::from_overrides(serde_json::json!({})).expect("the default configuration loads")
 }
 
-fn limits() -> ExtractLimits {
-    ExtractLimits::from(&config().processing)
+fn limits() -> ExtractOptions {
+    ExtractOptions::from(&config().processing)
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -35,7 +35,7 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn extract_with(content_type: &str, bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractedText, ExtractError> {
+fn extract_with(content_type: &str, bytes: &[u8], limits: &ExtractOptions) -> Result<ExtractedText, ExtractError> {
     extract(content_type, bytes, limits, &mut |_| {}, &|| false)
 }
 
@@ -43,7 +43,7 @@ fn extracted(content_type: &str, bytes: &[u8]) -> ExtractedText {
     extract_with(content_type, bytes, &limits()).unwrap_or_else(|e| panic!("extraction failed: {e}"))
 }
 
-fn failure(content_type: &str, bytes: &[u8], limits: &ExtractLimits) -> String {
+fn failure(content_type: &str, bytes: &[u8], limits: &ExtractOptions) -> String {
     match extract_with(content_type, bytes, limits) {
         Err(ExtractError::Permanent(reason)) => reason,
         Err(ExtractError::Cancelled) => panic!("expected a permanent failure, got Cancelled"),
@@ -326,14 +326,14 @@ fn a_password_protected_pdf_fails_asking_for_the_password_to_be_removed() {
 
 #[test]
 fn a_pdf_over_the_page_limit_fails_naming_max_pages() {
-    let limits = ExtractLimits { max_pages: 3, ..limits() };
+    let limits = ExtractOptions { max_pages: 3, ..limits() };
     let reason = failure(PDF, &fixture("debian-reference-excerpt.pdf"), &limits);
     assert!(reason.contains("4 pages") && reason.contains("(max_pages = 3)"), "{reason}");
 }
 
 #[test]
 fn text_over_the_character_limit_fails_naming_max_chars() {
-    let limits = ExtractLimits { max_chars: 500, ..limits() };
+    let limits = ExtractOptions { max_chars: 500, ..limits() };
     for (content_type, name) in [
         (PDF, "debian-reference-excerpt.pdf"),
         (HTML, "python-tutorial-errors.html"),
@@ -343,18 +343,18 @@ fn text_over_the_character_limit_fails_naming_max_chars() {
         let reason = failure(content_type, &fixture(name), &limits);
         assert_eq!(reason, "the extracted text exceeds the character limit (max_chars = 500)", "{name}");
     }
-    let limits = ExtractLimits { max_chars: 20, ..limits };
+    let limits = ExtractOptions { max_chars: 20, ..limits };
     let reason = failure(DOCX, &fixture("python-docx-par-hyperlinks.docx"), &limits);
     assert!(reason.contains("(max_chars = 20)"), "{reason}");
 }
 
 #[test]
-fn cancellation_is_noticed_between_pdf_pages() {
+fn the_built_in_pdf_reader_notices_cancellation_between_pages() {
     let pages_done = std::cell::Cell::new(0);
     let result = extract(
         PDF,
         &fixture("debian-reference-excerpt.pdf"),
-        &limits(),
+        &ExtractOptions { pdftotext: None, ..limits() },
         &mut |_| pages_done.set(pages_done.get() + 1),
         &|| pages_done.get() >= 1,
     );
@@ -418,7 +418,7 @@ fn a_docx_zip_bomb_that_understates_its_size_is_stopped_while_inflating() {
 
 #[test]
 fn a_docx_zip_bomb_under_a_raised_size_limit_is_stopped_before_its_endless_text_fills_memory() {
-    let limits = ExtractLimits { max_docx_uncompressed_bytes: u64::MAX, ..limits() };
+    let limits = ExtractOptions { max_docx_uncompressed_bytes: u64::MAX, ..limits() };
     let (stream, inflated) = zip_bomb::deflate_bomb(BOMB_BYTES);
     let docx = zip_bomb::zip_with_entry("word/document.xml", &stream, inflated);
     let reason = failure(DOCX, &docx, &limits);
@@ -427,7 +427,7 @@ fn a_docx_zip_bomb_under_a_raised_size_limit_is_stopped_before_its_endless_text_
 
 #[test]
 fn a_docx_with_too_many_entries_fails_on_the_entry_limit() {
-    let limits = ExtractLimits { max_docx_entries: 100, ..limits() };
+    let limits = ExtractOptions { max_docx_entries: 100, ..limits() };
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..101 {

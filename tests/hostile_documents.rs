@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::hostile;
 use common::ws::{is_event, WsClient};
 use common::{admin_token, token, ServerProcess, TestEnv, TestServer};
+use common::{hostile, pdf_writer};
 use docqueue::app::Role;
 use serde_json::{json, Value};
 
@@ -77,7 +77,9 @@ async fn every_hostile_file_fails_with_its_reason_and_the_server_is_untouched() 
         ("form-chain.pdf", hostile::form_chain_pdf(8), "processing.max_cpu_seconds"),
         ("header.csv", hostile::huge_header_csv(200_000, 30_000), "max_chars"),
         ("nested.html", hostile::deeply_nested_html(200_000), "processing.max_html_depth"),
-        ("inflating.pdf", hostile::inflating_pdf(2 << 30), "processing.max_memory_mb"),
+        // Poppler streams the inflated bytes (the CPU limit stops it); a reader that
+        // inflates in memory meets the memory limit first: either names its limit.
+        ("inflating.pdf", hostile::inflating_pdf(2 << 30), "processing.max_"),
         ("bomb.docx", hostile::docx_zip_bomb(), "max_docx_uncompressed_bytes"),
         ("truncated.pdf", hostile::truncated_pdf(), "damaged or truncated"),
     ];
@@ -102,7 +104,7 @@ async fn every_hostile_file_fails_with_its_reason_and_the_server_is_untouched() 
     }
 
     let alice = token("alice");
-    let honest = server.http.upload_one(&alice, "honest.pdf", hostile::multi_page_pdf(3)).await;
+    let honest = server.http.upload_one(&alice, "honest.pdf", pdf_writer::multi_page_pdf(3)).await;
     let honest = server.http.wait_for_status(&alice, honest["id"].as_str().unwrap(), "completed").await;
     assert!(honest["chunk_count"].as_i64().unwrap() >= 1);
 
@@ -125,19 +127,16 @@ async fn every_hostile_file_fails_with_its_reason_and_the_server_is_untouched() 
             story["attempts"].as_array().unwrap().last().unwrap().clone()
         }
     };
-    let attempt = story("inflating.pdf").await;
-    assert_eq!(attempt["extractor_outcome"], "memory_limit", "{attempt}");
-    assert!(attempt["extractor_peak_memory_kb"].as_i64().unwrap() > 100 * 1024, "{attempt}");
     let attempt = story("form-chain.pdf").await;
     assert_eq!(attempt["extractor_outcome"], "cpu_limit", "{attempt}");
     assert!(attempt["extractor_exit"].as_str().unwrap().starts_with("signal"), "{attempt}");
-    assert!(attempt["extractor_cpu_ms"].as_i64().unwrap() >= 2900, "{attempt}");
+    assert!(attempt["extractor_cpu_ms"].as_i64().unwrap() >= 1000, "{attempt}");
     let attempt = story("truncated.pdf").await;
     assert_eq!(attempt["extractor_outcome"], "unreadable", "{attempt}");
     assert_eq!(attempt["extractor_exit"], "exit 0", "{attempt}");
 
     let metrics = server.http.client.get(server.http.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    for outcome in ["memory_limit", "cpu_limit", "unreadable", "ok"] {
+    for outcome in ["cpu_limit", "unreadable", "ok"] {
         let line = format!("docqueue_extractor_outcomes_total{{outcome=\"{outcome}\"}} ");
         let count: f64 = metrics
             .lines()
@@ -149,17 +148,54 @@ async fn every_hostile_file_fails_with_its_reason_and_the_server_is_untouched() 
     }
 }
 
-/// Uploads a document whose reader never finishes and waits until its extractor runs.
-async fn start_endless_reading(server: &ServerProcess, user: &str) -> (String, String) {
+#[actix_web::test]
+async fn a_reader_over_its_memory_limit_fails_naming_max_memory_mb() {
+    let env = TestEnv::new();
+    // The built-in reader inflates a page's content in memory.
+    let mut env_vars = limits(30);
+    env_vars.push(("DOCQUEUE_PROCESSING__PDFTOTEXT", String::new()));
+    let server = ServerProcess::start(&env, &env_vars).await;
+    let mallory = token("mallory");
+    let doc = server.http.upload_one(&mallory, "inflating.pdf", hostile::inflating_pdf(2 << 30)).await;
+    let done = server.http.wait_for(&mallory, doc["id"].as_str().unwrap(), Duration::from_secs(60), is_finished).await;
+    assert_eq!(done["queue_status"], "failed", "{done}");
+    assert_eq!(
+        done["error"],
+        "the PDF made the reader exceed its memory limit (processing.max_memory_mb = 512)",
+        "{done}"
+    );
+    let path = format!("/api/admin/queue/jobs/{}", doc["job_id"].as_str().unwrap());
+    let (_, story) = server.http.get_json(&admin_token("root"), &path).await;
+    let attempt = &story["attempts"][0];
+    assert_eq!(attempt["extractor_outcome"], "memory_limit", "{attempt}");
+    assert!(attempt["extractor_exit"].as_str().unwrap().starts_with("signal"), "{attempt}");
+    assert!(attempt["extractor_peak_memory_kb"].as_i64().unwrap() > 100 * 1024, "{attempt}");
+    let metrics = server.http.client.get(server.http.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("docqueue_extractor_outcomes_total{outcome=\"memory_limit\"} 1"), "{metrics}");
+    assert!(common::is_alive(server.pid()));
+}
+
+/// CPU time a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+    fields.get(11).zip(fields.get(12)).map_or(0, |(u, s)| u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0))
+}
+
+/// Uploads a document whose reader never finishes; returns its ids and the process id
+/// of the reader (the busy one among the server's descendants: the others are idle
+/// spares, or an extractor waiting for its pdftotext).
+async fn start_endless_reading(server: &ServerProcess, user: &str) -> (String, String, u32) {
     let doc = server.http.upload_one(user, "endless.pdf", hostile::form_chain_pdf(10)).await;
     let id = doc["id"].as_str().unwrap().to_string();
     server.http.wait_for_status(user, &id, "processing").await;
-    common::eventually(Duration::from_secs(10), "the extractor process to start", || {
-        let found = !server.children().is_empty();
-        async move { found.then_some(()) }
+    let reader = common::eventually(Duration::from_secs(10), "the extractor to be reading", || {
+        let busy = server.descendants().into_iter().find(|&pid| cpu_ticks(pid) >= 20);
+        async move { busy }
     })
     .await;
-    (id, doc["job_id"].as_str().unwrap().to_string())
+    (id, doc["job_id"].as_str().unwrap().to_string(), reader)
 }
 
 #[actix_web::test]
@@ -170,7 +206,7 @@ async fn cancelling_a_document_whose_reader_never_finishes_kills_the_reader_with
     let mut socket = WsClient::connect(&server.http.base, &alice).await;
     socket.snapshot().await;
     let connected = Instant::now();
-    let (id, _) = start_endless_reading(&server, &alice).await;
+    let (id, _, reader) = start_endless_reading(&server, &alice).await;
     // A new socket holds live events for its first second, in case the client resumes.
     tokio::time::sleep(Duration::from_millis(1200).saturating_sub(connected.elapsed())).await;
 
@@ -188,7 +224,7 @@ async fn cancelling_a_document_whose_reader_never_finishes_kills_the_reader_with
     let took = asked.elapsed();
     println!("cancelled arrived {} ms after the request", took.as_millis());
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
-    assert!(server.children().is_empty(), "extractor processes left: {:?}", server.children());
+    assert!(!common::is_alive(reader), "the reader {reader} is still running");
     assert_eq!(server.http.document(&alice, &id).await["queue_status"], "cancelled");
 }
 
@@ -197,8 +233,8 @@ async fn sigterm_while_a_reader_is_stuck_exits_zero_within_the_grace_and_hands_t
     let env = TestEnv::new();
     let mut server = ServerProcess::start(&env, &limits(60)).await;
     let alice = token("alice");
-    let (id, job_id) = start_endless_reading(&server, &alice).await;
-    let readers = server.children();
+    let (id, job_id, _) = start_endless_reading(&server, &alice).await;
+    let readers = server.descendants();
 
     let signalled = Instant::now();
     std::process::Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
@@ -213,7 +249,7 @@ async fn sigterm_while_a_reader_is_stuck_exits_zero_within_the_grace_and_hands_t
     println!("exited {} ms after SIGTERM", signalled.elapsed().as_millis());
     assert!(status.success(), "exit status {status:?}\n{}", server.log_text());
     for reader in readers {
-        assert!(!std::path::Path::new(&format!("/proc/{reader}")).exists(), "extractor {reader} outlived the server");
+        assert!(!common::is_alive(reader), "extractor {reader} outlived the server");
     }
 
     let api = TestServer::start(env.config(json!({})), Role::Api).await;
@@ -229,12 +265,12 @@ async fn other_users_documents_complete_in_parallel_while_a_reader_is_stuck() {
     let env = TestEnv::new();
     let server = ServerProcess::start(&env, &limits(60)).await;
     let mallory = token("mallory");
-    let (stuck, _) = start_endless_reading(&server, &mallory).await;
+    let (stuck, _, _) = start_endless_reading(&server, &mallory).await;
     let stuck_worker = server.http.document(&mallory, &stuck).await["worker_id"].as_str().unwrap().to_string();
 
     let bob = token("bob");
-    let first = server.http.upload_one(&bob, "report.pdf", hostile::multi_page_pdf(10)).await;
-    let second = server.http.upload_one(&bob, "notes.pdf", hostile::multi_page_pdf(10)).await;
+    let first = server.http.upload_one(&bob, "report.pdf", pdf_writer::multi_page_pdf(10)).await;
+    let second = server.http.upload_one(&bob, "notes.pdf", pdf_writer::multi_page_pdf(10)).await;
     let mut workers = Vec::new();
     for doc in [first, second] {
         let done = server.http.wait_for_status(&bob, doc["id"].as_str().unwrap(), "completed").await;
@@ -260,7 +296,8 @@ async fn inline_mode_reads_in_the_extractor_process_too() {
         assert_eq!(doc["queue_status"], "failed", "{doc}");
         assert!(doc["error"].as_str().unwrap().contains(reason), "{doc}");
     }
-    let doc = server.upload_one(&alice, "honest.pdf", hostile::text_pdf(&["Inline still reads honest files."])).await;
+    let doc =
+        server.upload_one(&alice, "honest.pdf", pdf_writer::text_pdf(&["Inline still reads honest files."])).await;
     server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
     server.shutdown().await;
 }

@@ -195,4 +195,8 @@ impl Processor for Pipeline {
     fn process(&self, ctx: JobContext) -> BoxFuture<Result<Processed, ProcessError>> {
         Box::pin(self.clone().run(ctx))
     }
+
+    fn warm_up(&self) {
+        self.extractor.warm_up();
+    }
 }

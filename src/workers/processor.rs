@@ -123,4 +123,8 @@ impl JobContext {
 
 pub trait Processor: Send + Sync + 'static {
     fn process(&self, ctx: JobContext) -> BoxFuture<Result<Processed, ProcessError>>;
+
+    /// Gets ready for the first job; called once on the event loop when the worker pool
+    /// starts.
+    fn warm_up(&self) {}
 }

@@ -1,58 +1,8 @@
 //! Hostile documents, made by the tests: each is small on disk and built to crash,
 //! hang or bloat a parser.
 
-use std::fmt::Write as _;
-use std::io::Write as _;
-
+use super::pdf_writer::{one_page_pdf, pdf, stream};
 use super::zip_bomb;
-
-/// A PDF whose objects are `objects` (numbered from 1; object 1 is the catalog), with
-/// a correct cross-reference table.
-pub fn pdf(objects: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec();
-    let mut offsets = Vec::new();
-    for (i, body) in objects.iter().enumerate() {
-        offsets.push(out.len());
-        write!(out, "{} 0 obj\n", i + 1).unwrap();
-        out.extend_from_slice(body);
-        out.extend_from_slice(b"\nendobj\n");
-    }
-    let xref = out.len();
-    write!(out, "xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).unwrap();
-    for offset in offsets {
-        write!(out, "{offset:010} 00000 n \n").unwrap();
-    }
-    write!(out, "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n", objects.len() + 1).unwrap();
-    out
-}
-
-/// A stream object with `dict` entries (without /Length) and `data`.
-pub fn stream(dict: &str, data: &[u8]) -> Vec<u8> {
-    let mut body = format!("<< {dict} /Length {} >>\nstream\n", data.len()).into_bytes();
-    body.extend_from_slice(data);
-    body.extend_from_slice(b"\nendstream");
-    body
-}
-
-const FONT: &str = "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>";
-
-/// One page (object 3) drawing `content` with Helvetica as /F1 (object 5) and the
-/// XObjects named in `xobjects`; `extra` objects follow from number 6.
-fn one_page_pdf(content: &[u8], xobjects: &str, extra: Vec<Vec<u8>>) -> Vec<u8> {
-    let mut objects = vec![
-        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
-        format!(
-            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
-             /Resources << /Font << /F1 5 0 R >> /XObject << {xobjects} >> >> >>"
-        )
-        .into_bytes(),
-        stream("", content),
-        FONT.as_bytes().to_vec(),
-    ];
-    objects.extend(extra);
-    pdf(&objects)
-}
 
 /// A page that draws a Form XObject that draws itself: a reader that follows forms
 /// by recursion never comes back.
@@ -110,38 +60,6 @@ pub fn inflating_pdf(inflated: u64) -> Vec<u8> {
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_vec(),
         stream("/Filter /FlateDecode", &zlib),
     ];
-    pdf(&objects)
-}
-
-/// A plain, honest one-page PDF with `text` (ASCII) on it.
-pub fn text_pdf(lines: &[&str]) -> Vec<u8> {
-    let mut content = String::from("BT /F1 12 Tf 72 740 Td 14 TL\n");
-    for line in lines {
-        writeln!(content, "({}) Tj T*", line.replace('(', "\\(").replace(')', "\\)")).unwrap();
-    }
-    content.push_str("ET");
-    one_page_pdf(content.as_bytes(), "", vec![])
-}
-
-/// An honest PDF of `pages` pages, each with a few sentences naming its page.
-pub fn multi_page_pdf(pages: usize) -> Vec<u8> {
-    let mut objects = vec![
-        b"<< /Type /Catalog /Pages 2 0 R >>".to_vec(),
-        format!(
-            "<< /Type /Pages /Kids [{}] /Count {pages} /Resources << /Font << /F1 3 0 R >> >> /MediaBox [0 0 612 792] >>",
-            (0..pages).map(|p| format!("{} 0 R", 4 + 2 * p)).collect::<Vec<_>>().join(" ")
-        )
-        .into_bytes(),
-        FONT.as_bytes().to_vec(),
-    ];
-    for page in 1..=pages {
-        objects.push(format!("<< /Type /Page /Parent 2 0 R /Contents {} 0 R >>", 5 + 2 * (page - 1)).into_bytes());
-        let content = format!(
-            "BT /F1 12 Tf 72 740 Td 14 TL (This is page {page} of an honest report.) Tj T* \
-             (Its sentences are plain and its forms are few.) Tj ET"
-        );
-        objects.push(stream("", content.as_bytes()));
-    }
     pdf(&objects)
 }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod hostile;
+pub mod pdf_writer;
 pub mod processors;
 pub mod webdriver;
 pub mod ws;
@@ -330,9 +331,15 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// The process ids whose parent is the server (its extractor processes).
-    pub fn children(&self) -> Vec<u32> {
-        children_of(self.pid())
+    /// The server's descendants: its extractor processes and what they started.
+    pub fn descendants(&self) -> Vec<u32> {
+        let mut found = children_of(self.pid());
+        let mut i = 0;
+        while i < found.len() {
+            found.extend(children_of(found[i]));
+            i += 1;
+        }
+        found
     }
 
     /// A figure from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
@@ -355,6 +362,13 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether `pid` is a running process (a zombie waiting to be reaped is not).
+pub fn is_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).unwrap_or("X");
+    !matches!(state, "Z" | "X")
 }
 
 /// Live processes whose parent is `pid`.

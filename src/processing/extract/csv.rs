@@ -3,12 +3,12 @@
 
 use ::csv::{ReaderBuilder, StringRecord};
 
-use super::{text, too_many_chars, ExtractError, ExtractLimits, ExtractedText, Section};
+use super::{text, too_many_chars, ExtractError, ExtractOptions, ExtractedText, Section};
 
 /// Rows after the first that are looked at to decide whether the first is a header.
 const SNIFF_ROWS: usize = 50;
 
-pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractedText, ExtractError> {
+pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<ExtractedText, ExtractError> {
     let content = text::decode(bytes)?;
     let first_line = content.lines().next().unwrap_or_default();
     let mut records = ReaderBuilder::new()
@@ -63,7 +63,7 @@ impl TextUnderLimit {
         &mut self,
         row: &StringRecord,
         header: Option<&StringRecord>,
-        limits: &ExtractLimits,
+        limits: &ExtractOptions,
     ) -> Result<(), ExtractError> {
         let start = self.text.len();
         write_row(&mut self.text, row, header, self.max_chars.saturating_sub(self.chars));

@@ -11,14 +11,14 @@ use quick_xml::events::Event;
 use quick_xml::Reader;
 use zip::ZipArchive;
 
-use super::{too_many_chars, ExtractError, ExtractLimits, ExtractedText, Section};
+use super::{too_many_chars, ExtractError, ExtractOptions, ExtractedText, Section};
 
 /// XML events between two polls of the cancellation flag.
 const EVENTS_PER_CANCEL_CHECK: usize = 4096;
 
 pub(super) fn extract(
     bytes: &[u8],
-    limits: &ExtractLimits,
+    limits: &ExtractOptions,
     on_progress: &mut dyn FnMut(f32),
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<ExtractedText, ExtractError> {
@@ -91,7 +91,7 @@ fn text_parts(archive: &ZipArchive<Cursor<&[u8]>>) -> Vec<String> {
     parts
 }
 
-fn too_large(limits: &ExtractLimits) -> ExtractError {
+fn too_large(limits: &ExtractOptions) -> ExtractError {
     ExtractError::Permanent(format!(
         "the DOCX expands beyond the decompressed size limit (max_docx_uncompressed_bytes = {})",
         limits.max_docx_uncompressed_bytes
@@ -162,7 +162,7 @@ fn read_part(
     part: impl Read,
     name: &str,
     budget: &mut Budget,
-    limits: &ExtractLimits,
+    limits: &ExtractOptions,
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<String, ExtractError> {
     let counting = CountingReader::new(part, budget.bytes_left);
@@ -215,7 +215,7 @@ fn read_part(
 }
 
 /// Appends document text, spending the character allowance.
-fn append(text: &mut String, addition: &str, budget: &mut Budget, limits: &ExtractLimits) -> Result<(), ExtractError> {
+fn append(text: &mut String, addition: &str, budget: &mut Budget, limits: &ExtractOptions) -> Result<(), ExtractError> {
     budget.chars_left =
         budget.chars_left.checked_sub(addition.chars().count()).ok_or_else(|| too_many_chars(limits))?;
     text.push_str(addition);
@@ -331,10 +331,11 @@ mod tests {
     use std::io::Read;
 
     use super::{read_part, Budget, CountingReader, Stop};
-    use crate::processing::extract::ExtractLimits;
+    use crate::processing::extract::ExtractOptions;
 
     fn text_of(xml: &str) -> String {
-        let limits = ExtractLimits {
+        let limits = ExtractOptions {
+            pdftotext: None,
             max_pages: 1,
             max_chars: 1000,
             max_docx_uncompressed_bytes: 1 << 20,

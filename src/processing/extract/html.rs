@@ -4,7 +4,7 @@
 
 use html2text::render::TextDecorator;
 
-use super::{text, without_panics, ExtractError, ExtractLimits, ExtractedText, Section};
+use super::{text, without_panics, ExtractError, ExtractOptions, ExtractedText, Section};
 
 /// Page furniture by element, ARIA role, and the class names the common generators
 /// (Sphinx, DocBook, MkDocs, WordPress) give it.
@@ -18,7 +18,7 @@ script, style, noscript, template, nav, header, footer, aside, form, button, dia
 /// Lines are never wrapped: a sentence must stay on one line for search and citation.
 const NO_WRAP_WIDTH: usize = 1 << 20;
 
-pub(super) fn extract(bytes: &[u8], limits: &ExtractLimits) -> Result<ExtractedText, ExtractError> {
+pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<ExtractedText, ExtractError> {
     let html = text::decode(bytes)?;
     // The tree builder's scope checks walk the stack of open elements, so its cost grows
     // with the square of the nesting depth: refuse absurd depths before parsing.

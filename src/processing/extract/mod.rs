@@ -11,9 +11,12 @@ mod text;
 
 use crate::config::ProcessingConfig;
 
-/// Per-document limits; exceeding one fails the document with a message naming its key.
+/// How to read a document: the per-document limits (exceeding one fails the document
+/// with a message naming its key) and the PDF reader.
 #[derive(Debug, Clone)]
-pub struct ExtractLimits {
+pub struct ExtractOptions {
+    /// Poppler's pdftotext, when installed; None reads PDFs with the built-in reader.
+    pub pdftotext: Option<std::path::PathBuf>,
     pub max_pages: u32,
     pub max_chars: usize,
     pub max_docx_uncompressed_bytes: u64,
@@ -21,9 +24,10 @@ pub struct ExtractLimits {
     pub max_html_depth: usize,
 }
 
-impl From<&ProcessingConfig> for ExtractLimits {
+impl From<&ProcessingConfig> for ExtractOptions {
     fn from(config: &ProcessingConfig) -> Self {
-        ExtractLimits {
+        ExtractOptions {
+            pdftotext: find_program(&config.pdftotext),
             max_pages: config.max_pages,
             max_chars: config.max_chars,
             max_docx_uncompressed_bytes: config.max_docx_uncompressed_bytes,
@@ -75,7 +79,7 @@ pub const CSV: &str = "text/csv";
 pub fn extract(
     content_type: &str,
     bytes: &[u8],
-    limits: &ExtractLimits,
+    limits: &ExtractOptions,
     on_progress: &mut dyn FnMut(f32),
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<ExtractedText, ExtractError> {
@@ -114,9 +118,22 @@ pub fn extract(
     Ok(extracted)
 }
 
+/// `name` as a path, or found on PATH; None when empty or not found.
+fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let name = name.trim();
+    if name.is_empty() {
+        return None;
+    }
+    if name.contains('/') {
+        return std::path::Path::new(name).is_file().then(|| name.into());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}
+
 /// The error for a document whose text outgrows `max_chars`; extractors that stream
 /// raise it as soon as they cross the limit.
-fn too_many_chars(limits: &ExtractLimits) -> ExtractError {
+fn too_many_chars(limits: &ExtractOptions) -> ExtractError {
     ExtractError::Permanent(format!(
         "the extracted text exceeds the character limit (max_chars = {})",
         limits.max_chars

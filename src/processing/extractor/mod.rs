@@ -10,35 +10,37 @@ mod confine;
 mod outcome;
 mod process;
 pub mod protocol;
+mod spares;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::time::Instant;
 
 pub use child::run as run_child;
 pub use confine::Confinement;
 pub use outcome::{document_kind, ExtractorError, ExtractorOutcome, ExtractorReport};
-use process::{signal_name, Ended, Watched};
-use protocol::{read_frame, Frame, Sections};
+use process::{signal_name, Ended, Started};
+use protocol::{read_frame, Frame, Request, Sections};
+use spares::Spares;
 
-use super::extract::{ExtractLimits, ExtractedText};
+use super::extract::{ExtractOptions, ExtractedText};
 use crate::config::ProcessingConfig;
 
-/// The end of the extractor's stderr kept to explain a crash.
-const STDERR_TAIL_BYTES: usize = 8 * 1024;
 /// How long stderr may stay open after the process ended (a grandchild holding it).
 const STDERR_WAIT: Duration = Duration::from_millis(500);
 
-/// Starts extractor processes with one configuration.
-#[derive(Debug, Clone)]
+/// Starts extractor processes with one configuration, keeping spares started ahead.
+#[derive(Clone)]
 pub struct Extractor {
     program: PathBuf,
+    spares: Spares,
+    spare_count: usize,
     confinement: Confinement,
-    limits: ExtractLimits,
+    limits: ExtractOptions,
     max_memory_mb: u64,
     max_cpu_seconds: u64,
     max_seconds: u64,
@@ -51,16 +53,28 @@ pub struct Extraction {
 }
 
 impl Extractor {
-    /// `processing.extractor_program`, or this executable when it is empty.
+    /// `processing.extractor_program`, or this executable when it is empty. It keeps
+    /// `processing.extractor_spares` processes started ahead of need.
     pub fn from_config(config: &ProcessingConfig) -> std::io::Result<Extractor> {
         let program = match config.extractor_program.trim() {
             "" => std::env::current_exe()?,
             path => PathBuf::from(path),
         };
+        let limits = ExtractOptions::from(config);
+        match &limits.pdftotext {
+            Some(pdftotext) => log::info!("PDFs are read by poppler: {}", pdftotext.display()),
+            None => log::warn!(
+                "PDFs are read by the built-in reader: processing.pdftotext ({:?}) was not found; install \
+                 poppler-utils for text as poppler reads it",
+                config.pdftotext
+            ),
+        }
         Ok(Extractor {
             program,
+            spares: Spares::default(),
+            spare_count: config.extractor_spares,
             confinement: Confinement::from(config),
-            limits: ExtractLimits::from(config),
+            limits,
             max_memory_mb: config.max_memory_mb,
             max_cpu_seconds: config.max_cpu_seconds,
             max_seconds: config.max_seconds,
@@ -82,7 +96,7 @@ impl Extractor {
             result: Err(error),
             report: ExtractorReport { outcome: ExtractorOutcome::NotStarted, exit, peak_memory_kb: 0, cpu_ms: 0 },
         };
-        let input = match std::fs::File::open(file) {
+        let mut input = match tokio::fs::File::open(file).await {
             Ok(input) => input,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let reason = "the uploaded file is missing from storage";
@@ -93,17 +107,26 @@ impl Extractor {
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
-        let mut command = self.command(content_type);
-        command.stdin(input).stdout(Stdio::piped()).stderr(Stdio::piped());
-        self.confinement.apply(&mut command);
-        let (mut child, stdout, stderr) = match spawn(&mut command) {
+        let started = match self.spares.take() {
+            Some(spare) => Ok(spare),
+            None => self.start(),
+        };
+        let Started { watched: mut child, mut stdin, stdout, stderr_tail } = match started {
             Ok(started) => started,
             Err(err) => {
                 let reason = format!("the extractor process could not be started: {err}");
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
-        let stderr_tail = tokio::spawn(read_tail(stderr));
+        let mut request =
+            serde_json::to_vec(&Request { content_type: content_type.to_string() }).expect("a request serialises");
+        request.push(b'\n');
+        // A reader that dies early closes its stdin: the feeder's error is its own to report.
+        let feeder = tokio::spawn(async move {
+            stdin.write_all(&request).await?;
+            tokio::io::copy(&mut input, &mut stdin).await?;
+            stdin.shutdown().await
+        });
 
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
@@ -164,23 +187,36 @@ impl Extractor {
                 child.ended().await
             }
         };
+        feeder.abort();
         let stderr = tokio::time::timeout(STDERR_WAIT, stderr_tail).await.ok().and_then(Result::ok).unwrap_or_default();
         let run = Run { sections, last_frame, broken, stopped, ended, stderr };
+        // The next document's process starts now, off this one's path.
+        self.warm_up();
         self.settle(content_type, run)
     }
 
-    fn command(&self, content_type: &str) -> Command {
+    /// Starts spares until `processing.extractor_spares` wait. Call it from a thread that
+    /// lives as long as the process (an event loop, not the blocking pool): extractors
+    /// are killed when the thread that started them ends.
+    pub fn warm_up(&self) {
+        self.spares.refill(self.spare_count, || self.start());
+    }
+
+    fn start(&self) -> std::io::Result<Started> {
         let mut command = Command::new(&self.program);
         let limits = &self.limits;
         command
             .arg("extract")
-            .args(["--content-type", content_type])
             .args(["--max-pages", &limits.max_pages.to_string()])
             .args(["--max-chars", &limits.max_chars.to_string()])
             .args(["--max-docx-uncompressed-bytes", &limits.max_docx_uncompressed_bytes.to_string()])
             .args(["--max-docx-entries", &limits.max_docx_entries.to_string()])
             .args(["--max-html-depth", &limits.max_html_depth.to_string()]);
-        command
+        if let Some(pdftotext) = &limits.pdftotext {
+            command.arg("--pdftotext").arg(pdftotext);
+        }
+        self.confinement.apply(&mut command);
+        process::start(&mut command)
     }
 
     /// Turns how the process ended into the document's result.
@@ -283,32 +319,4 @@ struct Run {
     stopped: Option<Stopped>,
     ended: Ended,
     stderr: String,
-}
-
-/// Starts the process and hands its pipes to the runtime.
-fn spawn(
-    command: &mut Command,
-) -> std::io::Result<(Watched, tokio::process::ChildStdout, tokio::process::ChildStderr)> {
-    let mut child = command.spawn()?;
-    // Watch first: from here on, dropping the watch kills the process.
-    let watched = Watched::start(child.id());
-    let stdout = tokio::process::ChildStdout::from_std(child.stdout.take().expect("piped stdout"))?;
-    let stderr = tokio::process::ChildStderr::from_std(child.stderr.take().expect("piped stderr"))?;
-    Ok((watched, stdout, stderr))
-}
-
-/// Reads a pipe to its end, keeping only its last bytes.
-async fn read_tail(mut pipe: tokio::process::ChildStderr) -> String {
-    let mut tail = Vec::new();
-    let mut buffer = [0u8; 4096];
-    while let Ok(read) = pipe.read(&mut buffer).await {
-        if read == 0 {
-            break;
-        }
-        tail.extend_from_slice(&buffer[..read]);
-        if tail.len() > STDERR_TAIL_BYTES {
-            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
-        }
-    }
-    String::from_utf8_lossy(&tail).into_owned()
 }

@@ -1,11 +1,55 @@
-//! A started extractor process, watched from a thread that waits for its end. Killing
-//! reaches its whole process group, and never a stranger: once the process has exited
-//! it is no longer killed, and it is reaped only after that is recorded.
+//! A started extractor process: its pipes, and a thread that waits for its end.
+//! Killing reaches its whole process group, and never a stranger: once the process has
+//! exited it is no longer killed, and it is reaped only after that is recorded.
 
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::io::AsyncReadExt;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The end of the extractor's stderr kept to explain a crash.
+const STDERR_TAIL_BYTES: usize = 8 * 1024;
+
+/// A started extractor, waiting for its request on stdin.
+pub struct Started {
+    pub watched: Watched,
+    pub stdin: ChildStdin,
+    pub stdout: ChildStdout,
+    /// The last bytes it wrote to stderr, once stderr closes.
+    pub stderr_tail: JoinHandle<String>,
+}
+
+/// Starts `command` with piped stdio and hands its pipes to the runtime.
+pub fn start(command: &mut Command) -> std::io::Result<Started> {
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn()?;
+    // Watch first: from here on, dropping the watch kills the process.
+    let watched = Watched::start(child.id());
+    let stdin = ChildStdin::from_std(child.stdin.take().expect("piped stdin"))?;
+    let stdout = ChildStdout::from_std(child.stdout.take().expect("piped stdout"))?;
+    let stderr = ChildStderr::from_std(child.stderr.take().expect("piped stderr"))?;
+    Ok(Started { watched, stdin, stdout, stderr_tail: tokio::spawn(read_tail(stderr)) })
+}
+
+/// Reads a pipe to its end, keeping only its last bytes.
+async fn read_tail(mut pipe: ChildStderr) -> String {
+    let mut tail = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = pipe.read(&mut buffer).await {
+        if read == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buffer[..read]);
+        if tail.len() > STDERR_TAIL_BYTES {
+            tail.drain(..tail.len() - STDERR_TAIL_BYTES);
+        }
+    }
+    String::from_utf8_lossy(&tail).into_owned()
+}
 
 /// How a process ended, as `wait4` tells it.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +116,10 @@ impl Watched {
             let _ = tx.send(reap(pid));
         });
         Watched { pid, exited, ended: Some(rx) }
+    }
+
+    pub fn has_exited(&self) -> bool {
+        *self.exited.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// SIGKILL to the process group, unless the process has already exited.

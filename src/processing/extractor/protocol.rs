@@ -1,4 +1,12 @@
-//! The extractor's output format: JSON lines on stdout, one frame per line.
+//! The extractor's wire format. On stdin it gets one request line, then the
+//! document's bytes until end of input:
+//!
+//! ```text
+//! {"content_type":"application/pdf"}
+//! %PDF-1.7 …
+//! ```
+//!
+//! On stdout it answers in JSON lines, one frame per line:
 //!
 //! ```text
 //! {"type":"progress","fraction":0.25}
@@ -19,6 +27,15 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::processing::extract::{ExtractedText, Section};
+
+/// The request line: what the bytes after it are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub content_type: String,
+}
+
+/// Longest request line the extractor reads.
+pub const MAX_REQUEST_BYTES: usize = 4096;
 
 /// Bytes of text per `text` frame, at most.
 pub const MAX_TEXT_PER_FRAME: usize = 256 * 1024;
