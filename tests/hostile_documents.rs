@@ -160,8 +160,7 @@ async fn a_reader_over_its_memory_limit_fails_naming_max_memory_mb() {
     let done = server.http.wait_for(&mallory, doc["id"].as_str().unwrap(), Duration::from_secs(60), is_finished).await;
     assert_eq!(done["queue_status"], "failed", "{done}");
     assert_eq!(
-        done["error"],
-        "the PDF made the reader exceed its memory limit (processing.max_memory_mb = 512)",
+        done["error"], "the PDF made the reader exceed its memory limit (processing.max_memory_mb = 512)",
         "{done}"
     );
     let path = format!("/api/admin/queue/jobs/{}", doc["job_id"].as_str().unwrap());

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::models::{ChunkRow, QueueStatus};
 use super::schema::{document_chunks, documents};
-use super::{DbConnection, DbError};
+use super::{write_transaction, DbConnection, DbError};
 
 /// Replaces the document's chunks in one transaction, so a retried or re-run job
 /// never leaves duplicates, and marks nothing else. Returns false when the document
@@ -15,7 +15,7 @@ pub fn replace_for_job(
     job_id: &str,
     chunks: &[ChunkRow],
 ) -> Result<bool, DbError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let owned: i64 = documents::table
             .filter(documents::id.eq(document_id))
             .filter(documents::job_id.eq(job_id))

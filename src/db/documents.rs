@@ -7,12 +7,12 @@ use diesel::prelude::*;
 
 use super::models::{now, Document, NewDocument, QueueStatus};
 use super::schema::{document_chunks, documents, job_attempts};
-use super::{DbConnection, DbError};
+use super::{write_transaction, DbConnection, DbError};
 
 const UNFINISHED: [&str; 2] = ["queued", "processing"];
 
 pub fn insert_all(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         for row in rows {
             diesel::insert_into(documents::table).values(row).execute(conn)?;
         }
@@ -63,7 +63,7 @@ pub fn list_for_user(
 
 /// Deletes the caller's document and its chunks; returns the row so its file can go too.
 pub fn delete_for_user(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<Option<Document>, DbError> {
-    conn.transaction(|conn| {
+    write_transaction(conn, |conn| {
         let Some(doc) = find_for_user(conn, user_id, id)? else {
             return Ok(None);
         };

@@ -39,6 +39,38 @@ pub enum DbError {
     Task(String),
 }
 
+/// Runs `f` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front where `busy_timeout` waits for it: a deferred
+/// transaction that reads first fails at once with "database is locked" when another
+/// writer commits between its read and its write, which is what concurrent uploads and
+/// workers do all day.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let DbConnection::Sqlite(sqlite) = conn else {
+        return conn.transaction(f);
+    };
+    // Nested transactions inside `f` see this one through the inner connection's
+    // transaction manager, and become savepoints.
+    AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+    let result = f(conn);
+    let DbConnection::Sqlite(sqlite) = conn else { unreachable!("the connection cannot change its engine") };
+    match result {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) = AnsiTransactionManager::rollback_transaction(sqlite) {
+                log::warn!("rollback failed: {rollback}");
+            }
+            Err(err)
+        }
+    }
+}
+
 /// Which engine a `database.url` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
