@@ -174,6 +174,43 @@ async fn a_reader_over_its_memory_limit_fails_naming_max_memory_mb() {
     assert!(common::is_alive(server.pid()));
 }
 
+/// The soft and hard value of one line of /proc/PID/limits.
+fn limit_of(pid: u32, name: &str) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {limits}"));
+    let fields: Vec<&str> = line[name.len()..].split_whitespace().collect();
+    (fields[0].to_string(), fields[1].to_string())
+}
+
+#[actix_web::test]
+async fn extractor_processes_run_confined_with_no_environment_and_no_descriptors_of_the_server() {
+    let env = TestEnv::new();
+    let server = ServerProcess::start(&env, &limits(7)).await;
+    // Spares are started with the worker pool; they are the extractors documents get.
+    let extractors = common::eventually(Duration::from_secs(10), "spare extractors", || {
+        let found = server.descendants();
+        async move { (!found.is_empty()).then_some(found) }
+    })
+    .await;
+    for pid in extractors {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert!(environ.is_empty(), "extractor {pid} has an environment: {}", String::from_utf8_lossy(&environ));
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(fds.iter().all(|fd| ["0", "1", "2"].contains(&fd.as_str())), "extractor {pid} holds {fds:?}");
+        assert_eq!(limit_of(pid, "Max address space"), ("536870912".into(), "536870912".into()));
+        assert_eq!(limit_of(pid, "Max cpu time"), ("7".into(), "8".into()));
+        assert_eq!(limit_of(pid, "Max core file size"), ("0".into(), "0".into()));
+        assert_eq!(limit_of(pid, "Max file size"), ("0".into(), "0".into()));
+        assert_eq!(limit_of(pid, "Max open files"), ("32".into(), "32".into()));
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let process_group = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(2).unwrap().to_string();
+        assert_eq!(process_group, pid.to_string(), "extractor {pid} leads its own process group");
+    }
+}
+
 /// CPU time a process has used, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
