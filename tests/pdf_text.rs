@@ -1,5 +1,5 @@
 //! PDF text as poppler reads it, through docqueue's reader: every text-showing
-//! operator, Type 3 fonts, ToUnicode CMaps, two-column reading order, page numbers
+//! operator, Type 3 fonts, ToUnicode CMaps, vertical Japanese, two-column reading order, page numbers
 //! across the parallel page ranges, and the built-in reader where poppler is absent.
 //! The PDFs are written by hand (tests/common/pdf_writer.rs), each using exactly the
 //! feature under test.
@@ -72,6 +72,12 @@ fn a_two_column_page_reads_column_by_column() {
         let next = text.find(&format!("Left column sentence number {} ", row + 1)).unwrap();
         assert!(this < next, "{text}");
     }
+}
+
+#[test]
+fn vertical_japanese_reads_down_each_column_from_the_right() {
+    let text = text_of(&pdf_writer::vertical_cjk_pdf(), &options());
+    assert_eq!(text, "縦書きの 文章です");
 }
 
 #[test]

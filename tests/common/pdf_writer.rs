@@ -193,3 +193,41 @@ pub fn two_column_pdf(rows: usize) -> Vec<u8> {
     content.push_str("ET");
     one_page_pdf(content.as_bytes(), "", vec![])
 }
+
+/// Japanese set vertically (a Type 0 font with Identity-V encoding, a ToUnicode CMap):
+/// two columns, read from the right: "縦書きの" then "文章です".
+pub fn vertical_cjk_pdf() -> Vec<u8> {
+    let chars: Vec<char> = "縦書きの文章です".chars().collect();
+    let code = |c: char| chars.iter().position(|&k| k == c).unwrap() + 1;
+    let hex = |text: &str| text.chars().map(|c| format!("{:04X}", code(c))).collect::<String>();
+    let mut cmap = String::from(
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n/CMapName /Docqueue-V def /CMapType 2 def\n\
+         1 begincodespacerange <0000> <FFFF> endcodespacerange\n",
+    );
+    writeln!(cmap, "{} beginbfchar", chars.len()).unwrap();
+    for &c in &chars {
+        writeln!(cmap, "<{:04X}> <{:04X}>", code(c), c as u32).unwrap();
+    }
+    cmap.push_str("endbfchar\nendcmap CMapName currentdict /CMap defineresource pop end end");
+    let content = format!(
+        "BT /C1 20 Tf 500 700 Td <{}> Tj ET BT /C1 20 Tf 460 700 Td <{}> Tj ET",
+        hex("縦書きの"),
+        hex("文章です")
+    );
+    page_pdf(
+        content.as_bytes(),
+        "/Font << /C1 6 0 R >>",
+        vec![
+            b"<< /Type /Font /Subtype /Type0 /BaseFont /DocqueueCJK /Encoding /Identity-V /DescendantFonts [7 0 R] \
+               /ToUnicode 9 0 R >>"
+                .to_vec(),
+            b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /DocqueueCJK /CIDSystemInfo << /Registry (Adobe) \
+               /Ordering (Identity) /Supplement 0 >> /FontDescriptor 8 0 R /DW 1000 /DW2 [880 -1000] >>"
+                .to_vec(),
+            b"<< /Type /FontDescriptor /FontName /DocqueueCJK /Flags 4 /FontBBox [0 -200 1000 800] /ItalicAngle 0 \
+               /Ascent 800 /Descent -200 /CapHeight 700 /StemV 80 >>"
+                .to_vec(),
+            stream("", cmap.as_bytes()),
+        ],
+    )
+}
