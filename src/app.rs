@@ -57,6 +57,11 @@ pub enum StartError {
     Task(String),
     #[error("the extractor program cannot be found: {0}")]
     Extractor(std::io::Error),
+    #[error(
+        "auth.jwt_secret is not set, and development mode (auth.dev_mode) serves only on a loopback address \
+         (127.0.0.0/8, ::1), not on server.host = {0}: set DOCQUEUE_AUTH__JWT_SECRET"
+    )]
+    DevModeNotLoopback(String),
 }
 
 /// A started process; `shutdown` drains it.
@@ -122,6 +127,9 @@ async fn start_inner(
     warn_if_redis_may_evict(&queue).await;
     let storage = Storage::open(&config.storage.root)
         .map_err(|source| StartError::Storage { path: config.storage.root.display().to_string(), source })?;
+    if role.serves_http() && config.auth.jwt_secret.is_empty() && !is_loopback(&config.server.host) {
+        return Err(StartError::DevModeNotLoopback(config.server.host.clone()));
+    }
     let token_keys = TokenKeys::from_config(&config.auth)?;
     let embedder = embed::from_config(&config.embedding);
     let processor = make_processor(&db, &queue, &storage, embedder.clone());
@@ -198,6 +206,12 @@ async fn start_inner(
     };
 
     Ok(RunningApp { http_addr, token_keys, db, queue, hub: hub_addr, server, supervisor })
+}
+
+/// Whether `host` only ever listens on this machine: 127.0.0.0/8, ::1, localhost.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Development mode: the secret was made for this process, so print tokens to try it.

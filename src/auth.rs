@@ -33,6 +33,10 @@ pub enum AuthSetupError {
     MissingSecret,
     #[error("auth.jwt_secret could not be used: {0}")]
     BadSecret(String),
+    #[error(
+        "auth.jwt_secret is {0} bytes long; it must have at least {MIN_SECRET_BYTES} (make one with: openssl rand -hex 32)"
+    )]
+    ShortSecret(usize),
 }
 
 /// Signs and checks tokens with one HS256 secret.
@@ -47,8 +51,15 @@ pub struct TokenKeys {
     pub generated: bool,
 }
 
+/// HS256 is as strong as its secret: RFC 7518 asks for a key at least as long as the
+/// hash (256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 impl TokenKeys {
     pub fn from_config(config: &AuthConfig) -> Result<TokenKeys, AuthSetupError> {
+        if !config.jwt_secret.is_empty() && config.jwt_secret.len() < MIN_SECRET_BYTES {
+            return Err(AuthSetupError::ShortSecret(config.jwt_secret.len()));
+        }
         if !config.jwt_secret.is_empty() {
             return TokenKeys::from_secret(config.jwt_secret.as_bytes(), false);
         }
@@ -63,6 +74,8 @@ impl TokenKeys {
     fn from_secret(secret: &[u8], generated: bool) -> Result<TokenKeys, AuthSetupError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        // A token valid only from later (nbf) is refused until then.
+        validation.validate_nbf = true;
         validation.leeway = 0;
         let bad = |e: jsonwebtoken::errors::Error| AuthSetupError::BadSecret(e.to_string());
         use sha2::Digest;

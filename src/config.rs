@@ -193,6 +193,10 @@ const LEGACY_ENV: &[(&str, &str)] = &[
     ("QUEUE_MAX_RETRIES", "document_queue.retry_attempts"),
 ];
 
+/// Environment variables read as plain strings, never parsed, and the keys they set.
+const RAW_STRING_ENV: &[(&str, &str)] =
+    &[("DOCQUEUE_AUTH__JWT_SECRET", "auth.jwt_secret"), ("DOCQUEUE_EMBEDDING__API_KEY", "embedding.api_key")];
+
 impl Config {
     /// Loads the layered configuration. `file` replaces `config/local.toml` when given.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -210,6 +214,12 @@ impl Config {
             key.into()
         });
         figment = figment.merge(legacy).merge(Env::prefixed("DOCQUEUE_").split("__"));
+        // Secrets are taken as written: parsed as values, "0123…" would become a number.
+        for (env, key) in RAW_STRING_ENV {
+            if let Ok(value) = std::env::var(env) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
         Self::from_figment(figment)
     }
 

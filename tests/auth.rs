@@ -68,3 +68,18 @@ async fn user_token_on_admin_route_is_403_and_admin_token_passes() {
     assert_eq!(status, 200, "{body}");
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn a_token_not_valid_before_a_future_time_is_401() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let tomorrow =
+        signed(json!({ "sub": "alice", "role": "user", "exp": now() + 2 * 86400, "nbf": now() + 86400 }), SECRET);
+    let (status, body) = status_with(&server, "/api/documents", Some(&format!("Bearer {tomorrow}"))).await;
+    assert_eq!(status, 401, "{body}");
+    let valid_since_yesterday =
+        signed(json!({ "sub": "alice", "role": "user", "exp": now() + 600, "nbf": now() - 86400 }), SECRET);
+    let (status, body) = status_with(&server, "/api/documents", Some(&format!("Bearer {valid_since_yesterday}"))).await;
+    assert_eq!(status, 200, "{body}");
+    server.shutdown().await;
+}

@@ -153,3 +153,34 @@ fn migrate_backfills_rows_from_before_the_queue() {
     assert_eq!(done.job_id.len(), 26, "a ULID job id");
     assert_ne!(done.job_id, todo.job_id);
 }
+
+#[test]
+fn serve_without_a_secret_on_a_public_address_refuses_to_start_naming_the_key() {
+    let env = TestEnv::new();
+    let mut vars = env.env_vars();
+    vars.retain(|(k, _)| {
+        k != "DOCQUEUE_AUTH__JWT_SECRET" && k != "DOCQUEUE_AUTH__DEV_MODE" && k != "DOCQUEUE_SERVER__HOST"
+    });
+    vars.push(("DOCQUEUE_SERVER__HOST".into(), "0.0.0.0".into()));
+    vars.push(("DOCQUEUE_SERVER__PORT".into(), "0".into()));
+    let out = docqueue(&["serve", "--role", "api"], &vars);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("auth.dev_mode") && stderr.contains("loopback") && stderr.contains("0.0.0.0"), "{stderr}");
+    assert!(!stderr.contains("demo user token"), "no token may be made: {stderr}");
+}
+
+#[test]
+fn a_secret_shorter_than_32_bytes_is_refused_by_serve_and_token() {
+    let env = TestEnv::new();
+    let mut vars = env.env_vars();
+    vars.retain(|(k, _)| k != "DOCQUEUE_AUTH__JWT_SECRET");
+    vars.push(("DOCQUEUE_AUTH__JWT_SECRET".into(), "0123456789".into()));
+    vars.push(("DOCQUEUE_SERVER__PORT".into(), "0".into()));
+    for args in [vec!["serve", "--role", "api"], vec!["token", "--user", "alice"]] {
+        let out = docqueue(&args, &vars);
+        assert!(!out.status.success(), "{args:?} accepted a 10-byte secret");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("auth.jwt_secret is 10 bytes long") && stderr.contains("32"), "{args:?}: {stderr}");
+    }
+}

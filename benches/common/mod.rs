@@ -5,7 +5,7 @@
 use docqueue::config::Config;
 use serde_json::{json, Value};
 
-pub const SECRET: &str = "bench-secret";
+pub const SECRET: &str = "bench-secret-for-docqueue-benchmarks-0123";
 
 /// Prints one figure as a JSON line, with any extra fields.
 pub fn figure(bench: &str, name: &str, value: f64, unit: &str, extra: Value) {

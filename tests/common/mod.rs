@@ -22,7 +22,7 @@ use docqueue::config::{AuthConfig, Config};
 use docqueue::workers::Processor;
 use serde_json::{json, Value};
 
-pub const SECRET: &str = "test-secret-for-docqueue-tests";
+pub const SECRET: &str = "test-secret-for-docqueue-tests-0123456789";
 
 pub fn redis_url() -> String {
     std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
