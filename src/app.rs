@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::dev::Service;
-use actix_web::{middleware, web, App, HttpServer};
+use actix_web::{web, App, HttpServer};
 
 use crate::auth::{Role as TokenRole, TokenKeys};
 use crate::config::Config;
@@ -184,7 +184,7 @@ async fn start_inner(
                         Ok(response)
                     }
                 })
-                .wrap(middleware::Logger::new("%r %s %Dms").exclude("/healthz"))
+                .wrap(crate::web::access_logger())
                 .configure(crate::web::routes)
         })
         .disable_signals()

@@ -1,5 +1,6 @@
 //! HTTP: routes, shared state, and the JSON shape of errors.
 
+mod access_log;
 pub mod admin;
 pub mod documents;
 pub mod health;
@@ -21,6 +22,8 @@ use crate::progress::Publisher;
 use crate::queue::Queue;
 use crate::storage::Storage;
 use crate::workers::Processor;
+
+pub use access_log::logger as access_logger;
 
 /// Shared by every request handler.
 pub struct AppState {
