@@ -141,6 +141,19 @@ async fn hostile_filename_is_stored_safely() {
 }
 
 #[actix_web::test]
+async fn a_filename_with_a_right_to_left_override_cannot_pose_as_another_type() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let alice = token("alice");
+    // Displayed raw, this reads "invoiceexe.txt".
+    let uploaded = server.upload_one(&alice, "invoice\u{202E}txt.exe", b"plain text".to_vec()).await;
+    assert_eq!(uploaded["filename"], "invoicetxt.exe");
+    let listed = server.get_json(&alice, "/api/documents").await.1;
+    assert_eq!(listed["documents"][0]["filename"], "invoicetxt.exe");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
 async fn another_users_document_is_404_on_get_and_delete() {
     let env = TestEnv::new();
     let server = api_server(&env, json!({})).await;

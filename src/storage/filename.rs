@@ -1,11 +1,12 @@
 //! Client-supplied filenames are display names only: keep the last path component,
-//! drop control characters, cap the length (keeping the extension).
+//! drop control characters and the invisible ones that change how a name reads,
+//! cap the length (keeping the extension).
 
 const MAX_BYTES: usize = 200;
 
 pub fn sanitize(raw: &str) -> String {
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = last.chars().filter(|c| !c.is_control()).collect();
+    let cleaned: String = last.chars().filter(|&c| !c.is_control() && !is_invisible_formatting(c)).collect();
     let cleaned = cleaned.trim().trim_start_matches('.').trim();
     if cleaned.is_empty() {
         return "upload".to_string();
@@ -24,6 +25,15 @@ pub fn sanitize(raw: &str) -> String {
     format!("{}{extension}", &stem[..end])
 }
 
+/// Bidirectional controls make "invoice\u{202E}txt.exe" display as "invoiceexe.txt";
+/// zero-width and other invisible characters make two names look alike. Zero-width
+/// joiners (U+200C, U+200D) stay: scripts and emoji need them.
+fn is_invisible_formatting(c: char) -> bool {
+    matches!(c,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}'
+        | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}' | '\u{00AD}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::sanitize;
@@ -34,6 +44,13 @@ mod tests {
         assert_eq!(sanitize("C:\\Users\\me\\report.docx"), "report.docx");
         assert_eq!(sanitize("..."), "upload");
         assert_eq!(sanitize(""), "upload");
+    }
+
+    #[test]
+    fn bidirectional_controls_and_invisible_characters_are_removed() {
+        assert_eq!(sanitize("invoice\u{202E}txt.exe"), "invoicetxt.exe");
+        assert_eq!(sanitize("\u{2067}report\u{2069}\u{200B}.pdf\u{FEFF}"), "report.pdf");
+        assert_eq!(sanitize("نامه\u{200C}ها.docx"), "نامه\u{200C}ها.docx");
     }
 
     #[test]
