@@ -22,6 +22,14 @@ pub(super) fn extract(
     on_progress: &mut dyn FnMut(f32),
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<ExtractedText, ExtractError> {
+    // Reading the central directory allocates per entry: count them from the end
+    // record first, so 400,000 entries cost nothing.
+    if let Some(entries) = declared_entry_count(bytes).filter(|&n| n > limits.max_docx_entries as u64) {
+        return Err(ExtractError::Permanent(format!(
+            "the DOCX has {entries} entries, more than allowed (max_docx_entries = {})",
+            limits.max_docx_entries
+        )));
+    }
     let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
         ExtractError::Permanent(format!(
             "the file is not a readable DOCX (not a valid zip archive; password-protected documents are not supported): {e}"
@@ -60,6 +68,32 @@ pub(super) fn extract(
         on_progress((done + 1) as f32 / parts.len() as f32);
     }
     Ok(ExtractedText { sections, markdown: false, pages: None })
+}
+
+/// The entry count a zip's end-of-central-directory record declares (ZIP64 too), or
+/// None when there is no such record (the zip reader then says what is wrong).
+fn declared_entry_count(bytes: &[u8]) -> Option<u64> {
+    const END: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
+    const ZIP64_END: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
+    let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])));
+    let u64_at = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    // The record is 22 bytes plus a comment of at most 65,535.
+    let search_from = bytes.len().saturating_sub(22 + 65_535);
+    let end = search_from + bytes[search_from..].windows(4).rposition(|w| w == END)?;
+    let entries = u16_at(end + 10)?;
+    if entries != 0xFFFF {
+        return Some(entries);
+    }
+    let locator = end.checked_sub(20)?;
+    if bytes.get(locator..locator + 4)? != ZIP64_LOCATOR {
+        return Some(entries);
+    }
+    let zip64_end = usize::try_from(u64_at(locator + 8)?).ok()?;
+    if bytes.get(zip64_end..zip64_end + 4)? != ZIP64_END {
+        return Some(entries);
+    }
+    u64_at(zip64_end + 32)
 }
 
 /// The parts that hold text, in reading order: headers, body, notes, footers.
