@@ -94,8 +94,18 @@ impl From<crate::db::DbError> for AppError {
 
 impl From<crate::queue::QueueError> for AppError {
     fn from(err: crate::queue::QueueError) -> AppError {
+        use crate::queue::QueueError;
         log::error!("queue error: {err}");
-        AppError::Unavailable("the job queue".into())
+        match err {
+            // Every pooled connection is in use: Redis is up, this process is busy.
+            QueueError::Pool(_) => {
+                AppError::Unavailable("the job queue (every Redis connection is busy; try again shortly)".into())
+            }
+            QueueError::Redis(e) if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() => {
+                AppError::Unavailable("the job queue (Redis cannot be reached)".into())
+            }
+            _ => AppError::Unavailable("the job queue".into()),
+        }
     }
 }
 

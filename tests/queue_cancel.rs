@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::processors::ScriptedProcessor;
-use common::{admin_token, token, TestEnv, TestServer};
+use common::{admin_token, token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::db::documents;
 use serde_json::{json, Value};
 
 async fn cancel(server: &TestServer, user_token: &str, id: &str) -> (u16, Value) {
@@ -79,5 +80,37 @@ async fn cancelling_a_finished_job_is_409_and_another_users_is_404() {
     assert_eq!(body["error"]["code"], "conflict");
     let (status, _) = cancel(&server, &token("mallory"), id).await;
     assert_eq!(status, 404);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_cancel_that_cannot_reach_the_queue_is_503_and_changes_nothing() {
+    let redis = OwnRedis::start();
+    let env = TestEnv::with_redis(&redis.url);
+    let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "notes.md", b"# Notes\n\nkept".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    drop(redis);
+    let (status, body) = cancel(&server, &alice, id).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "service_unavailable", "{body}");
+    assert_eq!(server.document(&alice, id).await["queue_status"], "queued");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_cancelled_row_stays_cancelled_when_its_job_reports_completion() {
+    let env = TestEnv::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "notes.md", b"# Notes\n\nkept".to_vec()).await;
+    let (id, job_id) = (doc["id"].as_str().unwrap().to_string(), doc["job_id"].as_str().unwrap().to_string());
+    assert_eq!(cancel(&server, &alice, &id).await.0, 200);
+    let (row, job) = (id.clone(), job_id.clone());
+    let changed = server.app().db.run(move |conn| documents::mark_completed(conn, &row, &job, 3)).await.unwrap();
+    assert!(!changed, "a finished row accepted another ending");
+    let doc = server.document(&alice, &id).await;
+    assert_eq!((doc["queue_status"].as_str(), doc["chunk_count"].as_i64()), (Some("cancelled"), Some(0)), "{doc}");
     server.shutdown().await;
 }

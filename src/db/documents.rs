@@ -120,16 +120,22 @@ pub fn update_progress(
 }
 
 pub fn mark_completed(conn: &mut DbConnection, id: &str, job_id: &str, chunk_count: i32) -> Result<bool, DbError> {
-    let updated = diesel::update(documents::table.filter(documents::id.eq(id)).filter(documents::job_id.eq(job_id)))
-        .set((
-            documents::queue_status.eq(QueueStatus::Completed.as_str()),
-            documents::chunk_count.eq(chunk_count),
-            documents::progress.eq(100),
-            documents::stage.eq(None::<String>),
-            documents::error.eq(None::<String>),
-            documents::finished_at.eq(now()),
-        ))
-        .execute(conn)?;
+    // Like every transition: a row that ended (cancelled, failed) never changes again.
+    let updated = diesel::update(
+        documents::table
+            .filter(documents::id.eq(id))
+            .filter(documents::job_id.eq(job_id))
+            .filter(documents::queue_status.eq_any(UNFINISHED)),
+    )
+    .set((
+        documents::queue_status.eq(QueueStatus::Completed.as_str()),
+        documents::chunk_count.eq(chunk_count),
+        documents::progress.eq(100),
+        documents::stage.eq(None::<String>),
+        documents::error.eq(None::<String>),
+        documents::finished_at.eq(now()),
+    ))
+    .execute(conn)?;
     Ok(updated == 1)
 }
 

@@ -114,14 +114,9 @@ pub async fn cancel_document(state: &AppState, document: Document) -> Result<Doc
     if document.status().is_terminal() {
         return Err(AppError::Conflict(format!("the document is already {}", document.queue_status)));
     }
-    let outcome = match state.queue.cancel(&document.job_id).await {
-        Ok(outcome) => outcome,
-        // Redis unreachable: no worker can claim or finish the job either; the row decides.
-        Err(err) => {
-            log::warn!("cancel: queue unavailable ({err}); cancelling in the database");
-            CancelOutcome::Missing
-        }
-    };
+    // A cancel that cannot reach the queue changes nothing: marking only the row would
+    // leave a running job running, and its end would then contradict the row.
+    let outcome = state.queue.cancel(&document.job_id).await?;
     match outcome {
         CancelOutcome::Cancelled | CancelOutcome::Missing => {
             if mark_cancelled(state, &document).await? {
