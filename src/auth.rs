@@ -144,6 +144,8 @@ pub fn parse_ttl(text: &str) -> Option<Duration> {
 pub struct AuthUser {
     pub id: String,
     pub role: Role,
+    /// When the token that authenticated the request expires (seconds since the epoch).
+    pub expires_at: u64,
 }
 
 impl AuthUser {
@@ -175,7 +177,7 @@ pub fn authenticate(req: &HttpRequest, allow_query: bool) -> Result<AuthUser, Ap
     let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| AppError::internal("token keys not configured"))?;
     let token = bearer_token(req, allow_query).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
     let claims = keys.verify(&token)?;
-    Ok(AuthUser { id: claims.sub, role: claims.role })
+    Ok(AuthUser { id: claims.sub, role: claims.role, expires_at: claims.exp })
 }
 
 impl FromRequest for AuthUser {

@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub host: String,
     pub port: u16,
     pub workers: usize,
+    pub ws_frames_per_sec: u32,
+    pub ws_frame_burst: u32,
 }
 
 #[derive(Clone, Serialize, Deserialize)]

@@ -348,3 +348,68 @@ async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
     .await;
     server.shutdown().await;
 }
+
+fn token_expiring_in(user: &str, seconds: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({ "sub": user, "role": "user", "exp": now + seconds, "iat": now });
+    let key = jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()).unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap()
+}
+
+#[actix_web::test]
+async fn a_session_is_closed_with_4001_when_its_token_expires_and_a_fresh_token_resumes() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let mut socket = WsClient::connect(&server.base, &token_expiring_in("alice", 2)).await;
+    socket.snapshot().await;
+    let code = socket.close_code(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(docqueue::web::ws::TOKEN_EXPIRED), "the session outlived its token");
+
+    let mut again = WsClient::connect(&server.base, &token("alice")).await;
+    again.snapshot().await;
+    again.send_json(json!({ "type": "resume", "since": 0 })).await;
+    let doc = server.upload_one(&token("alice"), "after.md", b"# After\n\nreconnected".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    again.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_frame_flood_closes_only_that_session_and_another_users_upload_completes() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let mut flooder = WsClient::connect(&server.base, &alice).await;
+    flooder.snapshot().await;
+    let mut other = WsClient::connect(&server.base, &bob).await;
+    other.snapshot().await;
+
+    let frame = json!({ "type": "cancel", "document_id": "01JNOSUCHDOCUMENT0000000000" }).to_string();
+    for _ in 0..5000 {
+        if flooder.socket.send(tokio_tungstenite::tungstenite::Message::Text(frame.clone().into())).await.is_err() {
+            break;
+        }
+    }
+    let doc = server.upload_one(&bob, "notes.md", b"# Notes\n\nwhile alice floods".to_vec()).await;
+    let mut saw_rate_limited = false;
+    let code = loop {
+        match tokio::time::timeout(Duration::from_secs(10), futures_util::StreamExt::next(&mut flooder.socket)).await {
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text)))) => {
+                saw_rate_limited |= text.contains("rate_limited");
+            }
+            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => {
+                break frame.map(|f| u16::from(f.code))
+            }
+            Ok(Some(Ok(_))) => {}
+            other => panic!("the flooding socket was not closed with a reason: {other:?}"),
+        }
+    };
+    assert!(saw_rate_limited, "an error frame should say why");
+    assert_eq!(code, Some(1008));
+
+    let id = doc["id"].as_str().unwrap();
+    other.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    other.send_json(json!({ "type": "ping" })).await;
+    other.collect_until(Duration::from_secs(5), |f| f["type"] == "pong").await;
+    server.shutdown().await;
+}

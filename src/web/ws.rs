@@ -2,6 +2,11 @@
 //! for its user's events, sends a snapshot on connect (and whenever the Hub lost
 //! events), answers `resume`, `cancel` and `ping` frames, and drops a client that has
 //! been silent for 15 s.
+//!
+//! A session lives no longer than its token: at the token's `exp` it is closed with
+//! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
+//! faster than `server.ws_frames_per_sec` (burst `server.ws_frame_burst`) gets a
+//! `rate_limited` error frame and is closed with 1008 (policy violation).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +30,8 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// How long live events wait after the first snapshot for a `resume` to come.
 const RESUME_WINDOW: Duration = Duration::from_secs(1);
+/// The close code for a session whose token expired (the private-use range, 4000–4999).
+pub const TOKEN_EXPIRED: u16 = 4001;
 
 pub async fn connect(
     request: HttpRequest,
@@ -34,8 +41,11 @@ pub async fn connect(
 ) -> Result<HttpResponse, actix_web::Error> {
     // Browsers cannot set headers on a WebSocket, hence ?token=; checked before the upgrade.
     let user = authenticate(&request, true)?;
+    let limits = &state.config.server;
+    let frames = FrameBudget::new(limits.ws_frames_per_sec, limits.ws_frame_burst);
     let session = SessionActor {
         user,
+        frames,
         state,
         hub: hub.get_ref().clone(),
         session_id: None,
@@ -51,6 +61,7 @@ pub async fn connect(
 
 pub struct SessionActor {
     user: AuthUser,
+    frames: FrameBudget,
     state: web::Data<AppState>,
     hub: Addr<Hub>,
     session_id: Option<u64>,
@@ -216,10 +227,48 @@ impl SessionActor {
     }
 }
 
+/// A token bucket over the frames a client sends.
+struct FrameBudget {
+    per_sec: f64,
+    burst: f64,
+    available: f64,
+    refilled_at: Instant,
+}
+
+impl FrameBudget {
+    fn new(per_sec: u32, burst: u32) -> FrameBudget {
+        let burst = f64::from(burst.max(1));
+        FrameBudget { per_sec: f64::from(per_sec), burst, available: burst, refilled_at: Instant::now() }
+    }
+
+    /// Takes one frame's worth; false when the client is over its rate.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.refilled_at).as_secs_f64() * self.per_sec;
+        self.available = (self.available + refill).min(self.burst);
+        self.refilled_at = now;
+        if self.available < 1.0 {
+            return false;
+        }
+        self.available -= 1.0;
+        true
+    }
+}
+
 impl Actor for SessionActor {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let lifetime = Duration::from_secs(self.user.expires_at.saturating_sub(now));
+        ctx.run_later(lifetime, |act, ctx| {
+            log::info!("closing the WebSocket of {}: its token expired", act.user.id);
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Other(TOKEN_EXPIRED),
+                description: Some("token expired; reconnect with a fresh token and resume".into()),
+            }));
+            ctx.stop();
+        });
         let connect = Connect { user_id: self.user.id.clone(), session: ctx.address().recipient() };
         self.hub
             .send(connect)
@@ -264,6 +313,17 @@ impl Handler<SessionMessage> for SessionActor {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
+        let counted = !matches!(msg, Ok(ws::Message::Pong(_)) | Ok(ws::Message::Close(_)));
+        if counted && !self.frames.take() {
+            log::warn!("closing a WebSocket of {}: over its frame rate", self.user.id);
+            Self::send_error(ctx, "rate_limited", "too many frames; see server.ws_frames_per_sec");
+            ctx.close(Some(ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("too many frames".into()),
+            }));
+            ctx.stop();
+            return;
+        }
         match msg {
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Pong(_)) => {}

@@ -57,6 +57,21 @@ impl WsClient {
         frame
     }
 
+    /// Reads until the server closes the socket; returns the close code, or None if
+    /// it did not close within `limit`.
+    pub async fn close_code(&mut self, limit: Duration) -> Option<u16> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(frame)))) => return Some(frame.map_or(1005, |f| u16::from(f.code))),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_))) | Ok(None) => return Some(1006),
+                Err(_) => return None,
+            }
+        }
+    }
+
     pub async fn send_json(&mut self, value: Value) {
         self.socket.send(Message::Text(value.to_string().into())).await.unwrap();
     }

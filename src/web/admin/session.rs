@@ -40,7 +40,7 @@ pub fn current(request: &HttpRequest) -> Option<Session> {
     let keys = request.app_data::<web::Data<TokenKeys>>()?;
     let token = request.cookie(COOKIE)?.value().to_string();
     let claims = keys.verify(&token).ok()?;
-    let user = AuthUser { id: claims.sub, role: claims.role };
+    let user = AuthUser { id: claims.sub, role: claims.role, expires_at: claims.exp };
     user.is_admin().then(|| Session { csrf: csrf_token(keys, &token), user })
 }
 
