@@ -273,3 +273,25 @@ async fn uploads_beyond_the_unfinished_limit_are_429_and_other_users_are_unaffec
     assert_eq!(server.upload(&token("bob"), &[("d.txt", b"d".to_vec())], None).await.status(), 202);
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn twelve_concurrent_uploads_under_a_limit_of_two_accept_exactly_two() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({ "storage": { "max_unfinished_per_user": 2 } })).await;
+    let alice = token("alice");
+    let uploads =
+        (0..12).map(|i| {
+            let (server, alice) = (&server, &alice);
+            async move {
+                server.upload(alice, &[(&format!("{i}.txt"), format!("note {i}").into_bytes())], None).await.status()
+            }
+        });
+    let statuses = futures_util::future::join_all(uploads).await;
+    let accepted = statuses.iter().filter(|s| s.as_u16() == 202).count();
+    let refused = statuses.iter().filter(|s| s.as_u16() == 429).count();
+    assert_eq!((accepted, refused), (2, 10), "{statuses:?}");
+    let (_, listed) = server.get_json(&alice, "/api/documents").await;
+    assert_eq!(listed["documents"].as_array().unwrap().len(), 2);
+    assert_eq!(env.stored_files().len(), 2, "refused uploads leave no file");
+    server.shutdown().await;
+}

@@ -11,12 +11,40 @@ use super::{write_transaction, DbConnection, DbError};
 
 const UNFINISHED: [&str; 2] = ["queued", "processing"];
 
+/// Inserts rows as they are, with no limit (benchmarks; uploads go through
+/// `insert_within_limit`).
 pub fn insert_all(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbError> {
+    write_transaction(conn, |conn| insert_rows(conn, rows))
+}
+
+fn insert_rows(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbError> {
+    for row in rows {
+        diesel::insert_into(documents::table).values(row).execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Inserts a user's new rows unless they would take the user past `max_unfinished`
+/// documents queued or processing; then nothing is inserted and the count is returned.
+/// The count and the insert are one step: concurrent uploads of one user wait for each
+/// other (a per-user advisory lock on PostgreSQL, the write lock on SQLite).
+pub fn insert_within_limit(
+    conn: &mut DbConnection,
+    user_id: &str,
+    rows: &[NewDocument],
+    max_unfinished: i64,
+) -> Result<Result<(), i64>, DbError> {
     write_transaction(conn, |conn| {
-        for row in rows {
-            diesel::insert_into(documents::table).values(row).execute(conn)?;
+        if let DbConnection::Postgresql(pg) = conn {
+            diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind::<diesel::sql_types::Text, _>(user_id)
+                .execute(pg)?;
         }
-        Ok(())
+        let unfinished = count_unfinished_for_user(conn, user_id)?;
+        if unfinished + rows.len() as i64 > max_unfinished {
+            return Ok(Err(unfinished));
+        }
+        insert_rows(conn, rows).map(Ok)
     })
 }
 

@@ -141,14 +141,23 @@ pub async fn upload(
         }
     }
     let inserted = {
-        let rows = rows.clone();
-        state.db.run(move |conn| documents::insert_all(conn, &rows)).await
+        let (rows, user_id, max) = (rows.clone(), user.id.clone(), limits.max_unfinished_per_user);
+        state.db.run(move |conn| documents::insert_within_limit(conn, &user_id, &rows, max)).await
     };
-    if let Err(err) = inserted {
+    let refusal = match inserted {
+        Ok(Ok(())) => None,
+        Ok(Err(_)) => Some(AppError::TooManyRequests(format!(
+            "these {} files would take you past {} documents waiting or processing",
+            staged.len(),
+            limits.max_unfinished_per_user
+        ))),
+        Err(err) => Some(err.into()),
+    };
+    if let Some(refusal) = refusal {
         for row in &rows {
             let _ = state.storage.remove(&row.storage_path).await;
         }
-        return Err(err.into());
+        return Err(refusal);
     }
     for file in &mut staged {
         file.kept = true;
