@@ -413,3 +413,18 @@ async fn a_frame_flood_closes_only_that_session_and_another_users_upload_complet
     other.collect_until(Duration::from_secs(5), |f| f["type"] == "pong").await;
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn users_whose_ids_look_like_key_names_both_get_their_events() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    for user in ["bob", "seq:bob", "stream:bob"] {
+        let user = token(user);
+        let mut socket = WsClient::connect(&server.base, &user).await;
+        socket.snapshot().await;
+        let doc = server.upload_one(&user, "note.md", b"# Note\n\nmine".to_vec()).await;
+        let id = doc["id"].as_str().unwrap();
+        socket.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    }
+    server.shutdown().await;
+}

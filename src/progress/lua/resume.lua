@@ -9,7 +9,7 @@ end
 if since == current then
   return {'events'}
 end
-local stream = p .. 'events:' .. user
+local stream = p .. 'events:stream:' .. user
 local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
 if not first or tonumber(string.match(first[1], '^(%d+)')) > since + 1 then
   return {'gap'}
