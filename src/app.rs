@@ -163,6 +163,7 @@ async fn start_inner(
             events,
             embedder,
             processor,
+            uploads: Default::default(),
         });
         let keys = web::Data::new(token_keys.clone());
         let http_metrics = web::Data::new(HttpMetrics::new());

@@ -37,6 +37,7 @@ pub struct ServerConfig {
     pub workers: usize,
     pub ws_frames_per_sec: u32,
     pub ws_frame_burst: u32,
+    pub body_timeout_secs: u64,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -64,6 +65,9 @@ pub struct StorageConfig {
     pub max_upload_bytes: u64,
     pub max_files_per_upload: usize,
     pub max_unfinished_per_user: i64,
+    pub max_form_field_bytes: u64,
+    pub max_concurrent_uploads_per_user: usize,
+    pub max_concurrent_uploads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -265,6 +269,12 @@ impl Config {
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.server.body_timeout_secs == 0 {
+            return invalid("server.body_timeout_secs", "must be above 0");
+        }
+        if self.storage.max_concurrent_uploads_per_user == 0 || self.storage.max_concurrent_uploads == 0 {
+            return invalid("storage.max_concurrent_uploads", "must be at least 1 (per user and in all)");
         }
         if self.storage.max_upload_bytes == 0 {
             return invalid("storage.max_upload_bytes", "must be above 0");

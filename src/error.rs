@@ -24,6 +24,11 @@ pub enum AppError {
     UnsupportedMediaType { detected: String },
     #[error("{0}")]
     TooManyRequests(String),
+    /// Too many requests at this moment: worth retrying shortly (sent with Retry-After).
+    #[error("{0}")]
+    Busy(String),
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0} is unavailable")]
     Unavailable(String),
     /// Anything unexpected: the detail is logged, the client sees a generic message.
@@ -45,7 +50,8 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
-            AppError::TooManyRequests(_) => "too_many_requests",
+            AppError::TooManyRequests(_) | AppError::Busy(_) => "too_many_requests",
+            AppError::RequestTimeout(_) => "request_timeout",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Internal(_) => "internal_error",
         }
@@ -62,7 +68,8 @@ impl ResponseError for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyRequests(_) | AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -75,6 +82,9 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, AppError::Unauthorized(_)) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if matches!(self, AppError::Busy(_)) {
+            response.insert_header(("Retry-After", "1"));
         }
         response.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
     }

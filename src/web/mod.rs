@@ -8,6 +8,7 @@ pub mod metrics;
 mod multipart_headers;
 pub mod search;
 pub mod upload;
+mod upload_slots;
 pub mod ws;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::storage::Storage;
 use crate::workers::Processor;
 
 pub use access_log::logger as access_logger;
+pub use upload_slots::UploadSlots;
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -36,6 +38,8 @@ pub struct AppState {
     pub embedder: Arc<dyn Embedder>,
     /// Used only in `processing.mode = "inline"`.
     pub processor: Arc<dyn Processor>,
+    /// Uploads being received, for the per-user and per-process caps.
+    pub uploads: Arc<UploadSlots>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

@@ -71,6 +71,11 @@ pub async fn upload(
         .and_then(multipart_headers::boundary)
         .ok_or_else(|| AppError::BadRequest("expected a multipart/form-data body with a boundary".into()))?;
     let limits = &state.config.storage;
+    let _slot = state
+        .uploads
+        .take(&user.id, limits.max_concurrent_uploads_per_user, limits.max_concurrent_uploads)
+        .ok_or_else(|| AppError::Busy("too many uploads are being received at once; try again shortly".into()))?;
+    let idle = std::time::Duration::from_secs(state.config.server.body_timeout_secs);
     // Refused before a byte is stored: one user cannot flood the queue without bound.
     let user_id = user.id.clone();
     let unfinished = state.db.run(move |conn| documents::count_unfinished_for_user(conn, &user_id)).await?;
@@ -83,7 +88,8 @@ pub async fn upload(
     let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
     let mut staged: Vec<StagedFile> = Vec::new();
     let mut priority = 0;
-    while let Some(field) = payload.next().await {
+    let mut form_bytes_left = limits.max_form_field_bytes;
+    while let Some(field) = next_in_time(&mut payload, idle).await? {
         let field = field.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
         match field.name() {
             Some("file") => {
@@ -93,10 +99,10 @@ pub async fn upload(
                         limits.max_files_per_upload
                     )));
                 }
-                staged.push(receive_file(field, &state.storage, limits.max_upload_bytes).await?);
+                staged.push(receive_file(field, &state.storage, limits.max_upload_bytes, idle).await?);
             }
-            Some("priority") => priority = read_priority(field).await?,
-            _ => drain(field).await?,
+            Some("priority") => priority = read_priority(field, idle).await?,
+            _ => drain(field, &mut form_bytes_left, idle).await?,
         }
     }
     if staged.is_empty() {
@@ -230,9 +236,24 @@ async fn process_all_inline(state: &AppState, rows: &[NewDocument]) -> Result<()
     Ok(())
 }
 
+/// The stream's next item, unless the client sends nothing for `idle`.
+async fn next_in_time<S: futures_util::Stream + Unpin>(
+    stream: &mut S,
+    idle: std::time::Duration,
+) -> Result<Option<S::Item>, AppError> {
+    tokio::time::timeout(idle, stream.next()).await.map_err(|_| {
+        AppError::RequestTimeout(format!("the upload sent nothing for {} s (server.body_timeout_secs)", idle.as_secs()))
+    })
+}
+
 /// Streams one file part to a staging file, hashing it and enforcing the size limit
-/// as the bytes arrive.
-async fn receive_file(mut field: Field, storage: &Storage, limit: u64) -> Result<StagedFile, AppError> {
+/// as the bytes arrive. The staging file goes if anything fails, a stall included.
+async fn receive_file(
+    mut field: Field,
+    storage: &Storage,
+    limit: u64,
+    idle: std::time::Duration,
+) -> Result<StagedFile, AppError> {
     let raw_name = field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or_default().to_string();
     let mut staged = StagedFile {
         path: storage.staging_path(),
@@ -246,7 +267,7 @@ async fn receive_file(mut field: Field, storage: &Storage, limit: u64) -> Result
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
     let mut head: Vec<u8> = Vec::with_capacity(sniff::HEAD_BYTES);
-    while let Some(chunk) = field.next().await {
+    while let Some(chunk) = next_in_time(&mut field, idle).await? {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
         staged.size_bytes += chunk.len() as u64;
         if staged.size_bytes > limit {
@@ -266,9 +287,9 @@ async fn receive_file(mut field: Field, storage: &Storage, limit: u64) -> Result
     Ok(staged)
 }
 
-async fn read_priority(mut field: Field) -> Result<i32, AppError> {
+async fn read_priority(mut field: Field, idle: std::time::Duration) -> Result<i32, AppError> {
     let mut text = Vec::new();
-    while let Some(chunk) = field.next().await {
+    while let Some(chunk) = next_in_time(&mut field, idle).await? {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
         if text.len() + chunk.len() > 32 {
             return Err(AppError::BadRequest("`priority` must be an integer".into()));
@@ -289,10 +310,14 @@ async fn read_priority(mut field: Field) -> Result<i32, AppError> {
     Ok(priority)
 }
 
-/// Reads and discards a part the API does not know.
-async fn drain(mut field: Field) -> Result<(), AppError> {
-    while let Some(chunk) = field.next().await {
-        chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+/// Reads and discards a part the API does not know, counting it against the bytes
+/// all non-file parts may take (`storage.max_form_field_bytes`).
+async fn drain(mut field: Field, bytes_left: &mut u64, idle: std::time::Duration) -> Result<(), AppError> {
+    while let Some(chunk) = next_in_time(&mut field, idle).await? {
+        let chunk = chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+        *bytes_left = bytes_left.checked_sub(chunk.len() as u64).ok_or_else(|| {
+            AppError::BadRequest("the non-file parts of the upload exceed storage.max_form_field_bytes".into())
+        })?;
     }
     Ok(())
 }

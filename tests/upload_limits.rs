@@ -1,0 +1,107 @@
+//! Slow and oversized upload bodies cost one request, never the server: a stalled
+//! body gets 408 and leaves no file, concurrent uploads are capped per user (429 with
+//! Retry-After), and non-file parts are bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{token, TestEnv, TestServer};
+use docqueue::app::Role;
+use serde_json::json;
+
+/// Sends the headers and the start of a file part, then nothing more.
+fn stall_an_upload(base: &str, user_token: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    let part = "--XBOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
+                Content-Type: text/plain\r\n\r\nthe first words of a file that never ends";
+    write!(
+        stream,
+        "POST /api/documents/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {user_token}\r\n\
+         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: 1000000\r\n\r\n{part}"
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    stream
+}
+
+fn read_status_line(mut stream: TcpStream, limit: Duration) -> String {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_string()
+}
+
+#[actix_web::test]
+async fn a_stalled_upload_gets_408_and_its_staging_file_is_removed() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({ "server": { "body_timeout_secs": 1 } })), Role::Api).await;
+    let stream = stall_an_upload(&server.base, &token("alice"));
+    common::eventually(Duration::from_secs(5), "the partial file on disk", || {
+        let staged = !env.stored_files().is_empty();
+        async move { staged.then_some(()) }
+    })
+    .await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(10))).await.unwrap();
+    assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());
+    common::eventually(Duration::from_secs(5), "the partial file removed", || {
+        let files = env.stored_files();
+        async move { files.is_empty().then_some(()) }
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_user_past_the_concurrent_upload_cap_gets_429_with_retry_after_and_others_do_not() {
+    let env = TestEnv::new();
+    let config = env.config(json!({
+        "server": { "body_timeout_secs": 3 },
+        "storage": { "max_concurrent_uploads_per_user": 2 },
+    }));
+    let server = TestServer::start(config, Role::Api).await;
+    let alice = token("alice");
+    let stalled = [stall_an_upload(&server.base, &alice), stall_an_upload(&server.base, &alice)];
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let response = server.upload(&alice, &[("c.txt", b"third".to_vec())], None).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    assert_eq!(server.upload(&token("bob"), &[("d.txt", b"bob's".to_vec())], None).await.status(), 202);
+
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.upload(&alice, &[("e.txt", b"later".to_vec())], None).await.status() != 202 {
+        assert!(Instant::now() < deadline, "alice's upload slots were never given back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn non_file_parts_past_their_byte_limit_are_refused() {
+    let env = TestEnv::new();
+    let config = env.config(json!({ "storage": { "max_form_field_bytes": 1024 } }));
+    let server = TestServer::start(config, Role::Api).await;
+    let form = reqwest::multipart::Form::new()
+        .text("comment", "x".repeat(4096))
+        .part("file", reqwest::multipart::Part::bytes(b"text".to_vec()).file_name("a.txt"));
+    let response = server
+        .client
+        .post(server.url("/api/documents/upload"))
+        .bearer_auth(token("alice"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("max_form_field_bytes"), "{body}");
+    assert!(env.stored_files().is_empty());
+    server.shutdown().await;
+}
