@@ -164,6 +164,7 @@ async fn start_inner(
             embedder,
             processor,
             uploads: Default::default(),
+            searches: Arc::new(tokio::sync::Semaphore::new(config.server.max_concurrent_searches)),
         });
         let keys = web::Data::new(token_keys.clone());
         let http_metrics = web::Data::new(HttpMetrics::new());

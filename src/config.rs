@@ -38,6 +38,7 @@ pub struct ServerConfig {
     pub ws_frames_per_sec: u32,
     pub ws_frame_burst: u32,
     pub body_timeout_secs: u64,
+    pub max_concurrent_searches: usize,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -269,6 +270,9 @@ impl Config {
         }
         if self.database.pool_size == 0 {
             return invalid("database.pool_size", "must be at least 1");
+        }
+        if self.server.max_concurrent_searches == 0 {
+            return invalid("server.max_concurrent_searches", "must be at least 1");
         }
         if self.server.body_timeout_secs == 0 {
             return invalid("server.body_timeout_secs", "must be above 0");

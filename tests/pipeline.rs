@@ -198,3 +198,36 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+#[actix_web::test]
+async fn search_scores_every_chunk_a_page_at_a_time_and_keeps_the_best() {
+    let env = TestEnv::new();
+    let config = env.config(json!({ "processing": { "chunk_size": 60, "chunk_overlap": 0 } }));
+    let server = TestServer::start(config, Role::All).await;
+    let alice = token("alice");
+    let text: String = (1..=30).map(|i| format!("Paragraph {i} talks about subject number {i} alone.\n\n")).collect();
+    let doc = server.upload_one(&alice, "many.md", text.into_bytes()).await;
+    let id = doc["id"].as_str().unwrap().to_string();
+    server.wait_for_status(&alice, &id, "completed").await;
+    let db = server.app().db.clone();
+    let doc_id = id.clone();
+    let chunks = db.run(move |conn| docqueue::db::chunks::list_for_document(conn, &doc_id, None, 1000)).await.unwrap();
+    assert!(chunks.len() >= 20, "{} chunks", chunks.len());
+    // Score by closeness of the ordinal to 17: the best three are 17, 16 and 18,
+    // found across pages of four.
+    let ordinals: std::collections::HashMap<Vec<u8>, i32> =
+        chunks.iter().map(|c| (c.embedding.clone(), c.ordinal)).collect();
+    let best = db
+        .run(move |conn| {
+            docqueue::db::chunks::top_k_for_user(conn, "alice", 3, 4, |embedding| {
+                -((ordinals[embedding] - 17) as f32).abs() - ordinals[embedding] as f32 / 1000.0
+            })
+        })
+        .await
+        .unwrap();
+    let found: Vec<i32> = best.iter().map(|(_, _, ordinal)| *ordinal).collect();
+    assert_eq!(found, vec![17, 16, 18]);
+    let others = db.run(|conn| docqueue::db::chunks::top_k_for_user(conn, "bob", 3, 4, |_| 1.0)).await.unwrap();
+    assert!(others.is_empty(), "another user's chunks were scored");
+    server.shutdown().await;
+}

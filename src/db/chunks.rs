@@ -51,15 +51,92 @@ pub fn list_for_document(
     Ok(query.load(conn)?)
 }
 
-/// The embeddings of every chunk of the user's completed documents (search scores
-/// these first and reads the text of the best ones only).
-pub fn embeddings_for_user(conn: &mut DbConnection, user_id: &str) -> Result<Vec<(String, i32, Vec<u8>)>, DbError> {
-    Ok(document_chunks::table
-        .inner_join(documents::table)
-        .filter(documents::user_id.eq(user_id))
-        .filter(documents::queue_status.eq(QueueStatus::Completed.as_str()))
-        .select((document_chunks::document_id, document_chunks::ordinal, document_chunks::embedding))
-        .load(conn)?)
+/// The `k` chunks of the user's completed documents whose embeddings score highest
+/// by `score`, best first, as (score, document id, ordinal). Embeddings are read a
+/// page at a time and never the texts, so memory stays flat however many chunks the
+/// user has.
+pub fn top_k_for_user(
+    conn: &mut DbConnection,
+    user_id: &str,
+    k: usize,
+    page_size: i64,
+    score: impl Fn(&[u8]) -> f32,
+) -> Result<Vec<(f32, String, i32)>, DbError> {
+    let mut best = TopK::new(k);
+    let mut after: Option<(String, i32)> = None;
+    loop {
+        let mut query = document_chunks::table
+            .inner_join(documents::table)
+            .filter(documents::user_id.eq(user_id))
+            .filter(documents::queue_status.eq(QueueStatus::Completed.as_str()))
+            .select((document_chunks::document_id, document_chunks::ordinal, document_chunks::embedding))
+            .order((document_chunks::document_id.asc(), document_chunks::ordinal.asc()))
+            .limit(page_size)
+            .into_boxed();
+        if let Some((document, ordinal)) = &after {
+            query = query.filter(
+                document_chunks::document_id
+                    .gt(document.clone())
+                    .or(document_chunks::document_id.eq(document.clone()).and(document_chunks::ordinal.gt(*ordinal))),
+            );
+        }
+        let page: Vec<(String, i32, Vec<u8>)> = query.load(conn)?;
+        let full = page.len() as i64 == page_size;
+        for (document, ordinal, embedding) in page {
+            best.offer(score(&embedding), &document, ordinal);
+            after = Some((document, ordinal));
+        }
+        if !full {
+            return Ok(best.into_sorted());
+        }
+    }
+}
+
+/// The k best scores seen, kept as a small min-heap.
+struct TopK {
+    k: usize,
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<Scored>>,
+}
+
+struct Scored(f32, String, i32);
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl TopK {
+    fn new(k: usize) -> TopK {
+        TopK { k, heap: std::collections::BinaryHeap::with_capacity(k + 1) }
+    }
+
+    fn offer(&mut self, score: f32, document: &str, ordinal: i32) {
+        if self.heap.len() == self.k && self.heap.peek().is_some_and(|worst| score <= worst.0 .0) {
+            return;
+        }
+        self.heap.push(std::cmp::Reverse(Scored(score, document.to_string(), ordinal)));
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    fn into_sorted(self) -> Vec<(f32, String, i32)> {
+        let mut best: Vec<(f32, String, i32)> = self.heap.into_iter().map(|s| (s.0 .0, s.0 .1, s.0 .2)).collect();
+        best.sort_by(|a, b| b.0.total_cmp(&a.0));
+        best
+    }
 }
 
 /// One chunk with its document's filename, if the user owns it.

@@ -40,6 +40,8 @@ pub struct AppState {
     pub processor: Arc<dyn Processor>,
     /// Uploads being received, for the per-user and per-process caps.
     pub uploads: Arc<UploadSlots>,
+    /// Searches running at once in this process (`server.max_concurrent_searches`).
+    pub searches: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

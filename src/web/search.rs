@@ -13,6 +13,10 @@ use crate::processing::embed::{self, EmbedError};
 
 const MAX_K: usize = 50;
 const CHUNK_PAGE: i64 = 100;
+/// Embeddings read per database round trip while scoring (about 1.5 KiB each).
+const SCORING_PAGE: i64 = 2_000;
+/// How long a search waits for a turn before it is answered 429.
+const SEARCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Deserialize)]
 pub struct ChunksQuery {
@@ -100,6 +104,12 @@ pub async fn search(
     if !(1..=MAX_K).contains(&k) {
         return Err(AppError::BadRequest(format!("`k` must be between 1 and {MAX_K}")));
     }
+    // Past the cap a search waits its turn (holding nothing but its query), for a while.
+    let _turn = tokio::time::timeout(SEARCH_TURN_WAIT, state.searches.acquire())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| AppError::Busy("too many searches are running; try again shortly".into()))?;
     let vector = state
         .embedder
         .embed(std::slice::from_ref(&q))
@@ -114,18 +124,14 @@ pub async fn search(
         .ok_or_else(|| AppError::internal("the embedder returned no vector"))?;
 
     let user_id = user.id.clone();
-    let candidates = state.db.run(move |conn| chunks::embeddings_for_user(conn, &user_id)).await?;
-    let best = actix_web::rt::task::spawn_blocking(move || {
-        let mut scored: Vec<(f32, String, i32)> = candidates
-            .into_iter()
-            .map(|(doc, ordinal, bytes)| (embed::cosine(&vector, &embed::from_bytes(&bytes)), doc, ordinal))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        scored.truncate(k);
-        scored
-    })
-    .await
-    .map_err(AppError::internal)?;
+    let best = state
+        .db
+        .run(move |conn| {
+            chunks::top_k_for_user(conn, &user_id, k, SCORING_PAGE, |bytes| {
+                embed::cosine(&vector, &embed::from_bytes(bytes))
+            })
+        })
+        .await?;
 
     let user_id = user.id.clone();
     let results = state
