@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks that print figures (never pass/fail):
-# bench.sh queue|pipeline|fidelity|progress|upload|all
+# bench.sh queue|pipeline|fidelity|search|progress|upload|all
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -26,15 +26,16 @@ run() {
     queue) own_redis; cargo bench --quiet --bench queue ;;
     pipeline) cargo bench --quiet --bench pipeline ;;
     fidelity) cargo bench --quiet --bench fidelity ;;
+    search) own_redis; cargo bench --quiet --bench search ;;
     progress) own_redis; cargo bench --quiet --bench progress ;;
     upload) ensure_redis; cargo bench --quiet --bench upload_memory ;;
-    *) echo "usage: scripts/bench.sh queue|pipeline|fidelity|progress|upload|all" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh queue|pipeline|fidelity|search|progress|upload|all" >&2; exit 2 ;;
   esac
 }
 
 target="${1:-all}"
 if [ "$target" = all ]; then
-  for b in queue pipeline fidelity progress upload; do run "$b"; done
+  for b in queue pipeline fidelity search progress upload; do run "$b"; done
 else
   run "$target"
 fi

@@ -115,6 +115,7 @@ fn load(config: Option<PathBuf>) -> Result<Config, String> {
 
 fn serve(role: Role, config: Option<PathBuf>) -> Result<(), String> {
     let config = load(config)?;
+    limit_malloc_arenas();
     actix_web::rt::System::new().block_on(async move {
         let running = app::start(config, role).await.map_err(|e| e.to_string())?;
         wait_for_stop_signal().await;
@@ -123,6 +124,21 @@ fn serve(role: Role, config: Option<PathBuf>) -> Result<(), String> {
         log::info!("stopped");
         Ok(())
     })
+}
+
+/// glibc gives each thread that allocates concurrently an arena of its own, up to eight
+/// per core, and keeps what each arena freed: a burst of parallel searches left the
+/// server tens of megabytes larger. One arena per core keeps that in bounds (measured
+/// by `scripts/bench.sh search`). MALLOC_ARENA_MAX set by an operator wins.
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, cores as libc::c_int);
+    }
 }
 
 async fn wait_for_stop_signal() {

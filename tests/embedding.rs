@@ -275,6 +275,11 @@ fn vectors_round_trip_through_bytes_and_compare_by_cosine() {
     assert!((embed::cosine(&v, &[-0.6, 0.8, 0.0]) + 1.0).abs() < 1e-6);
     assert_eq!(embed::cosine(&v, &[0.0, 0.0, 0.0]), 0.0);
     assert_eq!(embed::cosine(&v, &[1.0]), 0.0);
+    // Search scores stored bytes directly: the same figure.
+    let w = [0.3f32, -0.2, 0.9];
+    let from_bytes = embed::cosine_with_bytes(&w, w.iter().map(|x| x * x).sum::<f32>().sqrt(), &bytes);
+    assert!((from_bytes - embed::cosine(&w, &v)).abs() < 1e-6);
+    assert_eq!(embed::cosine_with_bytes(&w, 1.0, &bytes[..8]), 0.0);
 }
 
 #[test]

@@ -63,33 +63,34 @@ pub fn top_k_for_user(
     score: impl Fn(&[u8]) -> f32,
 ) -> Result<Vec<(f32, String, i32)>, DbError> {
     let mut best = TopK::new(k);
-    let mut after: Option<(String, i32)> = None;
-    loop {
-        let mut query = document_chunks::table
-            .inner_join(documents::table)
-            .filter(documents::user_id.eq(user_id))
-            .filter(documents::queue_status.eq(QueueStatus::Completed.as_str()))
-            .select((document_chunks::document_id, document_chunks::ordinal, document_chunks::embedding))
-            .order((document_chunks::document_id.asc(), document_chunks::ordinal.asc()))
-            .limit(page_size)
-            .into_boxed();
-        if let Some((document, ordinal)) = &after {
-            query = query.filter(
-                document_chunks::document_id
-                    .gt(document.clone())
-                    .or(document_chunks::document_id.eq(document.clone()).and(document_chunks::ordinal.gt(*ordinal))),
-            );
-        }
-        let page: Vec<(String, i32, Vec<u8>)> = query.load(conn)?;
-        let full = page.len() as i64 == page_size;
-        for (document, ordinal, embedding) in page {
-            best.offer(score(&embedding), &document, ordinal);
-            after = Some((document, ordinal));
-        }
-        if !full {
-            return Ok(best.into_sorted());
+    // Document by document, each read along its primary key (document_id, ordinal):
+    // no sort and no scan of other users' chunks.
+    let completed: Vec<String> = documents::table
+        .filter(documents::user_id.eq(user_id))
+        .filter(documents::queue_status.eq(QueueStatus::Completed.as_str()))
+        .select(documents::id)
+        .load(conn)?;
+    for document in completed {
+        let mut after = -1;
+        loop {
+            let page: Vec<(i32, Vec<u8>)> = document_chunks::table
+                .filter(document_chunks::document_id.eq(&document))
+                .filter(document_chunks::ordinal.gt(after))
+                .select((document_chunks::ordinal, document_chunks::embedding))
+                .order(document_chunks::ordinal.asc())
+                .limit(page_size)
+                .load(conn)?;
+            let full = page.len() as i64 == page_size;
+            for (ordinal, embedding) in page {
+                best.offer(score(&embedding), &document, ordinal);
+                after = ordinal;
+            }
+            if !full {
+                break;
+            }
         }
     }
+    Ok(best.into_sorted())
 }
 
 /// The k best scores seen, kept as a small min-heap.

@@ -14,7 +14,7 @@ use crate::processing::embed::{self, EmbedError};
 const MAX_K: usize = 50;
 const CHUNK_PAGE: i64 = 100;
 /// Embeddings read per database round trip while scoring (about 1.5 KiB each).
-const SCORING_PAGE: i64 = 2_000;
+const SCORING_PAGE: i64 = 500;
 /// How long a search waits for a turn before it is answered 429.
 const SEARCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -127,8 +127,9 @@ pub async fn search(
     let best = state
         .db
         .run(move |conn| {
+            let query_norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
             chunks::top_k_for_user(conn, &user_id, k, SCORING_PAGE, |bytes| {
-                embed::cosine(&vector, &embed::from_bytes(bytes))
+                embed::cosine_with_bytes(&vector, query_norm, bytes)
             })
         })
         .await?;

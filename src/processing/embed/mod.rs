@@ -47,6 +47,25 @@ pub fn from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
+/// Cosine similarity of `query` (whose norm is given) with a vector stored as f32 LE
+/// bytes, without decoding the stored one into a vector first.
+pub fn cosine_with_bytes(query: &[f32], query_norm: f32, stored: &[u8]) -> f32 {
+    if stored.len() != query.len() * 4 || query_norm == 0.0 {
+        return 0.0;
+    }
+    let (mut dot, mut norm) = (0.0f32, 0.0f32);
+    for (x, bytes) in query.iter().zip(stored.chunks_exact(4)) {
+        let y = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        dot += x * y;
+        norm += y * y;
+    }
+    if norm == 0.0 {
+        0.0
+    } else {
+        dot / (query_norm * norm.sqrt())
+    }
+}
+
 /// Cosine similarity; 0 for vectors of different lengths or of zero length.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
