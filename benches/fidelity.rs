@@ -5,8 +5,10 @@
 //! Agreement: 500 runs of four consecutive alphabetic words, drawn with a fixed seed
 //! from pdftotext's output, and the share of them found in docqueue's chunks. Characters:
 //! docqueue's non-blank characters as a ratio to pdftotext's. Speed: pages/s of the full
-//! pipeline (extractor process, chunking, hash embedding) next to pdftotext alone. Files
-//! pdftotext cannot read, or that have no text, are skipped.
+//! pipeline (extractor process, chunking, hash embedding) next to pdftotext alone. The
+//! built-in reader (pdf-extract, used where poppler is not installed) is measured the
+//! same way, for comparison. Files pdftotext cannot read, or that have no text, are
+//! skipped.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -36,9 +38,17 @@ fn main() {
     }))
     .expect("configuration");
     let extractor = Extractor::from_config(&config.processing).expect("the docqueue binary");
+    let builtin_config = Config::from_overrides(json!({
+        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue"), "pdftotext": "" },
+    }))
+    .expect("configuration");
+    let builtin = Extractor::from_config(&builtin_config.processing).expect("the docqueue binary");
     let embedder = embed::from_config(&config.embedding);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
-    runtime.block_on(async { extractor.warm_up() });
+    runtime.block_on(async {
+        extractor.warm_up();
+        builtin.warm_up();
+    });
 
     println!("PDF fidelity against pdftotext ({SAMPLES} four-word runs each, seed {SEED}):");
     let (mut pages_total, mut ours_total, mut poppler_total) = (0u64, Duration::ZERO, Duration::ZERO);
@@ -86,6 +96,30 @@ fn main() {
             })
             .count();
         let agreement = hits as f64 / SAMPLES as f64 * 100.0;
+        let builtin_agreement = {
+            let mut on_progress = |_| {};
+            let run = builtin.run(&path, "application/pdf", &mut on_progress, std::future::pending(), deadline);
+            match runtime.block_on(run).result {
+                Ok(doc) => {
+                    let text: Vec<String> = doc.sections.iter().map(|s| s.text.clone()).collect();
+                    let joined: Vec<&str> = text.iter().flat_map(|t| words(t)).collect();
+                    let theirs: HashSet<[&str; 4]> = joined.windows(4).map(|w| [w[0], w[1], w[2], w[3]]).collect();
+                    let mut rng = fastrand::Rng::with_seed(SEED);
+                    let hits = (0..SAMPLES)
+                        .filter(|_| {
+                            let at = rng.usize(0..reference_words.len() - 3);
+                            let run = &reference_words[at..at + 4];
+                            theirs.contains(&[run[0], run[1], run[2], run[3]])
+                        })
+                        .count();
+                    format!("{:.1} %", hits as f64 / SAMPLES as f64 * 100.0)
+                }
+                Err(err) => format!("failed ({err})"),
+            }
+        };
+        // The built-in reader's next spare starts now: let it finish before the next
+        // file is timed.
+        std::thread::sleep(Duration::from_millis(500));
         let our_chars: usize = extracted.sections.iter().map(|s| non_blank(&s.text)).sum();
         let char_ratio = our_chars as f64 / non_blank(&reference).max(1) as f64;
         let pages = u64::from(extracted.pages.unwrap_or(0));
@@ -96,13 +130,14 @@ fn main() {
         println!(
             "  {name:<45} agreement {agreement:>5.1} %  chars {char_ratio:>5.3}×  pages {pages:>4}  \
              pipeline {ours_rate:>7.1} pages/s  pdftotext {poppler_rate:>7.1} pages/s  \
-             (extract {:.0} ms, chunk + embed {:.0} ms)",
+             (extract {:.0} ms, chunk + embed {:.0} ms)  built-in reader: agreement {builtin_agreement}",
             extract_time.as_secs_f64() * 1e3,
             (ours_time - extract_time).as_secs_f64() * 1e3,
         );
         println!(
             "{}",
             json!({ "bench": "fidelity", "file": name, "agreement_percent": agreement, "char_ratio": char_ratio,
+                    "builtin_reader_agreement": builtin_agreement,
                     "pages": pages, "pipeline_pages_per_s": ours_rate, "pdftotext_pages_per_s": poppler_rate })
         );
     }
