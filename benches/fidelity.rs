@@ -83,36 +83,14 @@ fn main() {
         }
         let ours_time = started.elapsed();
 
-        let ours: HashSet<[&str; 4]> = {
-            let joined: Vec<&str> = texts.iter().flat_map(|t| words(t)).collect();
-            joined.windows(4).map(|w| [w[0], w[1], w[2], w[3]]).collect()
-        };
-        let mut rng = fastrand::Rng::with_seed(SEED);
-        let hits = (0..SAMPLES)
-            .filter(|_| {
-                let at = rng.usize(0..reference_words.len() - 3);
-                let run = &reference_words[at..at + 4];
-                ours.contains(&[run[0], run[1], run[2], run[3]])
-            })
-            .count();
-        let agreement = hits as f64 / SAMPLES as f64 * 100.0;
+        let agreement = agreement_with(&reference_words, &texts);
         let builtin_agreement = {
             let mut on_progress = |_| {};
             let run = builtin.run(&path, "application/pdf", &mut on_progress, std::future::pending(), deadline);
             match runtime.block_on(run).result {
                 Ok(doc) => {
-                    let text: Vec<String> = doc.sections.iter().map(|s| s.text.clone()).collect();
-                    let joined: Vec<&str> = text.iter().flat_map(|t| words(t)).collect();
-                    let theirs: HashSet<[&str; 4]> = joined.windows(4).map(|w| [w[0], w[1], w[2], w[3]]).collect();
-                    let mut rng = fastrand::Rng::with_seed(SEED);
-                    let hits = (0..SAMPLES)
-                        .filter(|_| {
-                            let at = rng.usize(0..reference_words.len() - 3);
-                            let run = &reference_words[at..at + 4];
-                            theirs.contains(&[run[0], run[1], run[2], run[3]])
-                        })
-                        .count();
-                    format!("{:.1} %", hits as f64 / SAMPLES as f64 * 100.0)
+                    let texts: Vec<String> = doc.sections.into_iter().map(|s| s.text).collect();
+                    format!("{:.1} %", agreement_with(&reference_words, &texts))
                 }
                 Err(err) => format!("failed ({err})"),
             }
@@ -153,6 +131,22 @@ fn main() {
         json!({ "bench": "fidelity", "file": "all", "pages": pages_total, "pipeline_pages_per_s": ours_rate,
                 "pdftotext_pages_per_s": poppler_rate, "ratio": ours_rate / poppler_rate })
     );
+}
+
+/// The share (in %) of `SAMPLES` four-word runs of the reference, drawn with the fixed
+/// seed, that occur in `texts`.
+fn agreement_with(reference_words: &[&str], texts: &[String]) -> f64 {
+    let joined: Vec<&str> = texts.iter().flat_map(|t| words(t)).collect();
+    let runs: HashSet<[&str; 4]> = joined.windows(4).map(|w| [w[0], w[1], w[2], w[3]]).collect();
+    let mut rng = fastrand::Rng::with_seed(SEED);
+    let hits = (0..SAMPLES)
+        .filter(|_| {
+            let at = rng.usize(0..reference_words.len() - 3);
+            let run = &reference_words[at..at + 4];
+            runs.contains(&[run[0], run[1], run[2], run[3]])
+        })
+        .count();
+    hits as f64 / SAMPLES as f64 * 100.0
 }
 
 /// Alphabetic words, ligatures spelled out, as both sides are compared.

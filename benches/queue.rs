@@ -10,9 +10,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bench_config, figure, percentile, status_kib};
+use common::{bench_config, figure, percentile, queued_row, status_kib};
 use docqueue::config::Config;
-use docqueue::db::models::{now, NewDocument};
+use docqueue::db::models::NewDocument;
 use docqueue::db::{documents, Db};
 use docqueue::queue::{FinishState, NewJob, Queue};
 use docqueue::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor};
@@ -37,25 +37,6 @@ fn main() {
         steady_latency(&redis_url).await;
         kill_recovery(&redis_url).await;
     });
-}
-
-/// A small queued text document's row (its file is never read: the processors are no-ops).
-fn queued_row(user: &str, filename: &str) -> NewDocument {
-    let created = now();
-    NewDocument {
-        id: ulid::Ulid::generate().to_string(),
-        user_id: user.into(),
-        filename: filename.into(),
-        content_type: "text/plain".into(),
-        size_bytes: 10,
-        sha256: String::new(),
-        storage_path: String::new(),
-        queue_status: "queued".into(),
-        job_id: ulid::Ulid::generate().to_string(),
-        queue_priority: 0,
-        created_at: created,
-        queued_at: created,
-    }
 }
 
 fn job(i: usize, users: usize) -> NewJob {

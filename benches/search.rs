@@ -7,10 +7,10 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bench_config, figure, percentile, status_kib, SECRET};
+use common::{bench_config, figure, percentile, queued_row, status_kib, SECRET};
 use docqueue::auth::{Role as TokenRole, TokenKeys};
 use docqueue::config::AuthConfig;
-use docqueue::db::models::{now, ChunkRow, NewDocument};
+use docqueue::db::models::ChunkRow;
 use docqueue::db::{chunks, documents, Db};
 use serde_json::json;
 
@@ -113,21 +113,7 @@ impl Drop for KilledOnDrop {
 fn fill(config: &docqueue::config::Config) {
     let db = Db::connect(&config.database).unwrap();
     db.migrate().unwrap();
-    let created = now();
-    let row = NewDocument {
-        id: ulid::Ulid::generate().to_string(),
-        user_id: "reader".into(),
-        filename: "large.txt".into(),
-        content_type: "text/plain".into(),
-        size_bytes: 1,
-        sha256: String::new(),
-        storage_path: String::new(),
-        queue_status: "queued".into(),
-        job_id: ulid::Ulid::generate().to_string(),
-        queue_priority: 0,
-        created_at: created,
-        queued_at: created,
-    };
+    let row = queued_row("reader", "large.txt");
     let mut rng = fastrand::Rng::with_seed(7);
     let rows: Vec<ChunkRow> = (0..CHUNKS)
         .map(|ordinal| {

@@ -1,8 +1,9 @@
 //! Shared by the benchmarks: a configuration of their own, percentiles, process
-//! memory, and the one-JSON-line-per-figure output.
+//! memory, the one-JSON-line-per-figure output, and document rows to store.
 #![allow(dead_code)] // each bench uses a part
 
 use docqueue::config::Config;
+use docqueue::db::models::{now, NewDocument};
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "bench-secret-for-docqueue-benchmarks-0123";
@@ -57,4 +58,23 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
+}
+
+/// A small queued text document's row (its file is never read: the processors are no-ops).
+pub fn queued_row(user: &str, filename: &str) -> NewDocument {
+    let created = now();
+    NewDocument {
+        id: ulid::Ulid::generate().to_string(),
+        user_id: user.into(),
+        filename: filename.into(),
+        content_type: "text/plain".into(),
+        size_bytes: 10,
+        sha256: String::new(),
+        storage_path: String::new(),
+        queue_status: "queued".into(),
+        job_id: ulid::Ulid::generate().to_string(),
+        queue_priority: 0,
+        created_at: created,
+        queued_at: created,
+    }
 }
