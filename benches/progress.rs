@@ -15,7 +15,7 @@ use common::{bench_config, figure, percentile, status_kib, SECRET};
 use docqueue::app::Role;
 use docqueue::auth::{Role as TokenRole, TokenKeys};
 use docqueue::config::AuthConfig;
-use docqueue::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, Stage};
+use docqueue::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, Stage};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;

@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use common::{bench_config, figure, percentile, queued_row, status_kib};
 use docqueue::config::Config;
-use docqueue::db::models::NewDocument;
+use docqueue::db::models::Document;
 use docqueue::db::{documents, Db};
-use docqueue::queue::{FinishState, NewJob, Queue};
-use docqueue::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor};
+use docqueue::job_state::JobState;
+use docqueue::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor};
+use docqueue::queue::{NewJob, Queue};
 use serde_json::json;
 
 const CHILD: &str = "QUEUE_BENCH_CHILD_CONFIG";
@@ -93,7 +94,7 @@ async fn queue_throughput(redis_url: &str, concurrency: usize) {
             let mut conn = queue.dedicated_connection().await.unwrap();
             let mut done = 0;
             while let Some(job) = queue.claim(&mut conn, &format!("bench:{c}")).await.unwrap() {
-                queue.finish(&job, FinishState::Completed, "").await.unwrap();
+                queue.end_job(&job, JobState::Completed, "").await.unwrap();
                 done += 1;
             }
             done
@@ -132,15 +133,14 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
     let db = Db::connect(&config.database).unwrap();
     db.migrate().unwrap();
     let n = 3_000;
-    let rows: Vec<NewDocument> =
-        (0..n).map(|i| queued_row(&format!("user-{}", i % 20), &format!("f{i}.txt"))).collect();
+    let rows: Vec<Document> = (0..n).map(|i| queued_row(&format!("user-{}", i % 20), &format!("f{i}.txt"))).collect();
     {
         let rows = rows.clone();
         db.run(move |conn| documents::insert_all(conn, &rows)).await.unwrap();
     }
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
     queue.pause().await.unwrap();
-    let jobs: Vec<NewJob> = rows.iter().map(NewDocument::job).collect();
+    let jobs: Vec<NewJob> = rows.iter().map(NewJob::for_document).collect();
     for chunk in jobs.chunks(500) {
         queue.enqueue(chunk).await.unwrap();
     }
@@ -185,7 +185,7 @@ async fn steady_latency(redis_url: &str) {
                 match queue.claim(&mut conn, &format!("lat:{c}")).await.unwrap() {
                     Some(job) => {
                         let started = Instant::now();
-                        queue.finish(&job, FinishState::Completed, "").await.unwrap();
+                        queue.end_job(&job, JobState::Completed, "").await.unwrap();
                         let done_at = Instant::now();
                         let at = enqueued.lock().unwrap().get(&job.job_id).copied();
                         if let Some(at) = at {
@@ -284,7 +284,7 @@ async fn kill_recovery(redis_url: &str) {
         .spawn()
         .unwrap();
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
-    queue.enqueue(&[row.job()]).await.unwrap();
+    queue.enqueue(&[NewJob::for_document(&row)]).await.unwrap();
     let child_marker = format!(":{}:", child.id());
     let id = row.id.clone();
     loop {

@@ -16,13 +16,14 @@ use crate::db::Db;
 use crate::processing::embed::{self, Embedder};
 use crate::processing::extractor::Extractor;
 use crate::processing::pipeline::Pipeline;
-use crate::progress::{Hub, Publisher};
+use crate::processing::Processor;
+use crate::progress::{Hub, PositionSweeper, Publisher};
 use crate::queue::Queue;
 use crate::storage::Storage;
 use crate::web::metrics::HttpMetrics;
 use crate::web::AppState;
 use crate::workers::supervisor::Shutdown;
-use crate::workers::{Processor, Supervisor, WorkerDeps};
+use crate::workers::{PoolSupervisor, WorkerDeps};
 
 /// What a process does: HTTP, workers, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,8 +72,10 @@ pub struct RunningApp {
     pub db: Db,
     pub queue: Queue,
     pub hub: Option<Addr<Hub>>,
+    /// Kept so the sweeper lives as long as the process.
+    _sweeper: Option<Addr<PositionSweeper>>,
     server: Option<actix_web::dev::ServerHandle>,
-    supervisor: Option<Addr<Supervisor>>,
+    supervisor: Option<Addr<PoolSupervisor>>,
 }
 
 impl RunningApp {
@@ -144,16 +147,18 @@ async fn start_inner(
             config: config.clone(),
             events: events.clone(),
         };
-        Supervisor::new(deps).start()
+        PoolSupervisor::new(deps).start()
     });
 
     let mut hub_addr = None;
+    let mut sweeper = None;
     let (server, http_addr) = if role.serves_http() {
         if token_keys.generated {
             log_demo_tokens(&token_keys);
         }
-        let hub = Hub::new(db.clone(), queue.clone(), events.clone()).start();
+        let hub = Hub::new(&queue).start();
         hub_addr = Some(hub.clone());
+        sweeper = Some(PositionSweeper::new(db.clone(), queue.clone(), events.clone(), hub.clone()).start());
         let hub = web::Data::new(hub);
         let state = web::Data::new(AppState {
             config: config.clone(),
@@ -207,7 +212,7 @@ async fn start_inner(
         (None, None)
     };
 
-    Ok(RunningApp { http_addr, token_keys, db, queue, hub: hub_addr, server, supervisor })
+    Ok(RunningApp { http_addr, token_keys, db, queue, hub: hub_addr, _sweeper: sweeper, server, supervisor })
 }
 
 /// Whether `host` only ever listens on this machine: 127.0.0.0/8, ::1, localhost.

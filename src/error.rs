@@ -119,6 +119,18 @@ impl From<crate::queue::QueueError> for AppError {
     }
 }
 
+impl From<crate::documents::CancelError> for AppError {
+    fn from(err: crate::documents::CancelError) -> AppError {
+        use crate::documents::CancelError;
+        match err {
+            CancelError::AlreadyFinished(_) => AppError::Conflict(err.to_string()),
+            CancelError::Gone => AppError::NotFound("no such document".into()),
+            CancelError::Db(err) => err.into(),
+            CancelError::Queue(err) => err.into(),
+        }
+    }
+}
+
 /// Turns the framework's own extractor errors (bad JSON, bad query string, bad path)
 /// into the same JSON body as every other error.
 pub fn json_error_handler(err: impl std::fmt::Display) -> actix_web::Error {

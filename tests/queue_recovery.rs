@@ -11,7 +11,8 @@ use common::processors::ScriptedProcessor;
 use common::{token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
 use docqueue::config::Config;
-use docqueue::queue::{ClaimedJob, FinishState};
+use docqueue::job_state::JobState;
+use docqueue::queue::ClaimedJob;
 use redis::Commands;
 use serde_json::json;
 
@@ -90,7 +91,7 @@ async fn a_job_whose_worker_process_is_killed_completes_in_another_process() {
         enqueued_at_ms: 0,
         started_at_ms: 0,
     };
-    let accepted = api.app().queue.finish(&stale, FinishState::Failed, "late and wrong").await.unwrap();
+    let accepted = api.app().queue.end_job(&stale, JobState::Failed, "late and wrong").await.unwrap();
     assert!(!accepted, "a stale token cannot finish the job");
     let after = api.document(&alice, &id).await;
     assert_eq!(after["queue_status"], "completed");

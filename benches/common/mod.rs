@@ -3,7 +3,8 @@
 #![allow(dead_code)] // each bench uses a part
 
 use docqueue::config::Config;
-use docqueue::db::models::{now, NewDocument};
+use docqueue::db::models::{now, Document};
+use docqueue::job_state::JobState;
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "bench-secret-for-docqueue-benchmarks-0123";
@@ -61,9 +62,9 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 /// A small queued text document's row (its file is never read: the processors are no-ops).
-pub fn queued_row(user: &str, filename: &str) -> NewDocument {
+pub fn queued_row(user: &str, filename: &str) -> Document {
     let created = now();
-    NewDocument {
+    Document {
         id: ulid::Ulid::generate().to_string(),
         user_id: user.into(),
         filename: filename.into(),
@@ -71,10 +72,18 @@ pub fn queued_row(user: &str, filename: &str) -> NewDocument {
         size_bytes: 10,
         sha256: String::new(),
         storage_path: String::new(),
-        queue_status: "queued".into(),
+        chunk_count: 0,
+        created_at: created,
+        queue_status: JobState::Queued,
         job_id: ulid::Ulid::generate().to_string(),
         queue_priority: 0,
-        created_at: created,
+        worker_id: None,
+        progress: 0,
+        stage: None,
+        attempts: 0,
+        error: None,
         queued_at: created,
+        started_at: None,
+        finished_at: None,
     }
 }

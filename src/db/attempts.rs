@@ -5,7 +5,45 @@ use diesel::prelude::*;
 use super::models::{now, JobAttempt};
 use super::schema::job_attempts;
 use super::{DbConnection, DbError};
-use crate::processing::extractor::ExtractorReport;
+use crate::job_state::JobState;
+
+/// How one attempt ended, as `job_attempts.outcome` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The job ended for good in this state (completed, failed or cancelled).
+    Ended(JobState),
+    /// A transient failure: the job was scheduled again.
+    Retrying,
+    /// Unfinished at shutdown: handed back to the queue, not counted as a try.
+    HandedBack,
+    /// Another worker took the job over: this one's lease ran out.
+    LeaseLost,
+    /// Its worker stopped responding and the rescuer took the job back.
+    Stalled,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Ended(state) => state.as_str(),
+            AttemptOutcome::Retrying => "retrying",
+            AttemptOutcome::HandedBack => "handed back",
+            AttemptOutcome::LeaseLost => "lease lost",
+            AttemptOutcome::Stalled => "stalled",
+        }
+    }
+}
+
+/// How the attempt's extractor process ended, as its row keeps it.
+#[derive(Debug, Clone)]
+pub struct ExtractorRun {
+    /// The kind of end (`ok`, `memory_limit`, `crash`, …).
+    pub outcome: &'static str,
+    /// "exit 0", "signal 9 (SIGKILL)", or why it did not start.
+    pub exit: String,
+    pub peak_memory_kb: i64,
+    pub cpu_ms: i64,
+}
 
 pub fn record_start(
     conn: &mut DbConnection,
@@ -39,7 +77,7 @@ pub fn record_end(
     conn: &mut DbConnection,
     job_id: &str,
     worker_id: Option<&str>,
-    outcome: &str,
+    outcome: AttemptOutcome,
     error: Option<&str>,
 ) -> Result<(), DbError> {
     let mut open = job_attempts::table
@@ -51,7 +89,11 @@ pub fn record_end(
     }
     let ids: Vec<String> = open.select(job_attempts::id).load(conn)?;
     diesel::update(job_attempts::table.filter(job_attempts::id.eq_any(ids)))
-        .set((job_attempts::finished_at.eq(now()), job_attempts::outcome.eq(outcome), job_attempts::error.eq(error)))
+        .set((
+            job_attempts::finished_at.eq(now()),
+            job_attempts::outcome.eq(outcome.as_str()),
+            job_attempts::error.eq(error),
+        ))
         .execute(conn)?;
     Ok(())
 }
@@ -62,16 +104,16 @@ pub fn record_extractor(
     conn: &mut DbConnection,
     job_id: &str,
     attempt: i32,
-    report: &ExtractorReport,
+    run: &ExtractorRun,
 ) -> Result<(), DbError> {
     diesel::update(
         job_attempts::table.filter(job_attempts::job_id.eq(job_id)).filter(job_attempts::attempt.eq(attempt)),
     )
     .set((
-        job_attempts::extractor_outcome.eq(report.outcome.as_str()),
-        job_attempts::extractor_exit.eq(&report.exit),
-        job_attempts::extractor_peak_memory_kb.eq(report.peak_memory_kb),
-        job_attempts::extractor_cpu_ms.eq(report.cpu_ms),
+        job_attempts::extractor_outcome.eq(run.outcome),
+        job_attempts::extractor_exit.eq(&run.exit),
+        job_attempts::extractor_peak_memory_kb.eq(run.peak_memory_kb),
+        job_attempts::extractor_cpu_ms.eq(run.cpu_ms),
     ))
     .execute(conn)?;
     Ok(())

@@ -2,9 +2,10 @@
 
 use diesel::prelude::*;
 
-use super::models::{ChunkRow, QueueStatus};
+use super::models::ChunkRow;
 use super::schema::{document_chunks, documents};
 use super::{write_transaction, DbConnection, DbError};
+use crate::job_state::JobState;
 
 /// Replaces the document's chunks in one transaction, so a retried or re-run job
 /// never leaves duplicates, and marks nothing else. Returns false when the document
@@ -67,7 +68,7 @@ pub fn top_k_for_user(
     // no sort and no scan of other users' chunks.
     let completed: Vec<String> = documents::table
         .filter(documents::user_id.eq(user_id))
-        .filter(documents::queue_status.eq(QueueStatus::Completed.as_str()))
+        .filter(documents::queue_status.eq(JobState::Completed.as_str()))
         .select(documents::id)
         .load(conn)?;
     for document in completed {

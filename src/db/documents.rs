@@ -5,21 +5,39 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::models::{now, Document, NewDocument, QueueStatus};
+use super::models::{now, Document};
 use super::schema::{document_chunks, documents, job_attempts};
 use super::{write_transaction, DbConnection, DbError};
+use crate::job_state::JobState;
 
-const UNFINISHED: [&str; 2] = ["queued", "processing"];
+type OwnedUnfinished<'a> = diesel::dsl::Filter<
+    diesel::dsl::Filter<
+        diesel::dsl::Filter<documents::table, diesel::dsl::Eq<documents::id, &'a str>>,
+        diesel::dsl::Eq<documents::job_id, &'a str>,
+    >,
+    diesel::dsl::EqAny<documents::queue_status, [&'static str; 2]>,
+>;
+
+/// The row while the job `job_id` still speaks for it and it is unfinished. Every
+/// worker-side transition updates through this filter: a row that was re-enqueued,
+/// deleted or ended (cancelled, failed) never changes again.
+fn owned_unfinished<'a>(id: &'a str, job_id: &'a str) -> OwnedUnfinished<'a> {
+    documents::table.filter(documents::id.eq(id)).filter(documents::job_id.eq(job_id)).filter(unfinished())
+}
+
+fn unfinished() -> diesel::dsl::EqAny<documents::queue_status, [&'static str; 2]> {
+    documents::queue_status.eq_any(JobState::UNFINISHED.map(JobState::as_str))
+}
 
 /// Inserts rows as they are, with no limit (benchmarks; uploads go through
 /// `insert_within_limit`).
-pub fn insert_all(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbError> {
+pub fn insert_all(conn: &mut DbConnection, rows: &[Document]) -> Result<(), DbError> {
     write_transaction(conn, |conn| insert_rows(conn, rows))
 }
 
-fn insert_rows(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbError> {
+fn insert_rows(conn: &mut DbConnection, rows: &[Document]) -> Result<(), DbError> {
     for row in rows {
-        diesel::insert_into(documents::table).values(row).execute(conn)?;
+        diesel::insert_into(documents::table).values(row.clone()).execute(conn)?;
     }
     Ok(())
 }
@@ -31,7 +49,7 @@ fn insert_rows(conn: &mut DbConnection, rows: &[NewDocument]) -> Result<(), DbEr
 pub fn insert_within_limit(
     conn: &mut DbConnection,
     user_id: &str,
-    rows: &[NewDocument],
+    rows: &[Document],
     max_unfinished: i64,
 ) -> Result<Result<(), i64>, DbError> {
     write_transaction(conn, |conn| {
@@ -70,7 +88,7 @@ pub fn find_by_job(conn: &mut DbConnection, job_id: &str) -> Result<Option<Docum
 pub fn list_for_user(
     conn: &mut DbConnection,
     user_id: &str,
-    status: Option<QueueStatus>,
+    status: Option<JobState>,
     before: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Document>, DbError> {
@@ -110,22 +128,17 @@ pub fn mark_processing(
     worker_id: &str,
     attempts: i32,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        documents::table
-            .filter(documents::id.eq(id))
-            .filter(documents::job_id.eq(job_id))
-            .filter(documents::queue_status.eq_any(UNFINISHED)),
-    )
-    .set((
-        documents::queue_status.eq(QueueStatus::Processing.as_str()),
-        documents::worker_id.eq(worker_id),
-        documents::attempts.eq(attempts),
-        documents::progress.eq(0),
-        documents::stage.eq(None::<String>),
-        documents::started_at.eq(now()),
-        documents::finished_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
+    let updated = diesel::update(owned_unfinished(id, job_id))
+        .set((
+            documents::queue_status.eq(JobState::Processing.as_str()),
+            documents::worker_id.eq(worker_id),
+            documents::attempts.eq(attempts),
+            documents::progress.eq(0),
+            documents::stage.eq(None::<String>),
+            documents::started_at.eq(now()),
+            documents::finished_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
     Ok(updated == 1)
 }
 
@@ -140,7 +153,7 @@ pub fn update_progress(
         documents::table
             .filter(documents::id.eq(id))
             .filter(documents::job_id.eq(job_id))
-            .filter(documents::queue_status.eq(QueueStatus::Processing.as_str())),
+            .filter(documents::queue_status.eq(JobState::Processing.as_str())),
     )
     .set((documents::progress.eq(progress), documents::stage.eq(stage)))
     .execute(conn)?;
@@ -148,65 +161,49 @@ pub fn update_progress(
 }
 
 pub fn mark_completed(conn: &mut DbConnection, id: &str, job_id: &str, chunk_count: i32) -> Result<bool, DbError> {
-    // Like every transition: a row that ended (cancelled, failed) never changes again.
-    let updated = diesel::update(
-        documents::table
-            .filter(documents::id.eq(id))
-            .filter(documents::job_id.eq(job_id))
-            .filter(documents::queue_status.eq_any(UNFINISHED)),
-    )
-    .set((
-        documents::queue_status.eq(QueueStatus::Completed.as_str()),
-        documents::chunk_count.eq(chunk_count),
-        documents::progress.eq(100),
-        documents::stage.eq(None::<String>),
-        documents::error.eq(None::<String>),
-        documents::finished_at.eq(now()),
-    ))
-    .execute(conn)?;
+    let updated = diesel::update(owned_unfinished(id, job_id))
+        .set((
+            documents::queue_status.eq(JobState::Completed.as_str()),
+            documents::chunk_count.eq(chunk_count),
+            documents::progress.eq(100),
+            documents::stage.eq(None::<String>),
+            documents::error.eq(None::<String>),
+            documents::finished_at.eq(now()),
+        ))
+        .execute(conn)?;
     Ok(updated == 1)
 }
 
 /// Ends the document `failed` or `cancelled` (terminal), keeping the reason.
-pub fn mark_finished_unsuccessfully(
+pub fn mark_ended(
     conn: &mut DbConnection,
     id: &str,
     job_id: &str,
-    status: QueueStatus,
+    status: JobState,
     error: Option<&str>,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        documents::table
-            .filter(documents::id.eq(id))
-            .filter(documents::job_id.eq(job_id))
-            .filter(documents::queue_status.eq_any(UNFINISHED)),
-    )
-    .set((
-        documents::queue_status.eq(status.as_str()),
-        documents::error.eq(error),
-        documents::stage.eq(None::<String>),
-        documents::finished_at.eq(now()),
-    ))
-    .execute(conn)?;
+    let updated = diesel::update(owned_unfinished(id, job_id))
+        .set((
+            documents::queue_status.eq(status.as_str()),
+            documents::error.eq(error),
+            documents::stage.eq(None::<String>),
+            documents::finished_at.eq(now()),
+        ))
+        .execute(conn)?;
     Ok(updated == 1)
 }
 
 /// The job went back to the queue (retry after a transient failure, rescue of a
 /// stalled lease, hand-back at shutdown). `error` is the last attempt's, if any.
 pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Option<&str>) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        documents::table
-            .filter(documents::id.eq(id))
-            .filter(documents::job_id.eq(job_id))
-            .filter(documents::queue_status.eq_any(UNFINISHED)),
-    )
-    .set((
-        documents::queue_status.eq(QueueStatus::Queued.as_str()),
-        documents::error.eq(error),
-        documents::progress.eq(0),
-        documents::stage.eq(None::<String>),
-    ))
-    .execute(conn)?;
+    let updated = diesel::update(owned_unfinished(id, job_id))
+        .set((
+            documents::queue_status.eq(JobState::Queued.as_str()),
+            documents::error.eq(error),
+            documents::progress.eq(0),
+            documents::stage.eq(None::<String>),
+        ))
+        .execute(conn)?;
     Ok(updated == 1)
 }
 
@@ -214,7 +211,7 @@ pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Opt
 pub fn requeue_with_new_job(conn: &mut DbConnection, id: &str, new_job_id: &str) -> Result<bool, DbError> {
     let updated = diesel::update(documents::table.filter(documents::id.eq(id)))
         .set((
-            documents::queue_status.eq(QueueStatus::Queued.as_str()),
+            documents::queue_status.eq(JobState::Queued.as_str()),
             documents::job_id.eq(new_job_id),
             documents::error.eq(None::<String>),
             documents::progress.eq(0),
@@ -230,7 +227,7 @@ pub fn requeue_with_new_job(conn: &mut DbConnection, id: &str, new_job_id: &str)
 }
 
 /// Job ids of documents in one status, oldest first (admin bulk actions).
-pub fn job_ids_with_status(conn: &mut DbConnection, status: QueueStatus, limit: i64) -> Result<Vec<String>, DbError> {
+pub fn job_ids_with_status(conn: &mut DbConnection, status: JobState, limit: i64) -> Result<Vec<String>, DbError> {
     Ok(documents::table
         .filter(documents::queue_status.eq(status.as_str()))
         .select(documents::job_id)
@@ -242,7 +239,7 @@ pub fn job_ids_with_status(conn: &mut DbConnection, status: QueueStatus, limit: 
 /// Unfinished documents in id order after `after`, a page at a time (reconciler).
 pub fn list_unfinished(conn: &mut DbConnection, after: Option<&str>, limit: i64) -> Result<Vec<Document>, DbError> {
     let mut query = documents::table
-        .filter(documents::queue_status.eq_any(UNFINISHED))
+        .filter(unfinished())
         .select(Document::as_select())
         .order(documents::id.asc())
         .limit(limit)
@@ -261,7 +258,7 @@ pub fn recently_finished_for_user(
 ) -> Result<Vec<Document>, DbError> {
     Ok(documents::table
         .filter(documents::user_id.eq(user_id))
-        .filter(documents::queue_status.eq_any(["completed", "failed", "cancelled"]))
+        .filter(documents::queue_status.eq_any(JobState::TERMINAL.map(JobState::as_str)))
         .select(Document::as_select())
         .order((documents::finished_at.desc(), documents::id.desc()))
         .limit(limit)
@@ -273,7 +270,7 @@ pub fn recently_finished_for_user(
 pub fn queued_for_users(conn: &mut DbConnection, user_ids: &[String], limit: i64) -> Result<Vec<Document>, DbError> {
     Ok(documents::table
         .filter(documents::user_id.eq_any(user_ids))
-        .filter(documents::queue_status.eq(QueueStatus::Queued.as_str()))
+        .filter(documents::queue_status.eq(JobState::Queued.as_str()))
         .select(Document::as_select())
         .order(documents::id.asc())
         .limit(limit)
@@ -282,11 +279,7 @@ pub fn queued_for_users(conn: &mut DbConnection, user_ids: &[String], limit: i64
 
 /// How many of the user's documents are queued or processing.
 pub fn count_unfinished_for_user(conn: &mut DbConnection, user_id: &str) -> Result<i64, DbError> {
-    Ok(documents::table
-        .filter(documents::user_id.eq(user_id))
-        .filter(documents::queue_status.eq_any(UNFINISHED))
-        .count()
-        .get_result(conn)?)
+    Ok(documents::table.filter(documents::user_id.eq(user_id)).filter(unfinished()).count().get_result(conn)?)
 }
 
 /// Counts of the user's documents per status.

@@ -1,52 +1,14 @@
-//! Rows as Rust values, and the document's lifecycle states.
+//! Rows as Rust values.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::{document_chunks, documents, job_attempts};
-use crate::queue::NewJob;
+use crate::job_state::JobState;
 
-/// Where a document is in its life. Stored as text in `documents.queue_status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QueueStatus {
-    Queued,
-    Processing,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl QueueStatus {
-    pub const ALL: [QueueStatus; 5] = [
-        QueueStatus::Queued,
-        QueueStatus::Processing,
-        QueueStatus::Completed,
-        QueueStatus::Failed,
-        QueueStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueStatus::Queued => "queued",
-            QueueStatus::Processing => "processing",
-            QueueStatus::Completed => "completed",
-            QueueStatus::Failed => "failed",
-            QueueStatus::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<QueueStatus> {
-        QueueStatus::ALL.into_iter().find(|status| status.as_str() == s)
-    }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, QueueStatus::Completed | QueueStatus::Failed | QueueStatus::Cancelled)
-    }
-}
-
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// A document's row: the file's facts, and where its processing stands.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = documents)]
 pub struct Document {
     pub id: String,
@@ -58,7 +20,9 @@ pub struct Document {
     pub storage_path: String,
     pub chunk_count: i32,
     pub created_at: NaiveDateTime,
-    pub queue_status: String,
+    /// Stored as its API name; a name that is none of ours fails the query.
+    #[diesel(deserialize_as = String, serialize_as = String)]
+    pub queue_status: JobState,
     pub job_id: String,
     pub queue_priority: i32,
     pub worker_id: Option<String>,
@@ -69,57 +33,6 @@ pub struct Document {
     pub queued_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
-}
-
-impl Document {
-    pub fn status(&self) -> QueueStatus {
-        QueueStatus::parse(&self.queue_status).unwrap_or(QueueStatus::Queued)
-    }
-
-    /// The queue job that processes this document under its current job id.
-    pub fn job(&self) -> NewJob {
-        NewJob {
-            job_id: self.job_id.clone(),
-            document_id: self.id.clone(),
-            user_id: self.user_id.clone(),
-            priority: self.queue_priority,
-            content_type: self.content_type.clone(),
-            size_bytes: self.size_bytes,
-            filename: self.filename.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = documents)]
-pub struct NewDocument {
-    pub id: String,
-    pub user_id: String,
-    pub filename: String,
-    pub content_type: String,
-    pub size_bytes: i64,
-    pub sha256: String,
-    pub storage_path: String,
-    pub queue_status: String,
-    pub job_id: String,
-    pub queue_priority: i32,
-    pub created_at: NaiveDateTime,
-    pub queued_at: NaiveDateTime,
-}
-
-impl NewDocument {
-    /// The queue job that processes this new document.
-    pub fn job(&self) -> NewJob {
-        NewJob {
-            job_id: self.job_id.clone(),
-            document_id: self.id.clone(),
-            user_id: self.user_id.clone(),
-            priority: self.queue_priority,
-            content_type: self.content_type.clone(),
-            size_bytes: self.size_bytes,
-            filename: self.filename.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -134,7 +47,7 @@ pub struct ChunkRow {
     pub embedding: Vec<u8>,
 }
 
-/// The public JSON shape of a document (DESIGN §5): timestamps in RFC 3339.
+/// The public JSON shape of a document: timestamps in RFC 3339.
 #[derive(Debug, Clone, Serialize)]
 pub struct DocumentView {
     pub id: String,
@@ -143,7 +56,7 @@ pub struct DocumentView {
     pub content_type: String,
     pub size_bytes: i64,
     pub sha256: String,
-    pub queue_status: String,
+    pub queue_status: JobState,
     pub queue_priority: i32,
     pub progress: i32,
     pub stage: Option<String>,

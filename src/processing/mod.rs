@@ -1,9 +1,12 @@
 //! Turning an uploaded file into searchable chunks: extract text, split it into
-//! chunks, embed them, store them. `pipeline` ties the steps to the queue's
-//! `Processor` contract.
+//! chunks, embed them, store them. `processor` is the contract a worker runs a job
+//! through; `pipeline` is the real one.
 
 pub mod chunk;
 pub mod embed;
 pub mod extract;
 pub mod extractor;
 pub mod pipeline;
+pub mod processor;
+
+pub use processor::{JobContext, ProcessError, Processed, Processor, Stage};

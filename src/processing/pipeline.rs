@@ -15,9 +15,9 @@ use super::extractor::{Extractor, ExtractorError, ExtractorReport};
 use crate::config::{Config, EmbeddingProvider, ProcessingConfig};
 use crate::db::models::{ChunkRow, Document};
 use crate::db::{attempts, chunks, Db};
+use crate::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
 use crate::queue::Queue;
 use crate::storage::Storage;
-use crate::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
 
 #[derive(Clone)]
 pub struct Pipeline {
@@ -164,8 +164,8 @@ impl Pipeline {
     /// The job's story and `/metrics` keep how the extractor ended; neither may fail
     /// the document.
     async fn keep_report(&self, document: &Document, attempt: u32, report: &ExtractorReport) {
-        let (job_id, kept) = (document.job_id.clone(), report.clone());
-        let saved = self.db.run(move |conn| attempts::record_extractor(conn, &job_id, attempt as i32, &kept)).await;
+        let (job_id, run) = (document.job_id.clone(), report.run());
+        let saved = self.db.run(move |conn| attempts::record_extractor(conn, &job_id, attempt as i32, &run)).await;
         if let Err(err) = saved {
             log::warn!("extractor report not saved: {err}");
         }

@@ -21,7 +21,7 @@ pub struct EtaModel {
 impl EtaModel {
     pub async fn load(queue: &Queue, workers: usize) -> Result<EtaModel, QueueError> {
         let mut conn = queue.connection().await?;
-        let rates: HashMap<String, f64> = conn.hgetall(format!("{}eta", queue.keys().prefix())).await?;
+        let rates: HashMap<String, f64> = conn.hgetall(queue.keys().eta()).await?;
         Ok(EtaModel { ms_per_kib: rates, workers: workers.max(1) })
     }
 

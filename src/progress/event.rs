@@ -1,9 +1,11 @@
-//! The events a user's WebSocket receives (DESIGN §5): one JSON object per frame with
+//! The events a user's WebSocket receives (README, "Progress over WebSocket"): one JSON object per frame with
 //! `type`, `document_id`, `job_id`, `ts` (ms since the epoch, when produced) and a
 //! per-user increasing `seq` (stamped by Redis when published).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+
+use crate::job_state::JobState;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
@@ -48,22 +50,25 @@ impl Subject {
     }
 
     pub fn queued(&self, position: Option<u64>) -> Event {
-        self.event("document.queued", json!({ "queue_status": "queued", "position": position }))
+        self.event("document.queued", json!({ "queue_status": JobState::Queued, "position": position }))
     }
 
     pub fn progress(&self, progress: i32, stage: &str) -> Event {
-        self.event("document.progress", json!({ "queue_status": "processing", "progress": progress, "stage": stage }))
+        self.event(
+            "document.progress",
+            json!({ "queue_status": JobState::Processing, "progress": progress, "stage": stage }),
+        )
     }
 
     pub fn completed(&self, chunk_count: i32) -> Event {
         self.event(
             "document.completed",
-            json!({ "queue_status": "completed", "progress": 100, "chunk_count": chunk_count }),
+            json!({ "queue_status": JobState::Completed, "progress": 100, "chunk_count": chunk_count }),
         )
     }
 
     pub fn failed(&self, error: &str, will_retry: bool, attempt: u32) -> Event {
-        let status = if will_retry { "queued" } else { "failed" };
+        let status = if will_retry { JobState::Queued } else { JobState::Failed };
         self.event(
             "document.failed",
             json!({ "queue_status": status, "error": error, "will_retry": will_retry, "attempt": attempt }),
@@ -71,7 +76,7 @@ impl Subject {
     }
 
     pub fn cancelled(&self) -> Event {
-        self.event("document.cancelled", json!({ "queue_status": "cancelled" }))
+        self.event("document.cancelled", json!({ "queue_status": JobState::Cancelled }))
     }
 
     pub fn position(&self, position: u64, eta_seconds: Option<f64>) -> Event {

@@ -1,6 +1,8 @@
 //! `Hub`: one actor per process that holds the Redis pub/sub subscription and routes
 //! each event only to the WebSocket sessions of that event's user. Its subscription
 //! reconnects with back-off; after a gap it asks every session to refresh its snapshot.
+//! The Hub only routes: it does no I/O of its own (the subscription runs in a task that
+//! sends it messages; the queue-position sweep is `PositionSweeper`'s).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +12,6 @@ use actix::prelude::*;
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::positions::announce_position_changes;
-use super::publisher::Publisher;
-use crate::db::Db;
 use crate::queue::Queue;
 
 /// Sent to a session.
@@ -63,21 +62,21 @@ struct Routing {
     user_id: String,
 }
 
-/// How often queue positions of connected users are checked for changes.
-const POSITION_SWEEP: Duration = Duration::from_secs(1);
-
 pub struct Hub {
-    db: Db,
-    queue: Queue,
-    publisher: Publisher,
+    client: redis::Client,
+    channel: String,
     sessions: HashMap<String, HashMap<u64, Recipient<SessionMessage>>>,
     next_id: u64,
-    sweeping: bool,
 }
 
 impl Hub {
-    pub fn new(db: Db, queue: Queue, publisher: Publisher) -> Hub {
-        Hub { db, queue, publisher, sessions: HashMap::new(), next_id: 0, sweeping: false }
+    pub fn new(queue: &Queue) -> Hub {
+        Hub {
+            client: queue.client().clone(),
+            channel: queue.keys().events_channel(),
+            sessions: HashMap::new(),
+            next_id: 0,
+        }
     }
 }
 
@@ -85,23 +84,7 @@ impl Actor for Hub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let (client, channel) = (self.queue.client().clone(), self.publisher.channel());
-        actix::spawn(subscribe_forever(client, channel, ctx.address()));
-        ctx.run_interval(POSITION_SWEEP, |hub, ctx| {
-            if hub.sweeping || hub.sessions.is_empty() {
-                return;
-            }
-            hub.sweeping = true;
-            let users: Vec<String> = hub.sessions.keys().cloned().collect();
-            let (db, queue, publisher) = (hub.db.clone(), hub.queue.clone(), hub.publisher.clone());
-            let sweep = async move { announce_position_changes(&db, &queue, &publisher, users).await };
-            ctx.spawn(sweep.into_actor(hub).map(|result, hub, _| {
-                hub.sweeping = false;
-                if let Err(err) = result {
-                    log::debug!("queue position sweep failed: {err}");
-                }
-            }));
-        });
+        actix::spawn(subscribe_forever(self.client.clone(), self.channel.clone(), ctx.address()));
     }
 }
 

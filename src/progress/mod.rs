@@ -13,4 +13,5 @@ pub mod snapshot;
 
 pub use event::{Event, Subject};
 pub use hub::Hub;
+pub use positions::PositionSweeper;
 pub use publisher::Publisher;

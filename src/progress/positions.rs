@@ -1,13 +1,63 @@
-//! `queue.position` events: every second each API process looks at the queued
-//! documents of the users connected to it and announces the positions that changed.
+//! `queue.position` events: every second each API process's `PositionSweeper` looks
+//! at the queued documents of the users connected to it (it asks the Hub who they are)
+//! and announces the positions that changed.
+
+use std::time::Duration;
+
+use actix::prelude::*;
 
 use super::eta::EtaModel;
 use super::event::Subject;
+use super::hub::{CountSessions, Hub};
 use super::publisher::Publisher;
 use crate::db::{documents, Db};
 use crate::queue::Queue;
 
 const MAX_DOCUMENTS: i64 = 2_000;
+/// How often queue positions of connected users are checked for changes.
+const POSITION_SWEEP: Duration = Duration::from_secs(1);
+
+pub struct PositionSweeper {
+    db: Db,
+    queue: Queue,
+    publisher: Publisher,
+    hub: Addr<Hub>,
+    sweeping: bool,
+}
+
+impl PositionSweeper {
+    pub fn new(db: Db, queue: Queue, publisher: Publisher, hub: Addr<Hub>) -> PositionSweeper {
+        PositionSweeper { db, queue, publisher, hub, sweeping: false }
+    }
+
+    /// One sweep at a time: a slow one makes the next tick skip.
+    fn sweep(&mut self, ctx: &mut Context<Self>) {
+        if self.sweeping {
+            return;
+        }
+        self.sweeping = true;
+        let (db, queue, publisher, hub) =
+            (self.db.clone(), self.queue.clone(), self.publisher.clone(), self.hub.clone());
+        let sweep = async move {
+            let users = hub.send(CountSessions).await.map_err(|e| e.to_string())?.users;
+            announce_position_changes(&db, &queue, &publisher, users).await
+        };
+        ctx.spawn(sweep.into_actor(self).map(|result, act, _| {
+            act.sweeping = false;
+            if let Err(err) = result {
+                log::debug!("queue position sweep failed: {err}");
+            }
+        }));
+    }
+}
+
+impl Actor for PositionSweeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(POSITION_SWEEP, |act, ctx| act.sweep(ctx));
+    }
+}
 
 pub async fn announce_position_changes(
     db: &Db,

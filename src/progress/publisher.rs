@@ -34,11 +34,6 @@ impl Publisher {
         }
     }
 
-    /// The pub/sub channel every Hub subscribes to.
-    pub fn channel(&self) -> String {
-        format!("{}events", self.queue.keys().prefix())
-    }
-
     pub async fn publish(&self, event: Event) -> Result<u64, QueueError> {
         let body = serde_json::to_string(&event).map_err(|e| QueueError::Reply(e.to_string()))?;
         let mut conn = self.queue.connection().await?;
@@ -63,10 +58,8 @@ impl Publisher {
     /// The user's current sequence number (the last event's `seq`).
     pub async fn current_seq(&self, user_id: &str) -> Result<u64, QueueError> {
         let mut conn = self.queue.connection().await?;
-        let seq: Option<u64> = redis::cmd("GET")
-            .arg(format!("{}events:seq:{user_id}", self.queue.keys().prefix()))
-            .query_async(&mut *conn)
-            .await?;
+        let seq: Option<u64> =
+            redis::cmd("GET").arg(self.queue.keys().events_seq(user_id)).query_async(&mut *conn).await?;
         Ok(seq.unwrap_or(0))
     }
 

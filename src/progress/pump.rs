@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::workers::processor::{ProgressFn, ProgressUpdate};
+use crate::processing::processor::{ProgressFn, ProgressUpdate};
 
 /// Starts the pump: returns the callback for the processor and the task that delivers.
 /// Drop every clone of the callback, then await the task to flush the last update.

@@ -7,10 +7,9 @@ use serde_json::{Map, Value};
 
 use super::eta::EtaModel;
 use super::publisher::Publisher;
-use crate::db::documents;
-use crate::db::models::{DocumentView, QueueStatus};
-use crate::db::Db;
-use crate::error::AppError;
+use crate::db::models::DocumentView;
+use crate::db::{documents, Db, DbError};
+use crate::job_state::JobState;
 use crate::queue::Queue;
 
 const ACTIVE_LIMIT: i64 = 500;
@@ -35,15 +34,17 @@ pub struct Snapshot {
     pub documents: Vec<SnapshotDocument>,
 }
 
-pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str) -> Result<Snapshot, AppError> {
+/// Only the database can fail a snapshot: what Redis adds (positions, ETAs) is left
+/// out while it is away.
+pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str) -> Result<Snapshot, DbError> {
     // Read the sequence first: anything published after it is newer than the picture.
     let seq = publisher.current_seq(user_id).await.unwrap_or(0);
     let user = user_id.to_string();
     let (counts, mut active, finished) = db
         .run(move |conn| {
             let counts = documents::count_by_status_for_user(conn, &user)?;
-            let mut active = documents::list_for_user(conn, &user, Some(QueueStatus::Processing), None, ACTIVE_LIMIT)?;
-            let mut queued = documents::list_for_user(conn, &user, Some(QueueStatus::Queued), None, ACTIVE_LIMIT)?;
+            let mut active = documents::list_for_user(conn, &user, Some(JobState::Processing), None, ACTIVE_LIMIT)?;
+            let mut queued = documents::list_for_user(conn, &user, Some(JobState::Queued), None, ACTIVE_LIMIT)?;
             queued.reverse();
             active.extend(queued);
             let finished = documents::recently_finished_for_user(conn, &user, RECENT_FINISHED)?;
@@ -59,8 +60,8 @@ pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str)
         .drain(..)
         .zip(positions)
         .map(|(doc, position)| {
-            let eta_seconds = match (doc.status(), position) {
-                (QueueStatus::Processing, _) => {
+            let eta_seconds = match (doc.queue_status, position) {
+                (JobState::Processing, _) => {
                     Some(eta.remaining_seconds(&doc.content_type, doc.size_bytes, doc.progress))
                 }
                 (_, Some(position)) => Some(eta.queued_seconds(&doc.content_type, doc.size_bytes, position)),
@@ -75,7 +76,7 @@ pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str)
         eta_seconds: None,
     }));
     let mut by_status = Map::new();
-    for status in QueueStatus::ALL {
+    for status in JobState::OF_DOCUMENTS {
         let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
         by_status.insert(status.as_str().to_string(), Value::from(n));
     }

@@ -7,16 +7,7 @@ use redis::AsyncCommands;
 use serde::Serialize;
 
 use super::{Queue, QueueError};
-
-/// The states as the API names them, with the Redis set each lives in.
-pub const STATES: [(&str, &str); 6] = [
-    ("queued", "waiting"),
-    ("delayed", "delayed"),
-    ("processing", "active"),
-    ("completed", "completed"),
-    ("failed", "failed"),
-    ("cancelled", "cancelled"),
-];
+use crate::job_state::JobState;
 
 /// A job as Redis records it (finished ones until retention removes them).
 #[derive(Debug, Clone, Serialize)]
@@ -25,7 +16,7 @@ pub struct JobRecord {
     pub document_id: String,
     pub user_id: String,
     pub filename: String,
-    pub state: String,
+    pub state: JobState,
     pub content_type: String,
     pub size_bytes: i64,
     pub priority: i64,
@@ -44,18 +35,23 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
+    /// None for a hash that is not a job's (no or an unknown `state`).
     fn from_fields(job_id: &str, f: HashMap<String, String>) -> Option<JobRecord> {
         let text = |k: &str| f.get(k).cloned().filter(|v| !v.is_empty());
         let num = |k: &str| f.get(k).and_then(|v| v.parse::<f64>().ok()).map(|v| v as i64);
-        let state = text("state")?;
-        let api_state =
-            STATES.iter().find(|(_, redis)| *redis == state).map_or(state.clone(), |(api, _)| api.to_string());
+        let state = match JobState::from_redis(&text("state")?) {
+            Ok(state) => state,
+            Err(err) => {
+                log::warn!("job {job_id} left out: {err}");
+                return None;
+            }
+        };
         Some(JobRecord {
             job_id: job_id.to_string(),
             document_id: text("document_id").unwrap_or_default(),
             user_id: text("user_id").unwrap_or_default(),
             filename: text("filename").unwrap_or_default(),
-            state: api_state,
+            state,
             content_type: text("content_type").unwrap_or_default(),
             size_bytes: num("size_bytes").unwrap_or(0),
             priority: num("priority").unwrap_or(0),
@@ -76,29 +72,27 @@ impl JobRecord {
 }
 
 impl Queue {
-    /// Job ids in one state (API name), newest finished first, at most `limit`.
-    pub async fn job_ids_in_state(&self, state: &str, limit: usize) -> Result<Vec<String>, QueueError> {
+    /// Job ids in one state, oldest first while unfinished, newest first once
+    /// finished; at most `limit`.
+    pub async fn job_ids_in_state(&self, state: JobState, limit: usize) -> Result<Vec<String>, QueueError> {
         let mut conn = self.connection().await?;
         let keys = self.keys();
         let stop = limit.saturating_sub(1) as isize;
         Ok(match state {
-            "queued" => {
-                let users: Vec<String> = conn.lrange(keys.state_set("ring"), 0, -1).await?;
+            JobState::Queued => {
+                let users: Vec<String> = conn.lrange(keys.ring(), 0, -1).await?;
                 if users.is_empty() {
                     return Ok(Vec::new());
                 }
                 let mut pipe = redis::pipe();
                 for user in &users {
-                    pipe.zrange(format!("{}waiting:{user}", keys.prefix()), 0, stop);
+                    pipe.zrange(keys.waiting(user), 0, stop);
                 }
                 let per_user: Vec<Vec<String>> = pipe.query_async(&mut *conn).await?;
                 per_user.into_iter().flatten().take(limit).collect()
             }
-            "delayed" | "processing" => {
-                let set = if state == "delayed" { "delayed" } else { "active" };
-                conn.zrange(keys.state_set(set), 0, stop).await?
-            }
-            _ => conn.zrevrange(keys.state_set(state), 0, stop).await?,
+            JobState::Delayed | JobState::Processing => conn.zrange(keys.state_set(state), 0, stop).await?,
+            finished => conn.zrevrange(keys.state_set(finished), 0, stop).await?,
         })
     }
 
@@ -120,13 +114,13 @@ impl Queue {
     /// Waiting jobs per user, most first.
     pub async fn queued_per_user(&self, top: usize) -> Result<Vec<(String, u64)>, QueueError> {
         let mut conn = self.connection().await?;
-        let users: Vec<String> = conn.lrange(self.keys().state_set("ring"), 0, -1).await?;
+        let users: Vec<String> = conn.lrange(self.keys().ring(), 0, -1).await?;
         if users.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for user in &users {
-            pipe.zcard(format!("{}waiting:{user}", self.keys().prefix()));
+            pipe.zcard(self.keys().waiting(user));
         }
         let counts: Vec<u64> = pipe.query_async(&mut *conn).await?;
         let mut per_user: Vec<(String, u64)> = users.into_iter().zip(counts).collect();
@@ -139,17 +133,14 @@ impl Queue {
     pub async fn completions_per_minute(&self, minutes: i64) -> Result<Vec<u64>, QueueError> {
         let mut conn = self.connection().await?;
         let now_minute = chrono::Utc::now().timestamp() / 60;
-        let keys: Vec<String> = (0..minutes)
-            .rev()
-            .map(|back| format!("{}throughput:{}", self.keys().prefix(), now_minute - back))
-            .collect();
+        let keys: Vec<String> = (0..minutes).rev().map(|back| self.keys().throughput(now_minute - back)).collect();
         let counts: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut *conn).await?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
 
     /// Durations (ms) of the most recently completed jobs still kept.
     pub async fn recent_durations_ms(&self, sample: usize) -> Result<Vec<i64>, QueueError> {
-        let ids = self.job_ids_in_state("completed", sample).await?;
+        let ids = self.job_ids_in_state(JobState::Completed, sample).await?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -179,8 +170,9 @@ impl Queue {
     pub async fn forget_job(&self, job_id: &str) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;
         let mut pipe = redis::pipe();
-        for (_, set) in STATES {
-            pipe.zrem(self.keys().state_set(set), job_id).ignore();
+        // A waiting job is in its user's set, not a state's: only finished jobs are sent round again.
+        for state in JobState::ALL.into_iter().filter(|s| *s != JobState::Queued) {
+            pipe.zrem(self.keys().state_set(state), job_id).ignore();
         }
         pipe.del(self.keys().job(job_id)).ignore();
         let _: () = pipe.query_async(&mut *conn).await?;
@@ -190,12 +182,12 @@ impl Queue {
     /// Histograms kept by the scripts: for each, bucket -> count plus sum and count.
     pub async fn histograms(&self) -> Result<Vec<(String, HashMap<String, f64>)>, QueueError> {
         let mut conn = self.connection().await?;
-        let types: Vec<String> = conn.smembers(format!("{}hist:types", self.keys().prefix())).await?;
+        let types: Vec<String> = conn.smembers(self.keys().histogram_types()).await?;
         let mut names: Vec<String> = types.iter().map(|t| format!("duration:{t}")).collect();
         names.push("wait".into());
         let mut out = Vec::new();
         for name in names {
-            let fields: HashMap<String, f64> = conn.hgetall(format!("{}hist:{name}", self.keys().prefix())).await?;
+            let fields: HashMap<String, f64> = conn.hgetall(self.keys().histogram(&name)).await?;
             out.push((name, fields));
         }
         Ok(out)

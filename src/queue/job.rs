@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 
+use crate::db::models::Document;
+use crate::job_state::{JobState, UnknownJobState};
+
 /// A claimed job: the worker owns it while its `token` matches the one in Redis.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
@@ -53,6 +56,21 @@ pub struct NewJob {
     pub filename: String,
 }
 
+impl NewJob {
+    /// The job that processes this document under its current job id.
+    pub fn for_document(document: &Document) -> NewJob {
+        NewJob {
+            job_id: document.job_id.clone(),
+            document_id: document.id.clone(),
+            user_id: document.user_id.clone(),
+            priority: document.queue_priority,
+            content_type: document.content_type.clone(),
+            size_bytes: document.size_bytes,
+            filename: document.filename.clone(),
+        }
+    }
+}
+
 /// Where a failed attempt leaves the job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RetryDecision {
@@ -73,7 +91,7 @@ pub enum CancelOutcome {
     /// Redis has no such job (lost, or never enqueued).
     Missing,
     /// It had already finished in this state.
-    Finished(String),
+    Finished(JobState),
 }
 
 /// What the stalled-job rescuer did with one job.
@@ -81,9 +99,31 @@ pub enum CancelOutcome {
 pub struct RescuedJob {
     pub job_id: String,
     pub document_id: String,
-    /// `waiting`, `failed` or `cancelled`.
-    pub outcome: String,
+    pub outcome: RescueOutcome,
     pub stalls: u32,
+}
+
+/// Where the rescuer left a job whose lease expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescueOutcome {
+    /// Back in the queue for another worker.
+    Requeued,
+    /// Stalled too often (`max_stalls`): failed for good.
+    Failed,
+    /// A cancel was asked while its worker was away: finished cancelled.
+    Cancelled,
+}
+
+impl RescueOutcome {
+    /// From the state the rescue script left the job in.
+    pub(super) fn from_redis(state: &str) -> Result<RescueOutcome, UnknownJobState> {
+        match JobState::from_redis(state)? {
+            JobState::Queued => Ok(RescueOutcome::Requeued),
+            JobState::Failed => Ok(RescueOutcome::Failed),
+            JobState::Cancelled => Ok(RescueOutcome::Cancelled),
+            _ => Err(UnknownJobState(state.to_string())),
+        }
+    }
 }
 
 /// Jobs per state, across all users.
@@ -95,4 +135,17 @@ pub struct StateCounts {
     pub completed: u64,
     pub failed: u64,
     pub cancelled: u64,
+}
+
+impl StateCounts {
+    pub fn by_state(&self) -> [(JobState, u64); 6] {
+        [
+            (JobState::Queued, self.queued),
+            (JobState::Delayed, self.delayed),
+            (JobState::Processing, self.processing),
+            (JobState::Completed, self.completed),
+            (JobState::Failed, self.failed),
+            (JobState::Cancelled, self.cancelled),
+        ]
+    }
 }

@@ -1,5 +1,27 @@
 //! Redis key names, all under the configured prefix so deployments can share a Redis.
-//! The Lua scripts build the same names from the prefix (see lua/prelude.lua).
+//! Every key docqueue uses is named here; the Lua scripts build the same names from
+//! the prefix (lua/prelude.lua lists them too).
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `job:<id>` | hash | one job's record (state, token, attempts, announced position, …) |
+//! | `waiting:<user>` | sorted set | a user's waiting jobs, by priority then arrival |
+//! | `ring` | list | users with waiting jobs, in claim order |
+//! | `delayed`, `active`, `completed`, `failed`, `cancelled` | sorted set | jobs per state |
+//! | `wake` | list | one entry per new job; idle workers block on it |
+//! | `paused` | string | present while the queue is paused |
+//! | `stats` | hash | counters since the queue was created |
+//! | `throughput:<minute>` | string | completions in that minute |
+//! | `hist:types`, `hist:<name>` | set, hash | duration and wait histograms |
+//! | `eta` | hash | ms per KiB by content type (moving average) |
+//! | `seq` | string | arrival counter: orders waiting jobs of equal priority |
+//! | `workers` | hash | live workers' heartbeats |
+//! | `lock:<task>` | string | one process at a time runs a maintenance task |
+//! | `events` | pub/sub channel | every user's events, to every process's Hub |
+//! | `events:seq:<user>` | string | the user's last event `seq` |
+//! | `events:stream:<user>` | stream | the user's recent events, for resume |
+
+use crate::job_state::JobState;
 
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -19,6 +41,20 @@ impl Keys {
         format!("{}job:{job_id}", self.prefix)
     }
 
+    pub fn waiting(&self, user_id: &str) -> String {
+        format!("{}waiting:{user_id}", self.prefix)
+    }
+
+    pub fn ring(&self) -> String {
+        format!("{}ring", self.prefix)
+    }
+
+    /// Sorted set of job ids in one state. Waiting jobs have none: they wait in
+    /// `waiting(user)`.
+    pub fn state_set(&self, state: JobState) -> String {
+        format!("{}{}", self.prefix, state.redis_name())
+    }
+
     /// Idle workers block on this list; every new waiting job pushes one entry.
     pub fn wake(&self) -> String {
         format!("{}wake", self.prefix)
@@ -32,9 +68,23 @@ impl Keys {
         format!("{}stats", self.prefix)
     }
 
-    /// Sorted set of job ids in one state (`active`, `delayed`, `completed`, …).
-    pub fn state_set(&self, state: &str) -> String {
-        format!("{}{state}", self.prefix)
+    /// Completions in one minute (minutes since the epoch).
+    pub fn throughput(&self, minute: i64) -> String {
+        format!("{}throughput:{minute}", self.prefix)
+    }
+
+    /// The set of content types that have a duration histogram.
+    pub fn histogram_types(&self) -> String {
+        format!("{}hist:types", self.prefix)
+    }
+
+    /// One histogram: `wait`, or `duration:<content type>`.
+    pub fn histogram(&self, name: &str) -> String {
+        format!("{}hist:{name}", self.prefix)
+    }
+
+    pub fn eta(&self) -> String {
+        format!("{}eta", self.prefix)
     }
 
     /// Hash of live workers: id → JSON heartbeat.
@@ -45,5 +95,14 @@ impl Keys {
     /// Short lock so one process at a time runs a maintenance task.
     pub fn lock(&self, task: &str) -> String {
         format!("{}lock:{task}", self.prefix)
+    }
+
+    /// The pub/sub channel every Hub subscribes to.
+    pub fn events_channel(&self) -> String {
+        format!("{}events", self.prefix)
+    }
+
+    pub fn events_seq(&self, user_id: &str) -> String {
+        format!("{}events:seq:{user_id}", self.prefix)
     }
 }

@@ -14,9 +14,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Script};
 
 use crate::config::{QueueConfig, RedisConfig};
+use crate::job_state::{JobState, UnknownJobState};
 
-pub use browse::{JobRecord, STATES};
-pub use job::{CancelOutcome, ClaimedJob, NewJob, RescuedJob, RetryDecision, StateCounts};
+pub use browse::JobRecord;
+pub use job::{CancelOutcome, ClaimedJob, NewJob, RescueOutcome, RescuedJob, RetryDecision, StateCounts};
 pub use keys::Keys;
 pub use registry::WorkerInfo;
 
@@ -28,6 +29,12 @@ pub enum QueueError {
     Pool(String),
     #[error("unexpected reply from a queue script: {0}")]
     Reply(String),
+}
+
+impl From<UnknownJobState> for QueueError {
+    fn from(err: UnknownJobState) -> QueueError {
+        QueueError::Reply(err.to_string())
+    }
 }
 
 impl From<bb8::RunError<redis::RedisError>> for QueueError {
@@ -239,9 +246,13 @@ impl Queue {
         })
     }
 
-    /// Finishes a job the worker owns as `completed`, `cancelled` or (for good) `failed`.
-    /// Returns false when the token no longer owns it: the caller must not touch the row.
-    pub async fn finish(&self, job: &ClaimedJob, state: FinishState, error: &str) -> Result<bool, QueueError> {
+    /// Ends a job the worker owns in a terminal state: `completed`, `cancelled` or (for
+    /// good) `failed`. Returns false when the token no longer owns it: the caller must
+    /// not touch the row.
+    pub async fn end_job(&self, job: &ClaimedJob, state: JobState, error: &str) -> Result<bool, QueueError> {
+        if !state.is_terminal() {
+            return Err(QueueError::Reply(format!("a job cannot end `{state}`")));
+        }
         let mut conn = self.connection().await?;
         let done: i64 = self
             .scripts
@@ -249,7 +260,7 @@ impl Queue {
             .arg(self.keys.prefix())
             .arg(&job.job_id)
             .arg(&job.token)
-            .arg(state.as_str())
+            .arg(state.redis_name())
             .arg(error)
             .invoke_async(&mut *conn)
             .await?;
@@ -275,8 +286,11 @@ impl Queue {
             .await?;
         Ok(match outcome.as_str() {
             "retrying" => RetryDecision::Retrying { delay_ms, failures },
-            "failed" => RetryDecision::Failed { failures },
-            _ => RetryDecision::LeaseLost,
+            "lost" => RetryDecision::LeaseLost,
+            state => match JobState::from_redis(state)? {
+                JobState::Failed => RetryDecision::Failed { failures },
+                other => return Err(QueueError::Reply(format!("retry left the job `{other}`"))),
+            },
         })
     }
 
@@ -298,10 +312,13 @@ impl Queue {
         let mut conn = self.connection().await?;
         let outcome: String = self.scripts.cancel.arg(self.keys.prefix()).arg(job_id).invoke_async(&mut *conn).await?;
         Ok(match outcome.as_str() {
-            "cancelled" => CancelOutcome::Cancelled,
             "cancelling" => CancelOutcome::Cancelling,
             "missing" => CancelOutcome::Missing,
-            _ => CancelOutcome::Finished(outcome),
+            state => match JobState::from_redis(state)? {
+                JobState::Cancelled => CancelOutcome::Cancelled,
+                finished if finished.is_terminal() => CancelOutcome::Finished(finished),
+                other => return Err(QueueError::Reply(format!("cancel left the job `{other}`"))),
+            },
         })
     }
 
@@ -316,15 +333,16 @@ impl Queue {
             .arg(500)
             .invoke_async(&mut *conn)
             .await?;
-        Ok(flat
-            .chunks_exact(4)
-            .map(|f| RescuedJob {
-                job_id: f[0].clone(),
-                document_id: f[1].clone(),
-                outcome: f[2].clone(),
-                stalls: f[3].parse().unwrap_or(0),
+        flat.chunks_exact(4)
+            .map(|f| {
+                Ok(RescuedJob {
+                    job_id: f[0].clone(),
+                    document_id: f[1].clone(),
+                    outcome: RescueOutcome::from_redis(&f[2])?,
+                    stalls: f[3].parse().unwrap_or(0),
+                })
             })
-            .collect())
+            .collect()
     }
 
     pub async fn promote_delayed(&self) -> Result<u64, QueueError> {
@@ -334,7 +352,7 @@ impl Queue {
 
     /// Removes finished jobs of `state` finished before `older_than` ago, then the
     /// oldest beyond `keep`. Returns the removed job ids.
-    pub async fn clean(&self, state: FinishState, older_than: Duration, keep: u64) -> Result<Vec<String>, QueueError> {
+    pub async fn clean(&self, state: JobState, older_than: Duration, keep: u64) -> Result<Vec<String>, QueueError> {
         let mut conn = self.connection().await?;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let cutoff = now_ms - older_than.as_millis() as i64;
@@ -342,7 +360,7 @@ impl Queue {
             .scripts
             .clean
             .arg(self.keys.prefix())
-            .arg(state.as_str())
+            .arg(state.redis_name())
             .arg(cutoff)
             .arg(keep)
             .arg(10_000)
@@ -355,20 +373,20 @@ impl Queue {
         let c = &self.config;
         let completed = self
             .clean(
-                FinishState::Completed,
+                JobState::Completed,
                 Duration::from_secs(c.retention_completed_age_secs),
                 c.retention_completed_count,
             )
             .await?;
         let cancelled = self
             .clean(
-                FinishState::Cancelled,
+                JobState::Cancelled,
                 Duration::from_secs(c.retention_completed_age_secs),
                 c.retention_completed_count,
             )
             .await?;
         let failed = self
-            .clean(FinishState::Failed, Duration::from_secs(c.retention_failed_age_secs), c.retention_failed_count)
+            .clean(JobState::Failed, Duration::from_secs(c.retention_failed_age_secs), c.retention_failed_count)
             .await?;
         Ok(completed.len() + cancelled.len() + failed.len())
     }
@@ -417,7 +435,7 @@ impl Queue {
     }
 
     /// The job's state in Redis for each id (None: Redis has no such job).
-    pub async fn job_states(&self, job_ids: &[String]) -> Result<Vec<Option<(String, i64)>>, QueueError> {
+    pub async fn job_states(&self, job_ids: &[String]) -> Result<Vec<Option<(JobState, i64)>>, QueueError> {
         if job_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -427,7 +445,10 @@ impl Queue {
             pipe.cmd("HMGET").arg(self.keys.job(id)).arg("state").arg("finished_at");
         }
         let replies: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut *conn).await?;
-        Ok(replies.into_iter().map(|(state, finished)| state.map(|s| (s, finished.unwrap_or(0)))).collect())
+        let typed = |(state, finished): (Option<String>, Option<i64>)| {
+            state.map(|s| Ok((JobState::from_redis(&s)?, finished.unwrap_or(0)))).transpose()
+        };
+        replies.into_iter().map(typed).collect()
     }
 
     /// Records progress on the job hash (read by admin views and snapshots).
@@ -490,23 +511,5 @@ impl Queue {
             .query_async(&mut *conn)
             .await?;
         Ok(reply.is_some())
-    }
-}
-
-/// The terminal states a worker or the cleaner deals in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FinishState {
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl FinishState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FinishState::Completed => "completed",
-            FinishState::Failed => "failed",
-            FinishState::Cancelled => "cancelled",
-        }
     }
 }

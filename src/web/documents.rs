@@ -1,8 +1,6 @@
 //! The caller's documents: list, read, delete, cancel, and the processing picture.
 //! Every query is scoped to the caller; someone else's id answers 404 like a missing one.
 
-use std::time::Duration;
-
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
@@ -10,15 +8,14 @@ use serde_json::json;
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::db::documents;
-use crate::db::models::{Document, DocumentView, QueueStatus};
+use crate::db::models::{Document, DocumentView};
+use crate::documents::cancel_document;
 use crate::error::AppError;
-use crate::progress::{snapshot, Subject};
-use crate::queue::CancelOutcome;
+use crate::job_state::JobState;
+use crate::progress::snapshot;
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
-/// How long a cancel of a running job waits for the worker to confirm.
-const CANCEL_CONFIRM_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -34,9 +31,10 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let status = match query.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(QueueStatus::parse(s).ok_or_else(|| {
+        Some(s) => Some(JobState::parse(s).ok().filter(|s| JobState::OF_DOCUMENTS.contains(s)).ok_or_else(|| {
             AppError::BadRequest(format!(
-                "unknown status `{s}`; use one of queued, processing, completed, failed, cancelled"
+                "unknown status `{s}`; use one of {}",
+                JobState::names(&JobState::OF_DOCUMENTS).join(", ")
             ))
         })?),
     };
@@ -76,7 +74,7 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let document = find_own(&state, &user, path.into_inner()).await?;
-    if !document.status().is_terminal() {
+    if !document.queue_status.is_terminal() {
         // Stop the work first so no worker writes chunks for a deleted document.
         if let Err(err) = state.queue.cancel(&document.job_id).await {
             log::warn!("cancel before delete failed ({err}); the worker's row updates will find no row");
@@ -100,60 +98,13 @@ pub async fn cancel(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let document = find_own(&state, &user, path.into_inner()).await?;
-    let document = cancel_document(&state, document).await?;
-    let status = if document.status() == QueueStatus::Cancelled {
+    let document = cancel_document(&state.db, &state.queue, &state.events, document).await?;
+    let status = if document.queue_status == JobState::Cancelled {
         actix_web::http::StatusCode::OK
     } else {
         actix_web::http::StatusCode::ACCEPTED
     };
     Ok(HttpResponse::build(status).json(DocumentView::from(document)))
-}
-
-/// Shared by the REST route, the WebSocket `cancel` message and the admin API.
-pub async fn cancel_document(state: &AppState, document: Document) -> Result<Document, AppError> {
-    if document.status().is_terminal() {
-        return Err(AppError::Conflict(format!("the document is already {}", document.queue_status)));
-    }
-    // A cancel that cannot reach the queue changes nothing: marking only the row would
-    // leave a running job running, and its end would then contradict the row.
-    let outcome = state.queue.cancel(&document.job_id).await?;
-    match outcome {
-        CancelOutcome::Cancelled | CancelOutcome::Missing => {
-            if mark_cancelled(state, &document).await? {
-                let subject = Subject::new(&document.user_id, &document.id, &document.job_id);
-                state.events.announce(subject.cancelled()).await;
-            }
-        }
-        CancelOutcome::Cancelling => {
-            let deadline = tokio::time::Instant::now() + CANCEL_CONFIRM_WAIT;
-            while tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if reload(state, &document.id).await?.status().is_terminal() {
-                    break;
-                }
-            }
-        }
-        CancelOutcome::Finished(state_name) if state_name == "cancelled" => {
-            mark_cancelled(state, &document).await?;
-        }
-        CancelOutcome::Finished(state_name) => {
-            return Err(AppError::Conflict(format!("the document is already {state_name}")));
-        }
-    }
-    reload(state, &document.id).await
-}
-
-async fn mark_cancelled(state: &AppState, document: &Document) -> Result<bool, AppError> {
-    let (id, job_id) = (document.id.clone(), document.job_id.clone());
-    Ok(state
-        .db
-        .run(move |conn| documents::mark_finished_unsuccessfully(conn, &id, &job_id, QueueStatus::Cancelled, None))
-        .await?)
-}
-
-async fn reload(state: &AppState, id: &str) -> Result<Document, AppError> {
-    let id = id.to_string();
-    state.db.run(move |conn| documents::find(conn, &id)).await?.ok_or_else(not_found)
 }
 
 /// The caller's queue: the same picture as the WebSocket snapshot.

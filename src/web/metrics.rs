@@ -13,6 +13,7 @@ use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::AppState;
 use crate::error::AppError;
+use crate::job_state::JobState;
 use crate::processing::extractor::ExtractorOutcome;
 use crate::progress::hub::CountSessions;
 use crate::progress::Hub;
@@ -123,19 +124,12 @@ pub async fn metrics(
     let paused = queue.is_paused().await?;
     let sessions = hub.send(CountSessions).await.map(|c| c.sessions).unwrap_or(0);
 
-    let depth = [
-        ("queued", counts.queued),
-        ("delayed", counts.delayed),
-        ("processing", counts.processing),
-        ("completed", counts.completed),
-        ("failed", counts.failed),
-        ("cancelled", counts.cancelled),
-    ]
-    .into_iter()
-    .map(|(s, n)| gauge(vec![label("state", s)], n as f64))
-    .collect();
-    let outcomes = ["completed", "failed", "retried", "cancelled", "stalled", "enqueued"]
+    let depth = counts.by_state().into_iter().map(|(s, n)| gauge(vec![label("state", s.as_str())], n as f64)).collect();
+    // The scripts count each job that ends under its state's name, plus these events.
+    let outcomes = JobState::TERMINAL
+        .map(JobState::redis_name)
         .into_iter()
+        .chain(["retried", "stalled", "enqueued"])
         .map(|o| counter(vec![label("outcome", o)], totals.get(o).copied().unwrap_or(0) as f64))
         .collect();
     let extractor = ExtractorOutcome::ALL

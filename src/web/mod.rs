@@ -19,10 +19,10 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::error::{json_error_handler, AppError};
 use crate::processing::embed::Embedder;
+use crate::processing::Processor;
 use crate::progress::Publisher;
 use crate::queue::Queue;
 use crate::storage::Storage;
-use crate::workers::Processor;
 
 pub use access_log::logger as access_logger;
 pub use upload_slots::UploadSlots;

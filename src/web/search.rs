@@ -9,12 +9,10 @@ use super::AppState;
 use crate::auth::AuthUser;
 use crate::db::{chunks, documents};
 use crate::error::AppError;
-use crate::processing::embed::{self, EmbedError};
+use crate::processing::embed::{rank, EmbedError};
 
 const MAX_K: usize = 50;
 const CHUNK_PAGE: i64 = 100;
-/// Embeddings read per database round trip while scoring (about 1.5 KiB each).
-const SCORING_PAGE: i64 = 500;
 /// How long a search waits for a turn before it is answered 429.
 const SEARCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -80,17 +78,6 @@ pub struct SearchQuery {
     k: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct SearchResult {
-    document_id: String,
-    filename: String,
-    ordinal: i32,
-    page_start: Option<i32>,
-    page_end: Option<i32>,
-    text: String,
-    score: f32,
-}
-
 pub async fn search(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -124,36 +111,6 @@ pub async fn search(
         .ok_or_else(|| AppError::internal("the embedder returned no vector"))?;
 
     let user_id = user.id.clone();
-    let best = state
-        .db
-        .run(move |conn| {
-            let query_norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
-            chunks::top_k_for_user(conn, &user_id, k, SCORING_PAGE, |bytes| {
-                embed::cosine_with_bytes(&vector, query_norm, bytes)
-            })
-        })
-        .await?;
-
-    let user_id = user.id.clone();
-    let results = state
-        .db
-        .run(move |conn| {
-            let mut results = Vec::with_capacity(best.len());
-            for (score, doc, ordinal) in best {
-                if let Some((chunk, filename)) = chunks::find_with_filename(conn, &user_id, &doc, ordinal)? {
-                    results.push(SearchResult {
-                        document_id: chunk.document_id,
-                        filename,
-                        ordinal: chunk.ordinal,
-                        page_start: chunk.page_start,
-                        page_end: chunk.page_end,
-                        text: chunk.text,
-                        score,
-                    });
-                }
-            }
-            Ok(results)
-        })
-        .await?;
+    let results = state.db.run(move |conn| rank::nearest_chunks(conn, &user_id, &vector, k)).await?;
     Ok(HttpResponse::Ok().json(json!({ "results": results })))
 }

@@ -18,8 +18,9 @@ use super::AppState;
 use crate::auth::AuthUser;
 use crate::config::ProcessingMode;
 use crate::db::documents;
-use crate::db::models::{now, NewDocument, QueueStatus};
+use crate::db::models::{now, Document};
 use crate::error::AppError;
+use crate::job_state::JobState;
 use crate::progress::Subject;
 use crate::queue::NewJob;
 use crate::storage::{filename, sniff, Storage};
@@ -53,7 +54,7 @@ struct UploadedDocument {
     content_type: String,
     size_bytes: i64,
     sha256: String,
-    queue_status: String,
+    queue_status: JobState,
     queue_position: Option<u64>,
 }
 
@@ -117,11 +118,11 @@ pub async fn upload(
     }
 
     let created = now();
-    let rows: Vec<NewDocument> = staged
+    let rows: Vec<Document> = staged
         .iter()
         .map(|file| {
             let id = ulid::Ulid::generate().to_string();
-            NewDocument {
+            Document {
                 storage_path: Storage::relative_path_for(&id),
                 id,
                 user_id: user.id.clone(),
@@ -129,11 +130,19 @@ pub async fn upload(
                 content_type: file.content_type.to_string(),
                 size_bytes: file.size_bytes as i64,
                 sha256: file.sha256.clone(),
-                queue_status: QueueStatus::Queued.as_str().to_string(),
+                chunk_count: 0,
+                created_at: created,
+                queue_status: JobState::Queued,
                 job_id: ulid::Ulid::generate().to_string(),
                 queue_priority: priority,
-                created_at: created,
+                worker_id: None,
+                progress: 0,
+                stage: None,
+                attempts: 0,
+                error: None,
                 queued_at: created,
+                started_at: None,
+                finished_at: None,
             }
         })
         .collect();
@@ -206,8 +215,8 @@ pub async fn upload(
 
 /// Enqueues the new documents. If Redis is unreachable the upload still succeeds: the
 /// rows stay `queued` and the reconciler enqueues them when Redis is back.
-async fn enqueue(state: &AppState, rows: &[NewDocument]) -> Vec<Option<u64>> {
-    let jobs: Vec<NewJob> = rows.iter().map(NewDocument::job).collect();
+async fn enqueue(state: &AppState, rows: &[Document]) -> Vec<Option<u64>> {
+    let jobs: Vec<NewJob> = rows.iter().map(NewJob::for_document).collect();
     match state.queue.enqueue(&jobs).await {
         Ok(positions) => {
             for (job, position) in jobs.iter().zip(&positions) {
@@ -223,15 +232,9 @@ async fn enqueue(state: &AppState, rows: &[NewDocument]) -> Vec<Option<u64>> {
     }
 }
 
-async fn process_all_inline(state: &AppState, rows: &[NewDocument]) -> Result<(), AppError> {
+async fn process_all_inline(state: &AppState, rows: &[Document]) -> Result<(), AppError> {
     for row in rows {
-        let id = row.id.clone();
-        let document = state
-            .db
-            .run(move |conn| documents::find(conn, &id))
-            .await?
-            .ok_or_else(|| AppError::internal("uploaded row vanished"))?;
-        process_inline(&state.db, &state.processor, document).await?;
+        process_inline(&state.db, &state.processor, row.clone()).await?;
     }
     Ok(())
 }

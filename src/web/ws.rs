@@ -17,10 +17,11 @@ use actix_web_actors::ws;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::documents::cancel_document;
 use super::AppState;
 use crate::auth::{authenticate, AuthUser};
 use crate::db::documents;
+use crate::db::models::Document;
+use crate::documents::cancel_document;
 use crate::error::AppError;
 use crate::progress::hub::{Connect, Disconnect, SessionMessage};
 use crate::progress::publisher::Missed;
@@ -190,14 +191,17 @@ impl SessionActor {
                 .run(move |conn| documents::find_for_user(conn, &user_id, &id))
                 .await?
                 .ok_or_else(|| AppError::NotFound("no such document".into()))?;
-            cancel_document(&state, document).await
+            Ok(cancel_document(&state.db, &state.queue, &state.events, document).await?)
         };
-        ctx.spawn(cancel.into_actor(self).map(|result, _, ctx| {
-            match result {
-            Ok(document) => ctx.text(
-                json!({ "type": "cancel.accepted", "document_id": document.id, "queue_status": document.queue_status })
-                    .to_string(),
-            ),
+        ctx.spawn(cancel.into_actor(self).map(|result: Result<Document, AppError>, _, ctx| match result {
+            Ok(document) => {
+                let accepted = json!({
+                    "type": "cancel.accepted",
+                    "document_id": document.id,
+                    "queue_status": document.queue_status,
+                });
+                ctx.text(accepted.to_string());
+            }
             Err(err) => {
                 let code = match err {
                     AppError::NotFound(_) => "not_found",
@@ -206,7 +210,6 @@ impl SessionActor {
                 };
                 Self::send_error(ctx, code, &err.to_string());
             }
-        }
         }));
     }
 

@@ -8,10 +8,10 @@ use actix::prelude::*;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
-use super::processor::CancelReason;
 use super::run_job::run_job;
 use super::WorkerDeps;
-use crate::queue::{ClaimedJob, LeaseStatus, QueueError, WorkerInfo};
+use crate::processing::processor::CancelReason;
+use crate::queue::{ClaimedJob, LeaseStatus, Queue, QueueError, WorkerInfo};
 
 /// How long an idle worker blocks waiting for work before it looks again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -122,33 +122,37 @@ impl DocumentWorker {
         }
     }
 
-    /// Checks (or, for the heartbeat, extends) the lease of the job in hand.
-    fn watch_lease(&mut self, extend: bool, ctx: &mut Context<Self>) {
+    /// The heartbeat: extends the lease of the job in hand.
+    fn extend_lease(&mut self, ctx: &mut Context<Self>) {
+        self.follow_lease(ctx, |queue, job| async move { queue.extend_lease(&job).await });
+    }
+
+    /// The frequent, cheap look: is the job still ours, is a cancel asked?
+    fn check_lease(&mut self, ctx: &mut Context<Self>) {
+        self.follow_lease(ctx, |queue, job| async move { queue.check_lease(&job).await });
+    }
+
+    /// Asks the queue about the job in hand and stops the job if it is no longer ours
+    /// or a cancel was asked.
+    fn follow_lease<F, Fut>(&mut self, ctx: &mut Context<Self>, ask: F)
+    where
+        F: FnOnce(Queue, ClaimedJob) -> Fut,
+        Fut: std::future::Future<Output = Result<LeaseStatus, QueueError>> + 'static,
+    {
         let Some(in_hand) = &self.in_hand else { return };
-        let (queue, job) = (self.deps.queue.clone(), in_hand.job.clone());
-        let job_id = job.job_id.clone();
-        ctx.spawn(
-            async move {
-                if extend {
-                    queue.extend_lease(&job).await
-                } else {
-                    queue.check_lease(&job).await
-                }
+        let job_id = in_hand.job.job_id.clone();
+        ctx.spawn(ask(self.deps.queue.clone(), in_hand.job.clone()).into_actor(self).map(move |status, act, _| {
+            // The answer may come after the job ended; it concerns that job only.
+            if act.in_hand.as_ref().map(|h| &h.job.job_id) != Some(&job_id) {
+                return;
             }
-            .into_actor(self)
-            .map(move |status, act, _| {
-                // The answer may come after the job ended; it concerns that job only.
-                if act.in_hand.as_ref().map(|h| &h.job.job_id) != Some(&job_id) {
-                    return;
-                }
-                match status {
-                    Ok(LeaseStatus::Held) => {}
-                    Ok(LeaseStatus::HeldCancelRequested) => act.cancel_in_hand(CancelReason::Requested),
-                    Ok(LeaseStatus::Lost) => act.cancel_in_hand(CancelReason::LeaseLost),
-                    Err(err) => log::warn!("lease check failed: {err}"),
-                }
-            }),
-        );
+            match status {
+                Ok(LeaseStatus::Held) => {}
+                Ok(LeaseStatus::HeldCancelRequested) => act.cancel_in_hand(CancelReason::Requested),
+                Ok(LeaseStatus::Lost) => act.cancel_in_hand(CancelReason::LeaseLost),
+                Err(err) => log::warn!("lease check failed: {err}"),
+            }
+        }));
     }
 }
 
@@ -160,10 +164,10 @@ impl Actor for DocumentWorker {
         let heartbeat = self.deps.config.document_queue.heartbeat();
         self.report_alive(ctx);
         ctx.run_interval(heartbeat, |act, ctx| {
-            act.watch_lease(true, ctx);
+            act.extend_lease(ctx);
             act.report_alive(ctx);
         });
-        ctx.run_interval(CANCEL_POLL, |act, ctx| act.watch_lease(false, ctx));
+        ctx.run_interval(CANCEL_POLL, |act, ctx| act.check_lease(ctx));
         ctx.notify(ClaimNext);
     }
 

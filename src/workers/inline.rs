@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::processor::{JobContext, ProcessError, Processor};
-use crate::db::models::{Document, QueueStatus};
+use crate::db::models::Document;
 use crate::db::{documents, Db, DbError};
+use crate::job_state::JobState;
+use crate::processing::processor::{JobContext, ProcessError, Processor};
 
 pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: Document) -> Result<(), DbError> {
     let worker_id = format!("{}:inline", super::worker_id(0));
@@ -34,13 +35,7 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
     db.run(move |conn| {
         match outcome {
             Ok(processed) => documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count)?,
-            Err(err) => documents::mark_finished_unsuccessfully(
-                conn,
-                &doc_id,
-                &job_id,
-                QueueStatus::Failed,
-                Some(&err.to_string()),
-            )?,
+            Err(err) => documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&err.to_string()))?,
         };
         Ok(())
     })

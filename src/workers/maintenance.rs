@@ -1,13 +1,14 @@
-//! The queue's upkeep, run on timers by the Supervisor: rescue stalled jobs, promote
+//! The queue's upkeep, run on timers by the PoolSupervisor: rescue stalled jobs, promote
 //! due retries, trim finished jobs, and reconcile the database with Redis.
 
 use std::time::Duration;
 
 use super::WorkerDeps;
-use crate::db::models::QueueStatus;
-use crate::db::{attempts, documents};
+use crate::db::attempts::{self, AttemptOutcome};
+use crate::db::documents;
+use crate::job_state::JobState;
 use crate::progress::Subject;
-use crate::queue::{NewJob, QueueError};
+use crate::queue::{NewJob, QueueError, RescueOutcome};
 
 /// A job finished in Redis but not yet in the row is left this long for its worker
 /// to write the row before the reconciler sends it round again.
@@ -18,30 +19,26 @@ const RECONCILE_PAGE: i64 = 500;
 pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
     let rescued = deps.queue.rescue_stalled().await?;
     for job in &rescued {
-        log::warn!("job {} stalled ({} times): {}", job.job_id, job.stalls, job.outcome);
-        let (doc_id, job_id, outcome, stalls) =
-            (job.document_id.clone(), job.job_id.clone(), job.outcome.clone(), job.stalls);
-        let reason = match outcome.as_str() {
-            "waiting" => "its worker stopped responding; queued again".to_string(),
-            _ => format!("the job stalled {stalls} times (its worker stopped responding)"),
+        log::warn!("job {} stalled ({} times): {:?}", job.job_id, job.stalls, job.outcome);
+        let (doc_id, job_id, outcome) = (job.document_id.clone(), job.job_id.clone(), job.outcome);
+        let reason = match outcome {
+            RescueOutcome::Requeued => "its worker stopped responding; queued again".to_string(),
+            _ => format!("the job stalled {} times (its worker stopped responding)", job.stalls),
         };
         let error = reason.clone();
         let result = deps
             .db
             .run(move |conn| {
-                attempts::record_end(conn, &job_id, None, "stalled", Some("the worker stopped responding"))?;
-                let changed = match outcome.as_str() {
-                    "waiting" => documents::mark_requeued(conn, &doc_id, &job_id, Some(&error))?,
-                    "cancelled" => {
-                        documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, QueueStatus::Cancelled, None)?
+                let stalled = Some("the worker stopped responding");
+                attempts::record_end(conn, &job_id, None, AttemptOutcome::Stalled, stalled)?;
+                let changed = match outcome {
+                    RescueOutcome::Requeued => documents::mark_requeued(conn, &doc_id, &job_id, Some(&error))?,
+                    RescueOutcome::Cancelled => {
+                        documents::mark_ended(conn, &doc_id, &job_id, JobState::Cancelled, None)?
                     }
-                    _ => documents::mark_finished_unsuccessfully(
-                        conn,
-                        &doc_id,
-                        &job_id,
-                        QueueStatus::Failed,
-                        Some(&error),
-                    )?,
+                    RescueOutcome::Failed => {
+                        documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&error))?
+                    }
                 };
                 Ok(if changed { documents::find(conn, &doc_id)? } else { None })
             })
@@ -49,10 +46,11 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
         match result {
             Ok(Some(doc)) => {
                 let subject = Subject::new(&doc.user_id, &doc.id, &doc.job_id);
-                let event = match job.outcome.as_str() {
-                    "waiting" => subject.failed(&reason, true, doc.attempts.max(0) as u32),
-                    "cancelled" => subject.cancelled(),
-                    _ => subject.failed(&reason, false, doc.attempts.max(0) as u32),
+                let tries = doc.attempts.max(0) as u32;
+                let event = match job.outcome {
+                    RescueOutcome::Requeued => subject.failed(&reason, true, tries),
+                    RescueOutcome::Cancelled => subject.cancelled(),
+                    RescueOutcome::Failed => subject.failed(&reason, false, tries),
                 };
                 deps.events.announce(event).await;
             }
@@ -104,12 +102,9 @@ async fn reconcile_pages(deps: &WorkerDeps) -> Result<usize, String> {
             .zip(states)
             .filter(|(_, state)| match state {
                 None => true,
-                Some((state, finished_at)) => {
-                    matches!(state.as_str(), "completed" | "failed" | "cancelled")
-                        && now_ms - finished_at > FINISH_WRITE_GRACE_MS
-                }
+                Some((state, finished_at)) => state.is_terminal() && now_ms - finished_at > FINISH_WRITE_GRACE_MS,
             })
-            .map(|(doc, _)| doc.job())
+            .map(|(doc, _)| NewJob::for_document(doc))
             .collect();
         if !lost.is_empty() {
             log::warn!("reconciler: {} unfinished documents had no live job; enqueuing them", lost.len());

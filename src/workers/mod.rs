@@ -1,11 +1,10 @@
-//! The worker side: a `Supervisor` actor owns a pool of `DocumentWorker` actors that
+//! The worker side: a `PoolSupervisor` actor owns a pool of `DocumentWorker` actors that
 //! claim jobs from the queue and run them through a `Processor`, plus the maintenance
 //! timers that keep the queue healthy.
 
 pub mod document_worker;
 pub mod inline;
 pub mod maintenance;
-pub mod processor;
 pub mod run_job;
 pub mod supervisor;
 
@@ -13,11 +12,11 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::processing::Processor;
 use crate::progress::Publisher;
 use crate::queue::Queue;
 
-pub use processor::{JobContext, ProcessError, Processed, Processor, Stage};
-pub use supervisor::Supervisor;
+pub use supervisor::PoolSupervisor;
 
 /// What every worker needs, shared by the pool.
 #[derive(Clone)]

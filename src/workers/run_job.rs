@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::processor::{CancelReason, JobContext, ProcessError, Processed};
 use super::WorkerDeps;
-use crate::db::models::QueueStatus;
-use crate::db::{attempts, documents};
+use crate::db::attempts::{self, AttemptOutcome};
+use crate::db::documents;
+use crate::job_state::JobState;
+use crate::processing::processor::{CancelReason, JobContext, ProcessError, Processed};
 use crate::progress::pump::spawn_pump;
 use crate::progress::Subject;
-use crate::queue::{ClaimedJob, FinishState, RetryDecision};
+use crate::queue::{ClaimedJob, RetryDecision};
 
 /// How long a processor that ignores its cancellation check gets before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_millis(800);
@@ -41,7 +42,7 @@ pub async fn run_job(
         Ok(None) => {
             // Deleted or cancelled while it waited: nothing to do.
             log::info!("job {} dropped: its document is gone or finished", job.job_id);
-            let _ = deps.queue.finish(&job, FinishState::Cancelled, "the document no longer exists").await;
+            let _ = deps.queue.end_job(&job, JobState::Cancelled, "the document no longer exists").await;
             return;
         }
         Err(err) => {
@@ -142,7 +143,7 @@ enum Outcome {
 async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: Outcome) {
     let queue = &deps.queue;
     let row_update: Option<RowUpdate> = match outcome {
-        Outcome::Done(processed) => match queue.finish(job, FinishState::Completed, "").await {
+        Outcome::Done(processed) => match queue.end_job(job, JobState::Completed, "").await {
             Ok(true) => Some(RowUpdate::Completed(processed.chunk_count)),
             Ok(false) => None,
             Err(err) => {
@@ -151,10 +152,9 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
                 Some(RowUpdate::Completed(processed.chunk_count))
             }
         },
-        Outcome::Failed(ProcessError::Permanent(reason)) => match queue.finish(job, FinishState::Failed, &reason).await
-        {
+        Outcome::Failed(ProcessError::Permanent(reason)) => match queue.end_job(job, JobState::Failed, &reason).await {
             Ok(false) => None,
-            _ => Some(RowUpdate::Ended(QueueStatus::Failed, Some(reason))),
+            _ => Some(RowUpdate::Ended(JobState::Failed, Some(reason))),
         },
         Outcome::Failed(ProcessError::Transient(reason)) => match queue.retry_or_fail(job, &reason).await {
             Ok(RetryDecision::Retrying { delay_ms, failures }) => {
@@ -162,7 +162,7 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
                 Some(RowUpdate::Requeued(Some(reason)))
             }
             Ok(RetryDecision::Failed { failures }) => Some(RowUpdate::Ended(
-                QueueStatus::Failed,
+                JobState::Failed,
                 Some(format!("{reason} (gave up after {failures} failed attempts)")),
             )),
             Ok(RetryDecision::LeaseLost) => None,
@@ -170,9 +170,9 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
             Err(_) => Some(RowUpdate::Requeued(Some(reason))),
         },
         Outcome::Failed(ProcessError::Cancelled) | Outcome::Cancelled(CancelReason::Requested) => {
-            match queue.finish(job, FinishState::Cancelled, "").await {
+            match queue.end_job(job, JobState::Cancelled, "").await {
                 Ok(false) => None,
-                _ => Some(RowUpdate::Ended(QueueStatus::Cancelled, None)),
+                _ => Some(RowUpdate::Ended(JobState::Cancelled, None)),
             }
         }
         Outcome::Cancelled(CancelReason::LeaseLost) => None,
@@ -186,7 +186,7 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
 
 enum RowUpdate {
     Completed(i32),
-    Ended(QueueStatus, Option<String>),
+    Ended(JobState, Option<String>),
     Requeued(Option<String>),
 }
 
@@ -196,13 +196,16 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
     let (job_id, worker) = (job.job_id.clone(), worker_id.to_string());
     let Some(update) = update else {
         log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
-        let _ = deps.db.run(move |conn| attempts::record_end(conn, &job_id, Some(&worker), "lease lost", None)).await;
+        let _ = deps
+            .db
+            .run(move |conn| attempts::record_end(conn, &job_id, Some(&worker), AttemptOutcome::LeaseLost, None))
+            .await;
         return;
     };
     let subject = subject_of(job);
     let event = match &update {
         RowUpdate::Completed(chunks) => subject.completed(*chunks),
-        RowUpdate::Ended(QueueStatus::Cancelled, _) => subject.cancelled(),
+        RowUpdate::Ended(JobState::Cancelled, _) => subject.cancelled(),
         RowUpdate::Ended(_, error) => subject.failed(error.as_deref().unwrap_or_default(), false, job.attempts),
         RowUpdate::Requeued(Some(error)) => subject.failed(error, true, job.attempts),
         RowUpdate::Requeued(None) => subject.queued(None),
@@ -212,16 +215,16 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
         .db
         .run(move |conn| {
             let (outcome, error) = match &update {
-                RowUpdate::Completed(_) => ("completed", None),
-                RowUpdate::Ended(status, error) => (status.as_str(), error.clone()),
-                RowUpdate::Requeued(Some(error)) => ("retrying", Some(error.clone())),
-                RowUpdate::Requeued(None) => ("handed back", None),
+                RowUpdate::Completed(_) => (AttemptOutcome::Ended(JobState::Completed), None),
+                RowUpdate::Ended(state, error) => (AttemptOutcome::Ended(*state), error.clone()),
+                RowUpdate::Requeued(Some(error)) => (AttemptOutcome::Retrying, Some(error.clone())),
+                RowUpdate::Requeued(None) => (AttemptOutcome::HandedBack, None),
             };
             attempts::record_end(conn, &job_id, Some(&worker), outcome, error.as_deref())?;
             match update {
                 RowUpdate::Completed(chunks) => documents::mark_completed(conn, &doc_id, &job_id, chunks),
-                RowUpdate::Ended(status, error) => {
-                    documents::mark_finished_unsuccessfully(conn, &doc_id, &job_id, status, error.as_deref())
+                RowUpdate::Ended(state, error) => {
+                    documents::mark_ended(conn, &doc_id, &job_id, state, error.as_deref())
                 }
                 RowUpdate::Requeued(error) => documents::mark_requeued(conn, &doc_id, &job_id, error.as_deref()),
             }

@@ -1,4 +1,4 @@
-//! `Supervisor`: starts the pool of DocumentWorkers, replaces any that stops (crash or
+//! `PoolSupervisor`: starts the pool of DocumentWorkers, replaces any that stops (crash or
 //! recycling), runs the maintenance timers, and drains the pool on shutdown.
 
 use std::collections::HashMap;
@@ -20,7 +20,7 @@ pub struct Shutdown;
 /// How long jobs handed back at shutdown get to reach the queue.
 const HAND_BACK_WAIT: Duration = Duration::from_secs(10);
 
-pub struct Supervisor {
+pub struct PoolSupervisor {
     deps: WorkerDeps,
     workers: HashMap<usize, Addr<DocumentWorker>>,
     next_n: usize,
@@ -29,9 +29,9 @@ pub struct Supervisor {
     busy_tasks: std::collections::HashSet<&'static str>,
 }
 
-impl Supervisor {
-    pub fn new(deps: WorkerDeps) -> Supervisor {
-        Supervisor {
+impl PoolSupervisor {
+    pub fn new(deps: WorkerDeps) -> PoolSupervisor {
+        PoolSupervisor {
             deps,
             workers: HashMap::new(),
             next_n: 0,
@@ -77,7 +77,7 @@ impl Supervisor {
     }
 }
 
-impl Actor for Supervisor {
+impl Actor for PoolSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -101,7 +101,7 @@ impl Actor for Supervisor {
     }
 }
 
-impl Handler<WorkerStopped> for Supervisor {
+impl Handler<WorkerStopped> for PoolSupervisor {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerStopped, ctx: &mut Self::Context) {
@@ -119,7 +119,7 @@ impl Handler<WorkerStopped> for Supervisor {
     }
 }
 
-impl Handler<Shutdown> for Supervisor {
+impl Handler<Shutdown> for PoolSupervisor {
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, _: Shutdown, _: &mut Self::Context) -> Self::Result {

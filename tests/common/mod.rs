@@ -19,7 +19,7 @@ use diesel::{Connection, RunQueryDsl};
 use docqueue::app::{self, Role, RunningApp};
 use docqueue::auth::{Role as TokenRole, TokenKeys};
 use docqueue::config::{AuthConfig, Config};
-use docqueue::workers::Processor;
+use docqueue::processing::Processor;
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "test-secret-for-docqueue-tests-0123456789";

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use docqueue::workers::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, Stage};
+use docqueue::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, Stage};
 
 /// What happens to a document whose filename contains a marker.
 #[derive(Clone, Copy, Debug)]

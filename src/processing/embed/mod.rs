@@ -3,6 +3,7 @@
 
 mod hash;
 mod openai;
+pub mod rank;
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::config::{EmbeddingConfig, EmbeddingProvider};
 
 use hash::HashEmbedder;
 use openai::OpenAiEmbedder;
+pub use rank::{cosine, cosine_with_bytes};
 
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -47,40 +49,7 @@ pub fn from_bytes(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-/// Cosine similarity of `query` (whose norm is given) with a vector stored as f32 LE
-/// bytes, without decoding the stored one into a vector first.
-pub fn cosine_with_bytes(query: &[f32], query_norm: f32, stored: &[u8]) -> f32 {
-    if stored.len() != query.len() * 4 || query_norm == 0.0 {
-        return 0.0;
-    }
-    let (mut dot, mut norm) = (0.0f32, 0.0f32);
-    for (x, bytes) in query.iter().zip(stored.chunks_exact(4)) {
-        let y = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        dot += x * y;
-        norm += y * y;
-    }
-    if norm == 0.0 {
-        0.0
-    } else {
-        dot / (query_norm * norm.sqrt())
-    }
-}
-
-/// Cosine similarity; 0 for vectors of different lengths or of zero length.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-    let norms = norm(a) * norm(b);
-    if norms == 0.0 {
-        0.0
-    } else {
-        dot / norms
-    }
-}
-
-fn norm(v: &[f32]) -> f32 {
+pub(crate) fn norm(v: &[f32]) -> f32 {
     v.iter().map(|x| x * x).sum::<f32>().sqrt()
 }
 

@@ -58,7 +58,7 @@ pub enum ExtractError {
     /// The document cannot be processed, ever: the message is shown to the user as-is.
     #[error("{0}")]
     Permanent(String),
-    #[error("cancelled")]
+    #[error("the job was cancelled")]
     Cancelled,
 }
 

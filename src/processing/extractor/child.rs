@@ -53,7 +53,9 @@ fn extract_stdin(limits: &ExtractOptions) -> io::Result<()> {
         Ok(extracted) => write_extracted(&mut out, &extracted)?,
         Err(ExtractError::Permanent(reason)) => write_frame(&mut out, &Frame::Unreadable { reason })?,
         // Nothing in this process asks for a cancel: the parent cancels by killing it.
-        Err(ExtractError::Cancelled) => write_frame(&mut out, &Frame::Unreadable { reason: "cancelled".into() })?,
+        Err(ExtractError::Cancelled) => {
+            write_frame(&mut out, &Frame::Unreadable { reason: ExtractError::Cancelled.to_string() })?
+        }
     }
     out.flush()
 }

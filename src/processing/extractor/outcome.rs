@@ -3,6 +3,9 @@
 
 use serde::Serialize;
 
+use crate::db::attempts::ExtractorRun;
+use crate::job_state::JobState;
+
 /// The kinds of end, as `/metrics` labels them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +48,8 @@ impl ExtractorOutcome {
             ExtractorOutcome::MemoryLimit => "memory_limit",
             ExtractorOutcome::CpuLimit => "cpu_limit",
             ExtractorOutcome::Crash => "crash",
-            ExtractorOutcome::Cancelled => "cancelled",
+            // Killed because its job was cancelled: named after the job's state.
+            ExtractorOutcome::Cancelled => JobState::Cancelled.as_str(),
             ExtractorOutcome::TimedOut => "timed_out",
             ExtractorOutcome::Killed => "killed",
             ExtractorOutcome::NotStarted => "not_started",
@@ -63,10 +67,22 @@ pub struct ExtractorReport {
     pub cpu_ms: i64,
 }
 
+impl ExtractorReport {
+    /// What the attempt's row keeps of it.
+    pub fn run(&self) -> ExtractorRun {
+        ExtractorRun {
+            outcome: self.outcome.as_str(),
+            exit: self.exit.clone(),
+            peak_memory_kb: self.peak_memory_kb,
+            cpu_ms: self.cpu_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractorError {
     /// The job was cancelled; the process was killed.
-    #[error("cancelled")]
+    #[error("the job was cancelled")]
     Cancelled,
     /// The file's doing: it would fail the same way again. The message is for the user.
     #[error("{0}")]

@@ -1,6 +1,12 @@
--- Shared by every script. All keys start with the prefix in ARGV[1]; a job lives in
--- the hash <p>job:<id>, waits in <p>waiting:<user> (scored by priority, then arrival),
--- and <p>ring lists the users that have waiting jobs, in claim order.
+-- Shared by every script. All keys start with the prefix in ARGV[1] (<p>); the same
+-- names are built in Rust by src/queue/keys.rs, which describes each:
+--   job:<id>  waiting:<user>  ring  seq  wake  paused  stats  throughput:<minute>
+--   delayed  active  completed  failed  cancelled  (sorted sets, one per state)
+--   hist:types  hist:wait  hist:duration:<type>  eta  workers  lock:<task>
+--   events  events:seq:<user>  events:stream:<user>  (src/progress/lua)
+-- A job lives in the hash <p>job:<id>, waits in <p>waiting:<user> (scored by
+-- priority, then arrival), and <p>ring lists the users that have waiting jobs, in
+-- claim order.
 local p = ARGV[1]
 
 local function now_ms()

@@ -61,8 +61,7 @@ async fn clean(
     state: web::Data<AppState>,
     query: web::Query<CleanQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let finished = query.state.as_deref().unwrap_or("completed");
-    let removed = jobs::clean(&state, finished, jobs::parse_age(query.older_than.as_deref())?).await?;
+    let removed = jobs::clean(&state, query.state.as_deref(), jobs::parse_age(query.older_than.as_deref())?).await?;
     Ok(HttpResponse::Ok().json(json!({ "removed": removed.len(), "job_ids": removed })))
 }
 

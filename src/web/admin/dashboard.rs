@@ -13,6 +13,7 @@ use super::session::{self, Session};
 use super::{jobs, overview, pages};
 use crate::auth::TokenKeys;
 use crate::error::AppError;
+use crate::job_state::JobState;
 use crate::web::AppState;
 
 type Form = Option<web::Form<HashMap<String, String>>>;
@@ -57,9 +58,10 @@ async fn show_overview(
 ) -> Result<HttpResponse, AppError> {
     let Some(session) = session::current(&request) else { return Ok(to_login()) };
     let overview = overview::gather(&state.queue).await?;
-    let processing =
-        jobs::search(&state, &jobs::JobSearch { state: Some("processing".into()), ..Default::default() }).await?;
-    let failed = jobs::search(&state, &jobs::JobSearch { state: Some("failed".into()), ..Default::default() }).await?;
+    let in_state =
+        |job_state: JobState| jobs::JobSearch { state: Some(job_state.as_str().into()), ..Default::default() };
+    let processing = jobs::search(&state, &in_state(JobState::Processing)).await?;
+    let failed = jobs::search(&state, &in_state(JobState::Failed)).await?;
     Ok(html(pages::overview(&session.csrf, &overview, &processing.jobs, &failed.jobs, flash.flash.as_deref())))
 }
 
@@ -175,9 +177,10 @@ async fn cancel(
 async fn clean(request: HttpRequest, state: web::Data<AppState>, form: Form) -> Result<HttpResponse, AppError> {
     authorised(&request, &form)?;
     let fields = form.as_ref();
-    let finished = fields.and_then(|f| f.get("state")).map_or("completed", String::as_str);
+    let finished = fields.and_then(|f| f.get("state")).map(String::as_str);
     let age = jobs::parse_age(fields.and_then(|f| f.get("older_than")).map(String::as_str))?;
     let removed = jobs::clean(&state, finished, age).await?;
+    let finished = finished.unwrap_or(JobState::Completed.as_str());
     Ok(back(&form, &format!("Removed {} {finished} jobs", removed.len())))
 }
 

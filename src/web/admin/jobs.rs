@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::models::{Document, DocumentView, JobAttempt, QueueStatus};
+use crate::db::models::{Document, DocumentView, JobAttempt};
 use crate::db::{attempts, documents};
+use crate::documents::cancel_document;
 use crate::error::AppError;
+use crate::job_state::JobState;
 use crate::progress::Subject;
-use crate::queue::{FinishState, JobRecord, NewJob, STATES};
-use crate::web::documents::cancel_document;
+use crate::queue::{JobRecord, NewJob};
 use crate::web::AppState;
 
 /// How many job ids one search looks at, at most, per state.
@@ -35,24 +36,19 @@ pub struct JobPage {
 /// Lists jobs by state, user, and a search term matching part of the filename, or the
 /// document id, job id or user id exactly.
 pub async fn search(state: &AppState, search: &JobSearch) -> Result<JobPage, AppError> {
-    let states: Vec<&str> = match search.state.as_deref().filter(|s| !s.is_empty()) {
-        Some(wanted) => {
-            let known = STATES.iter().find(|(api, _)| *api == wanted).ok_or_else(|| {
-                AppError::BadRequest(format!(
-                    "unknown state `{wanted}`; use one of queued, delayed, processing, completed, failed, cancelled"
-                ))
-            })?;
-            vec![known.0]
-        }
-        None => STATES.iter().map(|(api, _)| *api).collect(),
+    let states: Vec<JobState> = match search.state.as_deref().filter(|s| !s.is_empty()) {
+        Some(wanted) => vec![JobState::parse(wanted).map_err(|err| {
+            AppError::BadRequest(format!("{err}; use one of {}", JobState::names(&JobState::ALL).join(", ")))
+        })?],
+        None => JobState::ALL.to_vec(),
     };
     let limit = search.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=500).contains(&limit) {
         return Err(AppError::BadRequest("`limit` must be between 1 and 500".into()));
     }
     let mut ids = Vec::new();
-    for name in states {
-        ids.extend(state.queue.job_ids_in_state(name, SCAN_LIMIT).await?);
+    for job_state in states {
+        ids.extend(state.queue.job_ids_in_state(job_state, SCAN_LIMIT).await?);
     }
     let records = state.queue.job_records(&ids).await?;
     let user = search.user.as_deref().filter(|u| !u.is_empty());
@@ -103,7 +99,7 @@ pub async fn story(state: &AppState, job_id: &str) -> Result<JobStory, AppError>
 /// Sends a finished job's document round again under a new job id.
 pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Option<u64>), AppError> {
     let document = document_of_job(state, job_id).await?;
-    if !document.status().is_terminal() {
+    if !document.queue_status.is_terminal() {
         return Err(AppError::Conflict(format!(
             "the job is {}; only a finished job can be retried",
             document.queue_status
@@ -113,7 +109,7 @@ pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Opti
     let (doc_id, new_id) = (document.id.clone(), new_job_id.clone());
     state.db.run(move |conn| documents::requeue_with_new_job(conn, &doc_id, &new_id)).await?;
     state.queue.forget_job(job_id).await?;
-    let job = NewJob { job_id: new_job_id.clone(), ..document.job() };
+    let job = NewJob { job_id: new_job_id.clone(), ..NewJob::for_document(&document) };
     let position = state.queue.enqueue(&[job]).await?.pop().flatten();
     state.events.announce(Subject::new(&document.user_id, &document.id, &new_job_id).queued(position)).await;
     let id = document.id.clone();
@@ -127,7 +123,7 @@ pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Opti
 
 /// Retries every failed job; returns how many.
 pub async fn retry_all_failed(state: &AppState) -> Result<usize, AppError> {
-    let failed = state.db.run(|conn| documents::job_ids_with_status(conn, QueueStatus::Failed, 10_000)).await?;
+    let failed = state.db.run(|conn| documents::job_ids_with_status(conn, JobState::Failed, 10_000)).await?;
     let mut retried = 0;
     for job_id in failed {
         match retry(state, &job_id).await {
@@ -141,28 +137,31 @@ pub async fn retry_all_failed(state: &AppState) -> Result<usize, AppError> {
 
 pub async fn cancel(state: &AppState, job_id: &str) -> Result<DocumentView, AppError> {
     let document = document_of_job(state, job_id).await?;
-    Ok(cancel_document(state, document).await?.into())
+    Ok(cancel_document(&state.db, &state.queue, &state.events, document).await?.into())
 }
 
-/// Removes finished jobs of `finished_state` older than `older_than` (by default the
-/// configured retention age) from the queue's records; the documents themselves stay.
-/// Returns the removed job ids.
+/// Removes finished jobs of `finished_state` (by default completed) older than
+/// `older_than` (by default the configured retention age) from the queue's records;
+/// the documents themselves stay. Returns the removed job ids.
 pub async fn clean(
     state: &AppState,
-    finished_state: &str,
+    finished_state: Option<&str>,
     older_than: Option<Duration>,
 ) -> Result<Vec<String>, AppError> {
-    let finished = match finished_state {
-        "completed" => FinishState::Completed,
-        "failed" => FinishState::Failed,
-        "cancelled" => FinishState::Cancelled,
-        other => {
-            return Err(AppError::BadRequest(format!("cannot clean `{other}`; use completed, failed or cancelled")))
+    let finished = match finished_state.map(JobState::parse) {
+        None => JobState::Completed,
+        Some(Ok(finished)) if finished.is_terminal() => finished,
+        _ => {
+            return Err(AppError::BadRequest(format!(
+                "cannot clean `{}`; use {}",
+                finished_state.unwrap_or_default(),
+                JobState::names(&JobState::TERMINAL).join(", ")
+            )))
         }
     };
     let retention = &state.config.document_queue;
     let default_age = match finished {
-        FinishState::Failed => retention.retention_failed_age_secs,
+        JobState::Failed => retention.retention_failed_age_secs,
         _ => retention.retention_completed_age_secs,
     };
     let older_than = older_than.unwrap_or(Duration::from_secs(default_age));

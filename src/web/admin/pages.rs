@@ -6,6 +6,7 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::jobs::{JobPage, JobSearch, JobStory};
 use super::overview::Overview;
 use crate::db::models::DocumentView;
+use crate::job_state::JobState;
 use crate::queue::JobRecord;
 
 const STYLE: &str = r#"
@@ -89,7 +90,7 @@ fn action(csrf: &str, path: &str, label: &str, class: &str, back: &str) -> Marku
     }
 }
 
-fn state_badge(state: &str) -> Markup {
+fn state_badge(state: JobState) -> Markup {
     html! { span class={ "state " (state) } { (state) } }
 }
 
@@ -169,9 +170,11 @@ pub fn overview(
             }
             h2 { "Jobs" }
             div.cards {
-                @for (label, n) in [("queued", c.queued), ("delayed (retry)", c.delayed), ("processing", c.processing),
-                                    ("completed", c.completed), ("failed", c.failed), ("cancelled", c.cancelled)] {
-                    div.card { div.n { (n) } div.l { (label) } }
+                @for (job_state, n) in c.by_state() {
+                    div.card {
+                        div.n { (n) }
+                        div.l { (job_state) @if job_state == JobState::Delayed { " (retry)" } }
+                    }
                 }
             }
             h2 { "Throughput" }
@@ -248,7 +251,9 @@ pub fn overview(
             form.row method="post" action="/admin/actions/clean" {
                 input type="hidden" name="csrf" value=(csrf);
                 input type="hidden" name="back" value="/admin";
-                select name="state" { option value="completed" { "completed" } option value="failed" { "failed" } option value="cancelled" { "cancelled" } }
+                select name="state" {
+                    @for finished in JobState::TERMINAL { option value=(finished) { (finished) } }
+                }
                 label { "older than " input name="older_than" value="24h" size="6"; }
                 button type="submit" class="danger" { "Clean" }
             }
@@ -264,8 +269,8 @@ fn search_form(search: &JobSearch) -> Markup {
             input type="search" name="q" placeholder="filename, document id, job id or user" size="40" value=(search.q.as_deref().unwrap_or(""));
             select name="state" {
                 option value="" selected[state.is_empty()] { "any state" }
-                @for s in ["queued", "delayed", "processing", "completed", "failed", "cancelled"] {
-                    option value=(s) selected[state == s] { (s) }
+                @for s in JobState::ALL {
+                    option value=(s) selected[state == s.as_str()] { (s) }
                 }
             }
             input type="text" name="user" placeholder="user" size="12" value=(search.user.as_deref().unwrap_or(""));
@@ -287,7 +292,7 @@ pub fn jobs(csrf: &str, search: &JobSearch, page: &JobPage) -> Markup {
                 @for job in &page.jobs {
                     tr {
                         td { a href={ "/admin/jobs/" (job.job_id) } { (job.filename) } }
-                        td { (job.user_id) } td { (state_badge(&job.state)) } td { (job.attempts) }
+                        td { (job.user_id) } td { (state_badge(job.state)) } td { (job.attempts) }
                         td { (ago(job.enqueued_at_ms)) } td.error { (job.error.as_deref().unwrap_or("")) }
                     }
                 }
@@ -308,10 +313,10 @@ pub fn job(csrf: &str, story: &JobStory, flash: Option<&str>) -> Markup {
         "Job",
         Some(csrf),
         html! {
-            h1 { (d.filename) " " (state_badge(&d.queue_status)) }
+            h1 { (d.filename) " " (state_badge(d.queue_status)) }
             @if let Some(flash) = flash { p.flash { (flash) } }
             div.row {
-                @if matches!(d.queue_status.as_str(), "completed" | "failed" | "cancelled") {
+                @if d.queue_status.is_terminal() {
                     (action(csrf, &format!("/admin/actions/retry/{}", d.job_id), "Retry", "primary", &back))
                 } @else {
                     (action(csrf, &format!("/admin/actions/cancel/{}", d.job_id), "Cancel", "danger", &back))

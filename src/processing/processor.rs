@@ -53,7 +53,7 @@ pub enum ProcessError {
     /// Will never succeed (unreadable or unsupported content); the message is for the user.
     #[error("{0}")]
     Permanent(String),
-    #[error("cancelled")]
+    #[error("the job was cancelled")]
     Cancelled,
 }
 
