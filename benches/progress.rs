@@ -43,7 +43,7 @@ fn main() {
 
 /// p50/p95/p99/max of delays in ms, rounded to µs.
 fn spread(mut samples: Vec<f64>) -> Value {
-    samples.sort_by(|a, b| a.total_cmp(b));
+    samples.sort_by(f64::total_cmp);
     let r = |v: f64| (v * 1000.0).round() / 1000.0;
     json!({
         "p50": r(percentile(&samples, 0.5)), "p95": r(percentile(&samples, 0.95)),

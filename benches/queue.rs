@@ -220,8 +220,8 @@ async fn steady_latency(redis_url: &str) {
             }
         }
     }
-    started.sort_by(|a, b| a.total_cmp(b));
-    completed.sort_by(|a, b| a.total_cmp(b));
+    started.sort_by(f64::total_cmp);
+    completed.sort_by(f64::total_cmp);
     for (name, samples) in [("enqueue_to_start_ms", &started), ("enqueue_to_completed_ms", &completed)] {
         figure(
             "queue",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run every test: installs what is missing, starts Redis if none answers, then runs
-# the suite against SQLite and, when PostgreSQL answers, against PostgreSQL too.
+# Run every test: installs what is missing, starts Redis if none answers, checks the
+# lint gate, then runs the suite against SQLite and, when PostgreSQL answers, against
+# PostgreSQL too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -18,6 +19,8 @@ while IFS='=' read -r name _; do unset "$name"; done < <(env | grep '^DOCQUEUE_'
 
 # A reused target directory keeps a second run fast; CI clones afresh, so it builds once.
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+# The lint gate first (quick when .ci/run has just run it).
+scripts/lint.sh
 cargo build --tests --bins --quiet
 
 log "tests on SQLite"

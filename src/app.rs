@@ -242,7 +242,7 @@ async fn warn_if_redis_may_evict(queue: &Queue) {
         ),
         Ok(_) => {}
         Err(err) => {
-            log::warn!("Redis not reachable at start-up ({err}); uploads are kept and enqueued when it is back")
+            log::warn!("Redis not reachable at start-up ({err}); uploads are kept and enqueued when it is back");
         }
     }
 }

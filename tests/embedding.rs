@@ -153,7 +153,7 @@ async fn openai_embedder_gives_up_on_server_errors_after_max_retries_as_transien
     let embedder = embed::from_config(&openai_config(&serve(api.clone()), 8, 2));
     match embedder.embed(&texts(2)).await {
         Err(EmbedError::Transient(message)) => {
-            assert!(message.contains("503") && message.contains("model is loading"), "{message}")
+            assert!(message.contains("503") && message.contains("model is loading"), "{message}");
         }
         other => panic!("expected a transient failure, got {other:?}"),
     }
@@ -201,7 +201,7 @@ async fn openai_embedder_fails_permanently_when_the_model_has_other_dimensions()
     let config = EmbeddingConfig { dimensions: 768, ..openai_config(&serve(api), 8, 3) };
     match embed::from_config(&config).embed(&texts(1)).await {
         Err(EmbedError::Permanent(message)) => {
-            assert!(message.contains("embedding.dimensions = 768"), "{message}")
+            assert!(message.contains("embedding.dimensions = 768"), "{message}");
         }
         other => panic!("expected a permanent failure, got {other:?}"),
     }
@@ -214,7 +214,7 @@ async fn openai_embedder_reports_an_unreachable_service_as_transient() {
     let embedder = embed::from_config(&openai_config(&format!("http://127.0.0.1:{port}/v1"), 8, 3));
     match embedder.embed(&texts(1)).await {
         Err(EmbedError::Transient(message)) => {
-            assert!(message.contains("could not be reached"), "{message}")
+            assert!(message.contains("could not be reached"), "{message}");
         }
         other => panic!("expected a transient failure, got {other:?}"),
     }

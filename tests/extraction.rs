@@ -12,8 +12,7 @@ mod common;
 
 use common::hostile;
 
-#[path = "fixtures/zip_bomb.rs"]
-mod zip_bomb;
+use common::zip_bomb;
 
 const PDF: &str = "application/pdf";
 const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";

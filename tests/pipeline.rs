@@ -105,8 +105,7 @@ async fn hostile_files_fail_with_a_reason_and_the_worker_keeps_serving() {
     server.shutdown().await;
 }
 
-#[path = "fixtures/zip_bomb.rs"]
-mod zip_bomb;
+use common::zip_bomb;
 
 /// 1 GiB of XML compressed to about 1 MB.
 fn docx_zip_bomb() -> Vec<u8> {

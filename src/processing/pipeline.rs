@@ -107,7 +107,8 @@ impl Pipeline {
 
         ctx.on_progress(Stage::Embedding, 50);
         let texts: Vec<String> = pieces.iter().map(|c| c.text.clone()).collect();
-        let batches: Vec<Vec<String>> = texts.chunks(self.embedder.batch_size().max(1)).map(|b| b.to_vec()).collect();
+        let batches: Vec<Vec<String>> =
+            texts.chunks(self.embedder.batch_size().max(1)).map(<[String]>::to_vec).collect();
         let total = batches.len();
         let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(texts.len());
         let mut results = futures_util::stream::iter(batches)

@@ -219,7 +219,7 @@ impl SessionActor {
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
             Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx, false),
             Ok(ClientFrame::Ping) => {
-                ctx.text(json!({ "type": "pong", "ts": chrono::Utc::now().timestamp_millis() }).to_string())
+                ctx.text(json!({ "type": "pong", "ts": chrono::Utc::now().timestamp_millis() }).to_string());
             }
             Err(err) => Self::send_error(
                 ctx,
@@ -316,7 +316,7 @@ impl Handler<SessionMessage> for SessionActor {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
-        let counted = !matches!(msg, Ok(ws::Message::Pong(_)) | Ok(ws::Message::Close(_)));
+        let counted = !matches!(msg, Ok(ws::Message::Pong(_) | ws::Message::Close(_)));
         if counted && !self.frames.take() {
             log::warn!("closing a WebSocket of {}: over its frame rate", self.user.id);
             Self::send_error(ctx, "rate_limited", "too many frames; see server.ws_frames_per_sec");
@@ -332,13 +332,13 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
             Ok(ws::Message::Pong(_)) => {}
             Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
             Ok(ws::Message::Binary(_)) => {
-                Self::send_error(ctx, "bad_frame", "binary frames are not understood; send JSON text")
+                Self::send_error(ctx, "bad_frame", "binary frames are not understood; send JSON text");
             }
             Ok(ws::Message::Close(reason)) => {
                 ctx.close(reason);
                 ctx.stop();
             }
-            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+            Ok(ws::Message::Continuation(_) | ws::Message::Nop) => {}
             Err(_) => ctx.stop(),
         }
     }

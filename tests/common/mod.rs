@@ -263,8 +263,8 @@ impl TestServer {
     }
 }
 
-/// An HTTP client; reqwest is built without a bundled TLS provider (see STACK.md),
-/// so one is installed first.
+/// An HTTP client. reqwest is built with `rustls-no-provider` (Cargo.toml), so it has
+/// no crypto provider of its own: ring's is installed first.
 pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()

@@ -66,7 +66,7 @@ impl WsClient {
             match tokio::time::timeout(left, self.socket.next()).await {
                 Ok(Some(Ok(Message::Close(frame)))) => return Some(frame.map_or(1005, |f| u16::from(f.code))),
                 Ok(Some(Ok(_))) => continue,
-                Ok(Some(Err(_))) | Ok(None) => return Some(1006),
+                Ok(Some(Err(_)) | None) => return Some(1006),
                 Err(_) => return None,
             }
         }

@@ -77,7 +77,7 @@ fn declared_entry_count(bytes: &[u8]) -> Option<u64> {
     const ZIP64_LOCATOR: [u8; 4] = [0x50, 0x4b, 0x06, 0x07];
     const ZIP64_END: [u8; 4] = [0x50, 0x4b, 0x06, 0x06];
     let u16_at = |at: usize| bytes.get(at..at + 2).map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])));
-    let u64_at = |at: usize| bytes.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()));
+    let u64_at = |at: usize| bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
     // The record is 22 bytes plus a comment of at most 65,535.
     let search_from = bytes.len().saturating_sub(22 + 65_535);
     let end = search_from + bytes[search_from..].windows(4).rposition(|w| w == END)?;

@@ -54,7 +54,7 @@ fn extract_stdin(limits: &ExtractOptions) -> io::Result<()> {
         Err(ExtractError::Permanent(reason)) => write_frame(&mut out, &Frame::Unreadable { reason })?,
         // Nothing in this process asks for a cancel: the parent cancels by killing it.
         Err(ExtractError::Cancelled) => {
-            write_frame(&mut out, &Frame::Unreadable { reason: ExtractError::Cancelled.to_string() })?
+            write_frame(&mut out, &Frame::Unreadable { reason: ExtractError::Cancelled.to_string() })?;
         }
     }
     out.flush()

@@ -128,7 +128,7 @@ pub async fn retry_all_failed(state: &AppState) -> Result<usize, AppError> {
     for job_id in failed {
         match retry(state, &job_id).await {
             Ok(_) => retried += 1,
-            Err(AppError::Conflict(_)) | Err(AppError::NotFound(_)) => {}
+            Err(AppError::Conflict(_) | AppError::NotFound(_)) => {}
             Err(err) => return Err(err),
         }
     }

@@ -185,7 +185,7 @@ pub fn overview(
                     div { "last 5 min: " strong { (format!("{:.1}", o.throughput.last_5m)) } " /min" }
                     div { "last 15 min: " strong { (format!("{:.1}", o.throughput.last_15m)) } " /min" }
                     div.muted {
-                        "processing time: avg " (o.processing_time.average_ms.map_or("—".into(), |v| format!("{:.0} ms", v)))
+                        "processing time: avg " (o.processing_time.average_ms.map_or("—".into(), |v| format!("{v:.0} ms")))
                         ", p95 " (o.processing_time.p95_ms.map_or("—".into(), |v| format!("{v} ms")))
                     }
                     div.muted { "Redis memory: " (o.redis_used_memory_bytes / 1024) " KiB" }
