@@ -24,11 +24,15 @@ scripts/lint.sh
 cargo build --tests --bins --quiet
 
 log "tests on SQLite"
+started=$SECONDS
 TEST_DATABASE=sqlite cargo test --no-fail-fast -- --test-threads=4
+log "tests on SQLite took $((SECONDS - started)) s"
 
 if pg_isready -d "$TEST_POSTGRES_URL" -q; then
   log "tests on PostgreSQL ($TEST_POSTGRES_URL)"
+  started=$SECONDS
   TEST_DATABASE=postgres cargo test --no-fail-fast -- --test-threads=4
+  log "tests on PostgreSQL took $((SECONDS - started)) s"
 else
   log "PostgreSQL does not answer at $TEST_POSTGRES_URL: PostgreSQL run skipped"
 fi
