@@ -37,6 +37,8 @@ pub struct ServerConfig {
     pub workers: usize,
     pub ws_frames_per_sec: u32,
     pub ws_frame_burst: u32,
+    pub ws_ping_interval_ms: u64,
+    pub ws_silence_limit_ms: u64,
     pub body_timeout_secs: u64,
     pub max_concurrent_searches: usize,
 }
@@ -273,6 +275,13 @@ impl Config {
         }
         if self.server.max_concurrent_searches == 0 {
             return invalid("server.max_concurrent_searches", "must be at least 1");
+        }
+        if self.server.ws_ping_interval_ms == 0 {
+            return invalid("server.ws_ping_interval_ms", "must be above 0");
+        }
+        // Silence is judged at each ping: a limit within one interval drops clients that answer.
+        if self.server.ws_silence_limit_ms <= self.server.ws_ping_interval_ms {
+            return invalid("server.ws_silence_limit_ms", "must be above ws_ping_interval_ms");
         }
         if self.server.body_timeout_secs == 0 {
             return invalid("server.body_timeout_secs", "must be above 0");

@@ -334,14 +334,15 @@ async fn a_killed_pubsub_connection_keeps_sockets_open_and_a_snapshot_fills_the_
 #[actix_web::test]
 async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
     let env = TestEnv::new();
-    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let quick = json!({ "server": { "ws_ping_interval_ms": 200, "ws_silence_limit_ms": 1000 } });
+    let server = server(&env, ScriptedProcessor::new(), quick).await;
     let hub = server.app().hub.clone().unwrap();
     let alice = token("alice");
     let mut silent = WsClient::connect(&server.base, &alice).await;
     silent.snapshot().await;
     assert_eq!(hub.send(CountSessions).await.unwrap().sessions, 1);
     // Not reading means not answering pings: the client is silent from here on.
-    common::eventually(Duration::from_secs(40), "the silent session to be dropped", || {
+    common::eventually(LIMIT, "the silent session to be dropped", || {
         let hub = hub.clone();
         async move { (hub.send(CountSessions).await.unwrap().sessions == 0).then_some(()) }
     })

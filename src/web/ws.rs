@@ -1,7 +1,7 @@
 //! `GET /ws`: one `SessionActor` per WebSocket. It registers with the process's Hub
 //! for its user's events, sends a snapshot on connect (and whenever the Hub lost
-//! events), answers `resume`, `cancel` and `ping` frames, and drops a client that has
-//! been silent for 15 s.
+//! events), answers `resume`, `cancel` and `ping` frames, pings the client every
+//! `server.ws_ping_interval_ms` and drops it once silent for `server.ws_silence_limit_ms`.
 //!
 //! A session lives no longer than its token: at the token's `exp` it is closed with
 //! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
@@ -27,8 +27,6 @@ use crate::progress::hub::{Connect, Disconnect, SessionMessage};
 use crate::progress::publisher::Missed;
 use crate::progress::{snapshot, Hub};
 
-const PING_EVERY: Duration = Duration::from_secs(5);
-const SILENCE_LIMIT: Duration = Duration::from_secs(15);
 /// How long live events wait after the first snapshot for a `resume` to come.
 const RESUME_WINDOW: Duration = Duration::from_secs(1);
 /// The close code for a session whose token expired (the private-use range, 4000–4999).
@@ -282,8 +280,10 @@ impl Actor for SessionActor {
             })
             .wait(ctx);
         self.send_snapshot(ctx, true);
-        ctx.run_interval(PING_EVERY, |act, ctx| {
-            if act.last_heard.elapsed() > SILENCE_LIMIT {
+        let server = &self.state.config.server;
+        let silence_limit = Duration::from_millis(server.ws_silence_limit_ms);
+        ctx.run_interval(Duration::from_millis(server.ws_ping_interval_ms), move |act, ctx| {
+            if act.last_heard.elapsed() > silence_limit {
                 log::info!("dropping silent WebSocket client of {}", act.user.id);
                 ctx.stop();
             } else {
