@@ -22,6 +22,7 @@ use crate::queue::Queue;
 use crate::storage::Storage;
 use crate::web::metrics::HttpMetrics;
 use crate::web::AppState;
+use crate::workers::metrics::WorkerMetrics;
 use crate::workers::supervisor::Shutdown;
 use crate::workers::{PoolSupervisor, WorkerDeps};
 
@@ -137,6 +138,7 @@ async fn start_inner(
     let embedder = embed::from_config(&config.embedding);
     let processor = make_processor(&db, &queue, &storage, embedder.clone());
     let events = Publisher::new(queue.clone(), config.progress.stream_max_len);
+    let worker_metrics = WorkerMetrics::new();
 
     let supervisor = role.runs_workers().then(|| {
         processor.warm_up();
@@ -146,6 +148,7 @@ async fn start_inner(
             processor: processor.clone(),
             config: config.clone(),
             events: events.clone(),
+            metrics: worker_metrics.clone(),
         };
         PoolSupervisor::new(deps).start()
     });
@@ -173,6 +176,7 @@ async fn start_inner(
         });
         let keys = web::Data::new(token_keys.clone());
         let http_metrics = web::Data::new(HttpMetrics::new());
+        let worker_metrics = web::Data::new(worker_metrics);
         let address = format!("{}:{}", config.server.host, config.server.port);
         let mut server = HttpServer::new(move || {
             App::new()
@@ -180,6 +184,7 @@ async fn start_inner(
                 .app_data(keys.clone())
                 .app_data(hub.clone())
                 .app_data(http_metrics.clone())
+                .app_data(worker_metrics.clone())
                 .wrap_fn(|request, service| {
                     let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
                     let response = service.call(request);

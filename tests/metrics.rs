@@ -5,33 +5,9 @@ mod common;
 use std::sync::Arc;
 
 use common::processors::ScriptedProcessor;
-use common::{token, TestEnv, TestServer};
+use common::{scrape, token, value, TestEnv, TestServer};
 use docqueue::app::Role;
 use serde_json::json;
-
-async fn scrape(server: &TestServer) -> prometheus_parse::Scrape {
-    let response = server.client.get(server.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.unwrap();
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
-}
-
-fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
-        .map(|s| match &s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => *v,
-            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
-            prometheus_parse::Value::Summary(_) => 0.0,
-        })
-        .sum()
-}
 
 #[actix_web::test]
 async fn metrics_parse_and_move_when_jobs_complete_and_fail() {
@@ -54,5 +30,6 @@ async fn metrics_parse_and_move_when_jobs_complete_and_fail() {
     assert_eq!(value(&after, "docqueue_processing_duration_seconds", Some(("content_type", "text/plain"))), 1.0);
     assert_eq!(value(&after, "docqueue_enqueue_to_start_seconds", None), 2.0);
     assert!(value(&after, "docqueue_http_requests_total", Some(("route", "/api/documents/upload"))) >= 2.0);
+    assert_eq!(value(&after, "docqueue_worker_claim_attempts_total", Some(("outcome", "claimed"))), 2.0);
     server.shutdown().await;
 }

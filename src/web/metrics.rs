@@ -1,7 +1,7 @@
 //! `GET /metrics` in the Prometheus text format. Queue figures come from Redis at
 //! scrape time (so every process reports the same cluster-wide numbers, histograms
-//! included: the Lua scripts keep their buckets); HTTP requests and WebSocket sessions
-//! are this process's own.
+//! included: the Lua scripts keep their buckets); HTTP requests, WebSocket sessions,
+//! worker claim attempts and maintenance passes are this process's own.
 
 use std::collections::HashMap;
 
@@ -17,6 +17,7 @@ use crate::job_state::JobState;
 use crate::processing::extractor::ExtractorOutcome;
 use crate::progress::hub::CountSessions;
 use crate::progress::Hub;
+use crate::workers::metrics::WorkerMetrics;
 
 /// This process's HTTP request counter, by route pattern, method and status.
 #[derive(Clone)]
@@ -114,6 +115,7 @@ fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
 pub async fn metrics(
     state: web::Data<AppState>,
     http: web::Data<HttpMetrics>,
+    worker_metrics: web::Data<WorkerMetrics>,
     hub: web::Data<Addr<Hub>>,
 ) -> Result<HttpResponse, AppError> {
     let queue = &state.queue;
@@ -195,6 +197,7 @@ pub async fn metrics(
     ];
     families.retain(|f| !f.get_metric().is_empty());
     families.extend(http.registry.gather());
+    families.extend(worker_metrics.gather());
     let mut body = Vec::new();
     TextEncoder::new().encode(&families, &mut body).map_err(AppError::internal)?;
     Ok(HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(body))

@@ -191,12 +191,15 @@ impl Handler<ClaimNext> for DocumentWorker {
         }
         self.claiming = true;
         let (queue, worker_id, connection) = (self.deps.queue.clone(), self.id.clone(), self.connection.take());
+        let metrics = self.deps.metrics.clone();
         let claim = async move {
             let mut connection = match connection {
                 Some(connection) => connection,
                 None => queue.dedicated_connection().await?,
             };
-            let claimed = queue.claim(&mut connection, &worker_id).await?;
+            let claimed = queue.claim(&mut connection, &worker_id).await;
+            metrics.count_claim(&claimed);
+            let claimed = claimed?;
             if claimed.is_none() {
                 queue.wait_for_work(&mut connection, IDLE_WAIT).await?;
             }

@@ -5,6 +5,7 @@
 pub mod document_worker;
 pub mod inline;
 pub mod maintenance;
+pub mod metrics;
 pub mod run_job;
 pub mod supervisor;
 
@@ -26,6 +27,7 @@ pub struct WorkerDeps {
     pub processor: Arc<dyn Processor>,
     pub config: Arc<Config>,
     pub events: Publisher,
+    pub metrics: metrics::WorkerMetrics,
 }
 
 /// `host:pid:n`, unique per worker actor across machines and restarts.

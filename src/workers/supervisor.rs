@@ -60,8 +60,9 @@ impl PoolSupervisor {
         }
         ctx.spawn(task(self.deps.clone()).into_actor(self).map(move |result, act, _| {
             act.busy_tasks.remove(name);
-            if let Err(err) = result {
-                log::warn!("maintenance task {name} failed: {err}");
+            match result {
+                Ok(_) => act.deps.metrics.count_maintenance(name),
+                Err(err) => log::warn!("maintenance task {name} failed: {err}"),
             }
         }));
     }

@@ -261,6 +261,61 @@ impl TestServer {
     pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
         self.wait_for(token, id, Duration::from_secs(60), |d| d["queue_status"] == status).await
     }
+
+    /// Waits until the process's `workers` workers have answered more than `workers`
+    /// claim attempts from now on. At most `workers` were under way when it began, so at
+    /// least one attempt began later and saw the queue as it is now: what it did not
+    /// claim was not claimable. Idle workers are woken the way new work wakes them, so
+    /// this takes milliseconds instead of their idle wait.
+    pub async fn wait_for_a_later_claim(&self, workers: usize) {
+        let attempts = |scrape: &prometheus_parse::Scrape| value(scrape, "docqueue_worker_claim_attempts_total", None);
+        let start = attempts(&scrape(self).await);
+        let queue = &self.app().queue;
+        let mut redis = queue.client().get_connection().unwrap();
+        let _: () = redis::Commands::lpush(&mut redis, queue.keys().wake(), vec!["test"; workers + 1]).unwrap();
+        eventually(Duration::from_secs(30), "a claim attempt begun after this point", || async move {
+            (attempts(&scrape(self).await) > start + workers as f64).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until a `task` maintenance pass that began after this call has finished.
+    /// Passes of one task never overlap, so the second to finish from now began later.
+    pub async fn wait_for_a_later_maintenance_pass(&self, task: &str) {
+        let runs =
+            |scrape: &prometheus_parse::Scrape| value(scrape, "docqueue_maintenance_runs_total", Some(("task", task)));
+        let start = runs(&scrape(self).await);
+        eventually(Duration::from_secs(30), &format!("a {task} pass begun after this point"), || async move {
+            (runs(&scrape(self).await) >= start + 2.0).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The server's `/metrics`, parsed.
+pub async fn scrape(server: &TestServer) -> prometheus_parse::Scrape {
+    let response = server.client.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    prometheus_parse::Scrape::parse(lines).expect("Prometheus text format")
+}
+
+/// A figure from a scrape, summed over the samples that have `label` (all when None).
+pub fn value(scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter(|s| label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+        .map(|s| match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => *v,
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map_or(0.0, |b| b.count),
+            prometheus_parse::Value::Summary(_) => 0.0,
+        })
+        .sum()
 }
 
 /// An HTTP client. reqwest is built with `rustls-no-provider` (Cargo.toml), so it has
