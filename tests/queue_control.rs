@@ -21,12 +21,15 @@ async fn admin_post(server: &TestServer, path: &str) {
 async fn pause_stops_claims_and_resume_restarts_them() {
     let env = TestEnv::new();
     let processor = ScriptedProcessor::new();
-    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(processor.clone())).await;
+    let config = env.config(json!({}));
+    let workers = config.document_queue.concurrency;
+    let server = TestServer::start_with(config, Role::All, Arc::new(processor.clone())).await;
     admin_post(&server, "/api/admin/queue/pause").await;
     let alice = token("alice");
     let doc = server.upload_one(&alice, "waiting.txt", b"w".to_vec()).await;
     let id = doc["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The job is waiting: a claim begun from here on would take it, were claims not paused.
+    server.wait_for_a_later_claim(workers).await;
     assert_eq!(server.document(&alice, id).await["queue_status"], "queued");
     assert!(processor.started_names().is_empty());
     let (_, status) = server.get_json(&admin_token("ops"), "/api/admin/queue/status").await;

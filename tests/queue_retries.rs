@@ -3,12 +3,14 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::processors::ScriptedProcessor;
 use common::{token, TestEnv, TestServer};
 use docqueue::app::Role;
+use redis::Commands;
 use serde_json::json;
 
 #[actix_web::test]
@@ -49,14 +51,21 @@ async fn transient_failures_beyond_the_retry_budget_fail_with_the_reason() {
 async fn permanent_failure_is_not_retried_and_its_reason_reaches_the_row() {
     let env = TestEnv::new();
     let processor = ScriptedProcessor::new();
-    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(processor.clone())).await;
+    // A wrongly scheduled retry would be due at once and promoted by the next pass.
+    let config = env.config(json!({ "document_queue": { "backoff_base_ms": 1, "maintenance_interval_ms": 100 } }));
+    let workers = config.document_queue.concurrency;
+    let server = TestServer::start_with(config, Role::All, Arc::new(processor.clone())).await;
     let alice = token("alice");
     let doc = server.upload_one(&alice, "permanent.txt", b"unreadable".to_vec()).await;
     let failed = server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "failed").await;
     assert_eq!(failed["attempts"], 1);
     assert_eq!(failed["error"], "the document is not readable (simulated)");
     assert!(failed["finished_at"].is_string());
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.wait_for_a_later_maintenance_pass("promote_delayed").await;
+    server.wait_for_a_later_claim(workers).await;
+    let job: HashMap<String, String> =
+        env.redis().hgetall(format!("{}job:{}", env.redis_prefix, doc["job_id"].as_str().unwrap())).unwrap();
+    assert_eq!((job["state"].as_str(), job["attempts"].as_str()), ("failed", "1"), "never claimed again");
     assert_eq!(processor.started_names(), vec!["permanent.txt"], "never retried");
     server.shutdown().await;
 }
