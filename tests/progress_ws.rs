@@ -198,6 +198,9 @@ async fn a_reconnecting_client_gets_exactly_the_events_it_missed() {
     let alice = token("alice");
     let mut socket = WsClient::connect(&server.base, &alice).await;
     socket.snapshot().await;
+    // Another tab of the same user sees the same seqs and tells when events went by.
+    let mut other_tab = WsClient::connect(&server.base, &alice).await;
+    other_tab.snapshot().await;
     let doc = server.upload_one(&alice, "slow.txt", b"x".to_vec()).await;
     let id = doc["id"].as_str().unwrap().to_string();
     let seen = socket
@@ -205,7 +208,7 @@ async fn a_reconnecting_client_gets_exactly_the_events_it_missed() {
         .await;
     let last_seq = seen.last().unwrap()["seq"].as_u64().unwrap();
     drop(socket);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    other_tab.collect_until(LIMIT, |f| f["seq"].as_u64() >= Some(last_seq + 2)).await;
 
     let mut again = WsClient::connect(&server.base, &alice).await;
     again.snapshot().await;
