@@ -22,6 +22,13 @@ async fn server(env: &TestEnv, processor: ScriptedProcessor, overrides: Value) -
     TestServer::start_with(env.config(overrides), Role::All, Arc::new(processor)).await
 }
 
+/// Stops the server once the test's sockets are closed: a graceful stop waits for open
+/// WebSockets until its shutdown timeout.
+async fn stop(server: TestServer, sockets: Vec<WsClient>) {
+    drop(sockets);
+    server.shutdown().await;
+}
+
 fn of_document<'a>(frames: &'a [Value], id: &str) -> Vec<&'a Value> {
     frames.iter().filter(|f| f["document_id"] == id).collect()
 }
@@ -57,7 +64,7 @@ async fn a_documents_events_arrive_in_order_through_completion() {
         assert!(event["ts"].as_i64().unwrap() > 1_700_000_000_000);
     }
     assert_increasing_seq(&events);
-    server.shutdown().await;
+    stop(server, vec![socket]).await;
 }
 
 #[actix_web::test]
@@ -83,7 +90,7 @@ async fn a_failure_arrives_with_its_reason() {
     assert_eq!(failures.len(), 2);
     assert_eq!((failures[0]["will_retry"].clone(), failures[0]["attempt"].clone()), (json!(true), json!(1)));
     assert_eq!((failures[1]["will_retry"].clone(), failures[1]["attempt"].clone()), (json!(false), json!(2)));
-    server.shutdown().await;
+    stop(server, vec![socket]).await;
 }
 
 #[actix_web::test]
@@ -115,7 +122,7 @@ async fn cancelling_by_rest_and_by_websocket_message_arrives_as_cancelled() {
     }
     assert!(frames.iter().any(|f| f["type"] == "cancel.accepted" && f["document_id"] == ws_id), "{frames:#?}");
     assert_eq!(server.document(&alice, ws_id).await["queue_status"], "cancelled");
-    server.shutdown().await;
+    stop(server, vec![socket]).await;
 }
 
 async fn until_all_completed(socket: &mut WsClient, ids: &[String]) -> Vec<Value> {
@@ -129,7 +136,9 @@ async fn until_all_completed(socket: &mut WsClient, ids: &[String]) -> Vec<Value
 #[actix_web::test]
 async fn users_never_see_each_others_events_nor_cancel_each_others_documents() {
     let env = TestEnv::new();
-    let server = server(&env, ScriptedProcessor::new(), json!({ "document_queue": { "concurrency": 4 } })).await;
+    // Bob's documents run for 2 s: Alice's cancel, sent at once, finds them unfinished.
+    let processor = ScriptedProcessor { slow_steps: 20, ..ScriptedProcessor::new() };
+    let server = server(&env, processor, json!({ "document_queue": { "concurrency": 4 } })).await;
     let (alice, bob) = (token("alice"), token("bob"));
     let mut alice_socket = WsClient::connect(&server.base, &alice).await;
     let mut bob_socket = WsClient::connect(&server.base, &bob).await;
@@ -168,7 +177,7 @@ async fn users_never_see_each_others_events_nor_cancel_each_others_documents() {
         }
     }
     assert_eq!(server.document(&bob, &bob_ids[0]).await["queue_status"], "completed");
-    server.shutdown().await;
+    stop(server, vec![alice_socket, bob_socket]).await;
 }
 
 #[actix_web::test]
@@ -187,7 +196,7 @@ async fn two_sockets_of_one_user_both_receive_every_event() {
     let seqs = |frames: &[Value]| -> Vec<u64> { frames.iter().filter_map(|f| f["seq"].as_u64()).collect() };
     assert_eq!(seqs(&a), seqs(&b));
     assert!(seqs(&a).len() >= 3);
-    server.shutdown().await;
+    stop(server, vec![first, second]).await;
 }
 
 #[actix_web::test]
@@ -226,7 +235,7 @@ async fn a_reconnecting_client_gets_exactly_the_events_it_missed() {
         }
     }
     assert!(replayed.len() >= 2, "missed events were replayed: {replayed:?}");
-    server.shutdown().await;
+    stop(server, vec![other_tab, again]).await;
 }
 
 #[actix_web::test]
@@ -244,7 +253,7 @@ async fn resuming_past_a_trimmed_stream_gets_a_snapshot() {
     let reply = socket.next_json(LIMIT).await.unwrap();
     assert_eq!(reply["type"], "snapshot", "{reply}");
     assert_eq!(reply["documents"][0]["queue_status"], "completed");
-    server.shutdown().await;
+    stop(server, vec![socket]).await;
 }
 
 #[actix_web::test]
@@ -260,7 +269,7 @@ async fn unknown_and_malformed_frames_get_an_error_and_the_socket_stays_up() {
     assert_eq!(socket.next_json(LIMIT).await.unwrap()["type"], "error");
     socket.send_json(json!({ "type": "ping" })).await;
     assert_eq!(socket.next_json(LIMIT).await.unwrap()["type"], "pong");
-    server.shutdown().await;
+    stop(server, vec![socket]).await;
 }
 
 #[actix_web::test]
@@ -297,7 +306,7 @@ async fn progress_from_a_worker_process_reaches_a_client_of_an_api_process() {
     assert!(row["worker_id"].as_str().unwrap().contains(&format!(":{}:", worker.id())));
     let _ = worker.kill();
     let _ = worker.wait();
-    api.shutdown().await;
+    stop(api, vec![socket]).await;
 }
 
 #[actix_web::test]
@@ -331,7 +340,7 @@ async fn a_killed_pubsub_connection_keeps_sockets_open_and_a_snapshot_fills_the_
     let next = server.upload_one(&alice, "after-gap.txt", b"x".to_vec()).await;
     let next_id = next["id"].as_str().unwrap();
     socket.collect_until(LIMIT, |f| is_event(f, "document.completed", next_id)).await;
-    server.shutdown().await;
+    stop(server, vec![socket]).await;
 }
 
 #[actix_web::test]
@@ -375,7 +384,7 @@ async fn a_session_is_closed_with_4001_when_its_token_expires_and_a_fresh_token_
     let doc = server.upload_one(&token("alice"), "after.md", b"# After\n\nreconnected".to_vec()).await;
     let id = doc["id"].as_str().unwrap();
     again.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
-    server.shutdown().await;
+    stop(server, vec![again]).await;
 }
 
 #[actix_web::test]
@@ -415,7 +424,7 @@ async fn a_frame_flood_closes_only_that_session_and_another_users_upload_complet
     other.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
     other.send_json(json!({ "type": "ping" })).await;
     other.collect_until(Duration::from_secs(5), |f| f["type"] == "pong").await;
-    server.shutdown().await;
+    stop(server, vec![other]).await;
 }
 
 #[actix_web::test]
