@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::processors::ScriptedProcessor;
 use common::{admin_token, token, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::job_state::JobState;
 use serde_json::{json, Value};
 
 async fn admin(server: &TestServer, method: reqwest::Method, path: &str) -> (u16, Value) {
@@ -151,28 +152,44 @@ async fn clean_removes_exactly_the_finished_jobs_past_the_age() {
         server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
         old.push(doc["job_id"].as_str().unwrap().to_string());
     }
-    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut recent = Vec::new();
     for i in 0..2 {
         let doc = server.upload_one(&alice, &format!("new-{i}.txt"), b"x".to_vec()).await;
         server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
         recent.push(doc["job_id"].as_str().unwrap().to_string());
     }
-    let (status, body) =
-        admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=3s").await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["removed"], 3);
-    let mut removed: Vec<String> =
-        body["job_ids"].as_array().unwrap().iter().map(|j| j.as_str().unwrap().to_string()).collect();
-    removed.sort();
     old.sort();
+    recent.sort();
+    let finished_at = |jobs: &Value, ids: &[String]| -> Vec<i64> {
+        let jobs = jobs["jobs"].as_array().unwrap().iter();
+        jobs.filter(|j| ids.iter().any(|id| j["job_id"] == id.as_str()))
+            .map(|j| j["finished_at_ms"].as_i64().unwrap())
+            .collect()
+    };
+    let (_, all) = admin(&server, reqwest::Method::GET, "/api/admin/queue/jobs?state=completed").await;
+    let last_old = finished_at(&all, &old).into_iter().max().unwrap();
+    assert!(finished_at(&all, &recent).into_iter().all(|at| at > last_old), "{all}");
+    // Cleaned as of 3 s after the last old job finished plus a millisecond: the old
+    // jobs are past 3 s, the recent ones not yet.
+    let as_of = last_old + 1 + 3000;
+    let removed = server.app().queue.clean_at(JobState::Completed, Duration::from_secs(3), u64::MAX, as_of);
+    let mut removed = removed.await.unwrap();
+    removed.sort();
     assert_eq!(removed, old);
     let (_, left) = admin(&server, reqwest::Method::GET, "/api/admin/queue/jobs?state=completed").await;
     let mut kept: Vec<String> =
         left["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap().to_string()).collect();
     kept.sort();
-    recent.sort();
     assert_eq!(kept, recent);
+    // Over HTTP, `older_than=0` takes every finished job: here the recent ones.
+    let (status, body) =
+        admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=0").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], 2);
+    let mut removed: Vec<String> =
+        body["job_ids"].as_array().unwrap().iter().map(|j| j.as_str().unwrap().to_string()).collect();
+    removed.sort();
+    assert_eq!(removed, recent);
     let (status, _) = admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=processing").await;
     assert_eq!(status, 400);
     // The documents themselves are untouched.

@@ -353,8 +353,19 @@ impl Queue {
     /// Removes finished jobs of `state` finished before `older_than` ago, then the
     /// oldest beyond `keep`. Returns the removed job ids.
     pub async fn clean(&self, state: JobState, older_than: Duration, keep: u64) -> Result<Vec<String>, QueueError> {
+        self.clean_at(state, older_than, keep, chrono::Utc::now().timestamp_millis()).await
+    }
+
+    /// `clean` as it would run at `now_ms` (ms since the epoch): ages are measured from
+    /// there, so a caller can age jobs without waiting for them to grow old.
+    pub async fn clean_at(
+        &self,
+        state: JobState,
+        older_than: Duration,
+        keep: u64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, QueueError> {
         let mut conn = self.connection().await?;
-        let now_ms = chrono::Utc::now().timestamp_millis();
         let cutoff = now_ms - older_than.as_millis() as i64;
         Ok(self
             .scripts
