@@ -65,7 +65,12 @@ async fn a_user_past_the_concurrent_upload_cap_gets_429_with_retry_after_and_oth
     let server = TestServer::start(config, Role::Api).await;
     let alice = token("alice");
     let stalled = [stall_an_upload(&server.base, &alice), stall_an_upload(&server.base, &alice)];
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Each upload takes its slot before it stages its file.
+    common::eventually(Duration::from_secs(5), "both partial files on disk", || {
+        let staged = env.stored_files().len();
+        async move { (staged == 2).then_some(()) }
+    })
+    .await;
 
     let response = server.upload(&alice, &[("c.txt", b"third".to_vec())], None).await;
     assert_eq!(response.status(), 429);
