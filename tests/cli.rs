@@ -116,27 +116,27 @@ fn config_file_and_legacy_environment_names_are_read() {
 fn migrate_backfills_rows_from_before_the_queue() {
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
-    if common::uses_postgres() {
-        return; // the SQLite file is set up by hand below; the migrations are the same
-    }
     let env = TestEnv::new();
     // A database as the synchronous pipeline left it: only the first migration applied.
-    let mut conn = diesel::SqliteConnection::establish(&env.database_url).unwrap();
-    let first = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/migrations/sqlite/2026-11-01-000000_create_documents/up.sql"
+    let engine = if common::uses_postgres() { "postgres" } else { "sqlite" };
+    let first = std::fs::read_to_string(format!(
+        "{}/migrations/{engine}/2026-11-01-000000_create_documents/up.sql",
+        env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
-    conn.batch_execute(&first).unwrap();
-    conn.batch_execute(
-        "CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
+    let legacy = format!(
+        "{first}
+         CREATE TABLE __diesel_schema_migrations (version VARCHAR(50) PRIMARY KEY NOT NULL, \
          run_on TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);
          INSERT INTO __diesel_schema_migrations (version) VALUES ('20261101000000');
          INSERT INTO documents VALUES ('01JOLDPROCESSED00000000000', 'alice', 'done.pdf', 'application/pdf', 10, 'x', 'documents/a', 4, '2026-01-01 00:00:00');
-         INSERT INTO documents VALUES ('01JOLDNEVERPROCESSED000000', 'alice', 'todo.pdf', 'application/pdf', 10, 'x', 'documents/b', 0, '2026-01-01 00:00:00');",
-    )
-    .unwrap();
-    drop(conn);
+         INSERT INTO documents VALUES ('01JOLDNEVERPROCESSED000000', 'alice', 'todo.pdf', 'application/pdf', 10, 'x', 'documents/b', 0, '2026-01-01 00:00:00');"
+    );
+    if common::uses_postgres() {
+        diesel::PgConnection::establish(&env.database_url).unwrap().batch_execute(&legacy).unwrap();
+    } else {
+        diesel::SqliteConnection::establish(&env.database_url).unwrap().batch_execute(&legacy).unwrap();
+    }
 
     let out = docqueue(&["migrate"], &env.env_vars());
     assert!(out.status.success(), "{}", text(&out.stderr));
