@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,33 +11,21 @@ use std::time::{Duration, Instant};
 use common::processors::ScriptedProcessor;
 use common::{token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
-use docqueue::config::Config;
 use docqueue::job_state::JobState;
 use docqueue::queue::ClaimedJob;
 use redis::Commands;
 use serde_json::json;
 
-const CHILD_CONFIG: &str = "QUEUE_RECOVERY_CHILD_CONFIG";
-
-/// Not a test: the body of a worker process that the crash test starts and kills.
-#[test]
-#[ignore]
-fn worker_process() {
-    let Ok(config) = std::env::var(CHILD_CONFIG) else { return };
-    let config: serde_json::Value = serde_json::from_str(&config).unwrap();
-    let config = Config::from_overrides(config).unwrap();
-    actix_web::rt::System::new().block_on(async move {
-        let processor = Arc::new(ScriptedProcessor::new());
-        let _app = docqueue::app::start_with_processor(Arc::new(config), Role::Worker, processor).await.unwrap();
-        std::future::pending::<()>().await;
-    });
-}
-
-fn spawn_worker_process(config: &Config) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "worker_process", "--ignored", "--nocapture"])
-        .env(CHILD_CONFIG, serde_json::to_string(config).unwrap())
+/// A worker process as operators run it, whose embedding requests go to `stalled`: a
+/// socket that accepts connections and never answers, so its job stays mid-flight.
+fn spawn_worker_process(env: &TestEnv, stalled: &TcpListener) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_docqueue"))
+        .args(["serve", "--role", "worker"])
+        .envs(env.env_vars())
+        .env("DOCQUEUE_EMBEDDING__PROVIDER", "openai")
+        .env("DOCQUEUE_EMBEDDING__BASE_URL", format!("http://{}/v1", stalled.local_addr().unwrap()))
         .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap()
 }
@@ -45,7 +34,8 @@ fn spawn_worker_process(config: &Config) -> Child {
 async fn a_job_whose_worker_process_is_killed_completes_in_another_process() {
     let env = TestEnv::new();
     let config = env.config(json!({}));
-    let mut child = spawn_worker_process(&config);
+    let stalled = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut child = spawn_worker_process(&env, &stalled);
     let api = TestServer::start_with(config.clone(), Role::Api, Arc::new(ScriptedProcessor::new())).await;
     let alice = token("alice");
     let doc = api.upload_one(&alice, "slow.txt", b"long job".to_vec()).await;
