@@ -221,3 +221,24 @@ impl Db {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn postgres_urls_name_postgres_and_everything_else_a_sqlite_file() {
+        let cases = [
+            ("postgres://u@h/db", DatabaseUrl::Postgres("postgres://u@h/db".into())),
+            ("  postgresql://u@h:5433/db ", DatabaseUrl::Postgres("postgresql://u@h:5433/db".into())),
+            ("sqlite://data/dq.sqlite3", DatabaseUrl::Sqlite("data/dq.sqlite3".into())),
+            ("sqlite:///var/dq.sqlite3", DatabaseUrl::Sqlite("/var/dq.sqlite3".into())),
+            ("sqlite:dq.sqlite3", DatabaseUrl::Sqlite("dq.sqlite3".into())),
+            ("data/docqueue.sqlite3", DatabaseUrl::Sqlite("data/docqueue.sqlite3".into())),
+            ("postgres.sqlite3", DatabaseUrl::Sqlite("postgres.sqlite3".into())),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(DatabaseUrl::parse(url), expected, "{url}");
+        }
+    }
+}

@@ -54,3 +54,42 @@ impl EtaModel {
 fn round(seconds: f64) -> f64 {
     (seconds * 10.0).round() / 10.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(rates: &[(&str, f64)], workers: usize) -> EtaModel {
+        EtaModel { ms_per_kib: rates.iter().map(|(k, v)| (k.to_string(), *v)).collect(), workers }
+    }
+
+    #[test]
+    fn the_rate_of_the_type_wins_then_the_overall_one_then_the_guess() {
+        let both = model(&[("application/pdf", 10.0), ("*", 4.0)], 1);
+        assert_eq!(both.processing_ms("application/pdf", 10 * 1024), 200.0 + 100.0);
+        assert_eq!(both.processing_ms("text/plain", 10 * 1024), 200.0 + 40.0);
+        assert_eq!(model(&[], 1).processing_ms("text/plain", 10 * 1024), 200.0 + 20.0);
+        assert_eq!(model(&[], 1).processing_ms("text/plain", -5), 200.0, "a negative size counts as empty");
+    }
+
+    #[test]
+    fn a_running_document_has_what_its_progress_leaves() {
+        let eta = model(&[("*", 98.0)], 1); // 200 + 98 * 20 = 2160 ms for 20 KiB
+        assert_eq!(eta.remaining_seconds("text/plain", 20 * 1024, 0), 2.2);
+        assert_eq!(eta.remaining_seconds("text/plain", 20 * 1024, 50), 1.1);
+        assert_eq!(eta.remaining_seconds("text/plain", 20 * 1024, 100), 0.0);
+        assert_eq!(eta.remaining_seconds("text/plain", 20 * 1024, 140), 0.0);
+        assert_eq!(eta.remaining_seconds("text/plain", 20 * 1024, -10), 2.2);
+    }
+
+    #[test]
+    fn a_waiting_document_waits_for_the_rounds_ahead_of_it() {
+        let eta = model(&[("*", 80.0)], 2); // 200 + 80 * 10 = 1 s for 10 KiB
+        let seconds = |position| eta.queued_seconds("text/plain", 10 * 1024, position);
+        assert_eq!(seconds(0), 1.0);
+        assert_eq!(seconds(1), 1.0, "next in line: its own time only");
+        assert_eq!(seconds(2), 2.0, "one ahead: one round on two workers");
+        assert_eq!(seconds(3), 2.0, "two ahead still share one round");
+        assert_eq!(seconds(4), 3.0);
+    }
+}

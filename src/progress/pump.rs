@@ -68,3 +68,91 @@ where
         deliver(update).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::processing::Stage;
+
+    type Delivered = Arc<Mutex<Vec<(ProgressUpdate, Instant)>>>;
+
+    /// A pump at 10 deliveries a second that records what it delivers and when.
+    fn recording_pump() -> (ProgressFn, JoinHandle<()>, Delivered) {
+        let delivered = Delivered::default();
+        let sink = delivered.clone();
+        let (progress, task) = spawn_pump(10, move |update| {
+            sink.lock().unwrap().push((update, Instant::now()));
+            std::future::ready(())
+        });
+        (progress, task, delivered)
+    }
+
+    fn at(stage: Stage, percent: u8) -> ProgressUpdate {
+        ProgressUpdate { stage, percent }
+    }
+
+    fn updates(delivered: &Delivered) -> Vec<ProgressUpdate> {
+        delivered.lock().unwrap().iter().map(|(update, _)| *update).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_percentage_never_goes_back_even_across_stages() {
+        let (progress, task, delivered) = recording_pump();
+        for update in [at(Stage::Extracting, 10), at(Stage::Extracting, 50), at(Stage::Extracting, 30)] {
+            progress(update);
+        }
+        progress(at(Stage::Chunking, 5));
+        drop(progress);
+        task.await.unwrap();
+        // The 50 waiting for its turn gives way to the stage change, which carries it.
+        assert_eq!(updates(&delivered), vec![at(Stage::Extracting, 10), at(Stage::Chunking, 50)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_stage_change_is_delivered_at_once() {
+        let (progress, task, delivered) = recording_pump();
+        let stages =
+            [at(Stage::Extracting, 0), at(Stage::Chunking, 40), at(Stage::Embedding, 60), at(Stage::Storing, 90)];
+        let start = Instant::now();
+        for update in stages {
+            progress(update);
+            tokio::task::yield_now().await;
+        }
+        drop(progress);
+        task.await.unwrap();
+        assert_eq!(updates(&delivered), stages.to_vec());
+        assert!(delivered.lock().unwrap().iter().all(|(_, when)| *when == start), "none waited for the rate");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_value_is_delivered_when_the_job_ends() {
+        let (progress, task, delivered) = recording_pump();
+        for percent in 0..=73 {
+            progress(at(Stage::Embedding, percent));
+        }
+        drop(progress);
+        task.await.unwrap();
+        assert_eq!(updates(&delivered).last(), Some(&at(Stage::Embedding, 73)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn updates_within_a_stage_are_held_to_the_rate() {
+        let (progress, task, delivered) = recording_pump();
+        // One update every 10 ms for a second, at 10 deliveries a second.
+        for percent in 0..=100 {
+            progress(at(Stage::Embedding, percent));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Long enough for the last update to go out on the pump's own clock.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(progress);
+        task.await.unwrap();
+        let delivered = delivered.lock().unwrap();
+        let gaps: Vec<Duration> = delivered.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        assert!(gaps.iter().all(|gap| *gap >= Duration::from_millis(100)), "{gaps:?}");
+        assert!((10..=12).contains(&delivered.len()), "{} deliveries", delivered.len());
+        assert_eq!(delivered.last().unwrap().0, at(Stage::Embedding, 100));
+    }
+}

@@ -149,3 +149,52 @@ impl StateCounts {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ClaimedJob;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<String> {
+        pairs.iter().flat_map(|(k, v)| [k.to_string(), v.to_string()]).collect()
+    }
+
+    const REQUIRED: [(&str, &str); 4] = [("id", "J1"), ("document_id", "D1"), ("user_id", "alice"), ("token", "T1")];
+
+    #[test]
+    fn a_claim_reply_becomes_a_job() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.extend([
+            ("attempts", "2"),
+            ("content_type", "application/pdf"),
+            ("size_bytes", "4096"),
+            ("enqueued_at", "1700000000000"),
+            ("started_at", "1700000000500"),
+            ("state", "active"),
+        ]);
+        let job = ClaimedJob::from_fields(fields(&pairs)).unwrap();
+        assert_eq!((job.job_id.as_str(), job.document_id.as_str()), ("J1", "D1"));
+        assert_eq!((job.user_id.as_str(), job.token.as_str()), ("alice", "T1"));
+        assert_eq!((job.attempts, job.content_type.as_str(), job.size_bytes), (2, "application/pdf", 4096));
+        assert_eq!((job.enqueued_at_ms, job.started_at_ms), (1_700_000_000_000, 1_700_000_000_500));
+    }
+
+    #[test]
+    fn without_an_id_owner_or_token_there_is_no_job() {
+        for missing in REQUIRED.map(|(k, _)| k) {
+            let pairs: Vec<_> = REQUIRED.iter().copied().filter(|(k, _)| *k != missing).collect();
+            assert!(ClaimedJob::from_fields(fields(&pairs)).is_none(), "without {missing}");
+        }
+    }
+
+    #[test]
+    fn odd_or_missing_numbers_fall_back_to_safe_values() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.extend([("attempts", "0"), ("size_bytes", "-1"), ("enqueued_at", "soon")]);
+        let mut flat = fields(&pairs);
+        flat.push("dangling-key".into());
+        let job = ClaimedJob::from_fields(flat).unwrap();
+        assert_eq!(job.attempts, 1, "a claimed job is on its first attempt at least");
+        assert_eq!((job.size_bytes, job.enqueued_at_ms, job.started_at_ms), (0, 0, 0));
+        assert_eq!(job.content_type, "");
+    }
+}
