@@ -1,4 +1,5 @@
-//! Queue figures, one JSON line each: enqueue rate (single and batched), no-op
+//! Queue figures, one JSON line each: enqueue rate (single and batched), enqueue and
+//! claim rates with 1, 1,000 and 10,000 users waiting, no-op
 //! throughput at concurrency 5 and 50 (the queue alone, and the whole worker pool with
 //! database rows), enqueue→start and enqueue→completed latency at a steady 200 jobs/s,
 //! seconds from SIGKILL of a worker process to its job running again, and that worker
@@ -29,6 +30,9 @@ fn main() {
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     actix_web::rt::System::new().block_on(async move {
         enqueue_rates(&redis_url).await;
+        for users in [1, 1_000, 10_000] {
+            rates_with_users_waiting(&redis_url, users).await;
+        }
         for concurrency in [5, 50] {
             queue_throughput(&redis_url, concurrency).await;
         }
@@ -75,6 +79,32 @@ async fn enqueue_rates(redis_url: &str) {
         "jobs/s",
         json!({ "jobs": n, "batch": batch }),
     );
+}
+
+/// Enqueue and claim rates while 10,000 jobs of `users` users wait: the fair order's
+/// cost must not grow with the number of users.
+async fn rates_with_users_waiting(redis_url: &str, users: usize) {
+    let config = bench_config(redis_url, json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let backlog: Vec<NewJob> = (0..10_000).map(|i| job(i, users)).collect();
+    for chunk in backlog.chunks(500) {
+        queue.enqueue(chunk).await.unwrap();
+    }
+    let n = 2_000;
+    let start = Instant::now();
+    for i in 0..n {
+        queue.enqueue(&[job(i, users)]).await.unwrap();
+    }
+    let enqueue = n as f64 / start.elapsed().as_secs_f64();
+    let mut conn = queue.dedicated_connection().await.unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        queue.claim(&mut conn, "bench:claimer").await.unwrap().unwrap();
+    }
+    let claim = n as f64 / start.elapsed().as_secs_f64();
+    let detail = json!({ "users_waiting": users, "jobs_waiting": 10_000, "operations": n });
+    figure("queue", &format!("enqueue_single_{users}_users_waiting"), enqueue, "jobs/s", detail.clone());
+    figure("queue", &format!("claim_{users}_users_waiting"), claim, "jobs/s", detail);
 }
 
 /// Claim → finish loops on the queue alone, each loop with its own connection.

@@ -84,6 +84,7 @@ pub struct QueueConfig {
     pub lease_ms: u64,
     pub heartbeat_ms: u64,
     pub max_stalls: u32,
+    pub process_liveness_ms: u64,
     pub maintenance_interval_ms: u64,
     pub reconcile_interval_secs: u64,
     pub retention_interval_secs: u64,
@@ -258,6 +259,9 @@ impl Config {
         if q.heartbeat_ms == 0 || q.heartbeat_ms >= q.lease_ms {
             return invalid("document_queue.heartbeat_ms", "must be above 0 and below lease_ms");
         }
+        if q.process_liveness_ms < 300 {
+            return invalid("document_queue.process_liveness_ms", "must be at least 300");
+        }
         if q.maintenance_interval_ms == 0 {
             return invalid("document_queue.maintenance_interval_ms", "must be above 0");
         }
@@ -345,6 +349,10 @@ impl QueueConfig {
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms)
     }
+    pub fn process_liveness(&self) -> Duration {
+        Duration::from_millis(self.process_liveness_ms)
+    }
+
     pub fn maintenance_interval(&self) -> Duration {
         Duration::from_millis(self.maintenance_interval_ms)
     }

@@ -3,12 +3,17 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::processors::ScriptedProcessor;
 use common::{admin_token, token, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::db::documents;
+use docqueue::db::models::{now, Document};
+use docqueue::job_state::JobState;
+use docqueue::queue::NewJob;
 use serde_json::{json, Value};
 
 async fn admin_post(server: &TestServer, path: &str) {
@@ -64,5 +69,84 @@ async fn lower_priority_value_runs_first_within_a_user() {
     })
     .await;
     assert_eq!(processor.started_names(), vec!["urgent.txt", "r1.txt", "r2.txt", "r3.txt"]);
+    server.shutdown().await;
+}
+
+/// A queued row as an upload would create it (its file is never read: no worker runs).
+fn queued_document(user: &str, name: &str) -> Document {
+    let created = now();
+    Document {
+        id: ulid::Ulid::generate().to_string(),
+        user_id: user.into(),
+        filename: name.into(),
+        content_type: "text/plain".into(),
+        size_bytes: 1,
+        sha256: String::new(),
+        storage_path: String::new(),
+        chunk_count: 0,
+        created_at: created,
+        queue_status: JobState::Queued,
+        job_id: ulid::Ulid::generate().to_string(),
+        queue_priority: 0,
+        worker_id: None,
+        progress: 0,
+        stage: None,
+        attempts: 0,
+        error: None,
+        queued_at: created,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+#[actix_web::test]
+async fn positions_equal_the_claim_order_with_ten_thousand_users_waiting() {
+    let env = TestEnv::new();
+    // HTTP only: no worker claims, so the test's own claims are the only ones.
+    let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
+    let (db, queue) = (server.app().db.clone(), server.app().queue.clone());
+    let flood: Vec<Document> = (0..50).map(|i| queued_document("flooder", &format!("f-{i}.txt"))).collect();
+    let singles: Vec<Document> = (0..10_000).map(|i| queued_document(&format!("user-{i:05}"), "one.txt")).collect();
+    for rows in [&flood, &singles] {
+        let rows = rows.clone();
+        db.run(move |conn| documents::insert_all(conn, &rows)).await.unwrap();
+    }
+    // The flooder queued first, then ten thousand users one document each.
+    for batch in flood.chunks(500).chain(singles.chunks(500)) {
+        let jobs: Vec<NewJob> = batch.iter().map(NewJob::for_document).collect();
+        queue.enqueue(&jobs).await.unwrap();
+    }
+
+    // 200 jobs: all of the flooder's, and 150 single users spread over the queue.
+    let mut reported: HashMap<String, u64> = HashMap::new();
+    let (_, flooder) = server.get_json(&token("flooder"), "/api/documents/processing-status").await;
+    for doc in flooder["documents"].as_array().unwrap() {
+        reported.insert(doc["job_id"].as_str().unwrap().into(), doc["queue_position"].as_u64().unwrap());
+    }
+    for i in (0..10_000).step_by(67) {
+        let (_, mine) = server.get_json(&token(&format!("user-{i:05}")), "/api/documents/processing-status").await;
+        let doc = &mine["documents"][0];
+        reported.insert(doc["job_id"].as_str().unwrap().into(), doc["queue_position"].as_u64().unwrap());
+    }
+    assert_eq!(reported.len(), 200);
+
+    let mut conn = queue.dedicated_connection().await.unwrap();
+    let mut claimed: HashMap<String, u64> = HashMap::new();
+    while let Some(job) = queue.claim(&mut conn, "test-claimer").await.unwrap() {
+        claimed.insert(job.job_id, claimed.len() as u64 + 1);
+    }
+    assert_eq!(claimed.len(), 10_050);
+    for (job_id, position) in &reported {
+        assert_eq!(claimed[job_id], *position, "job {job_id}: reported position {position}");
+    }
+    // Fair: every single user waits behind at most one of the flooder's jobs.
+    let mut flooder: Vec<u64> = flood.iter().map(|d| claimed[&d.job_id]).collect();
+    flooder.sort_unstable();
+    let last_single = singles.iter().map(|d| claimed[&d.job_id]).max().unwrap();
+    assert!(
+        last_single < flooder[1],
+        "the last single user ran at {last_single}, the flooder's second job at {}",
+        flooder[1]
+    );
     server.shutdown().await;
 }

@@ -72,25 +72,14 @@ impl JobRecord {
 }
 
 impl Queue {
-    /// Job ids in one state, oldest first while unfinished, newest first once
-    /// finished; at most `limit`.
+    /// Job ids in one state, at most `limit`: waiting ones in claim order, delayed and
+    /// running ones by due time, finished ones newest first.
     pub async fn job_ids_in_state(&self, state: JobState, limit: usize) -> Result<Vec<String>, QueueError> {
         let mut conn = self.connection().await?;
         let keys = self.keys();
         let stop = limit.saturating_sub(1) as isize;
         Ok(match state {
-            JobState::Queued => {
-                let users: Vec<String> = conn.lrange(keys.ring(), 0, -1).await?;
-                if users.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut pipe = redis::pipe();
-                for user in &users {
-                    pipe.zrange(keys.waiting(user), 0, stop);
-                }
-                let per_user: Vec<Vec<String>> = pipe.query_async(&mut *conn).await?;
-                per_user.into_iter().flatten().take(limit).collect()
-            }
+            JobState::Queued => conn.zrange(keys.queue(), 0, stop).await?,
             JobState::Delayed | JobState::Processing => conn.zrange(keys.state_set(state), 0, stop).await?,
             finished => conn.zrevrange(keys.state_set(finished), 0, stop).await?,
         })
@@ -114,19 +103,9 @@ impl Queue {
     /// Waiting jobs per user, most first.
     pub async fn queued_per_user(&self, top: usize) -> Result<Vec<(String, u64)>, QueueError> {
         let mut conn = self.connection().await?;
-        let users: Vec<String> = conn.lrange(self.keys().ring(), 0, -1).await?;
-        if users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for user in &users {
-            pipe.zcard(self.keys().waiting(user));
-        }
-        let counts: Vec<u64> = pipe.query_async(&mut *conn).await?;
-        let mut per_user: Vec<(String, u64)> = users.into_iter().zip(counts).collect();
-        per_user.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        per_user.truncate(top);
-        Ok(per_user)
+        let stop = top.saturating_sub(1) as isize;
+        let per_user: Vec<(String, f64)> = conn.zrevrange_withscores(self.keys().waiting_users(), 0, stop).await?;
+        Ok(per_user.into_iter().map(|(user, n)| (user, n.max(0.0) as u64)).collect())
     }
 
     /// Completions in each of the last `minutes` minutes, oldest first.
@@ -170,7 +149,7 @@ impl Queue {
     pub async fn forget_job(&self, job_id: &str) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;
         let mut pipe = redis::pipe();
-        // A waiting job is in its user's set, not a state's: only finished jobs are sent round again.
+        // A waiting job is in no state's set: only finished jobs are sent round again.
         for state in JobState::ALL.into_iter().filter(|s| *s != JobState::Queued) {
             pipe.zrem(self.keys().state_set(state), job_id).ignore();
         }

@@ -5,8 +5,10 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `job:<id>` | hash | one job's record (state, token, attempts, announced position, …) |
+//! | `queue` | sorted set | every waiting job, by fair slot: the claim order (fairness.md) |
+//! | `vtime` | string | the virtual time: the slot of the last claimed job |
 //! | `waiting:<user>` | sorted set | a user's waiting jobs, by priority then arrival |
-//! | `ring` | list | users with waiting jobs, in claim order |
+//! | `users` | sorted set | users with waiting jobs, by how many |
 //! | `delayed`, `active`, `completed`, `failed`, `cancelled` | sorted set | jobs per state |
 //! | `wake` | list | one entry per new job; idle workers block on it |
 //! | `paused` | string | present while the queue is paused |
@@ -16,6 +18,7 @@
 //! | `eta` | hash | ms per KiB by content type (moving average) |
 //! | `seq` | string | arrival counter: orders waiting jobs of equal priority |
 //! | `workers` | hash | live workers' heartbeats |
+//! | `alive:<process>` | string with a TTL | present while a worker process (`host:pid`) lives |
 //! | `lock:<task>` | string | one process at a time runs a maintenance task |
 //! | `events` | pub/sub channel | every user's events, to every process's Hub |
 //! | `events:seq:<user>` | string | the user's last event `seq` |
@@ -45,12 +48,18 @@ impl Keys {
         format!("{}waiting:{user_id}", self.prefix)
     }
 
-    pub fn ring(&self) -> String {
-        format!("{}ring", self.prefix)
+    /// Every waiting job, in the order claims take them.
+    pub fn queue(&self) -> String {
+        format!("{}queue", self.prefix)
+    }
+
+    /// Users with waiting jobs, scored by how many.
+    pub fn waiting_users(&self) -> String {
+        format!("{}users", self.prefix)
     }
 
     /// Sorted set of job ids in one state. Waiting jobs have none: they wait in
-    /// `waiting(user)`.
+    /// `queue()` and `waiting(user)`.
     pub fn state_set(&self, state: JobState) -> String {
         format!("{}{}", self.prefix, state.redis_name())
     }
@@ -90,6 +99,11 @@ impl Keys {
     /// Hash of live workers: id → JSON heartbeat.
     pub fn workers(&self) -> String {
         format!("{}workers", self.prefix)
+    }
+
+    /// Present while the worker process `process` (`host:pid`) is alive.
+    pub fn process_alive(&self, process: &str) -> String {
+        format!("{}alive:{process}", self.prefix)
     }
 
     /// Short lock so one process at a time runs a maintenance task.

@@ -176,11 +176,33 @@ impl Queue {
         Ok(positions.into_iter().map(|p| u64::try_from(p).ok().filter(|p| *p > 0)).collect())
     }
 
-    /// Claims the next job fairly, or returns None (nothing waiting, or paused).
+    /// Claims the next job fairly, or returns None (nothing waiting, or paused). The job
+    /// is owned by its lease alone; workers use `claim_for_process`.
     pub async fn claim(
         &self,
         conn: &mut MultiplexedConnection,
         worker_id: &str,
+    ) -> Result<Option<ClaimedJob>, QueueError> {
+        self.claim_as(conn, worker_id, "").await
+    }
+
+    /// Claims for a worker of the process `process` (`host:pid`), which keeps its
+    /// liveness key renewed (`keep_process_alive`): if the process dies, its job is
+    /// rescued as soon as the key expires, not when the lease does.
+    pub async fn claim_for_process(
+        &self,
+        conn: &mut MultiplexedConnection,
+        worker_id: &str,
+        process: &str,
+    ) -> Result<Option<ClaimedJob>, QueueError> {
+        self.claim_as(conn, worker_id, process).await
+    }
+
+    async fn claim_as(
+        &self,
+        conn: &mut MultiplexedConnection,
+        worker_id: &str,
+        process: &str,
     ) -> Result<Option<ClaimedJob>, QueueError> {
         let token = ulid::Ulid::generate().to_string();
         let fields: Option<Vec<String>> = self
@@ -190,6 +212,8 @@ impl Queue {
             .arg(worker_id)
             .arg(&token)
             .arg(self.config.lease_ms)
+            .arg(process)
+            .arg(self.config.process_liveness_ms)
             .invoke_async(conn)
             .await?;
         match fields {
@@ -198,6 +222,13 @@ impl Queue {
                 .map(Some)
                 .ok_or_else(|| QueueError::Reply("claimed job without its fields".into())),
         }
+    }
+
+    /// Renews the worker process's liveness key (every third of its lifetime).
+    pub async fn keep_process_alive(&self, process: &str) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn.pset_ex(self.keys.process_alive(process), 1, self.config.process_liveness_ms).await?;
+        Ok(())
     }
 
     /// Waits up to `timeout` for a sign that work arrived (on a dedicated connection).
@@ -322,7 +353,8 @@ impl Queue {
         })
     }
 
-    /// Returns expired leases to the queue (or fails/cancels them); see rescue_stalled.lua.
+    /// Returns the jobs of expired leases and of dead worker processes to the queue (or
+    /// fails/cancels them); see rescue_stalled.lua.
     pub async fn rescue_stalled(&self) -> Result<Vec<RescuedJob>, QueueError> {
         let mut conn = self.connection().await?;
         let flat: Vec<String> = self

@@ -197,7 +197,7 @@ impl Handler<ClaimNext> for DocumentWorker {
                 Some(connection) => connection,
                 None => queue.dedicated_connection().await?,
             };
-            let claimed = queue.claim(&mut connection, &worker_id).await;
+            let claimed = queue.claim_for_process(&mut connection, &worker_id, &super::process_id()).await;
             metrics.count_claim(&claimed);
             let claimed = claimed?;
             if claimed.is_none() {

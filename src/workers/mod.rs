@@ -30,8 +30,13 @@ pub struct WorkerDeps {
     pub metrics: metrics::WorkerMetrics,
 }
 
+/// `host:pid`, unique per process across machines and restarts.
+pub fn process_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    format!("{host}:{}", std::process::id())
+}
+
 /// `host:pid:n`, unique per worker actor across machines and restarts.
 pub fn worker_id(n: usize) -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    format!("{host}:{}:{n}", std::process::id())
+    format!("{}:{n}", process_id())
 }

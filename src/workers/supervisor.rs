@@ -9,7 +9,7 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::document_worker::{DocumentWorker, HandBack, Stop, WorkerStopped};
-use super::{maintenance, worker_id, WorkerDeps};
+use super::{maintenance, process_id, worker_id, WorkerDeps};
 
 /// Stop claiming, let running jobs finish within the grace period, hand back the
 /// rest, then stop. Answers when the pool is empty.
@@ -87,6 +87,18 @@ impl Actor for PoolSupervisor {
         for _ in 0..config.concurrency {
             self.start_worker(ctx);
         }
+        // The liveness key: other processes rescue this one's jobs soon after it stops
+        // renewing it (claims renew it too, so it exists whenever a job is owned).
+        ctx.run_interval(config.process_liveness() / 3, |act, ctx| {
+            let queue = act.deps.queue.clone();
+            ctx.spawn(async move { queue.keep_process_alive(&process_id()).await }.into_actor(act).map(
+                |result, _, _| {
+                    if let Err(err) = result {
+                        log::warn!("liveness key not renewed: {err}");
+                    }
+                },
+            ));
+        });
         ctx.run_interval(config.maintenance_interval(), |act, ctx| {
             act.run_task("rescue_stalled", ctx, |deps| async move { maintenance::rescue_stalled(&deps).await });
             act.run_task("promote_delayed", ctx, |deps| async move { maintenance::promote_delayed(&deps).await });

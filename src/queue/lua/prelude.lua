@@ -1,12 +1,11 @@
 -- Shared by every script. All keys start with the prefix in ARGV[1] (<p>); the same
 -- names are built in Rust by src/queue/keys.rs, which describes each:
---   job:<id>  waiting:<user>  ring  seq  wake  paused  stats  throughput:<minute>
+--   job:<id>  queue  vtime  waiting:<user>  users  seq  wake  paused  stats  throughput:<minute>
 --   delayed  active  completed  failed  cancelled  (sorted sets, one per state)
---   hist:types  hist:wait  hist:duration:<type>  eta  workers  lock:<task>
+--   hist:types  hist:wait  hist:duration:<type>  eta  workers  alive:<process>  lock:<task>
 --   events  events:seq:<user>  events:stream:<user>  (src/progress/lua)
--- A job lives in the hash <p>job:<id>, waits in <p>waiting:<user> (scored by
--- priority, then arrival), and <p>ring lists the users that have waiting jobs, in
--- claim order.
+-- A job lives in the hash <p>job:<id>; while it waits it is in <p>queue (by fair
+-- slot) and in <p>waiting:<user> (by priority, then arrival).
 local p = ARGV[1]
 
 local function now_ms()
@@ -19,19 +18,44 @@ local function waiting_score(priority, seq)
   return tonumber(priority) * 1099511627776 + tonumber(seq)
 end
 
+-- Fair order: start-time fair queueing (see src/queue/fairness.md). Every waiting job
+-- holds a virtual start slot in <p>queue, the one global order of waiting jobs; a claim
+-- pops the lowest. A user's new job gets slot max(user's last waiting slot, the
+-- virtual time) + 1, the virtual time being the slot of the last claimed job. A user's
+-- own jobs hold their slots in their <p>waiting:<user> order (priority, then arrival).
 local function add_waiting(id, user, priority, seq)
   local wk = p .. 'waiting:' .. user
-  if redis.call('ZCARD', wk) == 0 then
-    redis.call('RPUSH', p .. 'ring', user)
-  end
+  local qk = p .. 'queue'
+  local vtime = tonumber(redis.call('GET', p .. 'vtime') or 0)
+  local last = redis.call('ZRANGE', wk, -1, -1)[1]
+  local last_slot = last and tonumber(redis.call('ZSCORE', qk, last)) or 0
+  local slot = math.max(last_slot, vtime) + 1
   redis.call('ZADD', wk, waiting_score(priority, seq), id)
+  redis.call('ZINCRBY', p .. 'users', 1, user)
+  -- The user's jobs that rank after this one (better-priority arrivals go ahead) each
+  -- move one slot later: this job takes the first of their slots, the last of them
+  -- takes the new slot. Usually there are none.
+  local after = redis.call('ZRANGE', wk, redis.call('ZRANK', wk, id) + 1, -1)
+  if #after == 0 then
+    redis.call('ZADD', qk, slot, id)
+    return
+  end
+  local slots = {}
+  for i, other in ipairs(after) do
+    slots[i] = redis.call('ZSCORE', qk, other)
+  end
+  slots[#after + 1] = slot
+  redis.call('ZADD', qk, slots[1], id)
+  for i, other in ipairs(after) do
+    redis.call('ZADD', qk, slots[i + 1], other)
+  end
 end
 
 local function remove_waiting(id, user)
-  local wk = p .. 'waiting:' .. user
-  local removed = redis.call('ZREM', wk, id)
-  if removed == 1 and redis.call('ZCARD', wk) == 0 then
-    redis.call('LREM', p .. 'ring', 0, user)
+  redis.call('ZREM', p .. 'queue', id)
+  local removed = redis.call('ZREM', p .. 'waiting:' .. user, id)
+  if removed == 1 and tonumber(redis.call('ZINCRBY', p .. 'users', -1, user)) <= 0 then
+    redis.call('ZREM', p .. 'users', user)
   end
   return removed
 end
@@ -57,40 +81,18 @@ local function finish(id, state, error_text)
   if error_text and error_text ~= '' then
     redis.call('HSET', jk, 'error', error_text)
   end
-  redis.call('HDEL', jk, 'token', 'lease_until')
+  redis.call('HDEL', jk, 'token', 'lease_until', 'process')
   redis.call('ZADD', p .. state, now, id)
   redis.call('HINCRBY', p .. 'stats', state, 1)
 end
 
--- How many claims until each waiting job runs (1 = next; -1 = not waiting). The claim
--- serves the ring's users in turn, one job each, so a job of rank r in its user's queue
--- waits for up to r+1 jobs of each user ahead of its user in the ring and up to r of
--- each user after. The ring is read once for all the ids.
+-- How many claims until each waiting job runs (1 = next; -1 = not waiting): its rank
+-- in the one global order, exact as long as no new arrival takes an earlier slot.
 local function positions(ids)
-  local ring = redis.call('LRANGE', p .. 'ring', 0, -1)
-  local sizes, order = {}, {}
-  for i, user in ipairs(ring) do
-    sizes[i] = redis.call('ZCARD', p .. 'waiting:' .. user)
-    order[user] = i
-  end
   local out = {}
-  for _, id in ipairs(ids) do
-    local f = redis.call('HMGET', p .. 'job:' .. id, 'state', 'user_id')
-    local rank = f[1] == 'waiting' and redis.call('ZRANK', p .. 'waiting:' .. f[2], id)
-    local mine = rank and order[f[2]]
-    if not mine then
-      table.insert(out, -1)
-    else
-      local pos = rank + 1
-      for i, n in ipairs(sizes) do
-        if i < mine then
-          pos = pos + math.min(n, rank + 1)
-        elseif i > mine then
-          pos = pos + math.min(n, rank)
-        end
-      end
-      table.insert(out, pos)
-    end
+  for i, id in ipairs(ids) do
+    local rank = redis.call('ZRANK', p .. 'queue', id)
+    out[i] = rank and (rank + 1) or -1
   end
   return out
 end

@@ -8,7 +8,7 @@ if owner[1] ~= 'active' or owner[2] ~= token then
 end
 redis.call('ZREM', p .. 'active', id)
 redis.call('HSET', jk, 'state', 'waiting')
-redis.call('HDEL', jk, 'token', 'lease_until', 'worker')
+redis.call('HDEL', jk, 'token', 'lease_until', 'worker', 'process')
 redis.call('HINCRBY', jk, 'attempts', -1)
 add_waiting(id, owner[3], owner[4], owner[5])
 wake(1)

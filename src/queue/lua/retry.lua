@@ -17,7 +17,7 @@ local delay = math.min(tonumber(ARGV[6]) * 2 ^ (failures - 1), tonumber(ARGV[7])
 delay = math.floor(delay * tonumber(ARGV[8]))
 redis.call('ZREM', p .. 'active', id)
 redis.call('HSET', jk, 'state', 'delayed', 'error', ARGV[4], 'retry_at', now_ms() + delay)
-redis.call('HDEL', jk, 'token', 'lease_until')
+redis.call('HDEL', jk, 'token', 'lease_until', 'process')
 redis.call('ZADD', p .. 'delayed', now_ms() + delay, id)
 redis.call('HINCRBY', p .. 'stats', 'retried', 1)
 return {'retrying', delay, failures}
