@@ -7,6 +7,8 @@ use super::schema::{document_chunks, documents};
 use super::{write_transaction, DbConnection, DbError};
 use crate::job_state::JobState;
 
+const INSERT_BATCH: usize = 500;
+
 /// Replaces the document's chunks in one transaction, so a retried or re-run job
 /// never leaves duplicates, and marks nothing else. Returns false when the document
 /// no longer carries `job_id` (deleted or re-enqueued): then nothing is written.
@@ -26,8 +28,14 @@ pub fn replace_for_job(
             return Ok(false);
         }
         diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq(document_id))).execute(conn)?;
-        for chunk in chunks {
-            diesel::insert_into(document_chunks::table).values(chunk).execute(conn)?;
+        // One multi-row INSERT per batch, well under SQLite's and PostgreSQL's limits on
+        // bound values (7 per row).
+        for batch in chunks.chunks(INSERT_BATCH) {
+            let insert = diesel::insert_into(document_chunks::table).values(batch);
+            match conn {
+                DbConnection::Postgresql(pg) => insert.execute(pg)?,
+                DbConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+            };
         }
         Ok(true)
     })

@@ -35,8 +35,9 @@ pub struct Document {
     pub finished_at: Option<NaiveDateTime>,
 }
 
+/// `None` is written as NULL, not DEFAULT, so many rows go in one INSERT on SQLite too.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = document_chunks)]
+#[diesel(table_name = document_chunks, treat_none_as_default_value = false)]
 pub struct ChunkRow {
     pub document_id: String,
     pub ordinal: i32,

@@ -53,6 +53,17 @@ pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str)
         .await?;
     let job_ids: Vec<String> = active.iter().map(|d| d.job_id.clone()).collect();
     let positions = queue.positions(&job_ids).await.unwrap_or_else(|_| vec![None; job_ids.len()]);
+    // Rows of running jobs are written at most once a second; every progress event
+    // records its figures in Redis first, so the picture is never behind an event.
+    let live = queue.live_progress(&job_ids).await.unwrap_or_else(|_| vec![None; job_ids.len()]);
+    for (doc, live) in active.iter_mut().zip(live) {
+        if let Some((progress, stage)) =
+            live.filter(|(p, _)| doc.queue_status == JobState::Processing && *p >= doc.progress)
+        {
+            doc.progress = progress;
+            doc.stage = Some(stage);
+        }
+    }
     let workers = queue.live_workers().await.map(|w| w.len()).unwrap_or(0);
     let eta = EtaModel::load(queue, workers).await.unwrap_or_default();
 

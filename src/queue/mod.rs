@@ -494,13 +494,26 @@ impl Queue {
         replies.into_iter().map(typed).collect()
     }
 
-    /// Records progress on the job hash (read by admin views and snapshots).
-    pub async fn record_progress(&self, job_id: &str, progress: i32, stage: &str) -> Result<(), QueueError> {
+    /// The progress and stage recorded on each running job (None: not running, or no
+    /// progress yet). The publish script records them with each progress event.
+    pub async fn live_progress(&self, job_ids: &[String]) -> Result<Vec<Option<(i32, String)>>, QueueError> {
+        if job_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.connection().await?;
-        let _: () = conn
-            .hset_multiple(self.keys.job(job_id), &[("progress", progress.to_string()), ("stage", stage.to_string())])
-            .await?;
-        Ok(())
+        let mut pipe = redis::pipe();
+        for id in job_ids {
+            pipe.cmd("HMGET").arg(self.keys.job(id)).arg("state").arg("progress").arg("stage");
+        }
+        let replies: Vec<(Option<String>, Option<i32>, Option<String>)> = pipe.query_async(&mut *conn).await?;
+        let running = JobState::Processing.redis_name();
+        Ok(replies
+            .into_iter()
+            .map(|(state, progress, stage)| match (state.as_deref(), progress, stage) {
+                (Some(state), Some(progress), Some(stage)) if state == running => Some((progress, stage)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// Counts how an extractor process ended (`extractor:<outcome>` in the stats hash),

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::WorkerDeps;
 use crate::db::attempts::{self, AttemptOutcome};
-use crate::db::documents;
+use crate::db::{documents, write_transaction};
 use crate::job_state::JobState;
 use crate::processing::processor::{CancelReason, JobContext, ProcessError, Processed};
 use crate::progress::pump::spawn_pump;
@@ -17,6 +17,9 @@ use crate::queue::{ClaimedJob, RetryDecision};
 
 /// How long a processor that ignores its cancellation check gets before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_millis(800);
+/// A running job's row takes its progress at most this often (REST reads it; the
+/// snapshot reads the live figure from Redis).
+const PROGRESS_ROW_INTERVAL: Duration = Duration::from_secs(1);
 
 pub async fn run_job(
     deps: WorkerDeps,
@@ -29,12 +32,14 @@ pub async fn run_job(
     let started = deps
         .db
         .run(move |conn| {
-            if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
-                attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
-                documents::find(conn, &doc_id)
-            } else {
-                Ok(None)
-            }
+            write_transaction(conn, |conn| {
+                if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
+                    attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
+                    documents::find(conn, &doc_id)
+                } else {
+                    Ok(None)
+                }
+            })
         })
         .await;
     let document = match started {
@@ -54,22 +59,34 @@ pub async fn run_job(
     };
 
     let (progress, pump) = {
-        let (db, queue, events) = (deps.db.clone(), deps.queue.clone(), deps.events.clone());
+        let (db, events) = (deps.db.clone(), deps.events.clone());
         let subject = subject_of(&job);
+        let row_written = std::sync::Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
         spawn_pump(deps.config.progress.max_events_per_sec, move |update| {
-            let (db, queue, events, subject) = (db.clone(), queue.clone(), events.clone(), subject.clone());
+            let (db, events, subject, row_written) = (db.clone(), events.clone(), subject.clone(), row_written.clone());
             async move {
                 let stage = update.stage.as_str();
                 let percent = i32::from(update.percent);
-                // The row first: a snapshot taken after an event must not show less.
-                let _ = queue.record_progress(&subject.job_id, percent, stage).await;
-                let (doc_id, job_id) = (subject.document_id.clone(), subject.job_id.clone());
-                let written =
-                    db.run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage)).await;
-                if let Err(err) = written {
-                    log::warn!("progress not saved: {err}");
-                }
+                // The event also records the progress on the job in Redis (one script),
+                // where snapshots read it: the row is written at most once a second, so
+                // a short job writes no progress rows at all.
                 events.announce(subject.progress(percent, stage)).await;
+                let due = {
+                    let mut last = row_written.lock().unwrap_or_else(|e| e.into_inner());
+                    let due = last.elapsed() >= PROGRESS_ROW_INTERVAL;
+                    if due {
+                        *last = tokio::time::Instant::now();
+                    }
+                    due
+                };
+                if due {
+                    let (doc_id, job_id) = (subject.document_id.clone(), subject.job_id.clone());
+                    let written =
+                        db.run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage)).await;
+                    if let Err(err) = written {
+                        log::warn!("progress not saved: {err}");
+                    }
+                }
             }
         })
     };
