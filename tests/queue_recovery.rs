@@ -16,12 +16,21 @@ use docqueue::queue::ClaimedJob;
 use redis::Commands;
 use serde_json::json;
 
-/// A worker process as operators run it, whose embedding requests go to `stalled`: a
-/// socket that accepts connections and never answers, so its job stays mid-flight.
+/// The default lease, heartbeat and maintenance pass (the tests' own are shorter).
+const DEFAULT_TIMING: [(&str, &str); 3] = [
+    ("DOCQUEUE_DOCUMENT_QUEUE__LEASE_MS", "15000"),
+    ("DOCQUEUE_DOCUMENT_QUEUE__HEARTBEAT_MS", "5000"),
+    ("DOCQUEUE_DOCUMENT_QUEUE__MAINTENANCE_INTERVAL_MS", "1000"),
+];
+
+/// A worker process as operators run it, with the default timing, whose embedding
+/// requests go to `stalled`: a socket that accepts connections and never answers, so
+/// its job stays mid-flight.
 fn spawn_worker_process(env: &TestEnv, stalled: &TcpListener) -> Child {
     Command::new(env!("CARGO_BIN_EXE_docqueue"))
         .args(["serve", "--role", "worker"])
         .envs(env.env_vars())
+        .envs(DEFAULT_TIMING)
         .env("DOCQUEUE_EMBEDDING__PROVIDER", "openai")
         .env("DOCQUEUE_EMBEDDING__BASE_URL", format!("http://{}/v1", stalled.local_addr().unwrap()))
         .stdout(Stdio::null())
@@ -31,9 +40,11 @@ fn spawn_worker_process(env: &TestEnv, stalled: &TcpListener) -> Child {
 }
 
 #[actix_web::test]
-async fn a_job_whose_worker_process_is_killed_completes_in_another_process() {
+async fn a_job_whose_worker_process_is_killed_runs_again_elsewhere_within_seconds_with_default_settings() {
     let env = TestEnv::new();
-    let config = env.config(json!({}));
+    let config = env.config(json!({
+        "document_queue": { "lease_ms": 15000, "heartbeat_ms": 5000, "maintenance_interval_ms": 1000 }
+    }));
     let stalled = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut child = spawn_worker_process(&env, &stalled);
     let api = TestServer::start_with(config.clone(), Role::Api, Arc::new(ScriptedProcessor::new())).await;
@@ -59,8 +70,9 @@ async fn a_job_whose_worker_process_is_killed_completes_in_another_process() {
         Arc::new(ScriptedProcessor { slow_steps: 5, ..ScriptedProcessor::new() }),
     )
     .await;
+    // Not the 15 s lease: the dead process's liveness key expires within 3 s.
     let restarted = api
-        .wait_for(&alice, &id, Duration::from_secs(30), |d| {
+        .wait_for(&alice, &id, Duration::from_secs(8), |d| {
             d["worker_id"].as_str().is_some_and(|w| w.contains(&format!(":{}:", std::process::id())))
         })
         .await;
