@@ -39,7 +39,7 @@ impl WorkerMetrics {
         let outcome = match answer {
             Ok(Some(_)) => "claimed",
             Ok(None) => "empty",
-            Err(_) => "failed",
+            Err(_) => "error",
         };
         self.claims.with_label_values(&[outcome]).inc();
     }
