@@ -281,21 +281,42 @@ impl Queue {
     /// good) `failed`. Returns false when the token no longer owns it: the caller must
     /// not touch the row.
     pub async fn end_job(&self, job: &ClaimedJob, state: JobState, error: &str) -> Result<bool, QueueError> {
+        Ok(self.end_job_and_claim(job, state, error, None).await?.0)
+    }
+
+    /// Ends a job as `end_job` does and, for `next` (worker id, process), claims that
+    /// worker's next job in the same round trip, as a claim would. The claim is made
+    /// only when the end is accepted.
+    pub async fn end_job_and_claim(
+        &self,
+        job: &ClaimedJob,
+        state: JobState,
+        error: &str,
+        next: Option<(&str, &str)>,
+    ) -> Result<(bool, Option<ClaimedJob>), QueueError> {
         if !state.is_terminal() {
             return Err(QueueError::Reply(format!("a job cannot end `{state}`")));
         }
+        let mut invocation = self.scripts.complete.prepare_invoke();
+        invocation.arg(self.keys.prefix()).arg(&job.job_id).arg(&job.token).arg(state.redis_name()).arg(error);
+        if let Some((worker_id, process)) = next {
+            invocation
+                .arg(worker_id)
+                .arg(ulid::Ulid::generate().to_string())
+                .arg(self.config.lease_ms)
+                .arg(process)
+                .arg(self.config.process_liveness_ms);
+        }
         let mut conn = self.connection().await?;
-        let done: i64 = self
-            .scripts
-            .complete
-            .arg(self.keys.prefix())
-            .arg(&job.job_id)
-            .arg(&job.token)
-            .arg(state.redis_name())
-            .arg(error)
-            .invoke_async(&mut *conn)
-            .await?;
-        Ok(done == 1)
+        let mut reply: Vec<String> = invocation.invoke_async(&mut *conn).await?;
+        let done = reply.first().is_some_and(|flag| flag == "1");
+        if reply.len() <= 1 {
+            return Ok((done, None));
+        }
+        let fields = reply.split_off(1);
+        let next_job = ClaimedJob::from_fields(fields)
+            .ok_or_else(|| QueueError::Reply("claimed job without its fields".into()))?;
+        Ok((done, Some(next_job)))
     }
 
     /// A transient failure: retry after back-off, or fail when retries are spent.

@@ -81,17 +81,31 @@ impl DocumentWorker {
         log::debug!("{} took job {} (attempt {})", self.id, job.job_id, job.attempts);
         let (cancel, cancelled) = watch::channel(None);
         self.in_hand = Some(JobInHand { job: job.clone(), cancel });
-        let run = run_job(self.deps.clone(), self.id.clone(), job, cancelled);
-        ctx.spawn(run.into_actor(self).map(|(), act, ctx| {
+        // Recycling bounds whatever memory a long-lived worker could accumulate: the
+        // last job before it claims nothing more.
+        let recycles = self.jobs_done + 1 >= self.deps.config.document_queue.max_jobs_per_worker;
+        let run = run_job(self.deps.clone(), self.id.clone(), job, cancelled, !recycles && !self.stopping);
+        ctx.spawn(run.into_actor(self).map(|next_job, act, ctx| {
             act.in_hand = None;
             act.jobs_done += 1;
-            // Recycling bounds whatever memory a long-lived worker could accumulate.
-            if act.stopping || act.jobs_done >= act.deps.config.document_queue.max_jobs_per_worker {
-                ctx.stop();
-            } else {
-                ctx.notify(ClaimNext);
+            if next_job.is_some() {
+                act.deps.metrics.count_claim::<_, QueueError>(&Ok(next_job.as_ref()));
+            }
+            match next_job {
+                Some(job) if act.stopping => act.hand_back_and_stop(job, ctx),
+                Some(job) => act.start_job(job, ctx),
+                None if act.stopping || act.jobs_done >= act.deps.config.document_queue.max_jobs_per_worker => {
+                    ctx.stop();
+                }
+                None => ctx.notify(ClaimNext),
             }
         }));
+    }
+
+    /// A job claimed after the worker was told to stop goes back to the queue at once.
+    fn hand_back_and_stop(&mut self, job: ClaimedJob, ctx: &mut Context<Self>) {
+        let queue = self.deps.queue.clone();
+        ctx.spawn(async move { queue.release(&job).await }.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 
     /// Tells the registry (admin view, ETAs) that this worker is alive and what it does.
@@ -211,12 +225,7 @@ impl Handler<ClaimNext> for DocumentWorker {
                 Ok((connection, job)) => {
                     act.connection = Some(connection);
                     match job {
-                        Some(job) if act.stopping => {
-                            let queue = act.deps.queue.clone();
-                            ctx.spawn(
-                                async move { queue.release(&job).await }.into_actor(act).map(|_, _, ctx| ctx.stop()),
-                            );
-                        }
+                        Some(job) if act.stopping => act.hand_back_and_stop(job, ctx),
                         Some(job) => act.start_job(job, ctx),
                         None => ctx.notify(ClaimNext),
                     }

@@ -21,12 +21,17 @@ const CANCEL_GRACE: Duration = Duration::from_millis(800);
 /// snapshot reads the live figure from Redis).
 const PROGRESS_ROW_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Runs `job` to its end. With `claim_next`, ending it also claims the worker's next
+/// job in the same round trip to Redis; that job is returned, for the worker to run.
 pub async fn run_job(
     deps: WorkerDeps,
     worker_id: String,
     job: ClaimedJob,
     cancel: watch::Receiver<Option<CancelReason>>,
-) {
+    claim_next: bool,
+) -> Option<ClaimedJob> {
+    let process = super::process_id();
+    let next = claim_next.then_some((worker_id.as_str(), process.as_str()));
     let (doc_id, job_id, attempts) = (job.document_id.clone(), job.job_id.clone(), job.attempts as i32);
     let worker = worker_id.clone();
     let started = deps
@@ -47,14 +52,13 @@ pub async fn run_job(
         Ok(None) => {
             // Deleted or cancelled while it waited: nothing to do.
             log::info!("job {} dropped: its document is gone or finished", job.job_id);
-            let _ = deps.queue.end_job(&job, JobState::Cancelled, "the document no longer exists").await;
-            return;
+            let ended = deps.queue.end_job_and_claim(&job, JobState::Cancelled, "the document no longer exists", next);
+            return ended.await.ok().and_then(|(_, next_job)| next_job);
         }
         Err(err) => {
             log::warn!("job {}: database unavailable at start: {err}", job.job_id);
             let outcome = Outcome::Failed(ProcessError::Transient("the database was unavailable".into()));
-            settle(&deps, &job, &worker_id, outcome).await;
-            return;
+            return settle(&deps, &job, &worker_id, outcome, next).await;
         }
     };
 
@@ -93,7 +97,7 @@ pub async fn run_job(
     let context = JobContext::new(document, job.attempts, progress, cancel.clone());
     let outcome = supervise(&deps, context, cancel).await;
     let _ = pump.await;
-    settle(&deps, &job, &worker_id, outcome).await;
+    settle(&deps, &job, &worker_id, outcome, next).await
 }
 
 /// Runs the processor in a task of its own, so a panic is caught and a hung or
@@ -156,23 +160,45 @@ enum Outcome {
 }
 
 /// Records the outcome: Redis first (the lock token decides whether this worker may
-/// still speak for the job), then the row.
-async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: Outcome) {
+/// still speak for the job), then the row. Returns the next job when ending this one
+/// claimed it (`next`: this worker's id and process).
+async fn settle(
+    deps: &WorkerDeps,
+    job: &ClaimedJob,
+    worker_id: &str,
+    outcome: Outcome,
+    next: Option<(&str, &str)>,
+) -> Option<ClaimedJob> {
     let queue = &deps.queue;
+    let mut next_job = None;
+    let end = |state: JobState, error: String| async move {
+        match queue.end_job_and_claim(job, state, &error, next).await {
+            Ok((accepted, claimed)) => (Ok(accepted), claimed),
+            Err(err) => (Err(err), None),
+        }
+    };
     let row_update: Option<RowUpdate> = match outcome {
-        Outcome::Done(processed) => match queue.end_job(job, JobState::Completed, "").await {
-            Ok(true) => Some(RowUpdate::Completed(processed.chunk_count)),
-            Ok(false) => None,
-            Err(err) => {
-                // The work is done and stored; the row says so even if Redis is away.
-                log::warn!("job {}: completion not recorded in Redis: {err}", job.job_id);
-                Some(RowUpdate::Completed(processed.chunk_count))
+        Outcome::Done(processed) => {
+            let (accepted, claimed) = end(JobState::Completed, String::new()).await;
+            next_job = claimed;
+            match accepted {
+                Ok(true) => Some(RowUpdate::Completed(processed.chunk_count)),
+                Ok(false) => None,
+                Err(err) => {
+                    // The work is done and stored; the row says so even if Redis is away.
+                    log::warn!("job {}: completion not recorded in Redis: {err}", job.job_id);
+                    Some(RowUpdate::Completed(processed.chunk_count))
+                }
             }
-        },
-        Outcome::Failed(ProcessError::Permanent(reason)) => match queue.end_job(job, JobState::Failed, &reason).await {
-            Ok(false) => None,
-            _ => Some(RowUpdate::Ended(JobState::Failed, Some(reason))),
-        },
+        }
+        Outcome::Failed(ProcessError::Permanent(reason)) => {
+            let (accepted, claimed) = end(JobState::Failed, reason.clone()).await;
+            next_job = claimed;
+            match accepted {
+                Ok(false) => None,
+                _ => Some(RowUpdate::Ended(JobState::Failed, Some(reason))),
+            }
+        }
         Outcome::Failed(ProcessError::Transient(reason)) => match queue.retry_or_fail(job, &reason).await {
             Ok(RetryDecision::Retrying { delay_ms, failures }) => {
                 log::info!("job {} failed ({reason}); retry {failures} in {delay_ms} ms", job.job_id);
@@ -187,7 +213,9 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
             Err(_) => Some(RowUpdate::Requeued(Some(reason))),
         },
         Outcome::Failed(ProcessError::Cancelled) | Outcome::Cancelled(CancelReason::Requested) => {
-            match queue.end_job(job, JobState::Cancelled, "").await {
+            let (accepted, claimed) = end(JobState::Cancelled, String::new()).await;
+            next_job = claimed;
+            match accepted {
                 Ok(false) => None,
                 _ => Some(RowUpdate::Ended(JobState::Cancelled, None)),
             }
@@ -199,6 +227,7 @@ async fn settle(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, outcome: O
         },
     };
     apply_row_update(deps, job, worker_id, row_update).await;
+    next_job
 }
 
 enum RowUpdate {

@@ -117,3 +117,38 @@ local function observe(key, seconds)
   redis.call('HINCRBYFLOAT', key, 'sum', seconds)
   redis.call('HINCRBY', key, 'count', 1)
 end
+
+-- Claim the next job in fair order: the lowest slot of <p>queue, whose slot becomes the
+-- virtual time. A claim for a process also renews that process's liveness key, so the
+-- key exists whenever the process owns a job. Returns the job's fields or false.
+local function claim_next(worker, token, lease_ms, process, liveness_ms)
+  if redis.call('EXISTS', p .. 'paused') == 1 then
+    return false
+  end
+  while true do
+    local popped = redis.call('ZPOPMIN', p .. 'queue')
+    local id = popped[1]
+    if not id then
+      return false
+    end
+    redis.call('SET', p .. 'vtime', popped[2])
+    local jk = p .. 'job:' .. id
+    local user = redis.call('HGET', jk, 'user_id')
+    if user then
+      remove_waiting(id, user)
+      local now = now_ms()
+      local deadline = now + tonumber(lease_ms)
+      redis.call('HSET', jk, 'state', 'active', 'worker', worker, 'token', token,
+        'started_at', now, 'lease_until', deadline, 'progress', 0, 'process', process)
+      if process ~= '' then
+        redis.call('SET', p .. 'alive:' .. process, 1, 'PX', liveness_ms)
+      end
+      redis.call('HDEL', jk, 'stage')
+      if redis.call('HINCRBY', jk, 'attempts', 1) == 1 then
+        observe(p .. 'hist:wait', (now - tonumber(redis.call('HGET', jk, 'enqueued_at') or now)) / 1000)
+      end
+      redis.call('ZADD', p .. 'active', deadline, id)
+      return job_fields(id)
+    end
+  end
+end
