@@ -1,9 +1,11 @@
 //! Queue figures, one JSON line each: enqueue rate (single and batched), enqueue and
 //! claim rates with 1, 1,000 and 10,000 users waiting, no-op
 //! throughput at concurrency 5 and 50 (the queue alone, and the whole worker pool with
-//! database rows), enqueue→start and enqueue→completed latency at a steady 200 jobs/s,
-//! seconds from SIGKILL of a worker process to its job running again, and that worker
-//! process's RSS. Run through `scripts/bench.sh queue`, which starts a Redis of its own.
+//! database rows on SQLite and, when `BENCH_POSTGRES_URL` is set, on PostgreSQL),
+//! enqueue→start and enqueue→completed latency at a steady 200 jobs/s, seconds from
+//! SIGKILL of a worker process to its job running again (a 5 s lease, and the default
+//! settings), and that worker process's RSS. Run through `scripts/bench.sh queue`, which
+//! starts a Redis of its own.
 
 mod common;
 
@@ -12,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{bench_config, figure, percentile, queued_row, status_kib};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use docqueue::config::Config;
 use docqueue::db::models::Document;
 use docqueue::db::{documents, Db};
@@ -37,10 +40,32 @@ fn main() {
             queue_throughput(&redis_url, concurrency).await;
         }
         for concurrency in [5, 50] {
-            pool_throughput(&redis_url, concurrency).await;
+            pool_throughput(&redis_url, concurrency, None).await;
+        }
+        if let Ok(postgres) = std::env::var("BENCH_POSTGRES_URL") {
+            for concurrency in [5, 50] {
+                pool_throughput(&redis_url, concurrency, Some(&postgres)).await;
+            }
         }
         steady_latency(&redis_url).await;
-        kill_recovery(&redis_url).await;
+        let lease = json!({ "lease_ms": 5000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500 });
+        let (seconds, worker_rss) = kill_recovery(&redis_url, lease.clone()).await;
+        figure("queue", "sigkill_to_running_again_s", seconds, "s", lease);
+        figure(
+            "queue",
+            "worker_process_rss",
+            worker_rss as f64 / 1024.0,
+            "MiB",
+            json!({ "workers": 3, "state": "one job in hand" }),
+        );
+        let (seconds, _) = kill_recovery(&redis_url, json!({})).await;
+        figure(
+            "queue",
+            "sigkill_to_running_again_defaults_s",
+            seconds,
+            "s",
+            json!({ "settings": "config/default.toml" }),
+        );
     });
 }
 
@@ -153,13 +178,42 @@ impl Processor for NoopProcessor {
     }
 }
 
-/// Rows in SQLite whose documents the actor pool processes with a no-op processor:
-/// claim, row to processing, finish, row to completed.
-async fn pool_throughput(redis_url: &str, concurrency: usize) {
-    let config = bench_config(
-        redis_url,
-        json!({ "document_queue": { "concurrency": concurrency, "max_jobs_per_worker": 1_000_000 } }),
-    );
+/// A database of the bench's own on the PostgreSQL server of `base` (a URL to any of its
+/// databases), so runs neither see nor leave rows; dropped with the value.
+struct ScratchPostgres {
+    base: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchPostgres {
+    fn create(base: &str) -> ScratchPostgres {
+        let name = format!("dq_bench_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let mut conn = PgConnection::establish(base).expect("PostgreSQL at BENCH_POSTGRES_URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).unwrap();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        ScratchPostgres { base: base.into(), name, url }
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.base) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+        }
+    }
+}
+
+/// Rows in SQLite (or a scratch database on the PostgreSQL server at `postgres`) whose
+/// documents the actor pool processes with a no-op processor: claim, row to processing,
+/// finish, row to completed.
+async fn pool_throughput(redis_url: &str, concurrency: usize, postgres: Option<&str>) {
+    let scratch = postgres.map(ScratchPostgres::create);
+    let mut overrides = json!({ "document_queue": { "concurrency": concurrency, "max_jobs_per_worker": 1_000_000 } });
+    if let Some(scratch) = &scratch {
+        overrides["database"] = json!({ "url": scratch.url });
+    }
+    let config = bench_config(redis_url, overrides);
     let db = Db::connect(&config.database).unwrap();
     db.migrate().unwrap();
     let n = 3_000;
@@ -188,12 +242,13 @@ async fn pool_throughput(redis_url: &str, concurrency: usize) {
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     app.shutdown().await;
+    let (suffix, database) = if scratch.is_some() { ("_postgres", "PostgreSQL") } else { ("", "SQLite") };
     figure(
         "queue",
-        &format!("pool_noop_throughput_c{concurrency}"),
+        &format!("pool_noop_throughput_c{concurrency}{suffix}"),
         rate,
         "jobs/s",
-        json!({ "jobs": n, "layer": "actor pool + SQLite rows, no-op processor" }),
+        json!({ "jobs": n, "layer": format!("actor pool + {database} rows, no-op processor") }),
     );
 }
 
@@ -295,12 +350,12 @@ fn run_child_worker(config: &str) {
     });
 }
 
-/// A worker process is SIGKILLed mid-job; how long until the job runs again elsewhere.
-async fn kill_recovery(redis_url: &str) {
-    let settings = json!({ "document_queue": {
-        "lease_ms": 5000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500, "shutdown_grace_secs": 0
-    }});
-    let config = bench_config(redis_url, settings);
+/// A worker process running with `queue_settings` (over the defaults) is SIGKILLed
+/// mid-job: seconds until the job runs again elsewhere, and that process's RSS in KiB.
+async fn kill_recovery(redis_url: &str, mut queue_settings: serde_json::Value) -> (f64, u64) {
+    // The rescuing worker is shut down holding the job: no grace to wait out.
+    queue_settings["shutdown_grace_secs"] = json!(0);
+    let config = bench_config(redis_url, json!({ "document_queue": queue_settings }));
     let db = Db::connect(&config.database).unwrap();
     db.migrate().unwrap();
     let row = queued_row("victim", "long.txt");
@@ -343,19 +398,7 @@ async fn kill_recovery(redis_url: &str) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    figure(
-        "queue",
-        "sigkill_to_running_again_s",
-        killed.elapsed().as_secs_f64(),
-        "s",
-        json!({ "lease_ms": 5000, "maintenance_interval_ms": 500 }),
-    );
-    figure(
-        "queue",
-        "worker_process_rss",
-        worker_rss as f64 / 1024.0,
-        "MiB",
-        json!({ "workers": 3, "state": "one job in hand" }),
-    );
+    let seconds = killed.elapsed().as_secs_f64();
     app.shutdown().await;
+    (seconds, worker_rss)
 }
