@@ -6,12 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{token, TestEnv, TestServer};
+use common::{scrape, token, value, TestEnv, TestServer};
 use docqueue::app::Role;
 use serde_json::json;
 
 #[actix_web::test]
-async fn twelve_concurrent_uploaders_never_see_a_locked_database() {
+async fn twelve_concurrent_uploaders_of_twenty_files_never_see_a_locked_database() {
     let env = TestEnv::new();
     let config = env.config(json!({ "document_queue": { "concurrency": 3 } }));
     let server = TestServer::start(config, Role::All).await;
@@ -20,7 +20,7 @@ async fn twelve_concurrent_uploaders_never_see_a_locked_database() {
         async move {
             let user = token(&format!("user-{user}"));
             let mut ids = Vec::new();
-            for file in 0..8 {
+            for file in 0..20 {
                 let text = format!("# Note {file} of user {user}\n\nA short note with a few sentences.\n").repeat(20);
                 let response = server.upload(&user, &[(&format!("note-{file}.md"), text.into_bytes())], None).await;
                 assert_eq!(response.status(), 202);
@@ -42,5 +42,8 @@ async fn twelve_concurrent_uploaders_never_see_a_locked_database() {
             assert_eq!(doc["attempts"], 1, "a document was retried: {doc}");
         }
     }
+    let metrics = scrape(&server).await;
+    assert_eq!(value(&metrics, "docqueue_jobs_total", Some(("outcome", "completed"))), 240.0);
+    assert_eq!(value(&metrics, "docqueue_jobs_total", Some(("outcome", "retried"))), 0.0, "no job was retried");
     server.shutdown().await;
 }

@@ -128,18 +128,20 @@ pub fn mark_processing(
     worker_id: &str,
     attempts: i32,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(owned_unfinished(id, job_id))
-        .set((
-            documents::queue_status.eq(JobState::Processing.as_str()),
-            documents::worker_id.eq(worker_id),
-            documents::attempts.eq(attempts),
-            documents::progress.eq(0),
-            documents::stage.eq(None::<String>),
-            documents::started_at.eq(now()),
-            documents::finished_at.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    Ok(updated == 1)
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(owned_unfinished(id, job_id))
+            .set((
+                documents::queue_status.eq(JobState::Processing.as_str()),
+                documents::worker_id.eq(worker_id),
+                documents::attempts.eq(attempts),
+                documents::progress.eq(0),
+                documents::stage.eq(None::<String>),
+                documents::started_at.eq(now()),
+                documents::finished_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(updated == 1)
+    })
 }
 
 pub fn update_progress(
@@ -149,29 +151,33 @@ pub fn update_progress(
     progress: i32,
     stage: &str,
 ) -> Result<(), DbError> {
-    diesel::update(
-        documents::table
-            .filter(documents::id.eq(id))
-            .filter(documents::job_id.eq(job_id))
-            .filter(documents::queue_status.eq(JobState::Processing.as_str())),
-    )
-    .set((documents::progress.eq(progress), documents::stage.eq(stage)))
-    .execute(conn)?;
-    Ok(())
+    write_transaction(conn, |conn| {
+        diesel::update(
+            documents::table
+                .filter(documents::id.eq(id))
+                .filter(documents::job_id.eq(job_id))
+                .filter(documents::queue_status.eq(JobState::Processing.as_str())),
+        )
+        .set((documents::progress.eq(progress), documents::stage.eq(stage)))
+        .execute(conn)?;
+        Ok(())
+    })
 }
 
 pub fn mark_completed(conn: &mut DbConnection, id: &str, job_id: &str, chunk_count: i32) -> Result<bool, DbError> {
-    let updated = diesel::update(owned_unfinished(id, job_id))
-        .set((
-            documents::queue_status.eq(JobState::Completed.as_str()),
-            documents::chunk_count.eq(chunk_count),
-            documents::progress.eq(100),
-            documents::stage.eq(None::<String>),
-            documents::error.eq(None::<String>),
-            documents::finished_at.eq(now()),
-        ))
-        .execute(conn)?;
-    Ok(updated == 1)
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(owned_unfinished(id, job_id))
+            .set((
+                documents::queue_status.eq(JobState::Completed.as_str()),
+                documents::chunk_count.eq(chunk_count),
+                documents::progress.eq(100),
+                documents::stage.eq(None::<String>),
+                documents::error.eq(None::<String>),
+                documents::finished_at.eq(now()),
+            ))
+            .execute(conn)?;
+        Ok(updated == 1)
+    })
 }
 
 /// Ends the document `failed` or `cancelled` (terminal), keeping the reason.
@@ -182,48 +188,54 @@ pub fn mark_ended(
     status: JobState,
     error: Option<&str>,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(owned_unfinished(id, job_id))
-        .set((
-            documents::queue_status.eq(status.as_str()),
-            documents::error.eq(error),
-            documents::stage.eq(None::<String>),
-            documents::finished_at.eq(now()),
-        ))
-        .execute(conn)?;
-    Ok(updated == 1)
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(owned_unfinished(id, job_id))
+            .set((
+                documents::queue_status.eq(status.as_str()),
+                documents::error.eq(error),
+                documents::stage.eq(None::<String>),
+                documents::finished_at.eq(now()),
+            ))
+            .execute(conn)?;
+        Ok(updated == 1)
+    })
 }
 
 /// The job went back to the queue (retry after a transient failure, rescue of a
 /// stalled lease, hand-back at shutdown). `error` is the last attempt's, if any.
 pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Option<&str>) -> Result<bool, DbError> {
-    let updated = diesel::update(owned_unfinished(id, job_id))
-        .set((
-            documents::queue_status.eq(JobState::Queued.as_str()),
-            documents::error.eq(error),
-            documents::progress.eq(0),
-            documents::stage.eq(None::<String>),
-        ))
-        .execute(conn)?;
-    Ok(updated == 1)
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(owned_unfinished(id, job_id))
+            .set((
+                documents::queue_status.eq(JobState::Queued.as_str()),
+                documents::error.eq(error),
+                documents::progress.eq(0),
+                documents::stage.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        Ok(updated == 1)
+    })
 }
 
 /// A terminal document sent round again (admin retry): new job id, fresh counters.
 pub fn requeue_with_new_job(conn: &mut DbConnection, id: &str, new_job_id: &str) -> Result<bool, DbError> {
-    let updated = diesel::update(documents::table.filter(documents::id.eq(id)))
-        .set((
-            documents::queue_status.eq(JobState::Queued.as_str()),
-            documents::job_id.eq(new_job_id),
-            documents::error.eq(None::<String>),
-            documents::progress.eq(0),
-            documents::stage.eq(None::<String>),
-            documents::attempts.eq(0),
-            documents::worker_id.eq(None::<String>),
-            documents::queued_at.eq(now()),
-            documents::started_at.eq(None::<NaiveDateTime>),
-            documents::finished_at.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    Ok(updated == 1)
+    write_transaction(conn, |conn| {
+        let updated = diesel::update(documents::table.filter(documents::id.eq(id)))
+            .set((
+                documents::queue_status.eq(JobState::Queued.as_str()),
+                documents::job_id.eq(new_job_id),
+                documents::error.eq(None::<String>),
+                documents::progress.eq(0),
+                documents::stage.eq(None::<String>),
+                documents::attempts.eq(0),
+                documents::worker_id.eq(None::<String>),
+                documents::queued_at.eq(now()),
+                documents::started_at.eq(None::<NaiveDateTime>),
+                documents::finished_at.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?;
+        Ok(updated == 1)
+    })
 }
 
 /// Job ids of documents in one status, oldest first (admin bulk actions).
@@ -294,11 +306,13 @@ pub fn count_by_status_for_user(conn: &mut DbConnection, user_id: &str) -> Resul
 
 /// Rows from before the queue existed have no job id: give each one (a ULID).
 pub fn backfill_job_ids(conn: &mut DbConnection) -> Result<usize, DbError> {
-    let ids: Vec<String> = documents::table.filter(documents::job_id.eq("")).select(documents::id).load(conn)?;
-    for id in &ids {
-        diesel::update(documents::table.find(id))
-            .set(documents::job_id.eq(ulid::Ulid::generate().to_string()))
-            .execute(conn)?;
-    }
-    Ok(ids.len())
+    write_transaction(conn, |conn| {
+        let ids: Vec<String> = documents::table.filter(documents::job_id.eq("")).select(documents::id).load(conn)?;
+        for id in &ids {
+            diesel::update(documents::table.find(id))
+                .set(documents::job_id.eq(ulid::Ulid::generate().to_string()))
+                .execute(conn)?;
+        }
+        Ok(ids.len())
+    })
 }

@@ -39,11 +39,18 @@ pub enum DbError {
     Task(String),
 }
 
+/// SQLite's writers in this process take turns here before `BEGIN IMMEDIATE`. SQLite
+/// has one write lock per database, and a writer that finds it taken waits in its busy
+/// handler, which sleeps in steps of up to 100 ms: three workers and an upload then
+/// spend more time asleep than writing. A mutex hands the turn over at once; the busy
+/// handler is left for writers in other processes.
+static SQLITE_WRITE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a transaction that writes. On SQLite it starts with `BEGIN IMMEDIATE`,
 /// taking the write lock up front where `busy_timeout` waits for it: a deferred
 /// transaction that reads first fails at once with "database is locked" when another
 /// writer commits between its read and its write, which is what concurrent uploads and
-/// workers do all day.
+/// workers do all day. Inside another transaction it is a savepoint of that one.
 pub fn write_transaction<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
@@ -52,6 +59,11 @@ pub fn write_transaction<T>(
     let DbConnection::Sqlite(sqlite) = conn else {
         return conn.transaction(f);
     };
+    let nested = AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()?.is_some();
+    if nested {
+        return conn.transaction(f);
+    }
+    let _turn = SQLITE_WRITE_TURN.lock().unwrap_or_else(|e| e.into_inner());
     // Nested transactions inside `f` see this one through the inner connection's
     // transaction manager, and become savepoints.
     AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
