@@ -54,6 +54,8 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Print the API's OpenAPI 3.1 description (what /api/openapi.json serves).
+    Openapi,
     /// Read one request line and document from stdin, write its text to stdout as
     /// JSON-line frames. Started by the workers, under kernel limits, for every document.
     #[command(hide = true)]
@@ -99,6 +101,10 @@ pub fn main() -> ExitCode {
         Command::Serve { role, config } => serve(role, config),
         Command::Migrate { config } => migrate(config),
         Command::Token { user, admin, ttl, config } => token(&user, admin, &ttl, config),
+        Command::Openapi => {
+            println!("{}", crate::web::openapi::document());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,7 +4,6 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -58,6 +57,23 @@ impl AppError {
     }
 }
 
+/// The JSON body of every error answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({ "error": { "code": "not_found", "message": "no such document" } }))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large,
+    /// unsupported_media_type, too_many_requests, request_timeout,
+    /// service_unavailable, internal_error.
+    pub code: &'static str,
+    /// For people: what went wrong and, where it helps, what to do.
+    pub message: String,
+}
+
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -86,7 +102,7 @@ impl ResponseError for AppError {
         if matches!(self, AppError::Busy(_)) {
             response.insert_header(("Retry-After", "1"));
         }
-        response.json(json!({ "error": { "code": self.code(), "message": self.to_string() } }))
+        response.json(ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } })
     }
 }
 

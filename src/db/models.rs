@@ -49,7 +49,7 @@ pub struct ChunkRow {
 }
 
 /// The public JSON shape of a document: timestamps in RFC 3339.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DocumentView {
     pub id: String,
     pub job_id: String,
@@ -103,7 +103,7 @@ pub fn now() -> NaiveDateTime {
 }
 
 /// One time a worker took a job, and how it ended.
-#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = job_attempts)]
 pub struct JobAttempt {
     pub id: String,

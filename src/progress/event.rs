@@ -7,7 +7,11 @@ use serde_json::{json, Map, Value};
 
 use crate::job_state::JobState;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An event frame: `type` is one of document.queued, document.progress,
+/// document.completed, document.failed, document.cancelled, queue.position; the other
+/// fields depend on it (queue_status, position, progress, stage, chunk_count, error,
+/// will_retry, attempt, eta_seconds).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
@@ -18,6 +22,7 @@ pub struct Event {
     #[serde(default)]
     pub seq: u64,
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub data: Map<String, Value>,
 }
 

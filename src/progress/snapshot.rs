@@ -15,7 +15,7 @@ use crate::queue::Queue;
 const ACTIVE_LIMIT: i64 = 500;
 const RECENT_FINISHED: i64 = 20;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SnapshotDocument {
     #[serde(flatten)]
     pub document: DocumentView,
@@ -23,13 +23,16 @@ pub struct SnapshotDocument {
     pub eta_seconds: Option<f64>,
 }
 
-#[derive(Debug, Serialize)]
+/// The WebSocket `snapshot` frame, and `GET /api/documents/processing-status`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Snapshot {
     #[serde(rename = "type")]
     pub kind: &'static str,
     /// The user's last event `seq` when the picture was taken: later events are newer.
     pub seq: u64,
     pub ts: i64,
+    /// Documents per status: queued, processing, completed, failed, cancelled.
+    #[schema(value_type = std::collections::HashMap<String, u64>)]
     pub counts: Map<String, Value>,
     pub documents: Vec<SnapshotDocument>,
 }

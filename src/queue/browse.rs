@@ -10,7 +10,7 @@ use super::{Queue, QueueError};
 use crate::job_state::JobState;
 
 /// A job as Redis records it (finished ones until retention removes them).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobRecord {
     pub job_id: String,
     pub document_id: String,

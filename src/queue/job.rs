@@ -127,7 +127,7 @@ impl RescueOutcome {
 }
 
 /// Jobs per state, across all users.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct StateCounts {
     pub queued: u64,
     pub delayed: u64,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Queue, QueueError};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerInfo {
     pub id: String,
     pub host: String,

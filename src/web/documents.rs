@@ -2,28 +2,41 @@
 //! Every query is scoped to the caller; someone else's id answers 404 like a missing one.
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::db::documents;
 use crate::db::models::{Document, DocumentView};
 use crate::documents::cancel_document;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::job_state::JobState;
-use crate::progress::snapshot;
+use crate::progress::snapshot::{self, Snapshot};
 
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// queued, processing, completed, failed or cancelled.
     status: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1 to 200 (default 50).
     limit: Option<i64>,
 }
 
+/// A page of the caller's documents, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DocumentPage {
+    documents: Vec<DocumentView>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    next_cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/documents", tag = "documents", params(ListQuery), security(("bearer" = [])),
+    responses((status = 200, body = DocumentPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn list(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -56,9 +69,12 @@ pub async fn list(
         None
     };
     let documents: Vec<DocumentView> = page.into_iter().map(DocumentView::from).collect();
-    Ok(HttpResponse::Ok().json(json!({ "documents": documents, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(DocumentPage { documents, next_cursor }))
 }
 
+#[utoipa::path(get, path = "/api/documents/{id}", tag = "documents", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = DocumentView), (status = 404, description = "Not the caller's, or no such document", body = ErrorBody)))]
 pub async fn get_one(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -68,6 +84,9 @@ pub async fn get_one(
     Ok(HttpResponse::Ok().json(DocumentView::from(document)))
 }
 
+/// Deletes the document, its chunks and its file; stops its processing first.
+#[utoipa::path(delete, path = "/api/documents/{id}", tag = "documents", params(("id" = String, Path)),
+    security(("bearer" = [])), responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody)))]
 pub async fn delete(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -92,6 +111,14 @@ pub async fn delete(
 /// Cancels queued or running processing. Queued: cancelled at once. Running: the
 /// worker stops within a second; the answer waits briefly for it (202 if it has not
 /// confirmed yet). Finished: 409.
+#[utoipa::path(delete, path = "/api/documents/cancel/{id}", tag = "documents", params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Cancelled", body = DocumentView),
+        (status = 202, description = "Its worker was told and has not confirmed yet", body = DocumentView),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody),
+        (status = 503, description = "The queue cannot be reached: nothing was changed", body = ErrorBody)))]
 pub async fn cancel(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -108,6 +135,8 @@ pub async fn cancel(
 }
 
 /// The caller's queue: the same picture as the WebSocket snapshot.
+#[utoipa::path(get, path = "/api/documents/processing-status", tag = "documents", security(("bearer" = [])),
+    responses((status = 200, body = Snapshot), (status = 503, body = ErrorBody)))]
 pub async fn processing_status(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let snapshot = snapshot::build(&state.db, &state.queue, &state.events, &user.id).await?;
     Ok(HttpResponse::Ok().json(snapshot))

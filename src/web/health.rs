@@ -1,37 +1,56 @@
 //! Liveness and readiness.
 
-use actix_web::{get, web, HttpResponse};
-use serde_json::json;
+use actix_web::{web, HttpResponse};
+use serde::Serialize;
 
 use super::AppState;
+use crate::error::ErrorDetail;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`
+    status: &'static str,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ok`, or `unavailable` when a dependency does not answer.
+    status: &'static str,
+    checks: Checks,
+    /// Present when not ready: which dependency failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    database: &'static str,
+    redis: &'static str,
+}
 
 /// The process is alive and serving HTTP.
-#[get("/healthz")]
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// The database and Redis both answer; otherwise 503 naming the one that failed.
-#[get("/readyz")]
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (db, redis) = tokio::join!(state.db.ping(), state.queue.ping());
     let status = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let body = json!({
-        "status": status(db.is_ok() && redis.is_ok()),
-        "checks": { "database": status(db.is_ok()), "redis": status(redis.is_ok()) },
-    });
+    let checks = Checks { database: status(db.is_ok()), redis: status(redis.is_ok()) };
     if db.is_ok() && redis.is_ok() {
-        HttpResponse::Ok().json(body)
-    } else {
-        let failed: Vec<&str> = [("database", db.is_err()), ("redis", redis.is_err())]
-            .into_iter()
-            .filter_map(|(name, failed)| failed.then_some(name))
-            .collect();
-        let mut body = body;
-        body["error"] = json!({
-            "code": "service_unavailable",
-            "message": format!("not ready: {} unavailable", failed.join(" and ")),
-        });
-        HttpResponse::ServiceUnavailable().json(body)
+        return HttpResponse::Ok().json(Readiness { status: "ok", checks, error: None });
     }
+    let failed: Vec<&str> = [("database", db.is_err()), ("redis", redis.is_err())]
+        .into_iter()
+        .filter_map(|(name, failed)| failed.then_some(name))
+        .collect();
+    let error = ErrorDetail {
+        code: "service_unavailable",
+        message: format!("not ready: {} unavailable", failed.join(" and ")),
+    };
+    HttpResponse::ServiceUnavailable().json(Readiness { status: "unavailable", checks, error: Some(error) })
 }

@@ -112,6 +112,8 @@ fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
     m
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
 pub async fn metrics(
     state: web::Data<AppState>,
     http: web::Data<HttpMetrics>,

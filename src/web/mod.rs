@@ -6,6 +6,7 @@ pub mod documents;
 pub mod health;
 pub mod metrics;
 mod multipart_headers;
+pub mod openapi;
 pub mod search;
 pub mod upload;
 mod upload_slots;
@@ -48,8 +49,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::QueryConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| json_error_handler(e)))
-        .service(health::healthz)
-        .service(health::readyz)
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/api/openapi.json", web::get().to(openapi::serve))
         .route("/ws", web::get().to(ws::connect))
         .route("/metrics", web::get().to(metrics::metrics))
         .service(

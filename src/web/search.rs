@@ -3,26 +3,29 @@
 
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::db::{chunks, documents};
-use crate::error::AppError;
-use crate::processing::embed::{rank, EmbedError};
+use crate::error::{AppError, ErrorBody};
+use crate::processing::embed::rank::{self, SearchHit};
+use crate::processing::embed::EmbedError;
 
 const MAX_K: usize = 50;
 const CHUNK_PAGE: i64 = 100;
 /// How long a search waits for a turn before it is answered 429.
 const SEARCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChunksQuery {
+    /// The `next_cursor` of the previous page (an ordinal).
     cursor: Option<i32>,
+    /// 1 to 500 (default 100).
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ChunkView {
     ordinal: i32,
     text: String,
@@ -31,7 +34,21 @@ struct ChunkView {
     char_count: i32,
 }
 
+/// A page of a document's chunks, in order.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ChunkPage {
+    chunks: Vec<ChunkView>,
+    next_cursor: Option<i32>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct SearchResults {
+    results: Vec<SearchHit>,
+}
+
 /// `GET /api/documents/{id}/chunks`: the document's chunks in order, a page at a time.
+#[utoipa::path(get, path = "/api/documents/{id}/chunks", tag = "search", params(("id" = String, Path), ChunksQuery),
+    security(("bearer" = [])), responses((status = 200, body = ChunkPage), (status = 404, body = ErrorBody)))]
 pub async fn list_chunks(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -69,15 +86,23 @@ pub async fn list_chunks(
             char_count: c.char_count,
         })
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "chunks": chunks, "next_cursor": next_cursor })))
+    Ok(HttpResponse::Ok().json(ChunkPage { chunks, next_cursor }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// What to look for.
     q: Option<String>,
+    /// How many chunks to return: 1 to 50 (default 5).
     k: Option<usize>,
 }
 
+/// The caller's completed documents' chunks nearest to `q`, best first.
+#[utoipa::path(get, path = "/api/documents/search", tag = "search", params(SearchQuery), security(("bearer" = [])),
+    responses((status = 200, body = SearchResults), (status = 400, body = ErrorBody),
+        (status = 429, description = "Too many searches at once; retry shortly", body = ErrorBody),
+        (status = 503, description = "The embedding service is unavailable", body = ErrorBody)))]
 pub async fn search(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -112,5 +137,5 @@ pub async fn search(
 
     let user_id = user.id.clone();
     let results = state.db.run(move |conn| rank::nearest_chunks(conn, &user_id, &vector, k)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "results": results })))
+    Ok(HttpResponse::Ok().json(SearchResults { results }))
 }

@@ -19,7 +19,7 @@ use crate::auth::AuthUser;
 use crate::config::ProcessingMode;
 use crate::db::documents;
 use crate::db::models::{now, Document};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 use crate::job_state::JobState;
 use crate::progress::Subject;
 use crate::queue::NewJob;
@@ -46,7 +46,7 @@ impl Drop for StagedFile {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UploadedDocument {
     id: String,
     job_id: String,
@@ -58,6 +58,34 @@ struct UploadedDocument {
     queue_position: Option<u64>,
 }
 
+/// The upload answer: the new documents, queued (202 before any processing).
+#[derive(Serialize, utoipa::ToSchema)]
+struct Uploaded {
+    documents: Vec<UploadedDocument>,
+    /// Always null: one page holds every uploaded document.
+    next_cursor: Option<String>,
+}
+
+/// The upload form (`multipart/form-data`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // describes the form for the OpenAPI document; the handler streams it
+struct UploadForm {
+    /// One part per file, with its filename (PDF, DOCX, HTML, Markdown, text, CSV).
+    #[schema(value_type = Vec<String>, format = Binary)]
+    file: Vec<Vec<u8>>,
+    /// -1000 to 1000; lower runs first among the caller's own documents (default 0).
+    priority: Option<i32>,
+}
+
+#[utoipa::path(post, path = "/api/documents/upload", tag = "documents", security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "Stored and queued", body = Uploaded),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 408, description = "The body stalled", body = ErrorBody),
+        (status = 413, description = "Over the size limit", body = ErrorBody),
+        (status = 415, description = "Not a supported type", body = ErrorBody),
+        (status = 429, description = "Too many unfinished documents or uploads at once", body = ErrorBody)))]
 pub async fn upload(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -210,7 +238,7 @@ pub async fn upload(
             queue_position: position,
         });
     }
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "documents": uploaded, "next_cursor": null })))
+    Ok(HttpResponse::Accepted().json(Uploaded { documents: uploaded, next_cursor: None }))
 }
 
 /// Enqueues the new documents. If Redis is unreachable the upload still succeeds: the

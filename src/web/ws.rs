@@ -14,15 +14,15 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use crate::auth::{authenticate, AuthUser};
 use crate::db::documents;
 use crate::db::models::Document;
 use crate::documents::cancel_document;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
+use crate::job_state::JobState;
 use crate::progress::hub::{Connect, Disconnect, SessionMessage};
 use crate::progress::publisher::Missed;
 use crate::progress::{snapshot, Hub};
@@ -32,6 +32,14 @@ const RESUME_WINDOW: Duration = Duration::from_secs(1);
 /// The close code for a session whose token expired (the private-use range, 4000–4999).
 pub const TOKEN_EXPIRED: u16 = 4001;
 
+/// The progress socket. Frames are JSON text: the server sends a `snapshot`, then
+/// events and control frames; the client may send `ClientFrame`s.
+#[utoipa::path(get, path = "/ws", tag = "progress",
+    params(("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers")),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol: frames are Snapshot, Event and ControlFrame; the client sends ClientFrame"),
+        (status = 401, body = ErrorBody)))]
 pub async fn connect(
     request: HttpRequest,
     stream: web::Payload,
@@ -86,19 +94,40 @@ fn seq_of(event: &str) -> u64 {
     serde_json::from_str::<Seq>(event).map_or(0, |e| e.seq)
 }
 
-/// Frames a client may send.
-#[derive(Deserialize)]
+/// Frames a client may send: `resume` (replay the events after `since`), `cancel`,
+/// `subscribe` (a fresh snapshot) and `ping`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase")]
-enum ClientFrame {
+pub enum ClientFrame {
     Resume { since: u64 },
     Cancel { document_id: String },
     Subscribe,
     Ping,
 }
 
+/// The server's frames other than `snapshot` and events.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(tag = "type")]
+pub enum ControlFrame {
+    /// A frame the server could not act on; the socket stays open.
+    #[serde(rename = "error")]
+    Error { code: String, message: String },
+    #[serde(rename = "pong")]
+    Pong { ts: i64 },
+    /// The answer to `cancel`: the document's status after it.
+    #[serde(rename = "cancel.accepted")]
+    CancelAccepted { document_id: String, queue_status: JobState },
+}
+
+impl ControlFrame {
+    fn text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 impl SessionActor {
     fn send_error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str) {
-        ctx.text(json!({ "type": "error", "code": code, "message": message }).to_string());
+        ctx.text(ControlFrame::Error { code: code.into(), message: message.into() }.text());
     }
 
     /// Sends a fresh snapshot; live events wait until it is out, and those it already
@@ -193,12 +222,10 @@ impl SessionActor {
         };
         ctx.spawn(cancel.into_actor(self).map(|result: Result<Document, AppError>, _, ctx| match result {
             Ok(document) => {
-                let accepted = json!({
-                    "type": "cancel.accepted",
-                    "document_id": document.id,
-                    "queue_status": document.queue_status,
-                });
-                ctx.text(accepted.to_string());
+                ctx.text(
+                    ControlFrame::CancelAccepted { document_id: document.id, queue_status: document.queue_status }
+                        .text(),
+                );
             }
             Err(err) => {
                 let code = match err {
@@ -217,7 +244,7 @@ impl SessionActor {
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
             Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx, false),
             Ok(ClientFrame::Ping) => {
-                ctx.text(json!({ "type": "pong", "ts": chrono::Utc::now().timestamp_millis() }).to_string());
+                ctx.text(ControlFrame::Pong { ts: chrono::Utc::now().timestamp_millis() }.text());
             }
             Err(err) => Self::send_error(
                 ctx,

@@ -10,7 +10,7 @@ use crate::db::{chunks, DbConnection, DbError};
 const SCORING_PAGE: i64 = 500;
 
 /// One chunk found by a search, with its score (cosine similarity, -1 to 1).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
     pub document_id: String,
     pub filename: String,

@@ -18,7 +18,8 @@ use crate::web::AppState;
 const SCAN_LIMIT: usize = 20_000;
 pub const DEFAULT_PAGE: usize = 50;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobSearch {
     pub state: Option<String>,
     pub user: Option<String>,
@@ -27,7 +28,7 @@ pub struct JobSearch {
     pub cursor: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobPage {
     pub jobs: Vec<JobRecord>,
     pub next_cursor: Option<usize>,
@@ -70,7 +71,7 @@ pub async fn search(state: &AppState, search: &JobSearch) -> Result<JobPage, App
     Ok(JobPage { next_cursor: (end < matching.len()).then_some(end), jobs: matching[start..end].to_vec() })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct JobStory {
     pub job_id: String,
     /// What Redis still holds of the job (gone once retention removed it).

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::AppError;
 use crate::queue::{Queue, StateCounts, WorkerInfo};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Throughput {
     /// Completed jobs per minute, averaged over the window.
     pub last_1m: f64,
@@ -16,20 +16,20 @@ pub struct Throughput {
     pub per_minute: Vec<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProcessingTime {
     pub sample: usize,
     pub average_ms: Option<f64>,
     pub p95_ms: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserQueue {
     pub user_id: String,
     pub queued: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Overview {
     pub counts: StateCounts,
     pub paused: bool,

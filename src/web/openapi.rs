@@ -1,0 +1,74 @@
+//! The OpenAPI 3.1 description of the HTTP API, generated from the handlers and the
+//! types they answer with (utoipa). Served at `/api/openapi.json`; a copy is kept in
+//! docs/openapi.json, and tests/openapi.rs keeps the two equal. The WebSocket's frames
+//! cannot be operations, so they are schemas: Snapshot, Event, ControlFrame (server to
+//! client) and ClientFrame (client to server).
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::admin::api as admin;
+use super::{documents, health, metrics, search, upload, ws};
+use crate::progress::event::Event;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "docqueue",
+        description = "Non-blocking document processing for chat apps: upload, queue, process, follow progress."
+    ),
+    paths(
+        documents::list,
+        upload::upload,
+        documents::processing_status,
+        documents::get_one,
+        documents::delete,
+        documents::cancel,
+        search::search,
+        search::list_chunks,
+        ws::connect,
+        admin::status,
+        admin::list_jobs,
+        admin::job,
+        admin::retry,
+        admin::retry_failed,
+        admin::cancel,
+        admin::clean,
+        admin::pause,
+        admin::resume,
+        health::healthz,
+        health::readyz,
+        metrics::metrics,
+    ),
+    components(schemas(Event, ws::ClientFrame, ws::ControlFrame)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "documents", description = "The caller's documents: upload, list, read, cancel, delete"),
+        (name = "search", description = "Using the result: chunks and semantic search"),
+        (name = "progress", description = "Progress over WebSocket"),
+        (name = "admin", description = "Watching and steering the queue (admin role)"),
+        (name = "health", description = "Liveness and readiness"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Bearer JWTs (HS256), as `docqueue token` issues them.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
+        components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The description as pretty JSON (what `/api/openapi.json` serves).
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(document())
+}
