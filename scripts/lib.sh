@@ -22,12 +22,14 @@ apt_install() {
 }
 
 # Build and run dependencies: Redis (server and CLI), libpq for Diesel's PostgreSQL
-# driver, pkg-config and a C compiler for the bundled SQLite, and poppler's pdftotext,
-# which reads PDFs inside the extractor process.
+# driver, pkg-config and a C compiler for the bundled SQLite, poppler's pdftotext,
+# which reads PDFs inside the extractor process, and curl and jq for scripts/doctor.sh.
 ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
   command -v cc >/dev/null || missing+=(gcc libc6-dev)
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)

@@ -10,6 +10,8 @@ ensure_packages
 command -v pg_isready >/dev/null || apt_install postgresql-client
 # The dashboard's browser test drives Debian's Chromium through chromedriver.
 { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || apt_install chromium chromium-driver
+# The alert rules are tested by promtool, which Debian ships in the prometheus package.
+command -v promtool >/dev/null || apt_install prometheus
 ensure_redis
 
 export TEST_POSTGRES_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -21,6 +23,9 @@ while IFS='=' read -r name _; do unset "$name"; done < <(env | grep '^DOCQUEUE_'
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The lint gate first (quick when .ci/run has just run it).
 scripts/lint.sh
+log "promtool: the alert rules and their tests (docker/prometheus)"
+promtool check config docker/prometheus/prometheus.yml
+promtool test rules docker/prometheus/alerts_test.yml
 cargo build --tests --bins --quiet
 
 log "tests on SQLite"

@@ -241,9 +241,10 @@ fn log_demo_tokens(keys: &TokenKeys) {
 /// An evicting Redis drops jobs silently (the reconciler only recovers them later).
 async fn warn_if_redis_may_evict(queue: &Queue) {
     match queue.redis_memory().await {
-        Ok((_, policy)) if !policy.is_empty() && policy != "noeviction" => log::warn!(
-            "Redis maxmemory-policy is {policy}: under memory pressure it evicts keys, jobs included; \
-             set maxmemory-policy noeviction"
+        Ok(memory) if !memory.policy.is_empty() && memory.policy != "noeviction" => log::warn!(
+            "Redis maxmemory-policy is {}: under memory pressure it evicts keys, jobs included; \
+             set maxmemory-policy noeviction",
+            memory.policy
         ),
         Ok(_) => {}
         Err(err) => {

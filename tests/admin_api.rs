@@ -67,6 +67,9 @@ async fn status_reports_counts_workers_throughput_and_redis() {
     assert_eq!(body["processing_time"]["sample"], 3);
     assert!(body["processing_time"]["p95_ms"].is_i64());
     assert!(body["redis_used_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(body["redis_maxmemory_bytes"].is_u64() && body["redis_evicted_keys"].is_u64(), "{body}");
+    assert_eq!(body["redis_prefix"], env.redis_prefix.as_str());
+    assert_eq!(body["oldest_waiting"], Value::Null, "nothing waits");
     server.shutdown().await;
 }
 

@@ -71,6 +71,25 @@ impl JobRecord {
     }
 }
 
+/// Redis's memory as `INFO` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RedisMemory {
+    pub used_bytes: u64,
+    /// `maxmemory`; 0 means no limit.
+    pub max_bytes: u64,
+    /// `maxmemory-policy`: anything but `noeviction` may drop jobs.
+    pub policy: String,
+    /// Keys evicted since Redis started (`evicted_keys`).
+    pub evicted_keys: u64,
+}
+
+/// The waiting job that has waited longest, and for how long.
+#[derive(Debug, Clone, Serialize)]
+pub struct OldestWaiting {
+    pub job_id: String,
+    pub waited_ms: u64,
+}
+
 impl Queue {
     /// Job ids in one state, at most `limit`: waiting ones in claim order, delayed and
     /// running ones by due time, finished ones newest first.
@@ -132,17 +151,32 @@ impl Queue {
         Ok(durations.into_iter().flatten().collect())
     }
 
-    /// Redis's own memory figure (`used_memory`), and its eviction policy.
-    pub async fn redis_memory(&self) -> Result<(u64, String), QueueError> {
+    /// Redis's own memory figures and eviction policy, and how many keys it evicted.
+    pub async fn redis_memory(&self) -> Result<RedisMemory, QueueError> {
         let mut conn = self.connection().await?;
-        let info: String = redis::cmd("INFO").arg("memory").query_async(&mut *conn).await?;
-        let field = |name: &str| {
+        // Two sections in two commands: INFO takes several at once only from Redis 7.
+        let (memory, stats): (String, String) =
+            redis::pipe().cmd("INFO").arg("memory").cmd("INFO").arg("stats").query_async(&mut *conn).await?;
+        let field = |info: &str, name: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
                 .map(|v| v.trim().to_string())
         };
-        let used = field("used_memory").and_then(|v| v.parse().ok()).unwrap_or(0);
-        Ok((used, field("maxmemory_policy").unwrap_or_default()))
+        let number = |info: &str, name: &str| field(info, name).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(RedisMemory {
+            used_bytes: number(&memory, "used_memory"),
+            max_bytes: number(&memory, "maxmemory"),
+            policy: field(&memory, "maxmemory_policy").unwrap_or_default(),
+            evicted_keys: number(&stats, "evicted_keys"),
+        })
+    }
+
+    /// The job that has waited longest for a worker since it (last) entered the queue.
+    pub async fn oldest_waiting(&self) -> Result<Option<OldestWaiting>, QueueError> {
+        let mut conn = self.connection().await?;
+        let oldest: Option<(String, i64)> =
+            self.scripts.oldest_waiting.arg(self.keys().prefix()).invoke_async(&mut *conn).await?;
+        Ok(oldest.map(|(job_id, waited_ms)| OldestWaiting { job_id, waited_ms: waited_ms.max(0) as u64 }))
     }
 
     /// Removes one job's record from Redis (before it is sent round again).

@@ -16,7 +16,7 @@ use redis::{AsyncCommands, Script};
 use crate::config::{QueueConfig, RedisConfig};
 use crate::job_state::{JobState, UnknownJobState};
 
-pub use browse::JobRecord;
+pub use browse::{JobRecord, OldestWaiting, RedisMemory};
 pub use job::{CancelOutcome, ClaimedJob, NewJob, RescueOutcome, RescuedJob, RetryDecision, StateCounts};
 pub use keys::Keys;
 pub use registry::WorkerInfo;
@@ -66,6 +66,7 @@ struct Scripts {
     positions: Script,
     mark_positions: Script,
     counts: Script,
+    oldest_waiting: Script,
 }
 
 impl Scripts {
@@ -84,6 +85,7 @@ impl Scripts {
             positions: lua!("positions.lua"),
             mark_positions: lua!("mark_positions.lua"),
             counts: lua!("counts.lua"),
+            oldest_waiting: lua!("oldest_waiting.lua"),
         }
     }
 }
@@ -535,6 +537,14 @@ impl Queue {
                 _ => None,
             })
             .collect())
+    }
+
+    /// Counts jobs the reconciler found missing from Redis and enqueued again
+    /// (`reconciled` in the stats hash, so every process's `/metrics` reports it).
+    pub async fn count_reconciled(&self, jobs: usize) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let _: () = conn.hincr(self.keys.stats(), "reconciled", jobs).await?;
+        Ok(())
     }
 
     /// Counts how an extractor process ended (`extractor:<outcome>` in the stats hash),

@@ -1,7 +1,8 @@
 //! `GET /metrics` in the Prometheus text format. Queue figures come from Redis at
 //! scrape time (so every process reports the same cluster-wide numbers, histograms
-//! included: the Lua scripts keep their buckets); HTTP requests, WebSocket sessions,
-//! worker claim attempts and maintenance passes are this process's own.
+//! included: the Lua scripts keep their buckets), and so do Redis's own memory figures;
+//! HTTP requests, WebSocket sessions, worker claim attempts and maintenance passes are
+//! this process's own. `docker/prometheus/alerts.yml` alerts on these names.
 
 use std::collections::HashMap;
 
@@ -126,6 +127,8 @@ pub async fn metrics(
     let workers = queue.live_workers().await?.len();
     let histograms = queue.histograms().await?;
     let paused = queue.is_paused().await?;
+    let oldest_waiting = queue.oldest_waiting().await?.map_or(0.0, |o| o.waited_ms as f64 / 1000.0);
+    let memory = queue.redis_memory().await?;
     let sessions = hub.send(CountSessions).await.map(|c| c.sessions).unwrap_or(0);
 
     let depth = counts.by_state().into_iter().map(|(s, n)| gauge(vec![label("state", s.as_str())], n as f64)).collect();
@@ -177,6 +180,37 @@ pub async fn metrics(
             "Time a job waited from enqueue to its first claim",
             MetricType::HISTOGRAM,
             wait,
+        ),
+        family(
+            "docqueue_queue_oldest_waiting_seconds",
+            "How long the longest-waiting job has waited for a worker since it entered the queue (or re-entered \
+             it: a retry, a rescue, a hand-back); 0 when nothing waits",
+            MetricType::GAUGE,
+            vec![gauge(vec![], oldest_waiting)],
+        ),
+        family(
+            "docqueue_reconciler_requeued_total",
+            "Unfinished documents the reconciler found without a live job in Redis and enqueued again",
+            MetricType::COUNTER,
+            vec![counter(vec![], totals.get("reconciled").copied().unwrap_or(0) as f64)],
+        ),
+        family(
+            "docqueue_redis_used_memory_bytes",
+            "Memory Redis uses (INFO used_memory)",
+            MetricType::GAUGE,
+            vec![gauge(vec![], memory.used_bytes as f64)],
+        ),
+        family(
+            "docqueue_redis_maxmemory_bytes",
+            "Redis maxmemory; 0 means no limit",
+            MetricType::GAUGE,
+            vec![gauge(vec![], memory.max_bytes as f64)],
+        ),
+        family(
+            "docqueue_redis_evicted_keys_total",
+            "Keys Redis evicted since it started (INFO evicted_keys); any eviction may drop jobs",
+            MetricType::COUNTER,
+            vec![counter(vec![], memory.evicted_keys as f64)],
         ),
         family(
             "docqueue_workers_active",

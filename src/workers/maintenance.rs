@@ -109,6 +109,7 @@ async fn reconcile_pages(deps: &WorkerDeps) -> Result<usize, String> {
         if !lost.is_empty() {
             log::warn!("reconciler: {} unfinished documents had no live job; enqueuing them", lost.len());
             deps.queue.enqueue(&lost).await.map_err(|e| e.to_string())?;
+            deps.queue.count_reconciled(lost.len()).await.map_err(|e| e.to_string())?;
             enqueued += lost.len();
         }
         if (job_ids.len() as i64) < RECONCILE_PAGE {

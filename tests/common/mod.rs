@@ -361,10 +361,15 @@ impl ServerProcess {
     /// Starts `docqueue serve --role all` on a free port with the test's configuration
     /// plus `env` (`DOCQUEUE_SECTION__KEY` names), and waits until it answers.
     pub async fn start(test: &TestEnv, env: &[(&str, String)]) -> ServerProcess {
+        ServerProcess::start_as(test, "all", env).await
+    }
+
+    /// `start` with another role that serves HTTP: `api` runs no workers.
+    pub async fn start_as(test: &TestEnv, role: &str, env: &[(&str, String)]) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = test.dir.join("server.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_docqueue"))
-            .args(["serve", "--role", "all"])
+            .args(["serve", "--role", role])
             .envs(test.env_vars())
             .env("DOCQUEUE_SERVER__PORT", port.to_string())
             .envs(env.iter().map(|(k, v)| (k.to_string(), v.clone())))

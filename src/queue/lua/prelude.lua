@@ -1,11 +1,12 @@
 -- Shared by every script. All keys start with the prefix in ARGV[1] (<p>); the same
 -- names are built in Rust by src/queue/keys.rs, which describes each:
---   job:<id>  queue  vtime  waiting:<user>  users  seq  wake  paused  stats  throughput:<minute>
+--   job:<id>  queue  waiting_since  vtime  waiting:<user>  users  seq  wake  paused  stats  throughput:<minute>
 --   delayed  active  completed  failed  cancelled  (sorted sets, one per state)
 --   hist:types  hist:wait  hist:duration:<type>  eta  workers  alive:<process>  lock:<task>
 --   events  events:seq:<user>  events:stream:<user>  (src/progress/lua)
 -- A job lives in the hash <p>job:<id>; while it waits it is in <p>queue (by fair
--- slot) and in <p>waiting:<user> (by priority, then arrival).
+-- slot), in <p>waiting:<user> (by priority, then arrival) and in <p>waiting_since (by
+-- when this wait began, for the oldest waiting job's age).
 local p = ARGV[1]
 
 local function now_ms()
@@ -32,6 +33,7 @@ local function add_waiting(id, user, priority, seq)
   local slot = math.max(last_slot, vtime) + 1
   redis.call('ZADD', wk, waiting_score(priority, seq), id)
   redis.call('ZINCRBY', p .. 'users', 1, user)
+  redis.call('ZADD', p .. 'waiting_since', now_ms(), id)
   -- The user's jobs that rank after this one (better-priority arrivals go ahead) each
   -- move one slot later: this job takes the first of their slots, the last of them
   -- takes the new slot. Usually there are none.
@@ -53,6 +55,7 @@ end
 
 local function remove_waiting(id, user)
   redis.call('ZREM', p .. 'queue', id)
+  redis.call('ZREM', p .. 'waiting_since', id)
   local removed = redis.call('ZREM', p .. 'waiting:' .. user, id)
   if removed == 1 and tonumber(redis.call('ZINCRBY', p .. 'users', -1, user)) <= 0 then
     redis.call('ZREM', p .. 'users', user)
@@ -132,6 +135,9 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
       return false
     end
     redis.call('SET', p .. 'vtime', popped[2])
+    -- Here, not only in remove_waiting: an id whose job hash is gone must not stay the
+    -- "oldest waiting job" for ever.
+    redis.call('ZREM', p .. 'waiting_since', id)
     local jk = p .. 'job:' .. id
     local user = redis.call('HGET', jk, 'user_id')
     if user then

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::AppError;
-use crate::queue::{Queue, StateCounts, WorkerInfo};
+use crate::queue::{OldestWaiting, Queue, StateCounts, WorkerInfo};
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Throughput {
@@ -37,8 +37,16 @@ pub struct Overview {
     pub workers: Vec<WorkerInfo>,
     pub throughput: Throughput,
     pub processing_time: ProcessingTime,
+    /// The waiting job that has waited longest (None: nothing waits).
+    pub oldest_waiting: Option<OldestWaiting>,
     pub redis_used_memory_bytes: u64,
+    /// 0: no limit.
+    pub redis_maxmemory_bytes: u64,
     pub redis_maxmemory_policy: String,
+    pub redis_evicted_keys: u64,
+    /// The key prefix this process uses (`redis.prefix`): workers on another prefix
+    /// never see these jobs.
+    pub redis_prefix: String,
     pub totals: std::collections::HashMap<String, u64>,
 }
 
@@ -59,7 +67,8 @@ pub async fn gather(queue: &Queue) -> Result<Overview, AppError> {
         average_ms: (!durations.is_empty()).then(|| durations.iter().sum::<i64>() as f64 / durations.len() as f64),
         p95_ms: durations.get((durations.len() as f64 * 0.95).ceil() as usize).or(durations.last()).copied(),
     };
-    let (redis_used_memory_bytes, redis_maxmemory_policy) = queue.redis_memory().await?;
+    let oldest_waiting = queue.oldest_waiting().await?;
+    let memory = queue.redis_memory().await?;
     let totals = queue.stats().await?;
     Ok(Overview {
         counts,
@@ -68,8 +77,12 @@ pub async fn gather(queue: &Queue) -> Result<Overview, AppError> {
         workers,
         throughput,
         processing_time,
-        redis_used_memory_bytes,
-        redis_maxmemory_policy,
+        oldest_waiting,
+        redis_used_memory_bytes: memory.used_bytes,
+        redis_maxmemory_bytes: memory.max_bytes,
+        redis_maxmemory_policy: memory.policy,
+        redis_evicted_keys: memory.evicted_keys,
+        redis_prefix: queue.keys().prefix().to_string(),
         totals,
     })
 }

@@ -168,6 +168,9 @@ pub fn overview(
             @if o.redis_maxmemory_policy != "noeviction" && !o.redis_maxmemory_policy.is_empty() {
                 p.banner { "Redis maxmemory-policy is " code { (o.redis_maxmemory_policy) } ": it may evict jobs. Use noeviction." }
             }
+            @if o.redis_evicted_keys > 0 {
+                p.banner { "Redis has evicted " (o.redis_evicted_keys) " keys since it started: jobs may have been lost (the reconciler enqueues them again)." }
+            }
             h2 { "Jobs" }
             div.cards {
                 @for (job_state, n) in c.by_state() {
@@ -175,6 +178,12 @@ pub fn overview(
                         div.n { (n) }
                         div.l { (job_state) @if job_state == JobState::Delayed { " (retry)" } }
                     }
+                }
+            }
+            @if let Some(oldest) = &o.oldest_waiting {
+                p.muted {
+                    "Longest wait: " (format!("{:.1}", oldest.waited_ms as f64 / 1000.0)) " s ("
+                    a href={ "/admin/jobs/" (oldest.job_id) } { (oldest.job_id) } ")"
                 }
             }
             h2 { "Throughput" }
@@ -188,7 +197,10 @@ pub fn overview(
                         "processing time: avg " (o.processing_time.average_ms.map_or("—".into(), |v| format!("{v:.0} ms")))
                         ", p95 " (o.processing_time.p95_ms.map_or("—".into(), |v| format!("{v} ms")))
                     }
-                    div.muted { "Redis memory: " (o.redis_used_memory_bytes / 1024) " KiB" }
+                    div.muted {
+                        "Redis memory: " (o.redis_used_memory_bytes / 1024) " KiB"
+                        @if o.redis_maxmemory_bytes > 0 { " of " (o.redis_maxmemory_bytes / 1024) " KiB (maxmemory)" }
+                    }
                 }
             }
             h2 { "Processing" }
