@@ -84,7 +84,7 @@ pub struct RedisMemory {
 }
 
 /// The waiting job that has waited longest, and for how long.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OldestWaiting {
     pub job_id: String,
     pub waited_ms: u64,
