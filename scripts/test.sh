@@ -12,6 +12,13 @@ command -v pg_isready >/dev/null || apt_install postgresql-client
 { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || apt_install chromium chromium-driver
 # The alert rules are tested by promtool, which Debian ships in the prometheus package.
 command -v promtool >/dev/null || apt_install prometheus
+# The OpenAPI description is validated against the 3.1 specification (PyPI's
+# openapi-spec-validator, the validator the OpenAPI tooling lists).
+python3 -c 'import openapi_spec_validator' 2>/dev/null || {
+  command -v pip3 >/dev/null || python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  python3 -m pip install --quiet --disable-pip-version-check openapi-spec-validator 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages openapi-spec-validator
+}
 ensure_redis
 
 export TEST_POSTGRES_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
@@ -26,6 +33,8 @@ scripts/lint.sh
 log "promtool: the alert rules and their tests (docker/prometheus)"
 promtool check config docker/prometheus/prometheus.yml
 promtool test rules docker/prometheus/alerts_test.yml
+log "docs/openapi.json against OpenAPI 3.1 (tests/openapi.rs keeps it equal to what is served)"
+python3 -m openapi_spec_validator docs/openapi.json
 cargo build --tests --bins --quiet
 
 log "tests on SQLite"

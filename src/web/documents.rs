@@ -111,7 +111,7 @@ pub async fn delete(
 /// Cancels queued or running processing. Queued: cancelled at once. Running: the
 /// worker stops within a second; the answer waits briefly for it (202 if it has not
 /// confirmed yet). Finished: 409.
-#[utoipa::path(delete, path = "/api/documents/cancel/{id}", tag = "documents", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/documents/cancel/{id}", tag = "documents", operation_id = "cancel_document", params(("id" = String, Path)),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Cancelled", body = DocumentView),

@@ -92,7 +92,7 @@ pub(crate) async fn retry_failed(_: AdminUser, state: web::Data<AppState>) -> Re
     Ok(HttpResponse::Ok().json(RetriedCount { retried: jobs::retry_all_failed(&state).await? }))
 }
 
-#[utoipa::path(delete, path = "/api/admin/queue/cancel/{job_id}", tag = "admin", params(("job_id" = String, Path)),
+#[utoipa::path(delete, path = "/api/admin/queue/cancel/{job_id}", tag = "admin", operation_id = "cancel_job", params(("job_id" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = DocumentView), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody)))]
 pub(crate) async fn cancel(
