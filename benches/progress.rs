@@ -25,7 +25,8 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 const JOBS: usize = 5;
 const UPDATES: u8 = 100;
 /// Between two progress reports of one job. Back-to-back reports would mostly be
-/// coalesced by the pump (it delivers one at a time: Redis, the row, then the publish),
+/// coalesced by the pump (it delivers one at a time: the publish, then at most once a
+/// second the row),
 /// so the figure would describe a handful of events; 3 ms apart, 5 jobs report ~1,700
 /// updates/s together and nearly every one becomes an event of its own. The events
 /// actually delivered are counted and printed with the figure.
@@ -170,19 +171,19 @@ fn delivery_latency(redis_url: &str) {
     let headline = spread(report_to_ws);
     let mut extra = headline.clone();
     extra.as_object_mut().unwrap().extend(setting.as_object().unwrap().clone());
-    extra["path"] = json!("processor on_progress → pump → Redis progress + DB row → publish (Lua, PUBLISH) → Hub → SessionActor → WebSocket client");
+    extra["path"] = json!("processor on_progress → pump → publish (Lua: job progress, seq, stream, PUBLISH) → Hub → SessionActor → WebSocket client; the row at most once a second, after");
     figure("progress", "progress_delay_ms", headline["p99"].as_f64().unwrap_or(0.0), "ms (p99)", extra);
 
     let parts = [
         (
             "progress_publish_to_ws_ms",
             publish_to_ws,
-            "event ts (ms since epoch, stamped after the DB write, 1 ms resolution) → WebSocket receipt",
+            "event ts (ms since epoch, stamped when the pump delivers, 1 ms resolution) → WebSocket receipt",
         ),
         (
             "progress_report_to_channel_ms",
             report_to_channel,
-            "on_progress → the event on the Redis channel (pump, Redis progress, DB row, publish)",
+            "on_progress → the event on the Redis channel (pump, publish with the job's progress)",
         ),
         (
             "progress_channel_to_ws_ms",
