@@ -41,6 +41,8 @@ pub struct HandBack;
 pub struct WorkerStopped {
     pub n: usize,
     pub worker_id: String,
+    /// Its Redis connection for blocking waits, for the worker that replaces it.
+    pub connection: Option<MultiplexedConnection>,
 }
 
 struct JobInHand {
@@ -62,13 +64,20 @@ pub struct DocumentWorker {
 }
 
 impl DocumentWorker {
-    pub fn new(n: usize, id: String, deps: WorkerDeps, supervisor: Recipient<WorkerStopped>) -> DocumentWorker {
+    /// `connection`: a recycled worker's, so a replacement does not connect again.
+    pub fn new(
+        n: usize,
+        id: String,
+        deps: WorkerDeps,
+        supervisor: Recipient<WorkerStopped>,
+        connection: Option<MultiplexedConnection>,
+    ) -> DocumentWorker {
         DocumentWorker {
             n,
             id,
             deps,
             supervisor,
-            connection: None,
+            connection,
             in_hand: None,
             claiming: false,
             stopping: false,
@@ -191,7 +200,8 @@ impl Actor for DocumentWorker {
         actix::spawn(async move {
             let _ = queue.remove_worker(&id).await;
         });
-        self.supervisor.do_send(WorkerStopped { n: self.n, worker_id: self.id.clone() });
+        let connection = self.connection.take();
+        self.supervisor.do_send(WorkerStopped { n: self.n, worker_id: self.id.clone(), connection });
     }
 }
 

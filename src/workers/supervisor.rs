@@ -6,6 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use actix::prelude::*;
+use redis::aio::MultiplexedConnection;
 use tokio::sync::oneshot;
 
 use super::document_worker::{DocumentWorker, HandBack, Stop, WorkerStopped};
@@ -41,10 +42,10 @@ impl PoolSupervisor {
         }
     }
 
-    fn start_worker(&mut self, ctx: &mut Context<Self>) {
+    fn start_worker(&mut self, ctx: &mut Context<Self>, connection: Option<MultiplexedConnection>) {
         let n = self.next_n;
         self.next_n += 1;
-        let worker = DocumentWorker::new(n, worker_id(n), self.deps.clone(), ctx.address().recipient());
+        let worker = DocumentWorker::new(n, worker_id(n), self.deps.clone(), ctx.address().recipient(), connection);
         self.workers.insert(n, worker.start());
     }
 
@@ -85,7 +86,7 @@ impl Actor for PoolSupervisor {
         let config = self.deps.config.document_queue.clone();
         log::info!("supervisor starting {} workers", config.concurrency);
         for _ in 0..config.concurrency {
-            self.start_worker(ctx);
+            self.start_worker(ctx, None);
         }
         // The liveness key: other processes rescue this one's jobs soon after it stops
         // renewing it (claims renew it too, so it exists whenever a job is owned).
@@ -127,7 +128,7 @@ impl Handler<WorkerStopped> for PoolSupervisor {
             }
         } else {
             log::info!("replacing worker {}", msg.worker_id);
-            self.start_worker(ctx);
+            self.start_worker(ctx, msg.connection);
         }
     }
 }
