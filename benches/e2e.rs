@@ -9,9 +9,10 @@
 //! (`docqueue_jobs_total` on `/metrics`); the processing time per document the queue
 //! records (`/api/admin/queue/status`, which averages the last 200 jobs, and the mean
 //! over every job from `docqueue_processing_duration_seconds`) beside the wall time a
-//! worker spends per document. On SQLite, and on PostgreSQL when `BENCH_POSTGRES_URL`
-//! is set (`scripts/bench.sh e2e` sets it when one answers); every run on a fresh
-//! database and Redis prefix.
+//! worker spends per document; and the CPU time spent per document, in this process
+//! and in the extractor processes. On SQLite, and on PostgreSQL when
+//! `BENCH_POSTGRES_URL` is set (`scripts/bench.sh e2e` sets it when one answers);
+//! every run on a fresh database and Redis prefix.
 
 mod common;
 #[allow(dead_code)] // the tests' PDF writer: the bench needs one plain page of it
@@ -196,6 +197,7 @@ fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[Fil
     );
     let dir = config.storage.root.parent().map(std::path::Path::to_path_buf);
     let files = files.to_vec();
+    let cpu_before = cpu_seconds();
     let seen = actix_web::rt::System::new().block_on(async move {
         let app = docqueue::app::start(config, Role::All).await.expect("the server starts");
         let base = format!("http://{}", app.http_addr.expect("an HTTP address"));
@@ -215,11 +217,26 @@ fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[Fil
         app.shutdown().await;
         seen
     });
+    let cpu_after = cpu_seconds();
+    let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
     }
     drop(scratch);
-    report(&seen, concurrency, postgres.is_some());
+    report(&seen, concurrency, postgres.is_some(), cpu);
+}
+
+/// CPU seconds (user + system) of this process, and of its children that ended and
+/// were reaped: the extractor processes, with the pdftotext each started.
+fn cpu_seconds() -> (f64, f64) {
+    let of = |who| {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut usage) };
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    };
+    (of(libc::RUSAGE_SELF), of(libc::RUSAGE_CHILDREN))
 }
 
 async fn connect(base: &str, token: &str) -> Socket {
@@ -332,7 +349,8 @@ fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
 }
 
-fn report(seen: &Seen, concurrency: usize, postgres: bool) {
+/// `cpu`: CPU seconds of this process and of its reaped children during the run.
+fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
     let suffix = if postgres { "_postgres" } else { "" };
     let database = if postgres { "PostgreSQL" } else { "SQLite" };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -418,6 +436,17 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool) {
             "all_jobs_mean_ms": mean_ms(None), "mean_ms_by_type": by_type,
             "worker_wall_ms_per_document": worker_ms,
             "note": "worker wall time per document = concurrency × elapsed / completed",
+        })),
+    );
+    let per_document = |seconds: f64| seconds * 1000.0 / completed.max(1) as f64;
+    figure(
+        "e2e",
+        &format!("cpu_ms_per_document_c{concurrency}{suffix}"),
+        per_document(cpu.0 + cpu.1),
+        "ms",
+        with(json!({
+            "this_process_ms": per_document(cpu.0), "extractor_processes_ms": per_document(cpu.1),
+            "note": "this process is the server and the bench's client; Redis and PostgreSQL are not counted",
         })),
     );
     for (id, error) in seen.failed.iter().take(5) {
