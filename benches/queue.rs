@@ -13,8 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bench_config, figure, percentile, queued_row, status_kib};
-use diesel::{Connection, PgConnection, RunQueryDsl};
+use common::{bench_config, figure, percentile, queued_row, status_kib, ScratchPostgres};
 use docqueue::config::Config;
 use docqueue::db::models::Document;
 use docqueue::db::{documents, Db};
@@ -178,32 +177,6 @@ struct NoopProcessor;
 impl Processor for NoopProcessor {
     fn process(&self, _: JobContext) -> BoxFuture<Result<Processed, ProcessError>> {
         Box::pin(async { Ok(Processed { chunk_count: 0 }) })
-    }
-}
-
-/// A database of the bench's own on the PostgreSQL server of `base` (a URL to any of its
-/// databases), so runs neither see nor leave rows; dropped with the value.
-struct ScratchPostgres {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl ScratchPostgres {
-    fn create(base: &str) -> ScratchPostgres {
-        let name = format!("dq_bench_{}", ulid::Ulid::generate().to_string().to_lowercase());
-        let mut conn = PgConnection::establish(base).expect("PostgreSQL at BENCH_POSTGRES_URL");
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).unwrap();
-        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
-        ScratchPostgres { base: base.into(), name, url }
-    }
-}
-
-impl Drop for ScratchPostgres {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&self.base) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks that print figures (never pass/fail):
-# bench.sh queue|pipeline|fidelity|search|progress|upload|all
+# bench.sh queue|pipeline|fidelity|search|progress|upload|e2e|all
 # bench.sh compare   docqueue's queue figures beside BullMQ's on one Redis (not in all:
 #                    it needs Node and the npm registry)
 set -euo pipefail
@@ -31,7 +31,7 @@ postgres_for_bench() {
   if pg_isready -d "$url" -q; then
     export BENCH_POSTGRES_URL="$url"
   else
-    log "PostgreSQL does not answer at $url: pool figures on SQLite only"
+    log "PostgreSQL does not answer at $url: figures on SQLite only"
     unset BENCH_POSTGRES_URL
   fi
 }
@@ -70,14 +70,15 @@ run() {
     search) own_redis; cargo bench --quiet --bench search ;;
     progress) own_redis; cargo bench --quiet --bench progress ;;
     upload) ensure_redis; cargo bench --quiet --bench upload_memory ;;
+    e2e) postgres_for_bench; own_redis; cargo bench --quiet --bench e2e ;;
     compare) compare ;;
-    *) echo "usage: scripts/bench.sh queue|pipeline|fidelity|search|progress|upload|all|compare" >&2; exit 2 ;;
+    *) echo "usage: scripts/bench.sh queue|pipeline|fidelity|search|progress|upload|e2e|all|compare" >&2; exit 2 ;;
   esac
 }
 
 target="${1:-all}"
 if [ "$target" = all ]; then
-  for b in queue pipeline fidelity search progress upload; do run "$b"; done
+  for b in queue pipeline fidelity search progress upload e2e; do run "$b"; done
 else
   run "$target"
 fi

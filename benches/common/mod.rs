@@ -2,6 +2,7 @@
 //! memory, the one-JSON-line-per-figure output, and document rows to store.
 #![allow(dead_code)] // each bench uses a part
 
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use docqueue::config::Config;
 use docqueue::db::models::{now, Document};
 use docqueue::job_state::JobState;
@@ -29,6 +30,26 @@ pub fn bench_config(redis_url: &str, overrides: Value) -> Config {
         "storage": { "root": dir.join("storage") },
         "auth": { "jwt_secret": SECRET, "dev_mode": false },
         "progress": { "max_events_per_sec": 10 },
+    });
+    merge(&mut base, overrides);
+    Config::from_overrides(base).unwrap()
+}
+
+/// config/default.toml's settings except what keeps a run to itself (a free port, a fresh
+/// Redis prefix, storage directory and SQLite file, or `database_url`), a known secret,
+/// and the docqueue binary as the extractor (this executable is the bench), with
+/// `overrides` on top. The run's directory is the storage root's parent.
+pub fn default_config(redis_url: &str, database_url: Option<&str>, overrides: Value) -> Config {
+    let id = ulid::Ulid::generate().to_string().to_lowercase();
+    let dir = std::env::temp_dir().join("docqueue-bench").join(&id);
+    let database = database_url.map_or_else(|| dir.join("bench.sqlite3").display().to_string(), str::to_string);
+    let mut base = json!({
+        "server": { "host": "127.0.0.1", "port": 0 },
+        "redis": { "url": redis_url, "prefix": format!("bench:{id}:") },
+        "database": { "url": database },
+        "storage": { "root": dir.join("storage") },
+        "auth": { "jwt_secret": SECRET, "dev_mode": false },
+        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") },
     });
     merge(&mut base, overrides);
     Config::from_overrides(base).unwrap()
@@ -85,5 +106,31 @@ pub fn queued_row(user: &str, filename: &str) -> Document {
         queued_at: created,
         started_at: None,
         finished_at: None,
+    }
+}
+
+/// A database of the bench's own on the PostgreSQL server of `base` (a URL to any of its
+/// databases), so runs neither see nor leave rows; dropped with the value.
+pub struct ScratchPostgres {
+    base: String,
+    name: String,
+    pub url: String,
+}
+
+impl ScratchPostgres {
+    pub fn create(base: &str) -> ScratchPostgres {
+        let name = format!("dq_bench_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let mut conn = PgConnection::establish(base).expect("PostgreSQL at BENCH_POSTGRES_URL");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).unwrap();
+        let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+        ScratchPostgres { base: base.into(), name, url }
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&self.base) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).execute(&mut conn);
+        }
     }
 }

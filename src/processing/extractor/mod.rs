@@ -190,7 +190,10 @@ impl Extractor {
         feeder.abort();
         let stderr = tokio::time::timeout(STDERR_WAIT, stderr_tail).await.ok().and_then(Result::ok).unwrap_or_default();
         let run = Run { sections, last_frame, broken, stopped, ended, stderr };
-        // The next document's process starts now, off this one's path.
+        // The next document's process starts now; fork and exec hold this thread (the
+        // workers' event loop) for 2-5 ms. Starting spares on a thread of their own was
+        // slower (issue 17): the server writes on while the child shares its pages, and
+        // each write copies one.
         self.warm_up();
         self.settle(content_type, run)
     }

@@ -1,0 +1,455 @@
+//! End to end with real documents, one JSON line per figure. 1,000 small files (1–3 KB:
+//! Markdown, text, HTML, a one-page DOCX and a one-page PDF, 200 of each) are uploaded
+//! through HTTP by 10 users, 5 files per request, to a server started in this process
+//! with the real pipeline (extractor process, chunking, hash embedding, storing) and
+//! the default configuration apart from `document_queue.concurrency` (1, 3 and 8).
+//! Per setting: documents/s from the first upload request to the last
+//! `document.completed`; upload-to-completed latency, from sending a file's upload
+//! request to its WebSocket `document.completed` event; retries and failures
+//! (`docqueue_jobs_total` on `/metrics`); the processing time per document the queue
+//! records (`/api/admin/queue/status`, which averages the last 200 jobs, and the mean
+//! over every job from `docqueue_processing_duration_seconds`) beside the wall time a
+//! worker spends per document; and the CPU time spent per document, in this process
+//! and in the extractor processes. On SQLite, and on PostgreSQL when
+//! `BENCH_POSTGRES_URL` is set (`scripts/bench.sh e2e` sets it when one answers);
+//! every run on a fresh database and Redis prefix.
+
+mod common;
+#[allow(dead_code)] // the tests' PDF writer: the bench needs one plain page of it
+#[path = "../tests/common/pdf_writer.rs"]
+mod pdf_writer;
+
+use std::collections::HashMap;
+use std::io::{Cursor, Write};
+use std::time::{Duration, Instant};
+
+use common::{default_config, figure, percentile, ScratchPostgres};
+use docqueue::app::Role;
+use docqueue::auth::Role as TokenRole;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const FILES: usize = 1_000;
+const USERS: usize = 10;
+/// Chat users drop a few files at a time.
+const FILES_PER_REQUEST: usize = 5;
+const CONCURRENCY: [usize; 3] = [1, 3, 8];
+/// A run still unfinished after this long is reported as it stands.
+const RUN_LIMIT: Duration = Duration::from_secs(600);
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    let files = corpus();
+    describe(&files);
+    let postgres = std::env::var("BENCH_POSTGRES_URL").ok();
+    for database in std::iter::once(None).chain(postgres.as_deref().map(Some)) {
+        for concurrency in CONCURRENCY {
+            run(&redis_url, database, concurrency, &files);
+        }
+    }
+}
+
+/// A file of the corpus: its name and bytes.
+type File = (String, Vec<u8>);
+
+/// 1,000 files, the five formats in turn, each with sentences of its own.
+fn corpus() -> Vec<File> {
+    (0..FILES)
+        .map(|i| {
+            let lines = sentences(i, 15);
+            match i % 5 {
+                0 => (format!("note-{i}.md"), markdown(i, &lines)),
+                1 => (format!("snippet-{i}.txt"), lines.join("\n").into_bytes()),
+                2 => (format!("export-{i}.html"), html(i, &lines)),
+                3 => (format!("memo-{i}.docx"), docx(&lines)),
+                _ => (
+                    format!("summary-{i}.pdf"),
+                    pdf_writer::text_pdf(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
+                ),
+            }
+        })
+        .collect()
+}
+
+/// The corpus's file sizes by format, so the figures can be read against them.
+fn describe(files: &[File]) {
+    let mut sizes: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+    for (name, bytes) in files {
+        sizes.entry(name.rsplit('.').next().unwrap_or_default()).or_default().push(bytes.len());
+    }
+    let by_format: serde_json::Map<String, Value> = sizes
+        .iter()
+        .map(|(format, s)| {
+            let (min, max) = (s.iter().min(), s.iter().max());
+            (format.to_string(), json!({ "files": s.len(), "min_bytes": min, "max_bytes": max }))
+        })
+        .collect();
+    let mean = files.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / files.len().max(1) as f64;
+    figure("e2e", "corpus_file_bytes", mean, "bytes (mean)", json!({ "files": files.len(), "formats": by_format }));
+}
+
+/// `n` sentences of 12 words, drawn from a small vocabulary by a generator seeded with `i`.
+fn sentences(i: usize, n: usize) -> Vec<String> {
+    const WORDS: &[&str] = &[
+        "the",
+        "team",
+        "agreed",
+        "on",
+        "a",
+        "new",
+        "plan",
+        "for",
+        "backup",
+        "storage",
+        "before",
+        "next",
+        "quarter",
+        "owners",
+        "review",
+        "budget",
+        "meeting",
+        "notes",
+        "customer",
+        "release",
+        "schedule",
+        "risk",
+        "server",
+        "migration",
+        "weekly",
+        "report",
+        "draft",
+        "decision",
+        "deadline",
+        "support",
+        "ticket",
+        "summary",
+    ];
+    let mut rng = fastrand::Rng::with_seed(i as u64);
+    (0..n)
+        .map(|_| {
+            let words: Vec<&str> = (0..12).map(|_| WORDS[rng.usize(..WORDS.len())]).collect();
+            format!("{}.", words.join(" "))
+        })
+        .collect()
+}
+
+fn markdown(i: usize, lines: &[String]) -> Vec<u8> {
+    let (first, rest) = lines.split_at(lines.len() / 2);
+    format!("# Note {i}\n\n{}\n\n## Follow-up\n\n- {}\n", first.join(" "), rest.join("\n- ")).into_bytes()
+}
+
+fn html(i: usize, lines: &[String]) -> Vec<u8> {
+    let paragraphs: String = lines.iter().map(|l| format!("<p>{l}</p>\n")).collect();
+    format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Export {i}</title></head>\n\
+         <body><h1>Exported chat {i}</h1>\n{paragraphs}</body></html>\n"
+    )
+    .into_bytes()
+}
+
+/// The three parts Word needs to open a document, deflated as Word does.
+fn docx(lines: &[String]) -> Vec<u8> {
+    const CONTENT_TYPES: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    const RELS: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#;
+    let body: String = lines.iter().map(|l| format!("<w:p><w:r><w:t>{l}</w:t></w:r></w:p>")).collect();
+    let document = format!(
+        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+    );
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, part) in
+        [("[Content_Types].xml", CONTENT_TYPES), ("_rels/.rels", RELS), ("word/document.xml", &document)]
+    {
+        zip.start_file(name, deflated).unwrap();
+        zip.write_all(part.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// What the client saw in one run.
+#[derive(Default)]
+struct Seen {
+    /// Document id → when its upload request was sent.
+    sent: HashMap<String, Instant>,
+    /// Document id → when its `document.completed` event arrived.
+    completed: HashMap<String, Instant>,
+    /// Documents that failed for good, with the reason.
+    failed: Vec<(String, String)>,
+    first_sent: Option<Instant>,
+    last_accepted: Option<Instant>,
+    metrics: String,
+    status: Value,
+}
+
+fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[File]) {
+    let scratch = postgres.map(ScratchPostgres::create);
+    let config = default_config(
+        redis_url,
+        scratch.as_ref().map(|s| s.url.as_str()),
+        json!({ "document_queue": { "concurrency": concurrency } }),
+    );
+    let dir = config.storage.root.parent().map(std::path::Path::to_path_buf);
+    let files = files.to_vec();
+    let cpu_before = cpu_seconds();
+    let seen = actix_web::rt::System::new().block_on(async move {
+        let app = docqueue::app::start(config, Role::All).await.expect("the server starts");
+        let base = format!("http://{}", app.http_addr.expect("an HTTP address"));
+        let hour = Duration::from_secs(3600);
+        let tokens: Vec<String> =
+            (0..USERS).map(|u| app.token_keys.issue(&format!("user-{u}"), TokenRole::User, hour).unwrap()).collect();
+        let admin = app.token_keys.issue("bench-admin", TokenRole::Admin, hour).unwrap();
+        // The client has a thread and runtime of its own, so it never waits behind the
+        // server's event loop (it shares the machine's two cores all the same).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let client = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = tx.send(runtime.block_on(client_run(base, tokens, admin, files)));
+        });
+        let seen = rx.await.expect("the client thread reports");
+        client.join().unwrap();
+        app.shutdown().await;
+        seen
+    });
+    let cpu_after = cpu_seconds();
+    let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    drop(scratch);
+    report(&seen, concurrency, postgres.is_some(), cpu);
+}
+
+/// CPU seconds (user + system) of this process, and of its children that ended and
+/// were reaped: the extractor processes, with the pdftotext each started.
+fn cpu_seconds() -> (f64, f64) {
+    let of = |who| {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut usage) };
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    };
+    (of(libc::RUSAGE_SELF), of(libc::RUSAGE_CHILDREN))
+}
+
+async fn connect(base: &str, token: &str) -> Socket {
+    let url = format!("{}/ws?token={token}", base.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket connects");
+    let first = socket.next().await.expect("a snapshot on connect").expect("a frame");
+    assert!(first.to_text().unwrap_or_default().contains("\"snapshot\""), "{first}");
+    socket
+}
+
+async fn client_run(base: String, tokens: Vec<String>, admin: String, files: Vec<File>) -> Seen {
+    let client = reqwest::Client::new();
+    let mut sockets = Vec::new();
+    for token in &tokens {
+        sockets.push(connect(&base, token).await);
+    }
+    // After its first snapshot a session holds live events back for a second (a resume
+    // may come); start once that window is over.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let per_user = files.len() / USERS;
+    let users = sockets.into_iter().zip(&tokens).zip(files.chunks(per_user)).map(|((socket, token), files)| {
+        let (client, base) = (&client, base.as_str());
+        async move { tokio::join!(follow(socket, files.len()), upload(client, base, token, files)) }
+    });
+    let mut seen = Seen::default();
+    for ((completed, failed), (sent, first, last)) in futures_util::future::join_all(users).await {
+        seen.completed.extend(completed);
+        seen.failed.extend(failed);
+        seen.sent.extend(sent);
+        seen.first_sent = Some(seen.first_sent.map_or(first, |f| f.min(first)));
+        seen.last_accepted = seen.last_accepted.max(Some(last));
+    }
+    let get = |path: &str| client.get(format!("{base}{path}")).bearer_auth(&admin).send();
+    seen.metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    seen.status = get("/api/admin/queue/status").await.unwrap().json().await.unwrap();
+    seen
+}
+
+/// Reads one user's events until `expected` documents completed or failed for good.
+async fn follow(mut socket: Socket, expected: usize) -> (HashMap<String, Instant>, Vec<(String, String)>) {
+    let mut completed = HashMap::new();
+    let mut failed = Vec::new();
+    let deadline = tokio::time::Instant::now() + RUN_LIMIT;
+    while completed.len() + failed.len() < expected {
+        let text = match tokio::time::timeout_at(deadline, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => continue,
+            _ => break,
+        };
+        let at = Instant::now();
+        let event: Value = serde_json::from_str(&text).unwrap_or_default();
+        let id = event["document_id"].as_str().unwrap_or_default().to_string();
+        match event["type"].as_str() {
+            Some("document.completed") => {
+                completed.insert(id, at);
+            }
+            Some("document.failed") if event["will_retry"] == false => {
+                failed.push((id, event["error"].as_str().unwrap_or_default().to_string()));
+            }
+            _ => {}
+        }
+    }
+    (completed, failed)
+}
+
+/// Uploads one user's files, a few per request, one request after another. Returns
+/// when each document's request was sent, the first send and the last 202.
+async fn upload(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    files: &[File],
+) -> (HashMap<String, Instant>, Instant, Instant) {
+    let mut sent = HashMap::new();
+    let first = Instant::now();
+    for batch in files.chunks(FILES_PER_REQUEST) {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in batch {
+            form = form.part("file", reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone()));
+        }
+        let at = Instant::now();
+        let response = client
+            .post(format!("{base}/api/documents/upload"))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("the upload is answered");
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        assert_eq!(status.as_u16(), 202, "upload: {body}");
+        for document in body["documents"].as_array().into_iter().flatten() {
+            sent.insert(document["id"].as_str().unwrap_or_default().to_string(), at);
+        }
+    }
+    (sent, first, Instant::now())
+}
+
+/// A sample's value from Prometheus text, summed over the lines whose labels contain
+/// `label` (`name="value"`), or over all of them.
+fn metric(text: &str, name: &str, label: Option<&str>) -> f64 {
+    text.lines()
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with(['{', ' '])))
+        .filter(|line| label.is_none_or(|label| line.contains(label)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
+}
+
+/// `cpu`: CPU seconds of this process and of its reaped children during the run.
+fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
+    let suffix = if postgres { "_postgres" } else { "" };
+    let database = if postgres { "PostgreSQL" } else { "SQLite" };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mut latencies: Vec<f64> = seen
+        .completed
+        .iter()
+        .filter_map(|(id, done)| Some(ms(done.saturating_duration_since(*seen.sent.get(id)?))))
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let first = seen.first_sent.unwrap_or_else(Instant::now);
+    let last_completed = seen.completed.values().max().copied().unwrap_or(first);
+    let elapsed = last_completed.saturating_duration_since(first).as_secs_f64().max(1e-9);
+    let completed = seen.completed.len();
+    let setting = json!({
+        "database": database, "concurrency": concurrency, "files": FILES, "users": USERS,
+        "files_per_request": FILES_PER_REQUEST, "completed": completed, "failed": seen.failed.len(),
+        // Other work on the machine shows in every figure: note how busy it was.
+        "loadavg_1m": load_average(),
+    });
+    let with = |extra: Value| {
+        let mut all = setting.clone();
+        all.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        all
+    };
+    let uploads_s = seen.last_accepted.map_or(0.0, |last| last.saturating_duration_since(first).as_secs_f64());
+    figure(
+        "e2e",
+        &format!("documents_per_s_c{concurrency}{suffix}"),
+        completed as f64 / elapsed,
+        "documents/s",
+        with(json!({ "elapsed_s": elapsed, "uploads_s": uploads_s,
+                     "span": "first upload request sent → last document.completed received" })),
+    );
+    figure(
+        "e2e",
+        &format!("upload_to_completed_ms_c{concurrency}{suffix}"),
+        percentile(&latencies, 0.99),
+        "ms (p99)",
+        with(json!({
+            "p50": percentile(&latencies, 0.5), "p95": percentile(&latencies, 0.95),
+            "p99": percentile(&latencies, 0.99), "max": latencies.last().copied().unwrap_or(0.0),
+            "measured": "upload request sent → WebSocket document.completed received, per document",
+        })),
+    );
+    let text = &seen.metrics;
+    let outcome = |o: &str| metric(text, "docqueue_jobs_total", Some(&format!("outcome=\"{o}\"")));
+    for name in ["retried", "failed"] {
+        figure(
+            "e2e",
+            &format!("{name}_c{concurrency}{suffix}"),
+            outcome(name),
+            "jobs",
+            with(json!({ "completed_total": outcome("completed"), "stalled_total": outcome("stalled"),
+                         "source": "/metrics docqueue_jobs_total" })),
+        );
+    }
+    // The queue times a job from its claim to its end in Redis.
+    let histogram = "docqueue_processing_duration_seconds";
+    let mean_ms = |label: Option<&str>| {
+        let count = metric(text, &format!("{histogram}_count"), label);
+        (count > 0.0).then(|| metric(text, &format!("{histogram}_sum"), label) / count * 1000.0)
+    };
+    let by_type: serde_json::Map<String, Value> = [
+        ("markdown", "text/markdown"),
+        ("text", "text/plain"),
+        ("html", "text/html"),
+        ("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        ("pdf", "application/pdf"),
+    ]
+    .into_iter()
+    .map(|(format, t)| (format.to_string(), json!(mean_ms(Some(&format!("\"{t}\""))))))
+    .collect();
+    let worker_ms = concurrency as f64 * elapsed * 1000.0 / completed.max(1) as f64;
+    let status = &seen.status["processing_time"];
+    figure(
+        "e2e",
+        &format!("processing_ms_c{concurrency}{suffix}"),
+        status["average_ms"].as_f64().unwrap_or(0.0),
+        "ms (average)",
+        with(json!({
+            "source": "/api/admin/queue/status processing_time (claim → end in Redis)",
+            "status_sample": status["sample"], "status_p95_ms": status["p95_ms"],
+            "all_jobs_mean_ms": mean_ms(None), "mean_ms_by_type": by_type,
+            "worker_wall_ms_per_document": worker_ms,
+            "note": "worker wall time per document = concurrency × elapsed / completed",
+        })),
+    );
+    let per_document = |seconds: f64| seconds * 1000.0 / completed.max(1) as f64;
+    figure(
+        "e2e",
+        &format!("cpu_ms_per_document_c{concurrency}{suffix}"),
+        per_document(cpu.0 + cpu.1),
+        "ms",
+        with(json!({
+            "this_process_ms": per_document(cpu.0), "extractor_processes_ms": per_document(cpu.1),
+            "note": "this process is the server and the bench's client; Redis and PostgreSQL are not counted",
+        })),
+    );
+    for (id, error) in seen.failed.iter().take(5) {
+        eprintln!("e2e: document {id} failed: {error}");
+    }
+}
