@@ -234,14 +234,7 @@ async fn upload_without_a_file_part_is_400() {
     let env = TestEnv::new();
     let server = api_server(&env, json!({})).await;
     let form = reqwest::multipart::Form::new().text("priority", "1");
-    let response = server
-        .client
-        .post(server.url("/api/documents/upload"))
-        .bearer_auth(token("alice"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = server.upload_form(&token("alice"), form).await;
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "bad_request");

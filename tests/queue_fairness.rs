@@ -11,8 +11,7 @@ use common::processors::ScriptedProcessor;
 use common::{admin_token, token, TestEnv, TestServer};
 use docqueue::app::Role;
 use docqueue::db::documents;
-use docqueue::db::models::{now, Document};
-use docqueue::job_state::JobState;
+use docqueue::db::models::{now, Document, FileFacts};
 use docqueue::queue::NewJob;
 use serde_json::{json, Value};
 
@@ -74,29 +73,14 @@ async fn lower_priority_value_runs_first_within_a_user() {
 
 /// A queued row as an upload would create it (its file is never read: no worker runs).
 fn queued_document(user: &str, name: &str) -> Document {
-    let created = now();
-    Document {
-        id: ulid::Ulid::generate().to_string(),
-        user_id: user.into(),
+    let file = FileFacts {
         filename: name.into(),
         content_type: "text/plain".into(),
         size_bytes: 1,
         sha256: String::new(),
         storage_path: String::new(),
-        chunk_count: 0,
-        created_at: created,
-        queue_status: JobState::Queued,
-        job_id: ulid::Ulid::generate().to_string(),
-        queue_priority: 0,
-        worker_id: None,
-        progress: 0,
-        stage: None,
-        attempts: 0,
-        error: None,
-        queued_at: created,
-        started_at: None,
-        finished_at: None,
-    }
+    };
+    Document::queued(ulid::Ulid::generate().to_string(), user, file, 0, now())
 }
 
 #[actix_web::test]

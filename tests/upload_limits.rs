@@ -96,14 +96,7 @@ async fn non_file_parts_past_their_byte_limit_are_refused() {
     let form = reqwest::multipart::Form::new()
         .text("comment", "x".repeat(4096))
         .part("file", reqwest::multipart::Part::bytes(b"text".to_vec()).file_name("a.txt"));
-    let response = server
-        .client
-        .post(server.url("/api/documents/upload"))
-        .bearer_auth(token("alice"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let response = server.upload_form(&token("alice"), form).await;
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("max_form_field_bytes"), "{body}");

@@ -4,8 +4,7 @@
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use docqueue::config::Config;
-use docqueue::db::models::{now, Document};
-use docqueue::job_state::JobState;
+use docqueue::db::models::{now, Document, FileFacts};
 use serde_json::{json, Value};
 
 pub const SECRET: &str = "bench-secret-for-docqueue-benchmarks-0123";
@@ -84,29 +83,14 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
 
 /// A small queued text document's row (its file is never read: the processors are no-ops).
 pub fn queued_row(user: &str, filename: &str) -> Document {
-    let created = now();
-    Document {
-        id: ulid::Ulid::generate().to_string(),
-        user_id: user.into(),
+    let file = FileFacts {
         filename: filename.into(),
         content_type: "text/plain".into(),
         size_bytes: 10,
         sha256: String::new(),
         storage_path: String::new(),
-        chunk_count: 0,
-        created_at: created,
-        queue_status: JobState::Queued,
-        job_id: ulid::Ulid::generate().to_string(),
-        queue_priority: 0,
-        worker_id: None,
-        progress: 0,
-        stage: None,
-        attempts: 0,
-        error: None,
-        queued_at: created,
-        started_at: None,
-        finished_at: None,
-    }
+    };
+    Document::queued(ulid::Ulid::generate().to_string(), user, file, 0, now())
 }
 
 /// A database of the bench's own on the PostgreSQL server of `base` (a URL to any of its

@@ -35,6 +35,46 @@ pub struct Document {
     pub finished_at: Option<NaiveDateTime>,
 }
 
+/// What a document row keeps of its stored file.
+#[derive(Debug, Clone)]
+pub struct FileFacts {
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    /// Where the file is kept, relative to the storage root.
+    pub storage_path: String,
+}
+
+impl Document {
+    /// A new document as an upload creates it: queued under a fresh job id, with
+    /// nothing done yet.
+    pub fn queued(id: String, user_id: &str, file: FileFacts, priority: i32, created_at: NaiveDateTime) -> Document {
+        Document {
+            id,
+            user_id: user_id.to_string(),
+            filename: file.filename,
+            content_type: file.content_type,
+            size_bytes: file.size_bytes,
+            sha256: file.sha256,
+            storage_path: file.storage_path,
+            chunk_count: 0,
+            created_at,
+            queue_status: JobState::Queued,
+            job_id: ulid::Ulid::generate().to_string(),
+            queue_priority: priority,
+            worker_id: None,
+            progress: 0,
+            stage: None,
+            attempts: 0,
+            error: None,
+            queued_at: created_at,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+}
+
 /// `None` is written as NULL, not DEFAULT, so many rows go in one INSERT on SQLite too.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = document_chunks, treat_none_as_default_value = false)]

@@ -18,7 +18,7 @@ use super::AppState;
 use crate::auth::AuthUser;
 use crate::config::ProcessingMode;
 use crate::db::documents;
-use crate::db::models::{now, Document};
+use crate::db::models::{now, Document, FileFacts};
 use crate::error::{AppError, ErrorBody};
 use crate::job_state::JobState;
 use crate::progress::Subject;
@@ -150,28 +150,14 @@ pub async fn upload(
         .iter()
         .map(|file| {
             let id = ulid::Ulid::generate().to_string();
-            Document {
-                storage_path: Storage::relative_path_for(&id),
-                id,
-                user_id: user.id.clone(),
+            let facts = FileFacts {
                 filename: file.filename.clone(),
                 content_type: file.content_type.to_string(),
                 size_bytes: file.size_bytes as i64,
                 sha256: file.sha256.clone(),
-                chunk_count: 0,
-                created_at: created,
-                queue_status: JobState::Queued,
-                job_id: ulid::Ulid::generate().to_string(),
-                queue_priority: priority,
-                worker_id: None,
-                progress: 0,
-                stage: None,
-                attempts: 0,
-                error: None,
-                queued_at: created,
-                started_at: None,
-                finished_at: None,
-            }
+                storage_path: Storage::relative_path_for(&id),
+            };
+            Document::queued(id, &user.id, facts, priority, created)
         })
         .collect();
     for (n, (file, row)) in staged.iter().zip(&rows).enumerate() {

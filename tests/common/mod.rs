@@ -220,6 +220,11 @@ impl TestServer {
         if let Some(priority) = priority {
             form = form.text("priority", priority.to_string());
         }
+        self.upload_form(token, form).await
+    }
+
+    /// Posts any multipart form to the upload route.
+    pub async fn upload_form(&self, token: &str, form: reqwest::multipart::Form) -> reqwest::Response {
         self.client.post(self.url("/api/documents/upload")).bearer_auth(token).multipart(form).send().await.unwrap()
     }
 
