@@ -185,22 +185,14 @@ impl Queue {
         conn: &mut MultiplexedConnection,
         worker_id: &str,
     ) -> Result<Option<ClaimedJob>, QueueError> {
-        self.claim_as(conn, worker_id, "").await
+        self.claim_for_process(conn, worker_id, "").await
     }
 
     /// Claims for a worker of the process `process` (`host:pid`), which keeps its
     /// liveness key renewed (`keep_process_alive`): if the process dies, its job is
-    /// rescued as soon as the key expires, not when the lease does.
+    /// rescued as soon as the key expires, not when the lease does. An empty `process`
+    /// leaves the job to its lease alone.
     pub async fn claim_for_process(
-        &self,
-        conn: &mut MultiplexedConnection,
-        worker_id: &str,
-        process: &str,
-    ) -> Result<Option<ClaimedJob>, QueueError> {
-        self.claim_as(conn, worker_id, process).await
-    }
-
-    async fn claim_as(
         &self,
         conn: &mut MultiplexedConnection,
         worker_id: &str,

@@ -94,7 +94,7 @@ impl DocumentWorker {
         // last job before it claims nothing more.
         let recycles = self.jobs_done + 1 >= self.deps.config.document_queue.max_jobs_per_worker;
         let run = run_job(self.deps.clone(), self.id.clone(), job, cancelled, !recycles && !self.stopping);
-        ctx.spawn(run.into_actor(self).map(|next_job, act, ctx| {
+        ctx.spawn(run.into_actor(self).map(move |next_job, act, ctx| {
             act.in_hand = None;
             act.jobs_done += 1;
             if next_job.is_some() {
@@ -103,9 +103,7 @@ impl DocumentWorker {
             match next_job {
                 Some(job) if act.stopping => act.hand_back_and_stop(job, ctx),
                 Some(job) => act.start_job(job, ctx),
-                None if act.stopping || act.jobs_done >= act.deps.config.document_queue.max_jobs_per_worker => {
-                    ctx.stop();
-                }
+                None if act.stopping || recycles => ctx.stop(),
                 None => ctx.notify(ClaimNext),
             }
         }));
