@@ -67,7 +67,7 @@ fn main() {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
         let mut on_progress = |_| {};
-        let run = extractor.run(&path, "application/pdf", &mut on_progress, std::future::pending(), deadline);
+        let run = extractor.run(&name, &path, "application/pdf", &mut on_progress, std::future::pending(), deadline);
         let extracted = match runtime.block_on(run).result {
             Ok(extracted) => extracted,
             Err(err) => {
@@ -86,7 +86,7 @@ fn main() {
         let agreement = agreement_with(&reference_words, &texts);
         let builtin_agreement = {
             let mut on_progress = |_| {};
-            let run = builtin.run(&path, "application/pdf", &mut on_progress, std::future::pending(), deadline);
+            let run = builtin.run(&name, &path, "application/pdf", &mut on_progress, std::future::pending(), deadline);
             match runtime.block_on(run).result {
                 Ok(doc) => {
                     let texts: Vec<String> = doc.sections.into_iter().map(|s| s.text).collect();

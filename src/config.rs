@@ -121,6 +121,7 @@ pub struct ProcessingConfig {
     pub max_open_files: u64,
     pub extractor_program: String,
     pub extractor_spares: usize,
+    pub max_documents_per_extractor: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,6 +312,9 @@ impl Config {
         }
         if self.processing.max_seconds == 0 {
             return invalid("processing.max_seconds", "must be above 0");
+        }
+        if self.processing.max_documents_per_extractor == 0 {
+            return invalid("processing.max_documents_per_extractor", "must be at least 1");
         }
         if self.processing.max_open_files < 8 {
             return invalid("processing.max_open_files", "must be at least 8");

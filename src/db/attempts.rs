@@ -43,6 +43,8 @@ pub struct ExtractorRun {
     pub exit: String,
     pub peak_memory_kb: i64,
     pub cpu_ms: i64,
+    /// The process that read it; none when no process started.
+    pub pid: Option<u32>,
 }
 
 pub fn record_start(
@@ -67,6 +69,7 @@ pub fn record_start(
             extractor_exit: None,
             extractor_peak_memory_kb: None,
             extractor_cpu_ms: None,
+            extractor_pid: None,
         };
         diesel::insert_into(job_attempts::table).values(&row).execute(conn)?;
         Ok(())
@@ -119,6 +122,7 @@ pub fn record_extractor(
             job_attempts::extractor_exit.eq(&run.exit),
             job_attempts::extractor_peak_memory_kb.eq(run.peak_memory_kb),
             job_attempts::extractor_cpu_ms.eq(run.cpu_ms),
+            job_attempts::extractor_pid.eq(run.pid.map(i64::from)),
         ))
         .execute(conn)?;
         Ok(())

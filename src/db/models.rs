@@ -161,4 +161,5 @@ pub struct JobAttempt {
     pub extractor_exit: Option<String>,
     pub extractor_peak_memory_kb: Option<i64>,
     pub extractor_cpu_ms: Option<i64>,
+    pub extractor_pid: Option<i64>,
 }

@@ -52,6 +52,7 @@ diesel::table! {
         extractor_exit -> Nullable<Text>,
         extractor_peak_memory_kb -> Nullable<BigInt>,
         extractor_cpu_ms -> Nullable<BigInt>,
+        extractor_pid -> Nullable<BigInt>,
     }
 }
 

@@ -11,10 +11,11 @@ use futures_util::StreamExt;
 
 use super::chunk::chunk;
 use super::embed::{self, Embedder};
+use super::extract::ExtractedText;
 use super::extractor::{Extractor, ExtractorError, ExtractorReport};
 use crate::config::{Config, EmbeddingProvider, ProcessingConfig};
 use crate::db::models::{ChunkRow, Document};
-use crate::db::{attempts, chunks, Db};
+use crate::db::{attempts, chunks, write_transaction, Db};
 use crate::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
 use crate::queue::Queue;
 use crate::storage::Storage;
@@ -74,6 +75,7 @@ impl Pipeline {
         let extraction = self
             .extractor
             .run(
+                &document.user_id,
                 &self.storage.absolute(&document.storage_path),
                 &document.content_type,
                 &mut on_progress,
@@ -81,20 +83,39 @@ impl Pipeline {
                 tokio::time::Instant::from_std(deadline),
             )
             .await;
-        self.keep_report(&document, ctx.attempt, &extraction.report).await;
+        self.count_outcome(&extraction.report).await;
         let extracted = match extraction.result {
             Ok(extracted) => extracted,
-            Err(ExtractorError::Cancelled) => return Err(ProcessError::Cancelled),
-            Err(ExtractorError::Permanent(reason)) => return Err(ProcessError::Permanent(reason)),
-            // One more try, in case the machine rather than the file was to blame.
-            Err(ExtractorError::MachineTrouble(reason)) if ctx.attempt <= 1 => {
-                return Err(ProcessError::Transient(reason))
-            }
-            Err(ExtractorError::MachineTrouble(reason)) => {
-                return Err(ProcessError::Permanent(format!("{reason}; it happened again on a second try")))
+            Err(err) => {
+                self.keep_report(&document, ctx.attempt, &extraction.report).await;
+                return Err(match err {
+                    ExtractorError::Cancelled => ProcessError::Cancelled,
+                    ExtractorError::Permanent(reason) => ProcessError::Permanent(reason),
+                    // One more try, in case the machine rather than the file was to blame.
+                    ExtractorError::MachineTrouble(reason) if ctx.attempt <= 1 => ProcessError::Transient(reason),
+                    ExtractorError::MachineTrouble(reason) => {
+                        ProcessError::Permanent(format!("{reason}; it happened again on a second try"))
+                    }
+                });
             }
         };
+        // A clean read's report is stored with the chunks, in the same transaction.
+        let stored = self.chunk_embed_store(&ctx, extracted, &extraction.report, over_time, over_time_error).await;
+        if stored.is_err() {
+            self.keep_report(&document, ctx.attempt, &extraction.report).await;
+        }
+        stored
+    }
 
+    async fn chunk_embed_store(
+        &self,
+        ctx: &JobContext,
+        extracted: ExtractedText,
+        report: &ExtractorReport,
+        over_time: impl Fn() -> bool,
+        over_time_error: impl Fn() -> ProcessError,
+    ) -> Result<Processed, ProcessError> {
+        let document = &ctx.document;
         ctx.on_progress(Stage::Chunking, 40);
         let (size, overlap) = (self.config.chunk_size, self.config.chunk_overlap);
         let pieces = tokio::task::spawn_blocking(move || chunk(&extracted, size, overlap))
@@ -149,10 +170,15 @@ impl Pipeline {
             })
             .collect();
         let count = rows.len() as i32;
-        let (doc_id, job_id) = (document.id.clone(), document.job_id.clone());
+        let (doc_id, job_id, attempt, run) = (document.id.clone(), document.job_id.clone(), ctx.attempt, report.run());
         let stored = self
             .db
-            .run(move |conn| chunks::replace_for_job(conn, &doc_id, &job_id, &rows))
+            .run(move |conn| {
+                write_transaction(conn, |conn| {
+                    attempts::record_extractor(conn, &job_id, attempt as i32, &run)?;
+                    chunks::replace_for_job(conn, &doc_id, &job_id, &rows)
+                })
+            })
             .await
             .map_err(|e| ProcessError::Transient(format!("the chunks could not be stored: {e}")))?;
         if !stored {
@@ -162,14 +188,17 @@ impl Pipeline {
         Ok(Processed { chunk_count: count })
     }
 
-    /// The job's story and `/metrics` keep how the extractor ended; neither may fail
-    /// the document.
+    /// The job's story keeps how the extractor ended; that may not fail the document.
     async fn keep_report(&self, document: &Document, attempt: u32, report: &ExtractorReport) {
         let (job_id, run) = (document.job_id.clone(), report.run());
         let saved = self.db.run(move |conn| attempts::record_extractor(conn, &job_id, attempt as i32, &run)).await;
         if let Err(err) = saved {
             log::warn!("extractor report not saved: {err}");
         }
+    }
+
+    /// `/metrics` counts how extractors ended; that may not fail the document either.
+    async fn count_outcome(&self, report: &ExtractorReport) {
         if let Err(err) = self.queue.count_extractor_outcome(report.outcome.as_str()).await {
             log::warn!("extractor outcome not counted: {err}");
         }

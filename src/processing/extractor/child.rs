@@ -1,80 +1,91 @@
-//! The extractor's own side: `docqueue extract` reads one request and document from
-//! stdin and writes its text to stdout as frames (see `protocol`). It runs under the
-//! limits its parent set before exec, holds no connection and no secret, and writes no
-//! file. It may be started before its document exists, as a spare.
+//! The extractor's own side: `docqueue extract` reads requests and documents from
+//! stdin and writes their text to stdout as frames (see `protocol`), one document after
+//! another until stdin closes. It runs under the limits its parent set before exec,
+//! holds no connection and no secret, and writes no file. It may be started before its
+//! first document exists, as a spare.
 
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::process::ExitCode;
 
 use super::protocol::{write_extracted, write_frame, Frame, Request, MAX_REQUEST_BYTES};
 use crate::processing::extract::{extract, ExtractError, ExtractOptions};
 
-/// Exit status when stdout broke (the parent went away or stopped reading).
+/// Exit status when stdin or stdout broke (the parent went away or stopped reading).
 const OUTPUT_FAILED: u8 = 3;
 
 pub fn run(limits: &ExtractOptions) -> ExitCode {
-    match extract_stdin(limits) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("docqueue extract: {err}");
-            ExitCode::from(OUTPUT_FAILED)
+    let mut input = io::stdin().lock();
+    let mut out = BufWriter::new(io::stdout().lock());
+    loop {
+        match read_request(&mut input) {
+            // Stdin closed between documents: the parent is done with this process.
+            Ok(None) => return ExitCode::SUCCESS,
+            Ok(Some(request)) => {
+                if let Err(err) = extract_one(&request, &mut input, &mut out, limits) {
+                    eprintln!("docqueue extract: {err}");
+                    return ExitCode::from(OUTPUT_FAILED);
+                }
+            }
+            Err(err) => {
+                eprintln!("docqueue extract: {err}");
+                return ExitCode::from(OUTPUT_FAILED);
+            }
         }
     }
 }
 
-fn extract_stdin(limits: &ExtractOptions) -> io::Result<()> {
-    let mut input = io::stdin().lock();
-    let Some(request) = read_request(&mut input)? else {
-        // Stdin closed before a request: a spare that was never used.
-        return Ok(());
-    };
-    let content_type = request.content_type.as_str();
+/// Reads one document of `request.bytes` bytes and answers with its frames.
+fn extract_one(
+    request: &Request,
+    input: &mut impl Read,
+    out: &mut impl Write,
+    limits: &ExtractOptions,
+) -> io::Result<()> {
     let mut bytes = Vec::new();
-    input.read_to_end(&mut bytes)?;
-    let mut out = BufWriter::new(io::stdout().lock());
+    input.take(request.bytes).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != request.bytes {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     let mut progress_failed = None;
     let mut last_sent = -1.0f32;
     let mut on_progress = |fraction: f32| {
         // Whole percents are all the parent shows; fewer lines, same picture.
         if fraction - last_sent >= 0.01 || fraction >= 1.0 {
             last_sent = fraction;
-            let sent = write_frame(&mut out, &Frame::Progress { fraction }).and_then(|()| out.flush());
+            let sent = write_frame(out, &Frame::Progress { fraction }).and_then(|()| out.flush());
             if let Err(err) = sent {
                 progress_failed.get_or_insert(err);
             }
         }
     };
-    let result = extract(content_type, &bytes, limits, &mut on_progress, &|| false);
+    let result = extract(&request.content_type, &bytes, limits, &mut on_progress, &|| false);
     if let Some(err) = progress_failed {
         return Err(err);
     }
     drop(bytes);
     match result {
-        Ok(extracted) => write_extracted(&mut out, &extracted)?,
-        Err(ExtractError::Permanent(reason)) => write_frame(&mut out, &Frame::Unreadable { reason })?,
+        Ok(extracted) => write_extracted(out, &extracted)?,
+        Err(ExtractError::Permanent(reason)) => write_frame(out, &Frame::Unreadable { reason })?,
         // Nothing in this process asks for a cancel: the parent cancels by killing it.
         Err(ExtractError::Cancelled) => {
-            write_frame(&mut out, &Frame::Unreadable { reason: ExtractError::Cancelled.to_string() })?;
+            write_frame(out, &Frame::Unreadable { reason: ExtractError::Cancelled.to_string() })?;
         }
     }
     out.flush()
 }
 
-/// The request line, byte by byte (nothing of the document may be read past it).
-fn read_request(input: &mut impl Read) -> io::Result<Option<Request>> {
+/// The request line; `None` when stdin closed before one began.
+fn read_request(input: &mut impl BufRead) -> io::Result<Option<Request>> {
     let mut line = Vec::new();
-    let mut byte = [0u8; 1];
-    loop {
-        if input.read(&mut byte)? == 0 {
-            return if line.is_empty() { Ok(None) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
+    input.take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
+    match line.pop() {
+        None => Ok(None),
+        Some(b'\n') => {
+            serde_json::from_slice(&line).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
         }
-        if byte[0] == b'\n' {
-            break;
+        Some(_) if line.len() >= MAX_REQUEST_BYTES => {
+            Err(io::Error::new(io::ErrorKind::InvalidData, "request line too long"))
         }
-        line.push(byte[0]);
-        if line.len() > MAX_REQUEST_BYTES {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request line too long"));
-        }
+        Some(_) => Err(io::ErrorKind::UnexpectedEof.into()),
     }
-    serde_json::from_slice(&line).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }

@@ -1,12 +1,14 @@
 //! Every uploaded file is read in a separate process: `docqueue extract` (the same
-//! executable), started per document under kernel limits (`confine`), fed the file on
-//! stdin, answering in frames on stdout (`protocol`). A hostile file can make that
-//! process crash, hang or bloat; the server only sees it end, kills it on cancel or at
-//! the deadline, and fails that one document with the reason. Apache Tika's forking
-//! parser is the model.
+//! executable), started under kernel limits (`confine`), fed the file on stdin,
+//! answering in frames on stdout (`protocol`). A hostile file can make that process
+//! crash, hang or bloat; the server only sees it end, kills it on cancel or at the
+//! deadline, and fails that one document with the reason. After a clean read the
+//! process may read more of the same user's documents (`kept`), as Apache Tika's
+//! forking parser reuses its child. Tika's forking parser is the model.
 
 mod child;
 mod confine;
+mod kept;
 mod outcome;
 mod process;
 pub mod protocol;
@@ -17,11 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::ChildStdin;
 use tokio::time::Instant;
 
 pub use child::run as run_child;
 pub use confine::Confinement;
+use kept::{Kept, Reader};
 pub use outcome::{document_kind, ExtractorError, ExtractorOutcome, ExtractorReport};
 use process::{signal_name, Ended, Started};
 use protocol::{read_frame, Frame, Request, Sections};
@@ -32,6 +36,9 @@ use crate::config::ProcessingConfig;
 
 /// How long stderr may stay open after the process ended (a grandchild holding it).
 const STDERR_WAIT: Duration = Duration::from_millis(500);
+/// How long the feeder may take to finish once the process has answered (it has read
+/// the whole document by then, so this is only a bound for a broken one).
+const FEEDER_WAIT: Duration = Duration::from_millis(500);
 
 /// Starts extractor processes with one configuration, keeping spares started ahead.
 #[derive(Clone)]
@@ -39,12 +46,17 @@ pub struct Extractor {
     program: PathBuf,
     spares: Spares,
     spare_count: usize,
+    kept: Kept,
+    max_documents_per_extractor: u32,
     confinement: Confinement,
     limits: ExtractOptions,
     max_memory_mb: u64,
     max_cpu_seconds: u64,
     max_seconds: u64,
 }
+
+/// Writes the request and the document to the process, then hands its stdin back.
+type Feeder = tokio::task::JoinHandle<std::io::Result<ChildStdin>>;
 
 /// One run's result, and what the kernel reported about the process when there was one.
 pub struct Extraction {
@@ -73,6 +85,8 @@ impl Extractor {
             program,
             spares: Spares::default(),
             spare_count: config.extractor_spares,
+            kept: Kept::default(),
+            max_documents_per_extractor: config.max_documents_per_extractor,
             confinement: Confinement::from(config),
             limits,
             max_memory_mb: config.max_memory_mb,
@@ -81,11 +95,13 @@ impl Extractor {
         })
     }
 
-    /// Reads `file` (of the sniffed `content_type`) in a new extractor process.
+    /// Reads `file` (of the sniffed `content_type`, uploaded by `owner`) in an
+    /// extractor process: one kept for `owner`, a spare, or a new one.
     /// `on_progress(fraction)` follows the reading; when `cancelled` resolves or
     /// `deadline` passes, the process is killed and the run ends at once.
     pub async fn run(
         &self,
+        owner: &str,
         file: &Path,
         content_type: &str,
         on_progress: &mut (dyn FnMut(f32) + Send),
@@ -94,10 +110,14 @@ impl Extractor {
     ) -> Extraction {
         let not_started = |error: ExtractorError, exit: String| Extraction {
             result: Err(error),
-            report: ExtractorReport { outcome: ExtractorOutcome::NotStarted, exit, peak_memory_kb: 0, cpu_ms: 0 },
+            report: ExtractorReport::not_started(exit),
         };
-        let mut input = match tokio::fs::File::open(file).await {
-            Ok(input) => input,
+        let opened = match tokio::fs::File::open(file).await {
+            Ok(input) => input.metadata().await.map(|meta| (input, meta.len())),
+            Err(err) => Err(err),
+        };
+        let (input, bytes) = match opened {
+            Ok(opened) => opened,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let reason = "the uploaded file is missing from storage";
                 return not_started(ExtractorError::Permanent(reason.into()), reason.into());
@@ -107,33 +127,37 @@ impl Extractor {
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
-        let started = match self.spares.take() {
-            Some(spare) => Ok(spare),
-            None => self.start(),
+        let reader = match self.kept.take(owner) {
+            Some(kept) => Ok(kept),
+            None => self.spares.take().map_or_else(|| self.start(), Ok).map(Reader::fresh),
         };
-        let Started { watched: mut child, mut stdin, stdout, stderr_tail } = match started {
-            Ok(started) => started,
+        let Reader { process, documents_read, cpu_before } = match reader {
+            Ok(reader) => reader,
             Err(err) => {
                 let reason = format!("the extractor process could not be started: {err}");
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
-        let mut request =
-            serde_json::to_vec(&Request { content_type: content_type.to_string() }).expect("a request serialises");
+        let Started { watched: mut child, mut stdin, stdout: mut reader, stderr_tail } = process;
+        let pid = child.pid();
+        let mut request = serde_json::to_vec(&Request { content_type: content_type.to_string(), bytes })
+            .expect("a request serialises");
         request.push(b'\n');
-        // A reader that dies early closes its stdin: the feeder's error is its own to report.
-        let feeder = tokio::spawn(async move {
+        // A reader that dies early closes its stdin: the feeder's error is its own to
+        // report. It hands stdin back, for the process's next document.
+        let mut feeder = Some(tokio::spawn(async move {
             stdin.write_all(&request).await?;
-            tokio::io::copy(&mut input, &mut stdin).await?;
-            stdin.shutdown().await
-        });
+            tokio::io::copy(&mut input.take(bytes), &mut stdin).await?;
+            stdin.flush().await?;
+            Ok::<_, std::io::Error>(stdin)
+        }));
 
-        let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
         let mut sections = Sections::new(self.limits.max_chars);
         let mut last_frame = None;
         let mut broken = None;
         let mut stopped = None;
+        let mut kept_stdin = None;
         tokio::pin!(cancelled);
         let deadline = tokio::time::sleep_until(deadline);
         tokio::pin!(deadline);
@@ -149,7 +173,16 @@ impl Extractor {
                         }
                     }
                     Ok(Some(frame @ (Frame::Done { .. } | Frame::Unreadable { .. }))) if last_frame.is_none() => {
+                        let clean = matches!(frame, Frame::Done { .. });
                         last_frame = Some(frame);
+                        if clean && documents_read + 1 < self.max_documents_per_extractor {
+                            kept_stdin = finished_feeder(feeder.take()).await;
+                            if kept_stdin.is_some() {
+                                break;
+                            }
+                        }
+                        // Stdin closes: the process ends, and is expected to say no more.
+                        close_stdin(feeder.take());
                     }
                     Ok(Some(_)) => {
                         broken = Some(Broken::Protocol("frames after its last one".into()));
@@ -170,6 +203,25 @@ impl Extractor {
                 }
             }
         }
+        if let Some(stdin) = kept_stdin {
+            if let (Some(usage), Some(&Frame::Done { markdown, pages })) = (child.usage(), last_frame.as_ref()) {
+                let report = ExtractorReport {
+                    outcome: ExtractorOutcome::Ok,
+                    exit: "kept running for its owner's next document".into(),
+                    peak_memory_kb: usage.peak_memory_kb,
+                    cpu_ms: usage.cpu.saturating_sub(cpu_before).as_millis() as i64,
+                    pid: Some(pid),
+                };
+                let process = Started { watched: child, stdin, stdout: reader, stderr_tail };
+                let reader = Reader { process, documents_read: documents_read + 1, cpu_before: usage.cpu };
+                self.kept.put(owner, reader, usage, self.max_documents_per_extractor);
+                self.warm_up();
+                return Extraction { result: Ok(sections.finish(markdown, pages)), report };
+            }
+            // It exited right after answering: settled below like any process that ended.
+            drop(stdin);
+        }
+        close_stdin(feeder.take());
         if stopped.is_some() || broken.is_some() {
             child.kill();
         }
@@ -187,9 +239,8 @@ impl Extractor {
                 child.ended().await
             }
         };
-        feeder.abort();
         let stderr = tokio::time::timeout(STDERR_WAIT, stderr_tail).await.ok().and_then(Result::ok).unwrap_or_default();
-        let run = Run { sections, last_frame, broken, stopped, ended, stderr };
+        let run = Run { sections, last_frame, broken, stopped, ended, stderr, cpu_before, pid };
         // The next document's process starts now; fork and exec hold this thread (the
         // workers' event loop) for 2-5 ms. Starting spares on a thread of their own was
         // slower (issue 17): the server writes on while the child shares its pages, and
@@ -224,7 +275,7 @@ impl Extractor {
 
     /// Turns how the process ended into the document's result.
     fn settle(&self, content_type: &str, run: Run) -> Extraction {
-        let Run { sections, last_frame, broken, stopped, ended, stderr } = run;
+        let Run { sections, last_frame, broken, stopped, ended, stderr, cpu_before, pid } = run;
         let kind = document_kind(content_type);
         let crash = |detail: String| {
             (
@@ -299,7 +350,8 @@ impl Extractor {
             outcome,
             exit: ended.describe(),
             peak_memory_kb: ended.peak_memory_kb,
-            cpu_ms: ended.cpu.as_millis() as i64,
+            cpu_ms: ended.cpu.saturating_sub(cpu_before).as_millis() as i64,
+            pid: Some(pid),
         };
         Extraction { result, report }
     }
@@ -322,4 +374,29 @@ struct Run {
     stopped: Option<Stopped>,
     ended: Ended,
     stderr: String,
+    /// The process's CPU time before this document (it may have read others).
+    cpu_before: Duration,
+    pid: u32,
+}
+
+/// The feeder's stdin once it has sent the whole document; `None`, with stdin closed,
+/// when it failed or does not finish in time.
+async fn finished_feeder(feeder: Option<Feeder>) -> Option<ChildStdin> {
+    let feeder = feeder?;
+    let abort = feeder.abort_handle();
+    match tokio::time::timeout(FEEDER_WAIT, feeder).await {
+        Ok(Ok(Ok(stdin))) => Some(stdin),
+        _ => {
+            abort.abort();
+            None
+        }
+    }
+}
+
+/// Closes the process's stdin, whether the feeder is still writing or has finished
+/// (dropping a finished task's handle drops the stdin it returned).
+fn close_stdin(feeder: Option<Feeder>) {
+    if let Some(feeder) = feeder {
+        feeder.abort();
+    }
 }

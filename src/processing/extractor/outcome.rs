@@ -65,9 +65,15 @@ pub struct ExtractorReport {
     pub exit: String,
     pub peak_memory_kb: i64,
     pub cpu_ms: i64,
+    pub pid: Option<u32>,
 }
 
 impl ExtractorReport {
+    /// No process ran: `why` says what stopped it.
+    pub fn not_started(why: String) -> ExtractorReport {
+        ExtractorReport { outcome: ExtractorOutcome::NotStarted, exit: why, peak_memory_kb: 0, cpu_ms: 0, pid: None }
+    }
+
     /// What the attempt's row keeps of it.
     pub fn run(&self) -> ExtractorRun {
         ExtractorRun {
@@ -75,6 +81,7 @@ impl ExtractorReport {
             exit: self.exit.clone(),
             peak_memory_kb: self.peak_memory_kb,
             cpu_ms: self.cpu_ms,
+            pid: self.pid,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -18,7 +18,7 @@ const STDERR_TAIL_BYTES: usize = 8 * 1024;
 pub struct Started {
     pub watched: Watched,
     pub stdin: ChildStdin,
-    pub stdout: ChildStdout,
+    pub stdout: BufReader<ChildStdout>,
     /// The last bytes it wrote to stderr, once stderr closes.
     pub stderr_tail: JoinHandle<String>,
 }
@@ -32,7 +32,7 @@ pub fn start(command: &mut Command) -> std::io::Result<Started> {
     let stdin = ChildStdin::from_std(child.stdin.take().expect("piped stdin"))?;
     let stdout = ChildStdout::from_std(child.stdout.take().expect("piped stdout"))?;
     let stderr = ChildStderr::from_std(child.stderr.take().expect("piped stderr"))?;
-    Ok(Started { watched, stdin, stdout, stderr_tail: tokio::spawn(read_tail(stderr)) })
+    Ok(Started { watched, stdin, stdout: BufReader::new(stdout), stderr_tail: tokio::spawn(read_tail(stderr)) })
 }
 
 /// Reads a pipe to its end, keeping only its last bytes.
@@ -95,6 +95,13 @@ pub fn signal_name(signal: i32) -> &'static str {
     }
 }
 
+/// What a live process has used so far.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub cpu: Duration,
+    pub peak_memory_kb: i64,
+}
+
 pub struct Watched {
     pid: libc::pid_t,
     exited: Arc<Mutex<bool>>,
@@ -116,6 +123,31 @@ impl Watched {
             let _ = tx.send(reap(pid));
         });
         Watched { pid, exited, ended: Some(rx) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// What the live process has used so far (with the children it has waited for),
+    /// read from /proc; `None` once it has exited.
+    pub fn usage(&self) -> Option<Usage> {
+        if self.has_exited() {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // Fields after the command name, which may itself hold spaces and parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        // utime, stime, cutime, cstime: fields 14 to 17 of proc(5), counted from 3 here.
+        let ticks: u64 = fields.get(11..15)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum();
+        // SAFETY: sysconf only reads a system constant.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let peak_memory_kb = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())?;
+        Some(Usage { cpu: Duration::from_millis(ticks * 1000 / per_second), peak_memory_kb })
     }
 
     pub fn has_exited(&self) -> bool {

@@ -1,8 +1,8 @@
-//! The extractor's wire format. On stdin it gets one request line, then the
-//! document's bytes until end of input:
+//! The extractor's wire format. On stdin it gets one request line, then exactly
+//! `bytes` bytes of the document:
 //!
 //! ```text
-//! {"content_type":"application/pdf"}
+//! {"content_type":"application/pdf","bytes":48213}
 //! %PDF-1.7 …
 //! ```
 //!
@@ -20,6 +20,9 @@
 //! but the last with `continues: true`, so every line stays short. The last frame is
 //! `done`, or `unreadable` with a reason for the user. Anything else (no last frame, a
 //! line that is not a frame) means the extractor broke, whatever it printed.
+//!
+//! After its last frame the extractor waits for the next request; it exits when stdin
+//! closes. The parent decides whether a process reads another document (`kept`).
 
 use std::io::{self, Write};
 
@@ -28,10 +31,11 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::processing::extract::{ExtractedText, Section};
 
-/// The request line: what the bytes after it are.
+/// The request line: what the bytes after it are, and how many follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub content_type: String,
+    pub bytes: u64,
 }
 
 /// Longest request line the extractor reads.

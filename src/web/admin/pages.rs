@@ -358,7 +358,7 @@ pub fn job(csrf: &str, story: &JobStory, flash: Option<&str>) -> Markup {
                             td { (a.attempt) } td.mono { (a.worker_id) } td { (a.started_at.and_utc().to_rfc3339()) }
                             td { (a.finished_at.map(|t| t.and_utc().to_rfc3339()).unwrap_or_default()) }
                             td { (a.outcome.as_deref().unwrap_or("running")) } td.error { (a.error.as_deref().unwrap_or("")) }
-                            td { (a.extractor_outcome.as_deref().unwrap_or("")) " " span.muted { (a.extractor_exit.as_deref().unwrap_or("")) } }
+                            td { (a.extractor_outcome.as_deref().unwrap_or("")) " " span.muted { (a.extractor_exit.as_deref().unwrap_or("")) @if let Some(pid) = a.extractor_pid { " (pid " (pid) ")" } } }
                             td { @if let Some(kb) = a.extractor_peak_memory_kb { (kb / 1024) " MiB" } }
                             td { @if let Some(ms) = a.extractor_cpu_ms { (format!("{:.2}", ms as f64 / 1000.0)) " s" } }
                         }
