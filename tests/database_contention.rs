@@ -1,6 +1,8 @@
 //! Many writers at once on the default SQLite database: uploads, three workers'
 //! row updates and chunk replacements all wait their turn for the write lock
 //! (`BEGIN IMMEDIATE` plus `busy_timeout`) instead of failing with "database is locked".
+//! The workers' writes share transactions (group commit), where one failing write rolls
+//! back alone.
 
 mod common;
 
@@ -8,7 +10,90 @@ use std::time::Duration;
 
 use common::{scrape, token, value, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::db::models::{Document, FileFacts};
+use docqueue::db::{documents, Db, DbError};
 use serde_json::json;
+
+/// A queued document row for the group-commit test.
+fn row(id: &str) -> Document {
+    let file = FileFacts {
+        filename: format!("{id}.md"),
+        content_type: "text/markdown".into(),
+        size_bytes: 10,
+        sha256: "0".repeat(64),
+        storage_path: format!("alice/{id}"),
+    };
+    Document::queued(id.to_string(), "alice", file, 0, chrono::Utc::now().naive_utc())
+}
+
+#[actix_web::test]
+async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_rolls_back_alone() {
+    let env = TestEnv::new();
+    let db = Db::connect(&env.config(json!({})).database).unwrap();
+    db.migrate().unwrap();
+    let (before_transactions, before_writes) = db.group_commit_counts();
+
+    // The first write holds the writer until the other 59 are waiting behind it.
+    let (started, has_started) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let first = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.write(move |conn| {
+                documents::insert_all(conn, &[row("doc-first")])?;
+                let _ = started.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+        }
+    });
+    tokio::task::spawn_blocking(move || has_started.recv()).await.unwrap().unwrap();
+    let writes: Vec<_> = (1..60)
+        .map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |conn| {
+                    documents::insert_all(conn, &[row(&format!("doc-{i:02}"))])?;
+                    // Every seventh write fails after its insert: only its insert is undone.
+                    if i % 7 == 0 {
+                        return Err(DbError::Task(format!("write {i} gives up")));
+                    }
+                    Ok(i)
+                })
+                .await
+            })
+        })
+        .collect();
+    // Each spawned task is polled once (and so hands its write over) before this one runs on.
+    tokio::task::yield_now().await;
+    release.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    for (i, write) in (1..60).zip(writes) {
+        match write.await.unwrap() {
+            Ok(value) => assert_eq!(value, i),
+            Err(err) => assert!(i % 7 == 0 && err.to_string().contains("gives up"), "write {i}: {err}"),
+        }
+    }
+
+    let (transactions, writes) = db.group_commit_counts();
+    assert_eq!(
+        (transactions - before_transactions, writes - before_writes),
+        (2, 60),
+        "the first write alone, then the 59 that waited behind it together"
+    );
+    let stored = db
+        .run(|conn| {
+            (1..60)
+                .map(|i| documents::find(conn, &format!("doc-{i:02}")).map(|row| row.is_some()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .unwrap();
+    for (i, stored) in (1..60).zip(stored) {
+        assert_eq!(stored, i % 7 != 0, "doc-{i:02}: stored unless its write failed");
+    }
+}
 
 #[actix_web::test]
 async fn twelve_concurrent_uploaders_of_twenty_files_never_see_a_locked_database() {

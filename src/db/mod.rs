@@ -5,6 +5,7 @@
 pub mod attempts;
 pub mod chunks;
 pub mod documents;
+mod group_commit;
 pub mod models;
 pub mod schema;
 
@@ -16,6 +17,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseConfig;
+use group_commit::GroupCommit;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -126,6 +128,7 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<ConnectionManager<DbConnection>>,
+    group_commit: GroupCommit,
 }
 
 impl Db {
@@ -162,7 +165,25 @@ impl Db {
             .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms: config.sqlite_busy_timeout_ms }))
             .build(ConnectionManager::<DbConnection>::new(url))
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        Ok(Db { pool })
+        let group_commit = GroupCommit::start(pool.clone())
+            .map_err(|e| DbError::Unavailable(format!("the group-commit writer did not start: {e}")))?;
+        Ok(Db { pool, group_commit })
+    }
+
+    /// Runs the write `f` in a transaction shared with the other writes waiting at the
+    /// moment (group commit: see `group_commit.rs`), in a savepoint of its own; returns
+    /// once that transaction has committed. For the workers' small writes per job.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.group_commit.write(f).await
+    }
+
+    /// Group-commit transactions so far, and the writes they carried.
+    pub fn group_commit_counts(&self) -> (u64, u64) {
+        self.group_commit.counts()
     }
 
     /// Runs `f` with a pooled connection on the blocking thread pool.

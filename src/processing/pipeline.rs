@@ -15,7 +15,7 @@ use super::extract::ExtractedText;
 use super::extractor::{Extractor, ExtractorError, ExtractorReport};
 use crate::config::{Config, EmbeddingProvider, ProcessingConfig};
 use crate::db::models::{ChunkRow, Document};
-use crate::db::{attempts, chunks, write_transaction, Db};
+use crate::db::{attempts, chunks, Db};
 use crate::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
 use crate::queue::Queue;
 use crate::storage::Storage;
@@ -173,11 +173,9 @@ impl Pipeline {
         let (doc_id, job_id, attempt, run) = (document.id.clone(), document.job_id.clone(), ctx.attempt, report.run());
         let stored = self
             .db
-            .run(move |conn| {
-                write_transaction(conn, |conn| {
-                    attempts::record_extractor(conn, &job_id, attempt as i32, &run)?;
-                    chunks::replace_for_job(conn, &doc_id, &job_id, &rows)
-                })
+            .write(move |conn| {
+                attempts::record_extractor(conn, &job_id, attempt as i32, &run)?;
+                chunks::replace_for_job(conn, &doc_id, &job_id, &rows)
             })
             .await
             .map_err(|e| ProcessError::Transient(format!("the chunks could not be stored: {e}")))?;
@@ -191,7 +189,7 @@ impl Pipeline {
     /// The job's story keeps how the extractor ended; that may not fail the document.
     async fn keep_report(&self, document: &Document, attempt: u32, report: &ExtractorReport) {
         let (job_id, run) = (document.job_id.clone(), report.run());
-        let saved = self.db.run(move |conn| attempts::record_extractor(conn, &job_id, attempt as i32, &run)).await;
+        let saved = self.db.write(move |conn| attempts::record_extractor(conn, &job_id, attempt as i32, &run)).await;
         if let Err(err) = saved {
             log::warn!("extractor report not saved: {err}");
         }

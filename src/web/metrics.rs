@@ -123,6 +123,7 @@ pub async fn metrics(
 ) -> Result<HttpResponse, AppError> {
     let queue = &state.queue;
     let counts = queue.counts().await?;
+    let (group_commits, group_writes) = state.db.group_commit_counts();
     let totals = queue.stats().await?;
     let workers = queue.live_workers().await?.len();
     let histograms = queue.histograms().await?;
@@ -211,6 +212,18 @@ pub async fn metrics(
             "Keys Redis evicted since it started (INFO evicted_keys); any eviction may drop jobs",
             MetricType::COUNTER,
             vec![counter(vec![], memory.evicted_keys as f64)],
+        ),
+        family(
+            "docqueue_db_group_commits_total",
+            "Transactions the workers' row writes were grouped into, in this process",
+            MetricType::COUNTER,
+            vec![counter(vec![], group_commits as f64)],
+        ),
+        family(
+            "docqueue_db_group_commit_writes_total",
+            "Row writes of the workers, in this process; divided by the commits, the batch size",
+            MetricType::COUNTER,
+            vec![counter(vec![], group_writes as f64)],
         ),
         family(
             "docqueue_workers_active",

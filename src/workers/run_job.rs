@@ -8,7 +8,7 @@ use tokio::sync::watch;
 
 use super::WorkerDeps;
 use crate::db::attempts::{self, AttemptOutcome};
-use crate::db::{documents, write_transaction};
+use crate::db::documents;
 use crate::job_state::JobState;
 use crate::processing::processor::{CancelReason, JobContext, ProcessError, Processed};
 use crate::progress::pump::spawn_pump;
@@ -34,17 +34,17 @@ pub async fn run_job(
     let next = claim_next.then_some((worker_id.as_str(), process.as_str()));
     let (doc_id, job_id, attempts) = (job.document_id.clone(), job.job_id.clone(), job.attempts as i32);
     let worker = worker_id.clone();
+    // The row writes of a job go through the group commit (db::Db::write): workers'
+    // writes of the same moment share one transaction.
     let started = deps
         .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
-                    attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
-                    documents::find(conn, &doc_id)
-                } else {
-                    Ok(None)
-                }
-            })
+        .write(move |conn| {
+            if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
+                attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
+                documents::find(conn, &doc_id)
+            } else {
+                Ok(None)
+            }
         })
         .await;
     let document = match started {
@@ -86,7 +86,7 @@ pub async fn run_job(
                 if due {
                     let (doc_id, job_id) = (subject.document_id.clone(), subject.job_id.clone());
                     let written =
-                        db.run(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage)).await;
+                        db.write(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage)).await;
                     if let Err(err) = written {
                         log::warn!("progress not saved: {err}");
                     }
@@ -244,7 +244,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
         log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
         let _ = deps
             .db
-            .run(move |conn| attempts::record_end(conn, &job_id, Some(&worker), AttemptOutcome::LeaseLost, None))
+            .write(move |conn| attempts::record_end(conn, &job_id, Some(&worker), AttemptOutcome::LeaseLost, None))
             .await;
         return;
     };
@@ -259,7 +259,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
     let doc_id = job.document_id.clone();
     let result = deps
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let (outcome, error) = match &update {
                 RowUpdate::Completed(_) => (AttemptOutcome::Ended(JobState::Completed), None),
                 RowUpdate::Ended(state, error) => (AttemptOutcome::Ended(*state), error.clone()),
