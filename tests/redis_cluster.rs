@@ -264,6 +264,13 @@ async fn upload_processing_cancel_and_rescue_work_on_a_three_master_redis_cluste
     assert!(body["throughput"]["last_15m"].as_f64().unwrap() > 0.0, "{body}");
     assert!(body["redis_used_memory_bytes"].as_u64().unwrap() > 0, "{body}");
 
+    // An idle worker's blocking wait for work may outlast the time limit of short
+    // commands (2 s on a cluster): nothing is pushed to the wake list meanwhile.
+    let queue = &api.app().queue;
+    let _: () = cluster_conn.del(queue.keys().wake()).unwrap();
+    let mut blocking = queue.dedicated_connection().await.unwrap();
+    queue.wait_for_work(&mut blocking, Duration::from_secs(3)).await.expect("a 3 s wait for work");
+
     // Every key docqueue wrote is on the one node that serves its prefix's hash tag.
     let pattern = format!("{prefix}*");
     assert!(cluster.keys_on(home, &pattern).len() > 5, "{:?}", cluster.keys_on(home, &pattern));

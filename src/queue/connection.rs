@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bb8_redis::RedisConnectionManager;
 use redis::aio::{ConnectionLike, MultiplexedConnection, PubSub};
-use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -38,7 +38,11 @@ pub(super) enum Backend {
         client: redis::Client,
     },
     Cluster {
+        /// For short commands, with response timeouts.
         client: Box<ClusterClient>,
+        /// For blocking waits: no response timeout at all (a ClusterConfig given to
+        /// `client` would lift the per-node timeout, not the overall one).
+        blocking_client: Box<ClusterClient>,
         /// The nodes named in the configuration, tried in turn for pub/sub.
         seeds: Vec<redis::Client>,
         /// Made on first use, so the server starts while the cluster is down (as the
@@ -52,13 +56,17 @@ impl Backend {
     pub(super) fn new(config: &RedisConfig) -> Result<Backend, QueueError> {
         if config.cluster {
             let nodes = config.node_urls();
-            let client = ClusterClient::builder(nodes.iter().map(String::as_str))
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(RESPONSE_TIMEOUT)
-                .overall_response_timeout(Some(CLUSTER_OVERALL_TIMEOUT))
-                .build()?;
+            let builder =
+                || ClusterClient::builder(nodes.iter().map(String::as_str)).connection_timeout(CONNECT_TIMEOUT);
+            let blocking_client = Box::new(builder().build()?);
+            let client = Box::new(
+                builder()
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .overall_response_timeout(Some(CLUSTER_OVERALL_TIMEOUT))
+                    .build()?,
+            );
             let seeds = nodes.iter().map(|url| redis::Client::open(url.as_str())).collect::<Result<_, _>>()?;
-            return Ok(Backend::Cluster { client: Box::new(client), seeds, shared: OnceCell::new() });
+            return Ok(Backend::Cluster { client, blocking_client, seeds, shared: OnceCell::new() });
         }
         let url = config.connection_url();
         let client = redis::Client::open(url.as_str())?;
@@ -89,10 +97,8 @@ impl Backend {
                     .set_response_timeout(None);
                 Ok(DedicatedConnection::Single(client.get_multiplexed_async_connection_with_config(&config).await?))
             }
-            Backend::Cluster { client, .. } => {
-                // A ClusterConfig leaves the response timeout unset: none.
-                let config = ClusterConfig::new().set_connection_timeout(CONNECT_TIMEOUT);
-                Ok(DedicatedConnection::Cluster(client.get_async_connection_with_config(config).await?))
+            Backend::Cluster { blocking_client, .. } => {
+                Ok(DedicatedConnection::Cluster(blocking_client.get_async_connection().await?))
             }
         }
     }
