@@ -49,6 +49,8 @@ pub struct RedisConfig {
     pub url: String,
     pub host: String,
     pub port: u16,
+    /// `url` names nodes of a Redis Cluster (comma-separated).
+    pub cluster: bool,
     pub prefix: String,
     pub pool_size: u32,
 }
@@ -183,7 +185,7 @@ fn mask(secret: &str) -> &'static str {
 
 debug_masking!(AuthConfig { dev_mode } masks { jwt_secret });
 debug_masking!(EmbeddingConfig { provider, dimensions, base_url, model, batch_size, concurrent_requests, timeout_secs, max_retries } masks { api_key });
-debug_masking!(RedisConfig { host, port, prefix, pool_size } masks { url });
+debug_masking!(RedisConfig { host, port, cluster, prefix, pool_size } masks { url });
 debug_masking!(DatabaseConfig { pool_size, sqlite_busy_timeout_ms } masks { url });
 
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +271,15 @@ impl Config {
         if self.redis.prefix.is_empty() {
             return invalid("redis.prefix", "must not be empty");
         }
+        if self.redis.cluster && !has_hash_tag(&self.redis.prefix) {
+            return invalid(
+                "redis.prefix",
+                "needs a hash tag on a Redis Cluster, as in \"{docq}:\", so that every key is in one slot",
+            );
+        }
+        if !self.redis.cluster && self.redis.node_urls().len() > 1 {
+            return invalid("redis.url", "lists several nodes: set redis.cluster = true for a Redis Cluster");
+        }
         if self.redis.pool_size == 0 {
             return invalid("redis.pool_size", "must be at least 1");
         }
@@ -344,6 +355,17 @@ impl RedisConfig {
             self.url.clone()
         }
     }
+
+    /// The nodes `url` names, comma-separated (several only for a Redis Cluster).
+    pub fn node_urls(&self) -> Vec<String> {
+        self.connection_url().split(',').map(str::trim).filter(|url| !url.is_empty()).map(String::from).collect()
+    }
+}
+
+/// Whether Redis Cluster hashes keys starting with `prefix` by a tag of the prefix
+/// alone: the part between the first `{` and the next `}`, when not empty.
+fn has_hash_tag(prefix: &str) -> bool {
+    prefix.find('{').and_then(|open| prefix[open + 1..].find('}')).is_some_and(|length| length > 0)
 }
 
 impl QueueConfig {

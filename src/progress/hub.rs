@@ -63,7 +63,7 @@ struct Routing {
 }
 
 pub struct Hub {
-    client: redis::Client,
+    queue: Queue,
     channel: String,
     sessions: HashMap<String, HashMap<u64, Recipient<SessionMessage>>>,
     next_id: u64,
@@ -71,12 +71,7 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(queue: &Queue) -> Hub {
-        Hub {
-            client: queue.client().clone(),
-            channel: queue.keys().events_channel(),
-            sessions: HashMap::new(),
-            next_id: 0,
-        }
+        Hub { queue: queue.clone(), channel: queue.keys().events_channel(), sessions: HashMap::new(), next_id: 0 }
     }
 }
 
@@ -84,16 +79,16 @@ impl Actor for Hub {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        actix::spawn(subscribe_forever(self.client.clone(), self.channel.clone(), ctx.address()));
+        actix::spawn(subscribe_forever(self.queue.clone(), self.channel.clone(), ctx.address()));
     }
 }
 
 /// Keeps one pub/sub connection subscribed, reconnecting with back-off.
-async fn subscribe_forever(client: redis::Client, channel: String, hub: Addr<Hub>) {
+async fn subscribe_forever(queue: Queue, channel: String, hub: Addr<Hub>) {
     let mut backoff = Duration::from_millis(100);
     let mut subscribed_before = false;
     while hub.connected() {
-        match client.get_async_pubsub().await {
+        match queue.pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);

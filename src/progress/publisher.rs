@@ -38,12 +38,12 @@ impl Publisher {
         let body = serde_json::to_string(&event).map_err(|e| QueueError::Reply(e.to_string()))?;
         let mut conn = self.queue.connection().await?;
         Ok(self
-            .publish
-            .arg(self.queue.keys().prefix())
+            .queue
+            .invocation(&self.publish)
             .arg(&event.user_id)
             .arg(body)
             .arg(self.stream_max_len)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?)
     }
 
@@ -59,14 +59,14 @@ impl Publisher {
     pub async fn current_seq(&self, user_id: &str) -> Result<u64, QueueError> {
         let mut conn = self.queue.connection().await?;
         let seq: Option<u64> =
-            redis::cmd("GET").arg(self.queue.keys().events_seq(user_id)).query_async(&mut *conn).await?;
+            redis::cmd("GET").arg(self.queue.keys().events_seq(user_id)).query_async(&mut conn).await?;
         Ok(seq.unwrap_or(0))
     }
 
     pub async fn missed_since(&self, user_id: &str, since: u64) -> Result<Missed, QueueError> {
         let mut conn = self.queue.connection().await?;
         let reply: Vec<String> =
-            self.resume.arg(self.queue.keys().prefix()).arg(user_id).arg(since).invoke_async(&mut *conn).await?;
+            self.queue.invocation(&self.resume).arg(user_id).arg(since).invoke_async(&mut conn).await?;
         Ok(match reply.split_first() {
             Some((status, events)) if status == "events" => Missed::Events(events.to_vec()),
             _ => Missed::Gap,

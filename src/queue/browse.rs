@@ -113,7 +113,7 @@ impl Queue {
             for id in batch {
                 pipe.hgetall(self.keys().job(id));
             }
-            let fields: Vec<HashMap<String, String>> = pipe.query_async(&mut *conn).await?;
+            let fields: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
             records.extend(batch.iter().zip(fields).filter_map(|(id, f)| JobRecord::from_fields(id, f)));
         }
         Ok(records)
@@ -132,7 +132,7 @@ impl Queue {
         let mut conn = self.connection().await?;
         let now_minute = chrono::Utc::now().timestamp() / 60;
         let keys: Vec<String> = (0..minutes).rev().map(|back| self.keys().throughput(now_minute - back)).collect();
-        let counts: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut *conn).await?;
+        let counts: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
         Ok(counts.into_iter().map(|c| c.unwrap_or(0)).collect())
     }
 
@@ -147,16 +147,14 @@ impl Queue {
         for id in &ids {
             pipe.hget(self.keys().job(id), "duration_ms");
         }
-        let durations: Vec<Option<i64>> = pipe.query_async(&mut *conn).await?;
+        let durations: Vec<Option<i64>> = pipe.query_async(&mut conn).await?;
         Ok(durations.into_iter().flatten().collect())
     }
 
     /// Redis's own memory figures and eviction policy, and how many keys it evicted.
     pub async fn redis_memory(&self) -> Result<RedisMemory, QueueError> {
-        let mut conn = self.connection().await?;
         // Two sections in two commands: INFO takes several at once only from Redis 7.
-        let (memory, stats): (String, String) =
-            redis::pipe().cmd("INFO").arg("memory").cmd("INFO").arg("stats").query_async(&mut *conn).await?;
+        let (memory, stats) = (self.info_section("memory").await?, self.info_section("stats").await?);
         let field = |info: &str, name: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(':')))
@@ -171,11 +169,20 @@ impl Queue {
         })
     }
 
+    /// One section of INFO, from the node that holds docqueue's keys (on a cluster, the
+    /// one whose memory they use).
+    async fn info_section(&self, section: &str) -> Result<String, QueueError> {
+        let mut info = redis::cmd("INFO");
+        info.arg(section);
+        let reply = self.backend.query_node_of(self.keys().prefix(), info).await?;
+        Ok(redis::from_redis_value(reply).map_err(redis::RedisError::from)?)
+    }
+
     /// The job that has waited longest for a worker since it (last) entered the queue.
     pub async fn oldest_waiting(&self) -> Result<Option<OldestWaiting>, QueueError> {
         let mut conn = self.connection().await?;
         let oldest: Option<(String, i64)> =
-            self.scripts.oldest_waiting.arg(self.keys().prefix()).invoke_async(&mut *conn).await?;
+            self.invocation(&self.scripts.oldest_waiting).invoke_async(&mut conn).await?;
         Ok(oldest.map(|(job_id, waited_ms)| OldestWaiting { job_id, waited_ms: waited_ms.max(0) as u64 }))
     }
 
@@ -188,7 +195,7 @@ impl Queue {
             pipe.zrem(self.keys().state_set(state), job_id).ignore();
         }
         pipe.del(self.keys().job(job_id)).ignore();
-        let _: () = pipe.query_async(&mut *conn).await?;
+        let _: () = pipe.query_async(&mut conn).await?;
         Ok(())
     }
 

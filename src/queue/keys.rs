@@ -1,6 +1,7 @@
 //! Redis key names, all under the configured prefix so deployments can share a Redis.
 //! Every key docqueue uses is named here; the Lua scripts build the same names from
-//! the prefix (lua/prelude.lua lists them too).
+//! the prefix (lua/prelude.lua lists them too). On a Redis Cluster the prefix carries
+//! a hash tag (`{docq}:`), which puts every key below in one slot.
 //!
 //! | key | type | holds |
 //! |---|---|---|

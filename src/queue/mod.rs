@@ -2,21 +2,23 @@
 //! trip); see `lua/` for the scripts and `lua/prelude.lua` for the layout of the keys.
 
 mod browse;
+mod connection;
 mod job;
 mod keys;
 mod registry;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bb8_redis::RedisConnectionManager;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncCommands, Script};
+use redis::aio::PubSub;
+use redis::{AsyncCommands, Script, ScriptInvocation};
 
 use crate::config::{QueueConfig, RedisConfig};
 use crate::job_state::{JobState, UnknownJobState};
 
 pub use browse::{JobRecord, OldestWaiting, RedisMemory};
+pub use connection::{Connection, DedicatedConnection};
 pub use job::{CancelOutcome, ClaimedJob, NewJob, RescueOutcome, RescuedJob, RetryDecision, StateCounts};
 pub use keys::Keys;
 pub use registry::WorkerInfo;
@@ -93,10 +95,9 @@ impl Scripts {
 /// A cheap handle to the queue; clone it freely.
 #[derive(Clone)]
 pub struct Queue {
-    pool: bb8::Pool<RedisConnectionManager>,
-    client: redis::Client,
+    backend: Arc<connection::Backend>,
     keys: Keys,
-    scripts: std::sync::Arc<Scripts>,
+    scripts: Arc<Scripts>,
     config: QueueConfig,
 }
 
@@ -109,21 +110,13 @@ pub enum LeaseStatus {
 }
 
 impl Queue {
-    /// Builds the pool without connecting: the server starts even while Redis is down
-    /// (uploads are kept in the database and enqueued by the reconciler later).
+    /// Builds the clients without connecting: the server starts even while Redis is
+    /// down (uploads are kept in the database and enqueued by the reconciler later).
     pub fn new(redis: &RedisConfig, config: &QueueConfig) -> Result<Queue, QueueError> {
-        let url = redis.connection_url();
-        let client = redis::Client::open(url.as_str())?;
-        let manager = RedisConnectionManager::new(url.as_str())?;
-        let pool = bb8::Pool::builder()
-            .max_size(redis.pool_size)
-            .connection_timeout(Duration::from_secs(2))
-            .build_unchecked(manager);
         Ok(Queue {
-            pool,
-            client,
+            backend: Arc::new(connection::Backend::new(redis)?),
             keys: Keys::new(&redis.prefix),
-            scripts: std::sync::Arc::new(Scripts::load()),
+            scripts: Arc::new(Scripts::load()),
             config: config.clone(),
         })
     }
@@ -132,26 +125,34 @@ impl Queue {
         &self.keys
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
-    }
-
-    pub async fn connection(&self) -> Result<bb8::PooledConnection<'_, RedisConnectionManager>, QueueError> {
-        Ok(self.pool.get().await?)
+    /// A connection for short commands (from the pool, or the shared cluster connection).
+    pub async fn connection(&self) -> Result<Connection<'_>, QueueError> {
+        self.backend.connection().await
     }
 
     /// A connection of its own, with no response timeout, for blocking waits: a
     /// pooled connection would time out a blocking command and strand its reply.
-    pub async fn dedicated_connection(&self) -> Result<MultiplexedConnection, QueueError> {
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(None);
-        Ok(self.client.get_multiplexed_async_connection_with_config(&config).await?)
+    pub async fn dedicated_connection(&self) -> Result<DedicatedConnection, QueueError> {
+        self.backend.dedicated_connection().await
+    }
+
+    /// A pub/sub connection of its own (the progress Hub's subscription).
+    pub async fn pubsub(&self) -> Result<PubSub, QueueError> {
+        self.backend.pubsub().await
+    }
+
+    /// Starts a call of a script that follows lua/prelude.lua: the key prefix is its
+    /// first argument, and is declared as its key too, so that a Redis Cluster runs it
+    /// on the node that owns the prefix's hash slot, where every docqueue key lives.
+    pub fn invocation<'a>(&self, script: &'a Script) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation.key(self.keys.prefix()).arg(self.keys.prefix());
+        invocation
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;
-        let _: String = redis::cmd("PING").query_async(&mut *conn).await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
 
@@ -161,8 +162,7 @@ impl Queue {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.scripts.enqueue.prepare_invoke();
-        invocation.arg(self.keys.prefix());
+        let mut invocation = self.invocation(&self.scripts.enqueue);
         for job in jobs {
             invocation
                 .arg(&job.job_id)
@@ -174,7 +174,7 @@ impl Queue {
                 .arg(&job.filename);
         }
         let mut conn = self.connection().await?;
-        let positions: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+        let positions: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         Ok(positions.into_iter().map(|p| u64::try_from(p).ok().filter(|p| *p > 0)).collect())
     }
 
@@ -182,7 +182,7 @@ impl Queue {
     /// is owned by its lease alone; workers use `claim_for_process`.
     pub async fn claim(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut DedicatedConnection,
         worker_id: &str,
     ) -> Result<Option<ClaimedJob>, QueueError> {
         self.claim_for_process(conn, worker_id, "").await
@@ -194,15 +194,13 @@ impl Queue {
     /// leaves the job to its lease alone.
     pub async fn claim_for_process(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut DedicatedConnection,
         worker_id: &str,
         process: &str,
     ) -> Result<Option<ClaimedJob>, QueueError> {
         let token = ulid::Ulid::generate().to_string();
         let fields: Option<Vec<String>> = self
-            .scripts
-            .claim
-            .arg(self.keys.prefix())
+            .invocation(&self.scripts.claim)
             .arg(worker_id)
             .arg(&token)
             .arg(self.config.lease_ms)
@@ -226,7 +224,7 @@ impl Queue {
     }
 
     /// Waits up to `timeout` for a sign that work arrived (on a dedicated connection).
-    pub async fn wait_for_work(&self, conn: &mut MultiplexedConnection, timeout: Duration) -> Result<(), QueueError> {
+    pub async fn wait_for_work(&self, conn: &mut DedicatedConnection, timeout: Duration) -> Result<(), QueueError> {
         let _: Option<(String, String)> = conn.blpop(self.keys.wake(), timeout.as_secs_f64()).await?;
         Ok(())
     }
@@ -234,13 +232,11 @@ impl Queue {
     pub async fn extend_lease(&self, job: &ClaimedJob) -> Result<LeaseStatus, QueueError> {
         let mut conn = self.connection().await?;
         let reply: i64 = self
-            .scripts
-            .extend_lease
-            .arg(self.keys.prefix())
+            .invocation(&self.scripts.extend_lease)
             .arg(&job.job_id)
             .arg(&job.token)
             .arg(self.config.lease_ms)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(match reply {
             1 => LeaseStatus::Held,
@@ -257,7 +253,7 @@ impl Queue {
             .arg("state")
             .arg("token")
             .arg("cancel_requested")
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await?;
         Ok(match (state.as_deref(), token) {
             (Some("active"), Some(token)) if token == job.token => {
@@ -291,8 +287,8 @@ impl Queue {
         if !state.is_terminal() {
             return Err(QueueError::Reply(format!("a job cannot end `{state}`")));
         }
-        let mut invocation = self.scripts.complete.prepare_invoke();
-        invocation.arg(self.keys.prefix()).arg(&job.job_id).arg(&job.token).arg(state.redis_name()).arg(error);
+        let mut invocation = self.invocation(&self.scripts.complete);
+        invocation.arg(&job.job_id).arg(&job.token).arg(state.redis_name()).arg(error);
         if let Some((worker_id, process)) = next {
             invocation
                 .arg(worker_id)
@@ -302,7 +298,7 @@ impl Queue {
                 .arg(self.config.process_liveness_ms);
         }
         let mut conn = self.connection().await?;
-        let mut reply: Vec<String> = invocation.invoke_async(&mut *conn).await?;
+        let mut reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
         let done = reply.first().is_some_and(|flag| flag == "1");
         if reply.len() <= 1 {
             return Ok((done, None));
@@ -318,9 +314,7 @@ impl Queue {
         let mut conn = self.connection().await?;
         let jitter = 0.75 + fastrand::f64() * 0.5;
         let (outcome, delay_ms, failures): (String, u64, u32) = self
-            .scripts
-            .retry
-            .arg(self.keys.prefix())
+            .invocation(&self.scripts.retry)
             .arg(&job.job_id)
             .arg(&job.token)
             .arg(error)
@@ -328,7 +322,7 @@ impl Queue {
             .arg(self.config.backoff_base_ms)
             .arg(self.config.backoff_max_ms)
             .arg(jitter)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         Ok(match outcome.as_str() {
             "retrying" => RetryDecision::Retrying { delay_ms, failures },
@@ -343,20 +337,14 @@ impl Queue {
     /// Hands an unfinished job back to the queue (shutdown); the attempt is not counted.
     pub async fn release(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
         let mut conn = self.connection().await?;
-        let done: i64 = self
-            .scripts
-            .release
-            .arg(self.keys.prefix())
-            .arg(&job.job_id)
-            .arg(&job.token)
-            .invoke_async(&mut *conn)
-            .await?;
+        let done: i64 =
+            self.invocation(&self.scripts.release).arg(&job.job_id).arg(&job.token).invoke_async(&mut conn).await?;
         Ok(done == 1)
     }
 
     pub async fn cancel(&self, job_id: &str) -> Result<CancelOutcome, QueueError> {
         let mut conn = self.connection().await?;
-        let outcome: String = self.scripts.cancel.arg(self.keys.prefix()).arg(job_id).invoke_async(&mut *conn).await?;
+        let outcome: String = self.invocation(&self.scripts.cancel).arg(job_id).invoke_async(&mut conn).await?;
         Ok(match outcome.as_str() {
             "cancelling" => CancelOutcome::Cancelling,
             "missing" => CancelOutcome::Missing,
@@ -373,12 +361,10 @@ impl Queue {
     pub async fn rescue_stalled(&self) -> Result<Vec<RescuedJob>, QueueError> {
         let mut conn = self.connection().await?;
         let flat: Vec<String> = self
-            .scripts
-            .rescue_stalled
-            .arg(self.keys.prefix())
+            .invocation(&self.scripts.rescue_stalled)
             .arg(self.config.max_stalls)
             .arg(500)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?;
         flat.chunks_exact(4)
             .map(|f| {
@@ -394,7 +380,7 @@ impl Queue {
 
     pub async fn promote_delayed(&self) -> Result<u64, QueueError> {
         let mut conn = self.connection().await?;
-        Ok(self.scripts.promote_delayed.arg(self.keys.prefix()).arg(500).invoke_async(&mut *conn).await?)
+        Ok(self.invocation(&self.scripts.promote_delayed).arg(500).invoke_async(&mut conn).await?)
     }
 
     /// Removes finished jobs of `state` finished before `older_than` ago, then the
@@ -415,14 +401,12 @@ impl Queue {
         let mut conn = self.connection().await?;
         let cutoff = now_ms - older_than.as_millis() as i64;
         Ok(self
-            .scripts
-            .clean
-            .arg(self.keys.prefix())
+            .invocation(&self.scripts.clean)
             .arg(state.redis_name())
             .arg(cutoff)
             .arg(keep)
             .arg(10_000)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await?)
     }
 
@@ -453,13 +437,12 @@ impl Queue {
         if job_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.scripts.positions.prepare_invoke();
-        invocation.arg(self.keys.prefix());
+        let mut invocation = self.invocation(&self.scripts.positions);
         for id in job_ids {
             invocation.arg(id);
         }
         let mut conn = self.connection().await?;
-        let positions: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+        let positions: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         Ok(positions.into_iter().map(|p| u64::try_from(p).ok().filter(|p| *p > 0)).collect())
     }
 
@@ -468,19 +451,18 @@ impl Queue {
         if positions.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = self.scripts.mark_positions.prepare_invoke();
-        invocation.arg(self.keys.prefix());
+        let mut invocation = self.invocation(&self.scripts.mark_positions);
         for (job_id, position) in positions {
             invocation.arg(job_id).arg(*position);
         }
         let mut conn = self.connection().await?;
-        let changed: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+        let changed: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         Ok(changed.into_iter().map(|c| c == 1).collect())
     }
 
     pub async fn counts(&self) -> Result<StateCounts, QueueError> {
         let mut conn = self.connection().await?;
-        let c: Vec<u64> = self.scripts.counts.arg(self.keys.prefix()).invoke_async(&mut *conn).await?;
+        let c: Vec<u64> = self.invocation(&self.scripts.counts).invoke_async(&mut conn).await?;
         let get = |i: usize| c.get(i).copied().unwrap_or(0);
         Ok(StateCounts {
             queued: get(0),
@@ -502,7 +484,7 @@ impl Queue {
         for id in job_ids {
             pipe.cmd("HMGET").arg(self.keys.job(id)).arg("state").arg("finished_at");
         }
-        let replies: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut *conn).await?;
+        let replies: Vec<(Option<String>, Option<i64>)> = pipe.query_async(&mut conn).await?;
         let typed = |(state, finished): (Option<String>, Option<i64>)| {
             state.map(|s| Ok((JobState::from_redis(&s)?, finished.unwrap_or(0)))).transpose()
         };
@@ -520,7 +502,7 @@ impl Queue {
         for id in job_ids {
             pipe.cmd("HMGET").arg(self.keys.job(id)).arg("state").arg("progress").arg("stage");
         }
-        let replies: Vec<(Option<String>, Option<i32>, Option<String>)> = pipe.query_async(&mut *conn).await?;
+        let replies: Vec<(Option<String>, Option<i32>, Option<String>)> = pipe.query_async(&mut conn).await?;
         let running = JobState::Processing.redis_name();
         Ok(replies
             .into_iter()
@@ -587,7 +569,7 @@ impl Queue {
             .arg("NX")
             .arg("PX")
             .arg(ttl.as_millis() as u64)
-            .query_async(&mut *conn)
+            .query_async(&mut conn)
             .await?;
         Ok(reply.is_some())
     }

@@ -5,13 +5,12 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
 use super::run_job::run_job;
 use super::WorkerDeps;
 use crate::processing::processor::CancelReason;
-use crate::queue::{ClaimedJob, LeaseStatus, Queue, QueueError, WorkerInfo};
+use crate::queue::{ClaimedJob, DedicatedConnection, LeaseStatus, Queue, QueueError, WorkerInfo};
 
 /// How long an idle worker blocks waiting for work before it looks again.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -42,7 +41,7 @@ pub struct WorkerStopped {
     pub n: usize,
     pub worker_id: String,
     /// Its Redis connection for blocking waits, for the worker that replaces it.
-    pub connection: Option<MultiplexedConnection>,
+    pub connection: Option<DedicatedConnection>,
 }
 
 struct JobInHand {
@@ -55,7 +54,7 @@ pub struct DocumentWorker {
     id: String,
     deps: WorkerDeps,
     supervisor: Recipient<WorkerStopped>,
-    connection: Option<MultiplexedConnection>,
+    connection: Option<DedicatedConnection>,
     in_hand: Option<JobInHand>,
     claiming: bool,
     stopping: bool,
@@ -70,7 +69,7 @@ impl DocumentWorker {
         id: String,
         deps: WorkerDeps,
         supervisor: Recipient<WorkerStopped>,
-        connection: Option<MultiplexedConnection>,
+        connection: Option<DedicatedConnection>,
     ) -> DocumentWorker {
         DocumentWorker {
             n,

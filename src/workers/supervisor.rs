@@ -6,11 +6,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use actix::prelude::*;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::oneshot;
 
 use super::document_worker::{DocumentWorker, HandBack, Stop, WorkerStopped};
 use super::{maintenance, process_id, worker_id, WorkerDeps};
+use crate::queue::DedicatedConnection;
 
 /// Stop claiming, let running jobs finish within the grace period, hand back the
 /// rest, then stop. Answers when the pool is empty.
@@ -42,7 +42,7 @@ impl PoolSupervisor {
         }
     }
 
-    fn start_worker(&mut self, ctx: &mut Context<Self>, connection: Option<MultiplexedConnection>) {
+    fn start_worker(&mut self, ctx: &mut Context<Self>, connection: Option<DedicatedConnection>) {
         let n = self.next_n;
         self.next_n += 1;
         let worker = DocumentWorker::new(n, worker_id(n), self.deps.clone(), ctx.address().recipient(), connection);

@@ -276,8 +276,9 @@ impl TestServer {
         let attempts = |scrape: &prometheus_parse::Scrape| value(scrape, "docqueue_worker_claim_attempts_total", None);
         let start = attempts(&scrape(self).await);
         let queue = &self.app().queue;
-        let mut redis = queue.client().get_connection().unwrap();
-        let _: () = redis::Commands::lpush(&mut redis, queue.keys().wake(), vec!["test"; workers + 1]).unwrap();
+        let mut redis = queue.connection().await.unwrap();
+        let _: () =
+            redis::AsyncCommands::lpush(&mut redis, queue.keys().wake(), vec!["test"; workers + 1]).await.unwrap();
         eventually(Duration::from_secs(30), "a claim attempt begun after this point", || async move {
             (attempts(&scrape(self).await) > start + workers as f64).then_some(())
         })

@@ -1,6 +1,7 @@
 -- Publish one event to its user: stamp it with the user's next sequence number, keep
 -- it in the user's bounded stream (for resume) and broadcast it to every process.
 -- ARGV: prefix, user_id, event JSON (without seq), stream max length. Returns the seq.
+-- KEYS[1]: the prefix, declared for Redis Cluster (see src/queue/lua/prelude.lua).
 -- (Keys: see src/queue/keys.rs.)
 -- Keys: <p>events:seq:<user> and <p>events:stream:<user>. The kind comes before the
 -- user id, so no user id (say "seq:bob") can name another user's key.

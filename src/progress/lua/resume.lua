@@ -1,6 +1,7 @@
 -- The events a client missed since `since`, in order; or 'gap' when some of them are
 -- no longer kept (trimmed, or the sequence restarted), so the client needs a snapshot.
 -- ARGV: prefix, user_id, since. Returns {'events', payload…} or {'gap'}.
+-- KEYS[1]: the prefix, declared for Redis Cluster (see src/queue/lua/prelude.lua).
 local p, user, since = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local current = tonumber(redis.call('GET', p .. 'events:seq:' .. user) or 0)
 if since > current then

@@ -7,6 +7,10 @@
 -- A job lives in the hash <p>job:<id>; while it waits it is in <p>queue (by fair
 -- slot), in <p>waiting:<user> (by priority, then arrival) and in <p>waiting_since (by
 -- when this wait began, for the oldest waiting job's age).
+-- Redis Cluster: KEYS[1] is the prefix too (Queue::invocation passes both). Keys such
+-- as <p>job:<id> are known only inside a script, so they cannot all be declared; the
+-- prefix carries a hash tag instead ("{docq}:", required in cluster mode), which puts
+-- every key above in the slot of the declared KEYS[1], on the node that runs the script.
 local p = ARGV[1]
 
 local function now_ms()
