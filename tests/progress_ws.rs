@@ -279,8 +279,9 @@ async fn a_fresh_sockets_live_events_are_not_held_back_for_a_resume() {
     let mut fresh = WsClient::connect(&server.base, &alice).await;
     fresh.snapshot().await;
     // A second socket, opened with `since` (so it starts with nothing to replay), tells
-    // when the Hub has handed the event to every session of the user, in one loop: the
-    // fresh session has it queued before the ping below reaches it.
+    // when the Hub has the event; a message to the Hub after that returns once the Hub
+    // has handed it to every session of the user: the fresh session then has it in its
+    // mailbox, which an actor empties before it reads the ping sent below.
     let events = docqueue::progress::Publisher::new(server.app().queue.clone(), 100);
     let seq = events.current_seq("alice").await.unwrap();
     let url = format!("{}/ws?token={alice}&since={seq}", server.base.replacen("http", "ws", 1));
@@ -293,6 +294,7 @@ async fn a_fresh_sockets_live_events_are_not_held_back_for_a_resume() {
     let event = docqueue::progress::Subject::new("alice", "01JDOCUMENT", "01JJOB").queued(Some(1));
     let seq = events.publish(event).await.unwrap();
     witness.collect_until(LIMIT, |f| f["seq"] == seq).await;
+    server.app().hub.clone().unwrap().send(CountSessions).await.unwrap();
 
     // Held back, the event would come after the pong (the old hold was a second long).
     fresh.send_json(json!({ "type": "ping" })).await;

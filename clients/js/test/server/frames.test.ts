@@ -63,9 +63,9 @@ it("every frame the server sends type-checks against the client's types", { time
   await admin("/api/admin/queue/pause");
   const text = fixture("python-tutorial-classes.rst.txt");
   const uploaded = await client.upload([
-    new File([text], "first.txt"),
-    new File([fixture("ocrmypdf-invalid.pdf")], "damaged.pdf"),
-    new File([fixture("python-tutorial-errors.html")], "chapter.html"),
+    { blob: new Blob([text]), name: "first.txt" },
+    { blob: new Blob([fixture("ocrmypdf-invalid.pdf")]), name: "damaged.pdf" },
+    { blob: new Blob([fixture("python-tutorial-errors.html")]), name: "chapter.html" },
   ]);
   const [first, damaged, chapter] = uploaded.documents.map((d) => d.id);
   await client.cancel(first);
@@ -79,7 +79,7 @@ it("every frame the server sends type-checks against the client's types", { time
 
   // A socket of its own for the control frames; its snapshot lists finished documents.
   await admin("/api/admin/queue/pause");
-  const late = (await client.upload([new File([text], "late.txt")])).documents[0].id;
+  const late = (await client.upload([{ blob: new Blob([text]), name: "late.txt" }])).documents[0].id;
   const socket = new WebSocket(client.socketUrl((await client.wsTicket()).ticket));
   socket.on("message", record);
   await new Promise((opened) => socket.once("open", opened));

@@ -21,7 +21,8 @@ afterAll(async () => {
 
 it("uploads, then lists, reads, pages through chunks and searches the result", { timeout: 60_000 }, async () => {
   const progress: number[] = [];
-  const answer = await client.upload([new File([fixture("python-tutorial-classes.rst.txt")], "classes.rst.txt")], {
+  // Blobs with names, not Files: Node 18 (Debian's) has no global File.
+  const answer = await client.upload([{ blob: new Blob([fixture("python-tutorial-classes.rst.txt")]), name: "classes.rst.txt" }], {
     onUploadProgress: ({ loaded, total }) => progress.push(loaded / total),
   });
   expect(progress.at(-1)).toBe(1);
@@ -48,7 +49,7 @@ it("uploads, then lists, reads, pages through chunks and searches the result", {
 });
 
 it("surfaces the server's refusal of a file and of a token in its own words", async () => {
-  const refused = await client.upload([new File([fixture("photo-named.pdf")], "photo.pdf")]).catch((e: unknown) => e);
+  const refused = await client.upload([{ blob: new Blob([fixture("photo-named.pdf")]), name: "photo.pdf" }]).catch((e: unknown) => e);
   expect(refused).toBeInstanceOf(DocqueueError);
   expect((refused as DocqueueError).status).toBe(415);
   expect((refused as DocqueueError).message).toMatch(/^unsupported file type image\/png/);

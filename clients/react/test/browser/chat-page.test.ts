@@ -44,8 +44,9 @@ it("three documents attached by drag and drop and by the attach button rise thro
 
   await dropFiles(page, [HTML, DOCX]);
   await attachFiles(page, [PDF]);
-  // A row each, at once: while the bytes are still going up.
-  expect(await page.locator("li.dq-doc").count()).toBe(3);
+  // A row each, at once: long before any of them can be done (embedding is held).
+  await page.waitForFunction(() => document.querySelectorAll("li.dq-doc").length === 3);
+  expect(await page.locator('li.dq-doc[data-status="completed"]').count()).toBe(0);
   expect(await page.getByRole("list", { name: "Attachments" }).locator("li").count()).toBe(3);
   await page.getByRole("textbox", { name: "Message" }).fill("Here are the three documents");
   await page.getByRole("button", { name: "Send" }).click();
@@ -106,20 +107,20 @@ it("documents processing during a reload come back from the snapshot with their 
   const { context, page } = await openChat(harness, signToken("reloader"));
   await waitForConnection(page, "open");
   harness.embedding.hold();
-  await attachFiles(page, [PDF, LARGE_PDF]);
+  await attachFiles(page, [PDF, HTML]);
   await harness.embedding.waitingFor(2);
-  for (const name of [PDF, LARGE_PDF]) await waitForStatus(page, name, "processing");
-  const before: Record<string, number> = { [PDF]: await progressOf(page, PDF), [LARGE_PDF]: await progressOf(page, LARGE_PDF) };
+  for (const name of [PDF, HTML]) await waitForStatus(page, name, "processing");
+  const before: Record<string, number> = { [PDF]: await progressOf(page, PDF), [HTML]: await progressOf(page, HTML) };
 
   await page.reload();
   await waitForConnection(page, "open");
-  for (const name of [PDF, LARGE_PDF]) {
+  for (const name of [PDF, HTML]) {
     await waitForStatus(page, name, "processing");
     expect(await progressOf(page, name), `${name} after the reload`).toBeGreaterThanOrEqual(before[name]);
   }
   await page.screenshot({ path: join(outputDir, "after-reload.png"), fullPage: true });
   harness.embedding.release();
-  for (const name of [PDF, LARGE_PDF]) await waitForStatus(page, name, "completed");
+  for (const name of [PDF, HTML]) await waitForStatus(page, name, "completed");
   await context.close();
 });
 
