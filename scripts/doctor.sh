@@ -355,7 +355,7 @@ if [ "$health" != 200 ]; then
 elif [ -n "$allowed" ]; then
   report OK cors "$origin may call the API (Access-Control-Allow-Origin: $allowed)"
 elif [ -n "${DOCTOR_APP_ORIGIN:-}" ]; then
-  report WARN cors "no Access-Control-Allow-Origin for $origin: a page there cannot call the API" \
+  report WARN cors "no Access-Control-Allow-Origin for $origin: a page there cannot call the API (server.cors_allowed_origins)" \
     "$(section progress-not-reaching-the-browser)"
 else
   report OK cors "no CORS headers: pages on the same origin only (set DOCTOR_APP_ORIGIN to check another)"

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Run every test: installs what is missing, starts Redis if none answers, checks the
 # lint gate, then runs the suite against SQLite and, when PostgreSQL answers, against
-# PostgreSQL too.
+# PostgreSQL too; then the clients (clients/): their unit tests, their tests against a
+# running docqueue, and the reference chat page's tests in Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_packages
 command -v pg_isready >/dev/null || apt_install postgresql-client
-# The dashboard's browser test drives Debian's Chromium through chromedriver.
+# The clients are TypeScript, built and tested with Node and npm (Debian's packages).
+command -v npm >/dev/null || apt_install nodejs npm
+# The dashboard's browser test drives Debian's Chromium through chromedriver; the chat
+# page's tests drive the same Chromium through playwright-core (never its own download).
 { command -v chromium >/dev/null && command -v chromedriver >/dev/null; } || apt_install chromium chromium-driver
 # The alert rules are tested by promtool, which Debian ships in the prometheus package.
 command -v promtool >/dev/null || apt_install prometheus
@@ -50,3 +54,14 @@ if pg_isready -d "$TEST_POSTGRES_URL" -q; then
 else
   log "PostgreSQL does not answer at $TEST_POSTGRES_URL: PostgreSQL run skipped"
 fi
+
+# The clients run against the docqueue binary just built (clients/test-support starts
+# it with SQLite and its own Redis prefix), so once is enough.
+log "clients: npm ci and build (clients/)"
+(cd clients && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+started=$SECONDS
+log "clients: unit tests (Vitest)"
+(cd clients && npm test)
+log "clients: against a running docqueue, and the chat page in Chromium"
+(cd clients && npm run test:server && npm run test:browser)
+log "clients' tests took $((SECONDS - started)) s (screenshots: clients/react/test-output/)"

@@ -178,6 +178,7 @@ async fn start_inner(
         let http_metrics = web::Data::new(HttpMetrics::new());
         let worker_metrics = web::Data::new(worker_metrics);
         let address = format!("{}:{}", config.server.host, config.server.port);
+        let cors_allowed_origins = config.server.cors_allowed_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -197,7 +198,7 @@ async fn start_inner(
                     }
                 })
                 .wrap(crate::web::access_logger())
-                .configure(crate::web::routes)
+                .configure(|routes| crate::web::routes(routes, &cors_allowed_origins))
         })
         .disable_signals()
         // Progress frames are small and latency matters: no Nagle delay on sockets.

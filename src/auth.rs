@@ -1,5 +1,6 @@
 //! Bearer tokens (JWT, HS256) and the extractors that guard routes: `AuthUser` for
-//! any signed-in caller, `AdminUser` for `role = admin`.
+//! any signed-in caller, `AdminUser` for `role = admin`; and one-time WebSocket
+//! tickets, which let a browser open `/ws` without putting its long-lived token in a URL.
 
 use std::future::{ready, Ready};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::AuthConfig;
 use crate::error::AppError;
+use crate::queue::Queue;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -206,4 +208,56 @@ impl FromRequest for AdminUser {
             }
         }))
     }
+}
+
+/// How long a WebSocket ticket waits to be used: long enough to open a socket right
+/// after asking for it, short enough that one read from a log is worthless.
+pub const WS_TICKET_TTL: Duration = Duration::from_secs(30);
+
+/// What a ticket stands for: the caller of `POST /api/ws-ticket`, and when the token
+/// they asked with expires (the session it opens ends then, as a token's would).
+#[derive(Serialize, Deserialize)]
+struct TicketHolder {
+    sub: String,
+    role: Role,
+    exp: u64,
+}
+
+/// Issues a one-time ticket for `/ws?ticket=`: 32 random bytes, kept in Redis under
+/// their SHA-256 for `WS_TICKET_TTL`.
+pub async fn issue_ws_ticket(queue: &Queue, user: &AuthUser) -> Result<String, AppError> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(AppError::internal)?;
+    let ticket = hex::encode(bytes);
+    let holder = TicketHolder { sub: user.id.clone(), role: user.role, exp: user.expires_at };
+    let holder = serde_json::to_string(&holder).map_err(AppError::internal)?;
+    let mut conn = queue.connection().await?;
+    redis::cmd("SET")
+        .arg(queue.keys().ws_ticket(&ticket_hash(&ticket)))
+        .arg(holder)
+        .arg("EX")
+        .arg(WS_TICKET_TTL.as_secs())
+        .query_async::<()>(&mut *conn)
+        .await
+        .map_err(crate::queue::QueueError::from)?;
+    Ok(ticket)
+}
+
+/// Takes a ticket (GETDEL: a second use finds nothing). None when it is unknown,
+/// expired, already used, or the token it was issued for has expired since.
+pub async fn redeem_ws_ticket(queue: &Queue, ticket: &str) -> Result<Option<AuthUser>, AppError> {
+    let mut conn = queue.connection().await?;
+    let holder: Option<String> = redis::cmd("GETDEL")
+        .arg(queue.keys().ws_ticket(&ticket_hash(ticket)))
+        .query_async(&mut *conn)
+        .await
+        .map_err(crate::queue::QueueError::from)?;
+    let Some(holder) = holder else { return Ok(None) };
+    let holder: TicketHolder = serde_json::from_str(&holder).map_err(AppError::internal)?;
+    Ok((holder.exp > unix_now()).then_some(AuthUser { id: holder.sub, role: holder.role, expires_at: holder.exp }))
+}
+
+fn ticket_hash(ticket: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(ticket.as_bytes()))
 }

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub ws_silence_limit_ms: u64,
     pub body_timeout_secs: u64,
     pub max_concurrent_searches: usize,
+    /// Origins (`scheme://host[:port]`) whose pages may call the API from a browser.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -299,6 +301,14 @@ impl Config {
         if self.server.ws_silence_limit_ms <= self.server.ws_ping_interval_ms {
             return invalid("server.ws_silence_limit_ms", "must be above ws_ping_interval_ms");
         }
+        for origin in &self.server.cors_allowed_origins {
+            if !is_origin(origin) {
+                return invalid(
+                    "server.cors_allowed_origins",
+                    &format!("{origin:?} is not an origin: write scheme://host[:port], no path and no trailing slash"),
+                );
+            }
+        }
         if self.server.body_timeout_secs == 0 {
             return invalid("server.body_timeout_secs", "must be above 0");
         }
@@ -344,6 +354,22 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `scheme://host[:port]`, as a browser sends it in `Origin`: an origin with a path or a
+/// wildcard would never match, so it is refused at start-up instead of silently.
+fn is_origin(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once("://") else { return false };
+    let host = rest.rsplit_once(':').map_or(rest, |(host, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) && !port.is_empty() {
+            host
+        } else {
+            rest
+        }
+    });
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
 }
 
 impl RedisConfig {

@@ -26,7 +26,10 @@ fn registered_routes() -> BTreeSet<(String, String)> {
             if let Some(scope) = quoted("web::scope(\"") {
                 prefix = scope.to_string();
             }
-            if let (Some(path), Some(method)) = (quoted(".route(\""), line.split("web::").nth(1)) {
+            // The method is the first `web::` after `.route(`: a scope and its one route
+            // may share a line.
+            let method = line.split(".route(\"").nth(1).and_then(|route| route.split("web::").nth(1));
+            if let (Some(path), Some(method)) = (quoted(".route(\""), method) {
                 let method = method.split("()").next().unwrap().to_string();
                 routes.insert((method, format!("{prefix}{path}")));
             }

@@ -199,8 +199,114 @@ async fn two_sockets_of_one_user_both_receive_every_event() {
     stop(server, vec![first, second]).await;
 }
 
+/// A slow document's events until its progress passes 10 %, on `socket`; then the
+/// socket goes, and `other_tab` (same user) sees two more events go by. Returns the
+/// document id and the last seq the dropped socket saw.
+async fn miss_some_events(
+    server: &TestServer,
+    alice: &str,
+    mut socket: WsClient,
+    other_tab: &mut WsClient,
+) -> (String, u64) {
+    let doc = server.upload_one(alice, "slow.txt", b"x".to_vec()).await;
+    let id = doc["id"].as_str().unwrap().to_string();
+    let seen = socket
+        .collect_until(LIMIT, |f| is_event(f, "document.progress", &id) && f["progress"].as_i64() > Some(10))
+        .await;
+    let last_seq = seen.last().unwrap()["seq"].as_u64().unwrap();
+    drop(socket);
+    other_tab.collect_until(LIMIT, |f| f["seq"].as_u64() >= Some(last_seq + 2)).await;
+    (id, last_seq)
+}
+
+/// Every seq after `since`, each exactly once: the user's seqs have no holes.
+fn assert_each_seq_once_after(frames: &[Value], since: u64) {
+    let mut seqs: Vec<u64> = frames.iter().filter_map(|f| f["seq"].as_u64()).filter(|s| *s > since).collect();
+    let received = seqs.len();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), received, "no seq twice");
+    assert_eq!(seqs, (since + 1..=since + seqs.len() as u64).collect::<Vec<_>>(), "no seq missing");
+}
+
 #[actix_web::test]
-async fn a_reconnecting_client_gets_exactly_the_events_it_missed() {
+async fn a_socket_opened_with_since_gets_exactly_the_missed_events_then_live_ones() {
+    let env = TestEnv::new();
+    let processor = ScriptedProcessor { slow_steps: 30, ..ScriptedProcessor::new() };
+    let server = server(&env, processor, json!({})).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let mut other_tab = WsClient::connect(&server.base, &alice).await;
+    other_tab.snapshot().await;
+    let (id, last_seq) = miss_some_events(&server, &alice, socket, &mut other_tab).await;
+
+    let url = format!("{}/ws?token={alice}&since={last_seq}", server.base.replacen("http", "ws", 1));
+    let mut resumed = WsClient { socket: tokio_tungstenite::connect_async(url).await.unwrap().0 };
+    let frames = resumed.collect_until(LIMIT, |f| is_event(f, "document.completed", &id)).await;
+    assert!(frames.iter().all(|f| f["type"] != "snapshot"), "a resume, not a snapshot: {frames:#?}");
+    assert_eq!(frames[0]["seq"], last_seq + 1, "the first missed event comes first");
+    let seqs: Vec<u64> = frames.iter().map(|f| f["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] + 1 == w[1]), "in order, none twice, none missing: {seqs:?}");
+    // The other tab saw at least these go by while no socket was open: they were replayed.
+    assert!(seqs.len() >= 3, "{seqs:?}");
+    stop(server, vec![other_tab, resumed]).await;
+}
+
+#[actix_web::test]
+async fn a_socket_opened_with_since_past_the_kept_events_gets_a_snapshot() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({ "progress": { "stream_max_len": 3 } })).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let doc = server.upload_one(&alice, "first.txt", b"x".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let frames = socket.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    let early_seq = frames.first().unwrap()["seq"].as_u64().unwrap();
+    let url = format!("{}/ws?token={alice}&since={}", server.base.replacen("http", "ws", 1), early_seq - 1);
+    let mut resumed = WsClient { socket: tokio_tungstenite::connect_async(url).await.unwrap().0 };
+    let reply = resumed.snapshot().await;
+    assert_eq!(reply["documents"][0]["queue_status"], "completed");
+    stop(server, vec![socket, resumed]).await;
+}
+
+#[actix_web::test]
+async fn a_fresh_sockets_live_events_are_not_held_back_for_a_resume() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let mut fresh = WsClient::connect(&server.base, &alice).await;
+    fresh.snapshot().await;
+    // A second socket, opened with `since` (so it starts with nothing to replay), tells
+    // when the Hub has the event; a message to the Hub after that returns once the Hub
+    // has handed it to every session of the user: the fresh session then has it in its
+    // mailbox, which an actor empties before it reads the ping sent below.
+    let events = docqueue::progress::Publisher::new(server.app().queue.clone(), 100);
+    let seq = events.current_seq("alice").await.unwrap();
+    let url = format!("{}/ws?token={alice}&since={seq}", server.base.replacen("http", "ws", 1));
+    let mut witness = WsClient { socket: tokio_tungstenite::connect_async(url).await.unwrap().0 };
+    // A session answers frames only once it has joined the Hub.
+    witness.send_json(json!({ "type": "ping" })).await;
+    witness.collect_until(LIMIT, |f| f["type"] == "pong").await;
+
+    let published = std::time::Instant::now();
+    let event = docqueue::progress::Subject::new("alice", "01JDOCUMENT", "01JJOB").queued(Some(1));
+    let seq = events.publish(event).await.unwrap();
+    witness.collect_until(LIMIT, |f| f["seq"] == seq).await;
+    server.app().hub.clone().unwrap().send(CountSessions).await.unwrap();
+
+    // Held back, the event would come after the pong (the old hold was a second long).
+    fresh.send_json(json!({ "type": "ping" })).await;
+    let first = fresh.next_json(LIMIT).await.unwrap();
+    println!("the fresh socket's first live event arrived {:?} after it was published", published.elapsed());
+    assert_eq!((first["type"].as_str(), first["seq"].as_u64()), (Some("document.queued"), Some(seq)), "{first}");
+    assert_eq!(fresh.next_json(LIMIT).await.unwrap()["type"], "pong");
+    stop(server, vec![fresh, witness]).await;
+}
+
+#[actix_web::test]
+async fn a_reconnecting_client_that_sends_resume_gets_exactly_the_events_it_missed() {
     let env = TestEnv::new();
     let processor = ScriptedProcessor { slow_steps: 30, ..ScriptedProcessor::new() };
     let server = server(&env, processor, json!({})).await;
@@ -210,30 +316,20 @@ async fn a_reconnecting_client_gets_exactly_the_events_it_missed() {
     // Another tab of the same user sees the same seqs and tells when events went by.
     let mut other_tab = WsClient::connect(&server.base, &alice).await;
     other_tab.snapshot().await;
-    let doc = server.upload_one(&alice, "slow.txt", b"x".to_vec()).await;
-    let id = doc["id"].as_str().unwrap().to_string();
-    let seen = socket
-        .collect_until(LIMIT, |f| is_event(f, "document.progress", &id) && f["progress"].as_i64() > Some(10))
-        .await;
-    let last_seq = seen.last().unwrap()["seq"].as_u64().unwrap();
-    drop(socket);
-    other_tab.collect_until(LIMIT, |f| f["seq"].as_u64() >= Some(last_seq + 2)).await;
+    let (id, last_seq) = miss_some_events(&server, &alice, socket, &mut other_tab).await;
 
+    // The way clients resumed before `?since=`: a snapshot, then a `resume` frame. Live
+    // events flow from the snapshot on, so some may come before the replay; none twice.
     let mut again = WsClient::connect(&server.base, &alice).await;
-    again.snapshot().await;
+    let snapshot = again.snapshot().await;
     again.send_json(json!({ "type": "resume", "since": last_seq })).await;
     let resumed = again.collect_until(LIMIT, |f| is_event(f, "document.completed", &id)).await;
-    let seqs: Vec<u64> = resumed.iter().filter_map(|f| f["seq"].as_u64()).collect();
-    // Replayed events, then live ones: every seq after last_seq exactly once, in order.
-    let mut expected = last_seq + 1;
-    let mut replayed = Vec::new();
-    for seq in seqs {
-        if seq >= expected {
-            assert_eq!(seq, expected, "no gap after {}", expected - 1);
-            replayed.push(seq);
-            expected += 1;
-        }
-    }
+    assert_each_seq_once_after(&resumed, last_seq);
+    let replayed: Vec<u64> = resumed
+        .iter()
+        .filter_map(|f| f["seq"].as_u64())
+        .filter(|seq| *seq > last_seq && *seq <= snapshot["seq"].as_u64().unwrap())
+        .collect();
     assert!(replayed.len() >= 2, "missed events were replayed: {replayed:?}");
     stop(server, vec![other_tab, again]).await;
 }

@@ -25,6 +25,7 @@
 //! | `events` | pub/sub channel | every user's events, to every process's Hub |
 //! | `events:seq:<user>` | string | the user's last event `seq` |
 //! | `events:stream:<user>` | stream | the user's recent events, for resume |
+//! | `ws_ticket:<sha256 of the ticket>` | string with a 30 s TTL | a one-time WebSocket ticket's user, role and token expiry (JSON); taken with GETDEL |
 
 use crate::job_state::JobState;
 
@@ -120,5 +121,10 @@ impl Keys {
 
     pub fn events_seq(&self, user_id: &str) -> String {
         format!("{}events:seq:{user_id}", self.prefix)
+    }
+
+    /// A WebSocket ticket, named by its hash so the key never holds a usable ticket.
+    pub fn ws_ticket(&self, ticket_sha256: &str) -> String {
+        format!("{}ws_ticket:{ticket_sha256}", self.prefix)
     }
 }

@@ -14,6 +14,8 @@ pub mod ws;
 
 use std::sync::Arc;
 
+use actix_cors::Cors;
+use actix_web::http::{header, Method};
 use actix_web::web;
 
 use crate::config::Config;
@@ -45,7 +47,23 @@ pub struct AppState {
     pub searches: Arc<tokio::sync::Semaphore>,
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// CORS for the API scopes: the configured origins may call them from a browser, with
+/// their bearer token in `Authorization`; any other origin gets no CORS header (its
+/// browser then refuses the answer), and no origin gets credentials (cookies), which
+/// the API never uses. Preflights are answered here, before authentication. No header
+/// is exposed: actix-cors would name them to every origin, and errors say all in their
+/// JSON bodies.
+fn cors(allowed_origins: &[String]) -> Cors {
+    allowed_origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
+        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+        .max_age(600)
+}
+
+/// The routes; `cors_allowed_origins` is `server.cors_allowed_origins`.
+pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::QueryConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| json_error_handler(e)))
@@ -56,6 +74,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::scope("/api/documents")
+                .wrap(cors(cors_allowed_origins))
                 .route("", web::get().to(documents::list))
                 .route("/upload", web::post().to(upload::upload))
                 .route("/processing-status", web::get().to(documents::processing_status))
@@ -65,7 +84,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .route("/{id}", web::get().to(documents::get_one))
                 .route("/{id}", web::delete().to(documents::delete)),
         )
-        .service(web::scope("/api/admin").configure(admin::api::routes))
+        .service(web::scope("/api/ws-ticket").wrap(cors(cors_allowed_origins)).route("", web::post().to(ws::ticket)))
+        .service(web::scope("/api/admin").wrap(cors(cors_allowed_origins)).configure(admin::api::routes))
         .service(web::scope("/admin").configure(admin::dashboard::routes))
         .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
 }

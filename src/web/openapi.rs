@@ -28,6 +28,7 @@ use crate::progress::event::Event;
         search::search,
         search::list_chunks,
         ws::connect,
+        ws::ticket,
         admin::status,
         admin::list_jobs,
         admin::job,

@@ -1,7 +1,12 @@
 //! `GET /ws`: one `SessionActor` per WebSocket. It registers with the process's Hub
-//! for its user's events, sends a snapshot on connect (and whenever the Hub lost
-//! events), answers `resume`, `cancel` and `ping` frames, pings the client every
+//! for its user's events, sends a snapshot on connect (or, opened with `?since=SEQ`,
+//! the events after SEQ), and another whenever the Hub lost events; it answers
+//! `resume`, `cancel` and `ping` frames, pings the client every
 //! `server.ws_ping_interval_ms` and drops it once silent for `server.ws_silence_limit_ms`.
+//! Live events are never held back longer than a snapshot or a replay takes to send.
+//!
+//! Browsers open it with `?ticket=` (from `POST /api/ws-ticket`); other clients with
+//! the bearer token, in the header or `?token=`. A refused ticket is closed with 4401.
 //!
 //! A session lives no longer than its token: at the token's `exp` it is closed with
 //! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
@@ -17,7 +22,7 @@ use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::auth::{authenticate, AuthUser};
+use crate::auth::{authenticate, issue_ws_ticket, redeem_ws_ticket, AuthUser, WS_TICKET_TTL};
 use crate::db::documents;
 use crate::db::models::Document;
 use crate::documents::cancel_document;
@@ -27,27 +32,66 @@ use crate::progress::hub::{Connect, Disconnect, SessionMessage};
 use crate::progress::publisher::Missed;
 use crate::progress::{snapshot, Hub};
 
-/// How long live events wait after the first snapshot for a `resume` to come.
-const RESUME_WINDOW: Duration = Duration::from_secs(1);
 /// The close code for a session whose token expired (the private-use range, 4000–4999).
 pub const TOKEN_EXPIRED: u16 = 4001;
+/// The close code for a socket whose ticket is unknown, expired or already used.
+pub const TICKET_REFUSED: u16 = 4401;
 
-/// The progress socket. Frames are JSON text: the server sends a `snapshot`, then
-/// events and control frames; the client may send `ClientFrame`s.
+/// A one-time ticket for opening `/ws` from a browser.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WsTicket {
+    /// Pass as `/ws?ticket=`; it opens one socket, within `expires_in` seconds.
+    pub ticket: String,
+    pub expires_in: u64,
+}
+
+/// Issues a one-time ticket, valid for 30 s, that opens `/ws?ticket=` as the caller.
+/// Browsers cannot set headers on a WebSocket, and a long-lived token in a URL ends up
+/// in logs and histories; a ticket used or expired is worthless.
+#[utoipa::path(post, path = "/api/ws-ticket", tag = "progress", security(("bearer" = [])),
+    responses((status = 200, body = WsTicket), (status = 401, body = ErrorBody),
+        (status = 503, description = "Redis cannot be reached", body = ErrorBody)))]
+pub async fn ticket(user: AuthUser, state: web::Data<AppState>) -> Result<web::Json<WsTicket>, AppError> {
+    let ticket = issue_ws_ticket(&state.queue, &user).await?;
+    Ok(web::Json(WsTicket { ticket, expires_in: WS_TICKET_TTL.as_secs() }))
+}
+
+#[derive(Deserialize)]
+struct ConnectQuery {
+    ticket: Option<String>,
+    since: Option<u64>,
+}
+
+/// The progress socket. Frames are JSON text: the server sends a `snapshot` (or, with
+/// `since`, the events after it), then events and control frames; the client may send
+/// `ClientFrame`s.
 #[utoipa::path(get, path = "/ws", tag = "progress",
-    params(("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers")),
+    params(
+        ("ticket" = Option<String>, Query, description = "A one-time ticket from POST /api/ws-ticket (browsers); refused tickets close the socket with 4401"),
+        ("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers and cannot use tickets"),
+        ("since" = Option<u64>, Query, description = "Resume: instead of a snapshot, the events after this seq, then live ones (a snapshot if some are no longer kept)")),
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol: frames are Snapshot, Event and ControlFrame; the client sends ClientFrame"),
-        (status = 401, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn connect(
     request: HttpRequest,
     stream: web::Payload,
     state: web::Data<AppState>,
     hub: web::Data<Addr<Hub>>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    // Browsers cannot set headers on a WebSocket, hence ?token=; checked before the upgrade.
-    let user = authenticate(&request, true)?;
+    let query = web::Query::<ConnectQuery>::from_query(request.query_string())
+        .map_err(|e| AppError::BadRequest(format!("bad query string: {e}")))?
+        .into_inner();
+    let user = match query.ticket {
+        Some(ticket) => match redeem_ws_ticket(&state.queue, &ticket).await? {
+            Some(user) => user,
+            // A browser sees only close codes, never the status of a refused handshake.
+            None => return ws::start(RefusedTicket, &request, stream),
+        },
+        // Checked before the upgrade: non-browser clients read the 401.
+        None => authenticate(&request, true)?,
+    };
     let limits = &state.config.server;
     let frames = FrameBudget::new(limits.ws_frames_per_sec, limits.ws_frame_burst);
     let session = SessionActor {
@@ -57,13 +101,34 @@ pub async fn connect(
         hub: hub.get_ref().clone(),
         session_id: None,
         last_heard: Instant::now(),
+        resume_from: query.since,
         held_back: None,
         snapshot_in_flight: false,
         replaying: false,
         resume_after_snapshot: None,
         sent_seq: 0,
+        snapshot_seq: 0,
     };
     ws::start(session, &request, stream)
+}
+
+/// A socket opened with a refused ticket: closed at once with `TICKET_REFUSED`.
+struct RefusedTicket;
+
+impl Actor for RefusedTicket {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Other(TICKET_REFUSED),
+            description: Some("ticket unknown, expired or already used; get a new one from POST /api/ws-ticket".into()),
+        }));
+        ctx.stop();
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for RefusedTicket {
+    fn handle(&mut self, _: Result<ws::Message, ws::ProtocolError>, _: &mut Self::Context) {}
 }
 
 pub struct SessionActor {
@@ -73,6 +138,8 @@ pub struct SessionActor {
     hub: Addr<Hub>,
     session_id: Option<u64>,
     last_heard: Instant,
+    /// `?since=`: the session starts with a replay of the events after it, not a snapshot.
+    resume_from: Option<u64>,
     /// Live events wait here while a snapshot or a replay is on its way, so the client
     /// sees every seq once and in order.
     held_back: Option<Vec<Arc<str>>>,
@@ -82,6 +149,9 @@ pub struct SessionActor {
     resume_after_snapshot: Option<u64>,
     /// The highest seq sent to the client.
     sent_seq: u64,
+    /// The seq of the last snapshot sent: every event after it up to `sent_seq` has
+    /// gone out live, so a `resume` does not send it again.
+    snapshot_seq: u64,
 }
 
 #[derive(Deserialize)]
@@ -130,11 +200,9 @@ impl SessionActor {
         ctx.text(ControlFrame::Error { code: code.into(), message: message.into() }.text());
     }
 
-    /// Sends a fresh snapshot; live events wait until it is out, and those it already
-    /// reflects (seq not above its own) are dropped. After the first snapshot they
-    /// wait a moment longer: a reconnecting client sends `resume` right away, and its
-    /// replay must come before newer live events.
-    fn send_snapshot(&mut self, ctx: &mut ws::WebsocketContext<Self>, first: bool) {
+    /// Sends a fresh snapshot; live events wait until it is out (no longer), and those
+    /// it already reflects (seq not above its own) are dropped.
+    fn send_snapshot(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
         if self.snapshot_in_flight {
             return;
         }
@@ -148,17 +216,12 @@ impl SessionActor {
                 Ok(snapshot) => {
                     ctx.text(serde_json::to_string(&snapshot).unwrap_or_default());
                     act.sent_seq = act.sent_seq.max(snapshot.seq);
+                    act.snapshot_seq = snapshot.seq;
                 }
                 Err(err) => Self::send_error(ctx, "snapshot_unavailable", &err.to_string()),
             }
             if let Some(since) = act.resume_after_snapshot.take() {
                 act.resume(since, ctx);
-            } else if first {
-                ctx.run_later(RESUME_WINDOW, |act, ctx| {
-                    if !act.replaying && !act.snapshot_in_flight {
-                        act.release_held_back(ctx);
-                    }
-                });
             } else if !act.replaying {
                 act.release_held_back(ctx);
             }
@@ -166,7 +229,8 @@ impl SessionActor {
     }
 
     /// Replays what the client missed since `since`, in order, before any newer live
-    /// event; when some of it is no longer kept, a snapshot instead.
+    /// event, leaving out what this socket already sent live; when some of it is no
+    /// longer kept, a snapshot instead.
     fn resume(&mut self, since: u64, ctx: &mut ws::WebsocketContext<Self>) {
         if self.snapshot_in_flight {
             self.resume_after_snapshot = Some(since);
@@ -184,12 +248,16 @@ impl SessionActor {
             match missed {
                 Ok(Missed::Events(events)) => {
                     for event in events {
-                        act.sent_seq = act.sent_seq.max(seq_of(&event));
+                        let seq = seq_of(&event);
+                        if seq > act.snapshot_seq && seq <= act.sent_seq {
+                            continue;
+                        }
+                        act.sent_seq = act.sent_seq.max(seq);
                         ctx.text(event);
                     }
                     act.release_held_back(ctx);
                 }
-                Ok(Missed::Gap) | Err(_) => act.send_snapshot(ctx, false),
+                Ok(Missed::Gap) | Err(_) => act.send_snapshot(ctx),
             }
         }));
     }
@@ -242,7 +310,7 @@ impl SessionActor {
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(ClientFrame::Resume { since }) => self.resume(since, ctx),
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
-            Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx, false),
+            Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx),
             Ok(ClientFrame::Ping) => {
                 ctx.text(ControlFrame::Pong { ts: chrono::Utc::now().timestamp_millis() }.text());
             }
@@ -306,7 +374,10 @@ impl Actor for SessionActor {
                 Err(_) => ctx.stop(),
             })
             .wait(ctx);
-        self.send_snapshot(ctx, true);
+        match self.resume_from {
+            Some(since) => self.resume(since, ctx),
+            None => self.send_snapshot(ctx),
+        }
         let server = &self.state.config.server;
         let silence_limit = Duration::from_millis(server.ws_silence_limit_ms);
         ctx.run_interval(Duration::from_millis(server.ws_ping_interval_ms), move |act, ctx| {
@@ -335,7 +406,7 @@ impl Handler<SessionMessage> for SessionActor {
                 Some(held_back) => held_back.push(payload),
                 None => self.deliver(payload, ctx),
             },
-            SessionMessage::Refresh => self.send_snapshot(ctx, false),
+            SessionMessage::Refresh => self.send_snapshot(ctx),
         }
     }
 }
