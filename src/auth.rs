@@ -237,7 +237,7 @@ pub async fn issue_ws_ticket(queue: &Queue, user: &AuthUser) -> Result<String, A
         .arg(holder)
         .arg("EX")
         .arg(WS_TICKET_TTL.as_secs())
-        .query_async::<()>(&mut *conn)
+        .query_async::<()>(&mut conn)
         .await
         .map_err(crate::queue::QueueError::from)?;
     Ok(ticket)
@@ -249,7 +249,7 @@ pub async fn redeem_ws_ticket(queue: &Queue, ticket: &str) -> Result<Option<Auth
     let mut conn = queue.connection().await?;
     let holder: Option<String> = redis::cmd("GETDEL")
         .arg(queue.keys().ws_ticket(&ticket_hash(ticket)))
-        .query_async(&mut *conn)
+        .query_async(&mut conn)
         .await
         .map_err(crate::queue::QueueError::from)?;
     let Some(holder) = holder else { return Ok(None) };
