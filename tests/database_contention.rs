@@ -29,7 +29,8 @@ fn row(id: &str) -> Document {
 #[actix_web::test]
 async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_rolls_back_alone() {
     let env = TestEnv::new();
-    let db = Db::connect(&env.config(json!({})).database).unwrap();
+    // A pool of 4 gives PostgreSQL one group-commit thread too, so the batches are certain.
+    let db = Db::connect(&env.config(json!({ "database": { "pool_size": 4 } })).database).unwrap();
     db.migrate().unwrap();
     let (before_transactions, before_writes) = db.group_commit_counts();
 

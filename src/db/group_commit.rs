@@ -10,9 +10,13 @@
 //! Nothing waits for company: a write that arrives when the thread is idle commits at
 //! once. Under load, writes gather while the last batch commits, so the batch size
 //! follows the load.
+//!
+//! SQLite has one write lock, so one thread commits. PostgreSQL commits side by side
+//! (and groups WAL flushes itself), so a few threads take batches in turn: one gathers
+//! the next batch while another waits for its commit's flush.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use diesel::r2d2::{ConnectionManager, Pool};
 
@@ -42,14 +46,17 @@ struct Counts {
 }
 
 impl GroupCommit {
-    /// Starts the writer thread. It ends when the last handle is dropped.
-    pub fn start(pool: Pool<ConnectionManager<DbConnection>>) -> std::io::Result<GroupCommit> {
+    /// Starts `threads` writer threads. They end when the last handle is dropped.
+    pub fn start(pool: Pool<ConnectionManager<DbConnection>>, threads: usize) -> std::io::Result<GroupCommit> {
         let (writes, waiting) = mpsc::channel();
+        let waiting = Arc::new(Mutex::new(waiting));
         let counts = Arc::new(Counts::default());
-        let counted = counts.clone();
-        std::thread::Builder::new()
-            .name("docqueue-group-commit".into())
-            .spawn(move || commit_batches(&pool, &waiting, &counted))?;
+        for _ in 0..threads.max(1) {
+            let (pool, waiting, counts) = (pool.clone(), waiting.clone(), counts.clone());
+            std::thread::Builder::new()
+                .name("docqueue-group-commit".into())
+                .spawn(move || commit_batches(&pool, &waiting, &counts))?;
+        }
         Ok(GroupCommit { writes, counts })
     }
 
@@ -84,15 +91,12 @@ impl GroupCommit {
     }
 }
 
-fn commit_batches(pool: &Pool<ConnectionManager<DbConnection>>, waiting: &mpsc::Receiver<Write>, counts: &Counts) {
-    while let Ok(first) = waiting.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(write) => batch.push(write),
-                Err(_) => break,
-            }
-        }
+fn commit_batches(
+    pool: &Pool<ConnectionManager<DbConnection>>,
+    waiting: &Mutex<mpsc::Receiver<Write>>,
+    counts: &Counts,
+) {
+    while let Some(batch) = next_batch(waiting) {
         let mut conn = match pool.get() {
             Ok(conn) => conn,
             Err(err) => {
@@ -124,4 +128,18 @@ fn commit_batches(pool: &Pool<ConnectionManager<DbConnection>>, waiting: &mpsc::
             reply(failure.as_ref());
         }
     }
+}
+
+/// Waits for a write, then takes every write waiting behind it (up to `MAX_BATCH`);
+/// `None` once every handle is gone. One thread gathers at a time.
+fn next_batch(waiting: &Mutex<mpsc::Receiver<Write>>) -> Option<Vec<Write>> {
+    let waiting = waiting.lock().unwrap_or_else(|e| e.into_inner());
+    let mut batch = vec![waiting.recv().ok()?];
+    while batch.len() < MAX_BATCH {
+        match waiting.try_recv() {
+            Ok(write) => batch.push(write),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
 }

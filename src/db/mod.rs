@@ -136,7 +136,9 @@ impl Db {
     /// address or password is reported as such at once instead of after the pool's
     /// retries.
     pub fn connect(config: &DatabaseConfig) -> Result<Db, DbError> {
-        let url = match DatabaseUrl::parse(&config.url) {
+        let engine = DatabaseUrl::parse(&config.url);
+        let is_sqlite = matches!(engine, DatabaseUrl::Sqlite(_));
+        let url = match engine {
             DatabaseUrl::Postgres(url) => {
                 diesel::PgConnection::establish(&url).map_err(|e| DbError::Unavailable(format!("PostgreSQL: {e}")))?;
                 url
@@ -165,7 +167,9 @@ impl Db {
             .connection_customizer(Box::new(SqlitePragmas { busy_timeout_ms: config.sqlite_busy_timeout_ms }))
             .build(ConnectionManager::<DbConnection>::new(url))
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
-        let group_commit = GroupCommit::start(pool.clone())
+        // SQLite: one writer (one write lock). PostgreSQL: a few, a quarter of the pool.
+        let writers = if is_sqlite { 1 } else { (config.pool_size as usize / 4).clamp(1, 4) };
+        let group_commit = GroupCommit::start(pool.clone(), writers)
             .map_err(|e| DbError::Unavailable(format!("the group-commit writer did not start: {e}")))?;
         Ok(Db { pool, group_commit })
     }
