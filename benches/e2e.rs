@@ -10,7 +10,10 @@
 //! records (`/api/admin/queue/status`, which averages the last 200 jobs, and the mean
 //! over every job from `docqueue_processing_duration_seconds`) beside the wall time a
 //! worker spends per document; and the CPU time spent per document, in this process
-//! and in the extractor processes. On SQLite, and on PostgreSQL when
+//! and in the extractor processes; and where a document's time goes, traced from the
+//! client by when each stage's first event arrived (upload and wait until `extracting`,
+//! reading in the extractor until `chunking`, then chunking, embedding, and storing
+//! with the completion). On SQLite, and on PostgreSQL when
 //! `BENCH_POSTGRES_URL` is set (`scripts/bench.sh e2e` sets it when one answers);
 //! every run on a fresh database and Redis prefix.
 
@@ -180,6 +183,8 @@ struct Seen {
     sent: HashMap<String, Instant>,
     /// Document id → when its `document.completed` event arrived.
     completed: HashMap<String, Instant>,
+    /// Document id → when the first `document.progress` event of each stage arrived.
+    stages: HashMap<String, HashMap<String, Instant>>,
     /// Documents that failed for good, with the reason.
     failed: Vec<(String, String)>,
     first_sent: Option<Instant>,
@@ -253,17 +258,15 @@ async fn client_run(base: String, tokens: Vec<String>, admin: String, files: Vec
     for token in &tokens {
         sockets.push(connect(&base, token).await);
     }
-    // After its first snapshot a session holds live events back for a second (a resume
-    // may come); start once that window is over.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let per_user = files.len() / USERS;
     let users = sockets.into_iter().zip(&tokens).zip(files.chunks(per_user)).map(|((socket, token), files)| {
         let (client, base) = (&client, base.as_str());
         async move { tokio::join!(follow(socket, files.len()), upload(client, base, token, files)) }
     });
     let mut seen = Seen::default();
-    for ((completed, failed), (sent, first, last)) in futures_util::future::join_all(users).await {
-        seen.completed.extend(completed);
+    for ((followed, failed), (sent, first, last)) in futures_util::future::join_all(users).await {
+        seen.completed.extend(followed.completed);
+        seen.stages.extend(followed.stages);
         seen.failed.extend(failed);
         seen.sent.extend(sent);
         seen.first_sent = Some(seen.first_sent.map_or(first, |f| f.min(first)));
@@ -275,12 +278,19 @@ async fn client_run(base: String, tokens: Vec<String>, admin: String, files: Vec
     seen
 }
 
+/// When one user's documents completed, and when each of their stages began.
+#[derive(Default)]
+struct Followed {
+    completed: HashMap<String, Instant>,
+    stages: HashMap<String, HashMap<String, Instant>>,
+}
+
 /// Reads one user's events until `expected` documents completed or failed for good.
-async fn follow(mut socket: Socket, expected: usize) -> (HashMap<String, Instant>, Vec<(String, String)>) {
-    let mut completed = HashMap::new();
+async fn follow(mut socket: Socket, expected: usize) -> (Followed, Vec<(String, String)>) {
+    let mut followed = Followed::default();
     let mut failed = Vec::new();
     let deadline = tokio::time::Instant::now() + RUN_LIMIT;
-    while completed.len() + failed.len() < expected {
+    while followed.completed.len() + failed.len() < expected {
         let text = match tokio::time::timeout_at(deadline, socket.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => text,
             Ok(Some(Ok(_))) => continue,
@@ -291,7 +301,11 @@ async fn follow(mut socket: Socket, expected: usize) -> (HashMap<String, Instant
         let id = event["document_id"].as_str().unwrap_or_default().to_string();
         match event["type"].as_str() {
             Some("document.completed") => {
-                completed.insert(id, at);
+                followed.completed.insert(id, at);
+            }
+            Some("document.progress") => {
+                let stage = event["stage"].as_str().unwrap_or_default().to_string();
+                followed.stages.entry(id).or_default().entry(stage).or_insert(at);
             }
             Some("document.failed") if event["will_retry"] == false => {
                 failed.push((id, event["error"].as_str().unwrap_or_default().to_string()));
@@ -299,7 +313,7 @@ async fn follow(mut socket: Socket, expected: usize) -> (HashMap<String, Instant
             _ => {}
         }
     }
-    (completed, failed)
+    (followed, failed)
 }
 
 /// Uploads one user's files, a few per request, one request after another. Returns
@@ -436,6 +450,35 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
             "all_jobs_mean_ms": mean_ms(None), "mean_ms_by_type": by_type,
             "worker_wall_ms_per_document": worker_ms,
             "note": "worker wall time per document = concurrency × elapsed / completed",
+        })),
+    );
+    // The trace: the mean time from each point to the next, over documents whose every
+    // stage event arrived (the pump never drops a stage's first event).
+    let points = ["extracting", "chunking", "embedding", "storing"];
+    let traced: Vec<Vec<f64>> = seen
+        .completed
+        .iter()
+        .filter_map(|(id, done)| {
+            let stages = seen.stages.get(id)?;
+            let mut at = vec![*seen.sent.get(id)?];
+            for point in points {
+                at.push(*stages.get(point)?);
+            }
+            at.push(*done);
+            Some(at.windows(2).map(|pair| ms(pair[1].saturating_duration_since(pair[0]))).collect())
+        })
+        .collect();
+    let mean = |step: usize| traced.iter().map(|steps| steps[step]).sum::<f64>() / traced.len().max(1) as f64;
+    figure(
+        "e2e",
+        &format!("stage_ms_c{concurrency}{suffix}"),
+        (0..points.len() + 1).map(mean).sum::<f64>(),
+        "ms (mean, upload sent → completed)",
+        with(json!({
+            "traced_documents": traced.len(),
+            "upload_and_queue_wait": mean(0), "extracting": mean(1), "chunking": mean(2),
+            "embedding": mean(3), "storing_and_completion": mean(4),
+            "measured": "between the arrivals at the client of each stage's first document.progress event",
         })),
     );
     let per_document = |seconds: f64| seconds * 1000.0 / completed.max(1) as f64;
