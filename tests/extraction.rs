@@ -312,9 +312,15 @@ fn a_png_uploaded_as_pdf_fails_as_not_a_pdf() {
 }
 
 #[test]
-fn an_image_only_pdf_fails_because_ocr_is_not_supported() {
-    let reason = failure(PDF, &fixture("ocrmypdf-trivial.pdf"), &limits());
-    assert_eq!(reason, "the PDF has no extractable text (scanned pages?); OCR is not supported");
+fn an_image_only_pdf_fails_naming_the_ocr_package_when_tesseract_is_missing() {
+    let mut processing = config().processing;
+    processing.ocr.tesseract = "/nonexistent/tesseract".into();
+    let reason = failure(PDF, &fixture("ocrmypdf-trivial.pdf"), &ExtractOptions::from(&processing));
+    assert!(
+        reason.starts_with("the PDF has no extractable text (scanned pages?) and OCR is not available"),
+        "{reason}"
+    );
+    assert!(reason.contains("install the tesseract-ocr and tesseract-ocr-eng packages"), "{reason}");
 }
 
 #[test]
@@ -363,8 +369,8 @@ fn the_built_in_pdf_reader_notices_cancellation_between_pages() {
 
 #[test]
 fn an_unsupported_type_fails_permanently() {
-    let reason = failure("image/png", b"\x89PNG", &limits());
-    assert!(reason.contains("\"image/png\" are not supported"), "{reason}");
+    let reason = failure("image/gif", b"GIF89a", &limits());
+    assert!(reason.contains("\"image/gif\" are not supported"), "{reason}");
 }
 
 #[test]
