@@ -82,15 +82,6 @@ impl Extractor {
             path => PathBuf::from(path),
         };
         let limits = ExtractOptions::from(config);
-        match &limits.pdftotext {
-            Some(pdftotext) => log::info!("PDFs are read by poppler: {}", pdftotext.display()),
-            None => log::warn!(
-                "PDFs are read by the built-in reader: processing.pdftotext ({:?}) was not found; install \
-                 poppler-utils for text as poppler reads it",
-                config.pdftotext
-            ),
-        }
-        log_ocr_engine(config, &limits);
         Ok(Extractor {
             program,
             spares: Spares::default(),
@@ -259,6 +250,21 @@ impl Extractor {
         // each write copies one.
         self.warm_up();
         self.settle(content_type, run)
+    }
+
+    /// Says at start-up which readers documents will meet, and what to install for the
+    /// missing ones; only processes that read files call it (an API-only process, in
+    /// an image without the readers, would only mislead).
+    pub fn log_readers(&self, config: &ProcessingConfig) {
+        match &self.limits.pdftotext {
+            Some(pdftotext) => log::info!("PDFs are read by poppler: {}", pdftotext.display()),
+            None => log::warn!(
+                "PDFs are read by the built-in reader: processing.pdftotext ({:?}) was not found; install \
+                 poppler-utils for text as poppler reads it",
+                config.pdftotext
+            ),
+        }
+        log_ocr_engine(config, &self.limits);
     }
 
     /// Starts spares until `processing.extractor_spares` wait. Call it from a thread that
