@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use docqueue::config::Config;
 use docqueue::processing::chunk::{chunk, Chunk};
-use docqueue::processing::extract::{extract, ExtractError, ExtractOptions, ExtractedText, Section};
+use docqueue::processing::extract::{
+    extract, ExtractError, ExtractOptions, ExtractedText, OcrEngine, OcrOptions, Section,
+};
 
 mod common;
 
@@ -120,11 +122,27 @@ fn pdf_sections_and_chunks_carry_their_page_numbers() {
 
 #[test]
 fn pdf_progress_is_reported_page_by_page() {
-    let mut fractions = Vec::new();
-    extract(PDF, &fixture("debian-reference-excerpt.pdf"), &limits(), &mut |f| fractions.push(f), &|| false)
-        .expect("extracts");
-    assert_eq!(&fractions[..4], &[0.25, 0.5, 0.75, 1.0]);
-    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
+    let progress_with = |ocr: OcrOptions| {
+        let mut fractions = Vec::new();
+        let options = ExtractOptions { ocr, ..limits() };
+        extract(PDF, &fixture("debian-reference-excerpt.pdf"), &options, &mut |f| fractions.push(f), &|| false)
+            .expect("extracts");
+        assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
+        fractions
+    };
+    let without_ocr = progress_with(OcrOptions { engine: OcrEngine::Disabled, ..limits().ocr });
+    assert_eq!(&without_ocr[..4], &[0.25, 0.5, 0.75, 1.0]);
+    // Where scanned pages may follow, reading the text layers is the first half: OCR
+    // takes seconds a page, text layers milliseconds. (No page here needs OCR, so the
+    // programs are never started.)
+    let ocr_possible = OcrOptions {
+        engine: OcrEngine::Tesseract("/usr/bin/tesseract".into()),
+        pdftoppm: Some("/usr/bin/pdftoppm".into()),
+        ..limits().ocr
+    };
+    let with_ocr = progress_with(ocr_possible);
+    assert_eq!(&with_ocr[..4], &[0.125, 0.25, 0.375, 0.5]);
+    assert_eq!(with_ocr.last(), Some(&1.0));
 }
 
 #[test]
