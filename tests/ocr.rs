@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::pdf_writer::{pdf, stream, FONT};
 use common::ws::WsClient;
-use common::{token, TestEnv, TestServer};
+use common::{token, ServerProcess, TestEnv, TestServer};
 use docqueue::app::Role;
 use serde_json::{json, Value};
 
@@ -383,5 +383,47 @@ async fn a_pdf_with_more_scanned_pages_than_max_pages_ocr_fails_naming_the_key()
     assert_eq!(doc["queue_status"], "failed", "{doc}");
     let error = doc["error"].as_str().unwrap();
     assert!(error.contains("2 pages without a text layer") && error.contains("max_pages_ocr = 1"), "{error}");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn start_up_names_the_engine_and_languages_and_what_to_install() {
+    let env = TestEnv::new();
+    let worker = ServerProcess::start(&env, &[("DOCQUEUE_PROCESSING__OCR__LANGUAGES", "eng+xyz".into())]).await;
+    let log = worker.log_text();
+    assert!(log.contains("OCR: tesseract") && log.contains("languages eng+xyz"), "{log}");
+    assert!(log.contains("install the tesseract-ocr-xyz package"), "a missing language is named: {log}");
+    drop(worker);
+
+    let env = TestEnv::new();
+    let missing =
+        ServerProcess::start(&env, &[("DOCQUEUE_PROCESSING__OCR__TESSERACT", "/nonexistent/tesseract".into())]).await;
+    let log = missing.log_text();
+    assert!(log.contains("OCR is off") && log.contains("tesseract-ocr package"), "{log}");
+    drop(missing);
+
+    // An API-only process reads no file: it says nothing about readers it need not have.
+    let env = TestEnv::new();
+    let api = ServerProcess::start_as(
+        &env,
+        "api",
+        &[("DOCQUEUE_PROCESSING__OCR__TESSERACT", "/nonexistent/tesseract".into())],
+    )
+    .await;
+    let log = api.log_text();
+    assert!(!log.contains("OCR") && !log.contains("PDFs are read"), "{log}");
+}
+
+#[actix_web::test]
+async fn with_ocr_turned_off_an_image_fails_saying_so() {
+    let env = TestEnv::new();
+    let server =
+        TestServer::start(env.config(json!({ "processing": { "ocr": { "enabled": false } } })), Role::All).await;
+    let alice = token("alice");
+    let png = pdftoppm(&pdf_of(&[Page::Text(&HARBOUR)]), &["-r", "100", "-gray", "-png"]);
+    let image = processed(&server, &alice, "page.png", png).await;
+    assert_eq!(image["queue_status"], "failed", "{image}");
+    let error = image["error"].as_str().unwrap();
+    assert!(error.contains("OCR is turned off on this server (processing.ocr.enabled = false)"), "{error}");
     server.shutdown().await;
 }
