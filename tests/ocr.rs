@@ -10,11 +10,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pdf_writer::{pdf, stream, FONT};
+use common::scans::{full_page_image, image_object, pdftoppm, render_page};
 use common::ws::WsClient;
 use common::{token, ServerProcess, TestEnv, TestServer};
 use docqueue::app::Role;
@@ -66,17 +65,10 @@ fn pdf_of(pages: &[Page]) -> Vec<u8> {
         let page_id = objects.len() + 1;
         kids.push(format!("{page_id} 0 R"));
         let (content, image) = match page {
-            Page::Text(lines) => (text_content(lines), None),
+            Page::Text(lines) => (text_content(lines), stream("", b"")),
             Page::Scanned(lines) => {
-                let (width, height, pixels) = scan(lines, 150);
-                let image = stream(
-                    &format!(
-                        "/Type /XObject /Subtype /Image /Width {width} /Height {height} /ColorSpace /DeviceGray \
-                         /BitsPerComponent 8"
-                    ),
-                    &pixels,
-                );
-                ("q 612 0 0 792 0 0 cm /Scan Do Q".to_string(), Some(image))
+                let raster = render_page(&pdf_of(&[Page::Text(lines)]), 1, 150);
+                (full_page_image(612.0, 792.0), image_object(&raster))
             }
         };
         objects.push(
@@ -89,49 +81,12 @@ fn pdf_of(pages: &[Page]) -> Vec<u8> {
             .into_bytes(),
         );
         objects.push(stream("", content.as_bytes()));
-        // An empty stream keeps the numbering regular for text pages.
-        objects.push(image.unwrap_or_else(|| stream("", b"")));
+        // Text pages get an empty stream in the image's place: the numbering stays regular.
+        objects.push(image);
     }
     objects[0] = b"<< /Type /Catalog /Pages 2 0 R >>".to_vec();
     objects[1] = format!("<< /Type /Pages /Kids [{}] /Count {} >>", kids.join(" "), pages.len()).into_bytes();
     pdf(&objects)
-}
-
-/// Runs pdftoppm on `pdf` with `args` and returns what it printed.
-fn pdftoppm(pdf: &[u8], args: &[&str]) -> Vec<u8> {
-    let mut child = Command::new("pdftoppm")
-        .args(args)
-        .args(["-singlefile", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("pdftoppm (poppler-utils) is installed");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = pdf.to_vec();
-    let writer = std::thread::spawn(move || stdin.write_all(&input));
-    let output = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    assert!(output.status.success(), "pdftoppm {args:?}");
-    output.stdout
-}
-
-/// `lines` typeset on a text page and rendered in grey at `dpi`: width, height, pixels.
-fn scan(lines: &[&str], dpi: u32) -> (usize, usize, Vec<u8>) {
-    let pgm = pdftoppm(&pdf_of(&[Page::Text(lines)]), &["-r", &dpi.to_string(), "-gray"]);
-    // P5 <width> <height> 255 <pixels>
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while fields.len() < 4 {
-        let start = at;
-        while !pgm[at].is_ascii_whitespace() {
-            at += 1;
-        }
-        fields.push(String::from_utf8_lossy(&pgm[start..at]).into_owned());
-        at += 1;
-    }
-    let (width, height): (usize, usize) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
-    assert_eq!(pgm.len() - at, width * height, "one byte a pixel");
-    (width, height, pgm[at..].to_vec())
 }
 
 fn words(text: &str) -> Vec<String> {
