@@ -1,7 +1,8 @@
 //! Images (PNG, JPEG, TIFF, WebP): their text, by OCR. The dimensions are read from
 //! the header before anything decodes the pixels, so a small file that claims a huge
 //! canvas (a decompression bomb) is refused for what it claims, not for what decoding
-//! it would cost.
+//! it would cost. Only bytes whose header parsed here reach Tesseract (see
+//! `OcrOptions::recognise` for why that matters).
 
 use super::ocr::OcrPages;
 use super::{ExtractError, ExtractOptions, ExtractedText, Section};

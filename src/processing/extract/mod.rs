@@ -12,7 +12,7 @@ mod pdf;
 mod text;
 mod tool;
 
-pub use image::{dimensions as image_dimensions, Dimensions, HeaderError, JPEG, PNG, TIFF, WEBP};
+pub use image::{JPEG, PNG, TIFF, WEBP};
 pub use ocr::{OcrEngine, OcrOptions, OcrPages};
 
 use crate::config::ProcessingConfig;

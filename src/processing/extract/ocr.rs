@@ -103,6 +103,11 @@ impl OcrOptions {
     /// Recognises the text of an image (PNG, JPEG, TIFF, WebP, PGM). `dpi` is the
     /// resolution it was rendered at, when known (a raster without one makes Tesseract
     /// guess, badly). A multi-page TIFF comes back with its pages separated by form feeds.
+    ///
+    /// `image` must have been checked to start with the signature of one of those
+    /// formats: Tesseract reads stdin it does not recognise as an image as a list of
+    /// file names to open and recognise, which would read the machine's files into the
+    /// user's document.
     pub(super) fn recognise(&self, image: &[u8], dpi: Option<u32>, what: &str) -> Result<String, ExtractError> {
         let OcrEngine::Tesseract(tesseract) = &self.engine else {
             let reason = self.image_ocr_unavailable().unwrap_or_default();
