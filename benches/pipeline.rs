@@ -3,7 +3,9 @@
 //! printing per format the files, pages, megabytes, throughput and peak memory, then how
 //! a 1 GiB DOCX zip bomb fares, then what the extractor process costs: the overhead per
 //! small document and the pages/s on every PDF, read in this process (before the sandbox)
-//! and through `docqueue extract` (as the service reads them now). One plain line and
+//! and through `docqueue extract` (as the service reads them now), then OCR: pages/s
+//! at 300 DPI on a scan made from a real PDF, and how much of its text OCR recovers
+//! (`cargo bench --bench pipeline -- ocr` runs that part alone). One plain line and
 //! one JSON line per measurement.
 
 use std::collections::BTreeMap;
@@ -16,9 +18,14 @@ use serde_json::json;
 use docqueue::config::Config;
 use docqueue::processing::chunk::chunk;
 use docqueue::processing::embed::{self, Embedder};
-use docqueue::processing::extract::{extract, ExtractError, ExtractOptions};
+use docqueue::processing::extract::{extract, ExtractError, ExtractOptions, ExtractedText};
 use docqueue::processing::extractor::Extractor;
 
+#[allow(dead_code)] // the tests' PDF writer, for the scans
+#[path = "../tests/common/pdf_writer.rs"]
+mod pdf_writer;
+#[path = "../tests/common/scans.rs"]
+mod scans;
 #[path = "../tests/fixtures/zip_bomb.rs"]
 mod zip_bomb;
 
@@ -43,6 +50,10 @@ struct Totals {
 }
 
 fn main() {
+    if std::env::args().skip(1).any(|arg| arg == "ocr") {
+        ocr_report();
+        return;
+    }
     let crate_root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let corpus = crate_root.join("../shared/corpus");
     let root = if corpus.is_dir() { corpus } else { crate_root.join("tests/fixtures") };
@@ -90,6 +101,7 @@ fn main() {
     }
     zip_bomb_report(&limits);
     process_boundary_report(&root, &files);
+    ocr_report();
 }
 
 /// Documents read through the extractor process, one after another.
@@ -111,11 +123,15 @@ impl ThroughProcess {
 
     /// Reads one file of `owner`'s; returns its page count.
     fn read(&self, owner: &str, path: &Path, content_type: &str) -> Result<u64, String> {
+        self.read_text(owner, path, content_type).map(|doc| u64::from(doc.pages.unwrap_or(0)))
+    }
+
+    fn read_text(&self, owner: &str, path: &Path, content_type: &str) -> Result<ExtractedText, String> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
         let mut on_progress = |_| {};
         let run = self.extractor.run(owner, path, content_type, &mut on_progress, std::future::pending(), deadline);
         let extraction = self.runtime.block_on(run);
-        extraction.result.map(|doc| u64::from(doc.pages.unwrap_or(0))).map_err(|e| e.to_string())
+        extraction.result.map_err(|e| e.to_string())
     }
 }
 
@@ -318,6 +334,65 @@ fn zip_bomb_report(limits: &ExtractOptions) {
                     "seconds": elapsed.as_secs_f64(), "peak_rss_mb": peak_rss_mb, "error": reason })
         );
     }
+}
+
+/// OCR as the service runs it: the pages of tests/fixtures/debian-reference-excerpt.pdf
+/// rendered in grey at 300 DPI (what a scanner makes) into an image-only PDF, read
+/// through the extractor process at the default `processing.ocr.dpi` (300). Prints
+/// pages/s and the share of the words of the PDF's own text layer that OCR recovers.
+fn ocr_report() {
+    let config = Config::from_overrides(json!({})).expect("configuration");
+    if let Some(reason) = ExtractOptions::from(&config.processing).ocr.pdf_ocr_unavailable() {
+        println!("ocr       skipped: {reason}");
+        return;
+    }
+    let source_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/debian-reference-excerpt.pdf");
+    let source = std::fs::read(&source_path).expect("the fixture");
+    let through = ThroughProcess::new();
+    let reference = through.read_text("bench-ocr-text", &source_path, "application/pdf").expect("its text layer");
+    let pages = reference.pages.unwrap_or(0);
+    let scan_dpi = 300;
+    let rasters: Vec<scans::Raster> = (1..=pages).map(|page| scans::render_page(&source, page, scan_dpi)).collect();
+    let points = |pixels: usize| pixels as f64 * 72.0 / f64::from(scan_dpi);
+    let scanned = scans::image_only_pdf(&rasters, points(rasters[0].width), points(rasters[0].height));
+    drop(rasters);
+    let scan_path = std::env::temp_dir().join(format!("docqueue-bench-ocr-{}.pdf", std::process::id()));
+    std::fs::write(&scan_path, &scanned).expect("a temporary file");
+    let started = Instant::now();
+    let recognised = through.read_text("bench-ocr-scan", &scan_path, "application/pdf");
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&scan_path);
+    let recognised = match recognised {
+        Ok(recognised) => recognised,
+        Err(reason) => {
+            println!("ocr       failed: {reason}");
+            return;
+        }
+    };
+    let words = |doc: &ExtractedText| -> Vec<String> {
+        doc.sections
+            .iter()
+            .flat_map(|section| section.text.split(|c: char| !c.is_alphanumeric()))
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let found: std::collections::HashSet<String> = words(&recognised).into_iter().collect();
+    let expected = words(&reference);
+    let recovered = expected.iter().filter(|word| found.contains(*word)).count() as f64 / expected.len().max(1) as f64;
+    let pages_per_s = f64::from(pages) / seconds;
+    println!(
+        "ocr       {pages} scanned pages ({:.1} MB) at 300 DPI through the extractor: {pages_per_s:.2} pages/s \
+         ({:.1} s a page), {:.1} % of the text layer's words recovered",
+        scanned.len() as f64 / 1e6,
+        seconds / f64::from(pages),
+        recovered * 100.0
+    );
+    println!(
+        "{}",
+        json!({ "format": "ocr", "pages": pages, "dpi": 300, "mb": scanned.len() as f64 / 1e6, "seconds": seconds,
+                "pages_per_s": pages_per_s, "words_recovered": recovered })
+    );
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {

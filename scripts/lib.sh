@@ -23,7 +23,9 @@ apt_install() {
 
 # Build and run dependencies: Redis (server and CLI), libpq for Diesel's PostgreSQL
 # driver, pkg-config and a C compiler for the bundled SQLite, poppler's pdftotext,
-# which reads PDFs inside the extractor process, and curl and jq for scripts/doctor.sh.
+# which reads PDFs inside the extractor process (and its pdftoppm, which renders scanned
+# pages for OCR), Tesseract with its English data for OCR of scans and images, and curl
+# and jq for scripts/doctor.sh.
 ensure_packages() {
   local missing=()
   command -v redis-server >/dev/null || missing+=(redis-server)
@@ -34,6 +36,8 @@ ensure_packages() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
   command -v pdftotext >/dev/null || missing+=(poppler-utils)
+  command -v tesseract >/dev/null || missing+=(tesseract-ocr)
+  { command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng; } || missing+=(tesseract-ocr-eng)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 }

@@ -11,7 +11,7 @@ use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::{Role as TokenRole, TokenKeys};
-use crate::config::Config;
+use crate::config::{Config, ProcessingMode};
 use crate::db::Db;
 use crate::processing::embed::{self, Embedder};
 use crate::processing::extractor::Extractor;
@@ -97,6 +97,9 @@ pub async fn start(config: Config, role: Role) -> Result<RunningApp, StartError>
     let config = Arc::new(config);
     let pipeline_config = config.clone();
     let extractor = Extractor::from_config(&config.processing).map_err(StartError::Extractor)?;
+    if role != Role::Api || config.processing.mode == ProcessingMode::Inline {
+        extractor.log_readers(&config.processing);
+    }
     start_inner(config, role, move |db, queue, storage, embedder| {
         Arc::new(Pipeline::new(&pipeline_config, db.clone(), queue.clone(), storage.clone(), extractor, embedder))
     })

@@ -10,7 +10,7 @@ use crate::app::{self, Role};
 use crate::auth::{parse_ttl, Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
-use crate::processing::extract::ExtractOptions;
+use crate::processing::extract::{ExtractOptions, OcrEngine, OcrOptions};
 use crate::processing::extractor;
 
 #[derive(Parser)]
@@ -73,7 +73,54 @@ enum Command {
         max_docx_entries: usize,
         #[arg(long)]
         max_html_depth: usize,
+        #[command(flatten)]
+        ocr: OcrArgs,
     },
+}
+
+/// How the extractor runs OCR (`processing.ocr`, resolved by the server at start-up).
+#[derive(clap::Args)]
+pub struct OcrArgs {
+    /// The tesseract executable; without it, OCR is unavailable.
+    #[arg(long)]
+    tesseract: Option<PathBuf>,
+    /// OCR was turned off (`processing.ocr.enabled = false`), rather than not found.
+    #[arg(long)]
+    ocr_disabled: bool,
+    #[arg(long)]
+    pdftoppm: Option<PathBuf>,
+    #[arg(long)]
+    ocr_languages: String,
+    #[arg(long)]
+    tessdata_dir: Option<PathBuf>,
+    #[arg(long)]
+    ocr_dpi: u32,
+    #[arg(long)]
+    max_pages_ocr: u32,
+    #[arg(long)]
+    ocr_page_timeout_secs: u64,
+    #[arg(long)]
+    max_image_pixels: u64,
+}
+
+impl From<OcrArgs> for OcrOptions {
+    fn from(args: OcrArgs) -> Self {
+        let engine = match (args.tesseract, args.ocr_disabled) {
+            (_, true) => OcrEngine::Disabled,
+            (Some(path), false) => OcrEngine::Tesseract(path),
+            (None, false) => OcrEngine::NotInstalled,
+        };
+        OcrOptions {
+            engine,
+            pdftoppm: args.pdftoppm,
+            languages: args.ocr_languages,
+            tessdata_dir: args.tessdata_dir,
+            dpi: args.ocr_dpi,
+            max_pages: args.max_pages_ocr,
+            page_timeout: std::time::Duration::from_secs(args.ocr_page_timeout_secs),
+            max_image_pixels: args.max_image_pixels,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -87,6 +134,7 @@ pub fn main() -> ExitCode {
             max_docx_uncompressed_bytes,
             max_docx_entries,
             max_html_depth,
+            ocr,
         } => {
             let limits = ExtractOptions {
                 pdftotext,
@@ -95,6 +143,7 @@ pub fn main() -> ExitCode {
                 max_docx_uncompressed_bytes,
                 max_docx_entries,
                 max_html_depth,
+                ocr: OcrOptions::from(ocr),
             };
             return extractor::run_child(&limits);
         }

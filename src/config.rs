@@ -126,6 +126,29 @@ pub struct ProcessingConfig {
     pub extractor_program: String,
     pub extractor_spares: usize,
     pub max_documents_per_extractor: u32,
+    pub ocr: OcrConfig,
+}
+
+/// `[processing.ocr]`: Tesseract for pages and images without a text layer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcrConfig {
+    /// None (the default): on when `tesseract` is found at start-up.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// The tesseract executable: a name looked up on PATH, or a path.
+    pub tesseract: String,
+    /// Poppler's pdftoppm, which rasterises PDF pages for OCR.
+    pub pdftoppm: String,
+    /// Tesseract's language list, as its `-l` takes it: "eng", "eng+deu".
+    pub languages: String,
+    /// Tesseract's data directory; empty means the one it was built with.
+    #[serde(default)]
+    pub tessdata_dir: String,
+    pub dpi: u32,
+    pub max_pages_ocr: u32,
+    pub page_timeout_secs: u64,
+    pub max_image_pixels: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,6 +362,22 @@ impl Config {
         }
         if self.processing.max_open_files < 8 {
             return invalid("processing.max_open_files", "must be at least 8");
+        }
+        let ocr = &self.processing.ocr;
+        // Below 70 DPI Tesseract recognises next to nothing; above 1200 a page's raster
+        // outgrows the extractor's memory.
+        if !(70..=1200).contains(&ocr.dpi) {
+            return invalid("processing.ocr.dpi", "must be between 70 and 1200");
+        }
+        if ocr.page_timeout_secs == 0 {
+            return invalid("processing.ocr.page_timeout_secs", "must be above 0");
+        }
+        if ocr.max_image_pixels == 0 {
+            return invalid("processing.ocr.max_image_pixels", "must be above 0");
+        }
+        let language_list = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-');
+        if ocr.languages.is_empty() || !ocr.languages.chars().all(language_list) {
+            return invalid("processing.ocr.languages", "must be Tesseract language codes joined by +, like eng+deu");
         }
         if self.embedding.dimensions == 0 {
             return invalid("embedding.dimensions", "must be above 0");

@@ -77,16 +77,17 @@ async fn over_limit_upload_is_413_and_leaves_no_file() {
 }
 
 #[actix_web::test]
-async fn png_renamed_pdf_is_415_naming_the_detected_type() {
+async fn gif_renamed_pdf_is_415_naming_the_detected_type() {
     let env = TestEnv::new();
     let server = api_server(&env, json!({})).await;
-    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
-    png.extend_from_slice(&[0u8; 64]);
-    let response = server.upload(&token("alice"), &[("photo.pdf", png)], None).await;
+    // GIF is an image OCR does not read (PNG, JPEG, TIFF and WebP are accepted).
+    let mut gif = b"GIF89a\x01\0\x01\0".to_vec();
+    gif.extend_from_slice(&[0u8; 64]);
+    let response = server.upload(&token("alice"), &[("photo.pdf", gif)], None).await;
     assert_eq!(response.status(), 415);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unsupported_media_type");
-    assert!(body["error"]["message"].as_str().unwrap().contains("image/png"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("image/gif"), "{body}");
     assert!(env.stored_files().is_empty());
     server.shutdown().await;
 }
@@ -95,10 +96,8 @@ async fn png_renamed_pdf_is_415_naming_the_detected_type() {
 async fn one_bad_file_fails_the_whole_request_with_nothing_stored() {
     let env = TestEnv::new();
     let server = api_server(&env, json!({})).await;
-    let files = [
-        ("good.md", b"# Title\n\nSome text.\n".to_vec()),
-        ("bad.pdf", vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R']),
-    ];
+    let files =
+        [("good.md", b"# Title\n\nSome text.\n".to_vec()), ("bad.pdf", b"GIF89a\x01\0\x01\0\0\0\0\0\0\0\0\0".to_vec())];
     let response = server.upload(&token("alice"), &files, None).await;
     assert_eq!(response.status(), 415);
     assert!(env.stored_files().is_empty());

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use docqueue::config::Config;
 use docqueue::processing::chunk::{chunk, Chunk};
-use docqueue::processing::extract::{extract, ExtractError, ExtractOptions, ExtractedText, Section};
+use docqueue::processing::extract::{
+    extract, ExtractError, ExtractOptions, ExtractedText, OcrEngine, OcrOptions, Section,
+};
 
 mod common;
 
@@ -120,11 +122,27 @@ fn pdf_sections_and_chunks_carry_their_page_numbers() {
 
 #[test]
 fn pdf_progress_is_reported_page_by_page() {
-    let mut fractions = Vec::new();
-    extract(PDF, &fixture("debian-reference-excerpt.pdf"), &limits(), &mut |f| fractions.push(f), &|| false)
-        .expect("extracts");
-    assert_eq!(&fractions[..4], &[0.25, 0.5, 0.75, 1.0]);
-    assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
+    let progress_with = |ocr: OcrOptions| {
+        let mut fractions = Vec::new();
+        let options = ExtractOptions { ocr, ..limits() };
+        extract(PDF, &fixture("debian-reference-excerpt.pdf"), &options, &mut |f| fractions.push(f), &|| false)
+            .expect("extracts");
+        assert!(fractions.windows(2).all(|w| w[0] <= w[1]), "progress went backwards: {fractions:?}");
+        fractions
+    };
+    let without_ocr = progress_with(OcrOptions { engine: OcrEngine::Disabled, ..limits().ocr });
+    assert_eq!(&without_ocr[..4], &[0.25, 0.5, 0.75, 1.0]);
+    // Where scanned pages may follow, reading the text layers is the first half: OCR
+    // takes seconds a page, text layers milliseconds. (No page here needs OCR, so the
+    // programs are never started.)
+    let ocr_possible = OcrOptions {
+        engine: OcrEngine::Tesseract("/usr/bin/tesseract".into()),
+        pdftoppm: Some("/usr/bin/pdftoppm".into()),
+        ..limits().ocr
+    };
+    let with_ocr = progress_with(ocr_possible);
+    assert_eq!(&with_ocr[..4], &[0.125, 0.25, 0.375, 0.5]);
+    assert_eq!(with_ocr.last(), Some(&1.0));
 }
 
 #[test]
@@ -312,9 +330,15 @@ fn a_png_uploaded_as_pdf_fails_as_not_a_pdf() {
 }
 
 #[test]
-fn an_image_only_pdf_fails_because_ocr_is_not_supported() {
-    let reason = failure(PDF, &fixture("ocrmypdf-trivial.pdf"), &limits());
-    assert_eq!(reason, "the PDF has no extractable text (scanned pages?); OCR is not supported");
+fn an_image_only_pdf_fails_naming_the_ocr_package_when_tesseract_is_missing() {
+    let mut processing = config().processing;
+    processing.ocr.tesseract = "/nonexistent/tesseract".into();
+    let reason = failure(PDF, &fixture("ocrmypdf-trivial.pdf"), &ExtractOptions::from(&processing));
+    assert!(
+        reason.starts_with("the PDF has no extractable text (scanned pages?) and OCR is not available"),
+        "{reason}"
+    );
+    assert!(reason.contains("install the tesseract-ocr and tesseract-ocr-eng packages"), "{reason}");
 }
 
 #[test]
@@ -363,8 +387,8 @@ fn the_built_in_pdf_reader_notices_cancellation_between_pages() {
 
 #[test]
 fn an_unsupported_type_fails_permanently() {
-    let reason = failure("image/png", b"\x89PNG", &limits());
-    assert!(reason.contains("\"image/png\" are not supported"), "{reason}");
+    let reason = failure("image/gif", b"GIF89a", &limits());
+    assert!(reason.contains("\"image/gif\" are not supported"), "{reason}");
 }
 
 #[test]

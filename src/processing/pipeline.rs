@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use super::chunk::chunk;
 use super::embed::{self, Embedder};
 use super::extract::ExtractedText;
-use super::extractor::{Extractor, ExtractorError, ExtractorReport};
+use super::extractor::{Extractor, ExtractorError, ExtractorReport, ReadProgress};
 use crate::config::{Config, EmbeddingProvider, ProcessingConfig};
 use crate::db::models::{ChunkRow, Document};
 use crate::db::{attempts, chunks, Db};
@@ -68,9 +68,9 @@ impl Pipeline {
 
         ctx.on_progress(Stage::Extracting, 0);
         let progress = ctx.progress_fn();
-        let mut on_progress = |fraction: f32| {
-            let percent = (fraction.clamp(0.0, 1.0) * 40.0) as u8;
-            progress(ProgressUpdate { stage: Stage::Extracting, percent });
+        let mut on_progress = |read: ReadProgress| {
+            let percent = (read.fraction.clamp(0.0, 1.0) * 40.0) as u8;
+            progress(ProgressUpdate { stage: Stage::Extracting, percent, ocr_pages: read.ocr_pages });
         };
         let extraction = self
             .extractor

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::db::models::Document;
+use crate::processing::extract::OcrPages;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -62,11 +63,13 @@ pub struct Processed {
     pub chunk_count: i32,
 }
 
-/// A progress update: overall percentage (0–100) within a stage.
+/// A progress update: overall percentage (0–100) within a stage, and while OCR runs,
+/// how many of its pages it has recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProgressUpdate {
     pub stage: Stage,
     pub percent: u8,
+    pub ocr_pages: Option<OcrPages>,
 }
 
 pub type ProgressFn = Arc<dyn Fn(ProgressUpdate) + Send + Sync>;
@@ -92,7 +95,7 @@ impl JobContext {
 
     /// Reports progress; callable from any thread, cheap (updates are coalesced later).
     pub fn on_progress(&self, stage: Stage, percent: u8) {
-        (self.progress)(ProgressUpdate { stage, percent: percent.min(100) });
+        (self.progress)(ProgressUpdate { stage, percent: percent.min(100), ocr_pages: None });
     }
 
     pub fn is_cancelled(&self) -> bool {

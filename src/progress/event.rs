@@ -10,7 +10,7 @@ use crate::job_state::JobState;
 /// An event frame: `type` is one of document.queued, document.progress,
 /// document.completed, document.failed, document.cancelled, queue.position; the other
 /// fields depend on it (queue_status, position, progress, stage, chunk_count, error,
-/// will_retry, attempt, eta_seconds).
+/// will_retry, attempt, eta_seconds; ocr_pages_done and ocr_pages while OCR runs).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     #[serde(rename = "type")]
@@ -62,6 +62,20 @@ impl Subject {
         self.event(
             "document.progress",
             json!({ "queue_status": JobState::Processing, "progress": progress, "stage": stage }),
+        )
+    }
+
+    /// Progress while OCR runs: `ocr_pages_done` of `ocr_pages` pages recognised.
+    pub fn ocr_progress(&self, progress: i32, stage: &str, done: u32, total: u32) -> Event {
+        self.event(
+            "document.progress",
+            json!({
+                "queue_status": JobState::Processing,
+                "progress": progress,
+                "stage": stage,
+                "ocr_pages_done": done,
+                "ocr_pages": total,
+            }),
         )
     }
 

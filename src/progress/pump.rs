@@ -1,5 +1,6 @@
 //! Coalesces a job's progress updates to at most `max_per_sec` deliveries, keeping the
-//! percentage monotone and delivering every stage change and the final value.
+//! percentage monotone and delivering every stage change, every OCR page (each takes
+//! seconds, and users watch a scan go page by page) and the final value.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,8 +44,9 @@ where
                 let update = ProgressUpdate {
                     stage: update.stage,
                     percent: update.percent.max(newest.map_or(0, |u| u.percent)),
+                    ocr_pages: update.ocr_pages,
                 };
-                let stage_changed = newest.is_none_or(|u| u.stage != update.stage);
+                let stage_changed = newest.is_none_or(|u| u.stage != update.stage || u.ocr_pages != update.ocr_pages);
                 if newest == Some(update) {
                     continue;
                 }
@@ -90,7 +92,7 @@ mod tests {
     }
 
     fn at(stage: Stage, percent: u8) -> ProgressUpdate {
-        ProgressUpdate { stage, percent }
+        ProgressUpdate { stage, percent, ocr_pages: None }
     }
 
     fn updates(delivered: &Delivered) -> Vec<ProgressUpdate> {

@@ -1,6 +1,6 @@
 //! The type of an upload, decided from its bytes (never from the client's word):
-//! PDF, DOCX, HTML, Markdown, plain text or CSV. The extension only tells apart the
-//! text formats, which look alike.
+//! PDF, DOCX, HTML, Markdown, plain text, CSV, or a PNG, JPEG, TIFF or WebP image (read
+//! by OCR). The extension only tells apart the text formats, which look alike.
 
 pub const PDF: &str = "application/pdf";
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -8,6 +8,10 @@ pub const HTML: &str = "text/html";
 pub const MARKDOWN: &str = "text/markdown";
 pub const TEXT: &str = "text/plain";
 pub const CSV: &str = "text/csv";
+pub const PNG: &str = "image/png";
+pub const JPEG: &str = "image/jpeg";
+pub const TIFF: &str = "image/tiff";
+pub const WEBP: &str = "image/webp";
 
 /// How many leading bytes the sniffer looks at.
 pub const HEAD_BYTES: usize = 64 * 1024;
@@ -37,6 +41,10 @@ pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
             "application/zip" if contains(head, b"word/") => Ok(DOCX),
             "text/html" => Ok(HTML),
             "text/xml" | "application/xml" => Ok(TEXT),
+            PNG => Ok(PNG),
+            JPEG => Ok(JPEG),
+            TIFF => Ok(TIFF),
+            WEBP => Ok(WEBP),
             other => Err(other.to_string()),
         };
     }
@@ -97,9 +105,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn png_renamed_pdf_is_reported_as_png() {
+    fn images_are_sniffed_by_their_bytes_whatever_their_name() {
         let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
-        assert_eq!(sniff(&png, "photo.pdf"), Err("image/png".to_string()));
+        assert_eq!(sniff(&png, "photo.pdf"), Ok(PNG));
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0], "scan.txt"), Ok(JPEG));
+        assert_eq!(sniff(b"II*\0\x08\0\0\0\x0b\0\0\x01", "scan"), Ok(TIFF));
+        assert_eq!(sniff(b"RIFF\x24\0\0\0WEBPVP8 ", "photo.png"), Ok(WEBP));
+        // Other images have no text layer and no reader: refused, naming what they are.
+        assert_eq!(sniff(b"GIF89a\x01\0\x01\0", "photo.pdf"), Err("image/gif".to_string()));
     }
 
     #[test]

@@ -74,7 +74,11 @@ pub async fn run_job(
                 // The event also records the progress on the job in Redis (one script),
                 // where snapshots read it: the row is written at most once a second, so
                 // a short job writes no progress rows at all.
-                events.announce(subject.progress(percent, stage)).await;
+                let event = match update.ocr_pages {
+                    Some(pages) => subject.ocr_progress(percent, stage, pages.done, pages.total),
+                    None => subject.progress(percent, stage),
+                };
+                events.announce(event).await;
                 let due = {
                     let mut last = row_written.lock().unwrap_or_else(|e| e.into_inner());
                     let due = last.elapsed() >= PROGRESS_ROW_INTERVAL;

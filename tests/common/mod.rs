@@ -6,6 +6,7 @@
 pub mod hostile;
 pub mod pdf_writer;
 pub mod processors;
+pub mod scans;
 pub mod webdriver;
 pub mod ws;
 #[path = "../fixtures/zip_bomb.rs"]

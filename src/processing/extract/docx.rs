@@ -375,6 +375,10 @@ mod tests {
             max_docx_uncompressed_bytes: 1 << 20,
             max_docx_entries: 10,
             max_html_depth: 512,
+            ocr: ExtractOptions::from(
+                &crate::config::Config::from_overrides(serde_json::json!({})).expect("defaults").processing,
+            )
+            .ocr,
         };
         let mut budget = Budget { bytes_left: 1 << 20, chars_left: 1000 };
         read_part(xml.as_bytes(), "word/document.xml", &mut budget, &limits, &|| false).expect("reads")

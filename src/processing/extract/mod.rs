@@ -6,8 +6,14 @@
 mod csv;
 mod docx;
 mod html;
+mod image;
+mod ocr;
 mod pdf;
 mod text;
+mod tool;
+
+pub use image::{JPEG, PNG, TIFF, WEBP};
+pub use ocr::{OcrEngine, OcrOptions, OcrPages};
 
 use crate::config::ProcessingConfig;
 
@@ -22,6 +28,8 @@ pub struct ExtractOptions {
     pub max_docx_uncompressed_bytes: u64,
     pub max_docx_entries: usize,
     pub max_html_depth: usize,
+    /// Pages without a text layer and images.
+    pub ocr: OcrOptions,
 }
 
 impl From<&ProcessingConfig> for ExtractOptions {
@@ -33,6 +41,7 @@ impl From<&ProcessingConfig> for ExtractOptions {
             max_docx_uncompressed_bytes: config.max_docx_uncompressed_bytes,
             max_docx_entries: config.max_docx_entries,
             max_html_depth: config.max_html_depth,
+            ocr: OcrOptions::from(&config.ocr),
         }
     }
 }
@@ -83,13 +92,27 @@ pub fn extract(
     on_progress: &mut dyn FnMut(f32),
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<ExtractedText, ExtractError> {
+    extract_reporting_ocr(content_type, bytes, limits, on_progress, &mut |_| {}, is_cancelled)
+}
+
+/// As [`extract`], also telling `on_ocr_pages` how many pages OCR has recognised of
+/// how many it will (OCR takes seconds a page, so users see each one).
+pub fn extract_reporting_ocr(
+    content_type: &str,
+    bytes: &[u8],
+    limits: &ExtractOptions,
+    on_progress: &mut dyn FnMut(f32),
+    on_ocr_pages: &mut dyn FnMut(OcrPages),
+    is_cancelled: &dyn Fn() -> bool,
+) -> Result<ExtractedText, ExtractError> {
     if bytes.is_empty() {
         return Err(ExtractError::Permanent("the file is empty".into()));
     }
     // Tolerate parameters such as "; charset=utf-8" after the media type.
     let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     let mut extracted = match media_type.as_str() {
-        PDF => pdf::extract(bytes, limits, on_progress, is_cancelled)?,
+        PDF => pdf::extract(bytes, limits, on_progress, on_ocr_pages, is_cancelled)?,
+        PNG | JPEG | TIFF | WEBP => image::extract(&media_type, bytes, limits, on_progress, on_ocr_pages)?,
         DOCX => docx::extract(bytes, limits, on_progress, is_cancelled)?,
         HTML => html::extract(bytes, limits)?,
         MARKDOWN => text::extract(bytes, true)?,
@@ -97,7 +120,7 @@ pub fn extract(
         CSV => csv::extract(bytes, limits)?,
         _ => {
             return Err(ExtractError::Permanent(format!(
-            "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text and CSV are)"
+            "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text, CSV and PNG, JPEG, TIFF and WebP images are)"
         )))
         }
     };

@@ -4,11 +4,12 @@
 //! holds no connection and no secret, and writes no file. It may be started before its
 //! first document exists, as a spare.
 
+use std::cell::RefCell;
 use std::io::{self, BufRead, BufWriter, Read, Write};
 use std::process::ExitCode;
 
 use super::protocol::{write_extracted, write_frame, Frame, Request, MAX_REQUEST_BYTES};
-use crate::processing::extract::{extract, ExtractError, ExtractOptions};
+use crate::processing::extract::{extract_reporting_ocr, ExtractError, ExtractOptions, OcrPages};
 
 /// Exit status when stdin or stdout broke (the parent went away or stopped reading).
 const OUTPUT_FAILED: u8 = 3;
@@ -46,20 +47,25 @@ fn extract_one(
     if bytes.len() as u64 != request.bytes {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
-    let mut progress_failed = None;
-    let mut last_sent = -1.0f32;
+    let progress =
+        RefCell::new(ProgressFrames { out: &mut *out, fraction: 0.0, last_sent: -1.0, ocr_pages: None, failed: None });
     let mut on_progress = |fraction: f32| {
+        let mut progress = progress.borrow_mut();
+        progress.fraction = fraction;
         // Whole percents are all the parent shows; fewer lines, same picture.
-        if fraction - last_sent >= 0.01 || fraction >= 1.0 {
-            last_sent = fraction;
-            let sent = write_frame(out, &Frame::Progress { fraction }).and_then(|()| out.flush());
-            if let Err(err) = sent {
-                progress_failed.get_or_insert(err);
-            }
+        if fraction - progress.last_sent >= 0.01 || fraction >= 1.0 {
+            progress.send();
         }
     };
-    let result = extract(&request.content_type, &bytes, limits, &mut on_progress, &|| false);
-    if let Some(err) = progress_failed {
+    // Every OCR page is told: each takes seconds.
+    let mut on_ocr_pages = |pages: OcrPages| {
+        let mut progress = progress.borrow_mut();
+        progress.ocr_pages = Some(pages);
+        progress.send();
+    };
+    let result =
+        extract_reporting_ocr(&request.content_type, &bytes, limits, &mut on_progress, &mut on_ocr_pages, &|| false);
+    if let Some(err) = progress.into_inner().failed {
         return Err(err);
     }
     drop(bytes);
@@ -87,5 +93,25 @@ fn read_request(input: &mut impl BufRead) -> io::Result<Option<Request>> {
             Err(io::Error::new(io::ErrorKind::InvalidData, "request line too long"))
         }
         Some(_) => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// Progress frames for one document: the fraction and OCR page count last reported,
+/// and the first write that failed (the parent went away).
+struct ProgressFrames<'a, W: Write> {
+    out: &'a mut W,
+    fraction: f32,
+    last_sent: f32,
+    ocr_pages: Option<OcrPages>,
+    failed: Option<io::Error>,
+}
+
+impl<W: Write> ProgressFrames<'_, W> {
+    fn send(&mut self) {
+        self.last_sent = self.fraction;
+        let frame = Frame::Progress { fraction: self.fraction, ocr_pages: self.ocr_pages };
+        if let Err(err) = write_frame(self.out, &frame).and_then(|()| self.out.flush()) {
+            self.failed.get_or_insert(err);
+        }
     }
 }

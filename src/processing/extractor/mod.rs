@@ -31,7 +31,7 @@ use process::{signal_name, Ended, Started};
 use protocol::{read_frame, Frame, Request, Sections};
 use spares::Spares;
 
-use super::extract::{ExtractOptions, ExtractedText};
+use super::extract::{ExtractOptions, ExtractedText, OcrEngine, OcrPages};
 use crate::config::ProcessingConfig;
 
 /// How long stderr may stay open after the process ended (a grandchild holding it).
@@ -55,6 +55,15 @@ pub struct Extractor {
     max_seconds: u64,
 }
 
+/// How far the reading of a document has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReadProgress {
+    /// 0–1.
+    pub fraction: f32,
+    /// Pages recognised by OCR of those it will recognise, once OCR has begun.
+    pub ocr_pages: Option<OcrPages>,
+}
+
 /// Writes the request and the document to the process, then hands its stdin back.
 type Feeder = tokio::task::JoinHandle<std::io::Result<ChildStdin>>;
 
@@ -73,14 +82,6 @@ impl Extractor {
             path => PathBuf::from(path),
         };
         let limits = ExtractOptions::from(config);
-        match &limits.pdftotext {
-            Some(pdftotext) => log::info!("PDFs are read by poppler: {}", pdftotext.display()),
-            None => log::warn!(
-                "PDFs are read by the built-in reader: processing.pdftotext ({:?}) was not found; install \
-                 poppler-utils for text as poppler reads it",
-                config.pdftotext
-            ),
-        }
         Ok(Extractor {
             program,
             spares: Spares::default(),
@@ -97,14 +98,14 @@ impl Extractor {
 
     /// Reads `file` (of the sniffed `content_type`, uploaded by `owner`) in an
     /// extractor process: one kept for `owner`, a spare, or a new one.
-    /// `on_progress(fraction)` follows the reading; when `cancelled` resolves or
+    /// `on_progress` follows the reading; when `cancelled` resolves or
     /// `deadline` passes, the process is killed and the run ends at once.
     pub async fn run(
         &self,
         owner: &str,
         file: &Path,
         content_type: &str,
-        on_progress: &mut (dyn FnMut(f32) + Send),
+        on_progress: &mut (dyn FnMut(ReadProgress) + Send),
         cancelled: impl Future<Output = ()>,
         deadline: Instant,
     ) -> Extraction {
@@ -165,7 +166,9 @@ impl Extractor {
             tokio::select! {
                 frame = read_frame(&mut reader, &mut line) => match frame {
                     Ok(None) => break,
-                    Ok(Some(Frame::Progress { fraction })) if last_frame.is_none() => on_progress(fraction),
+                    Ok(Some(Frame::Progress { fraction, ocr_pages })) if last_frame.is_none() => {
+                        on_progress(ReadProgress { fraction, ocr_pages });
+                    }
                     Ok(Some(Frame::Text { page, text, continues })) if last_frame.is_none() => {
                         if !sections.add(page, text, continues) {
                             broken = Some(Broken::TooMuchText);
@@ -249,6 +252,21 @@ impl Extractor {
         self.settle(content_type, run)
     }
 
+    /// Says at start-up which readers documents will meet, and what to install for the
+    /// missing ones; only processes that read files call it (an API-only process, in
+    /// an image without the readers, would only mislead).
+    pub fn log_readers(&self, config: &ProcessingConfig) {
+        match &self.limits.pdftotext {
+            Some(pdftotext) => log::info!("PDFs are read by poppler: {}", pdftotext.display()),
+            None => log::warn!(
+                "PDFs are read by the built-in reader: processing.pdftotext ({:?}) was not found; install \
+                 poppler-utils for text as poppler reads it",
+                config.pdftotext
+            ),
+        }
+        log_ocr_engine(config, &self.limits);
+    }
+
     /// Starts spares until `processing.extractor_spares` wait. Call it from a thread that
     /// lives as long as the process (an event loop, not the blocking pool): extractors
     /// are killed when the thread that started them ends.
@@ -269,6 +287,28 @@ impl Extractor {
         if let Some(pdftotext) = &limits.pdftotext {
             command.arg("--pdftotext").arg(pdftotext);
         }
+        let ocr = &limits.ocr;
+        match &ocr.engine {
+            OcrEngine::Tesseract(tesseract) => {
+                command.arg("--tesseract").arg(tesseract);
+            }
+            OcrEngine::Disabled => {
+                command.arg("--ocr-disabled");
+            }
+            OcrEngine::NotInstalled => {}
+        }
+        if let Some(pdftoppm) = &ocr.pdftoppm {
+            command.arg("--pdftoppm").arg(pdftoppm);
+        }
+        if let Some(tessdata_dir) = &ocr.tessdata_dir {
+            command.arg("--tessdata-dir").arg(tessdata_dir);
+        }
+        command
+            .args(["--ocr-languages", &ocr.languages])
+            .args(["--ocr-dpi", &ocr.dpi.to_string()])
+            .args(["--max-pages-ocr", &ocr.max_pages.to_string()])
+            .args(["--ocr-page-timeout-secs", &ocr.page_timeout.as_secs().to_string()])
+            .args(["--max-image-pixels", &ocr.max_image_pixels.to_string()]);
         self.confinement.apply(&mut command);
         process::start(&mut command)
     }
@@ -398,5 +438,63 @@ async fn finished_feeder(feeder: Option<Feeder>) -> Option<ChildStdin> {
 fn close_stdin(feeder: Option<Feeder>) {
     if let Some(feeder) = feeder {
         feeder.abort();
+    }
+}
+
+/// Says at start-up whether scans and images will be read, by which engine, in which
+/// languages, and what to install when they will not.
+fn log_ocr_engine(config: &ProcessingConfig, limits: &ExtractOptions) {
+    let ocr = &limits.ocr;
+    let tesseract = match &ocr.engine {
+        OcrEngine::Tesseract(tesseract) => tesseract,
+        OcrEngine::Disabled => {
+            log::info!("OCR is off (processing.ocr.enabled = false): scanned PDFs and images will fail");
+            return;
+        }
+        OcrEngine::NotInstalled => {
+            let wanted = if config.ocr.enabled == Some(true) { " although processing.ocr.enabled = true" } else { "" };
+            log::warn!(
+                "OCR is off{wanted}: processing.ocr.tesseract ({:?}) was not found; scanned PDFs and images will \
+                 fail until the tesseract-ocr package (and tesseract-ocr-LANG for each language) is installed",
+                config.ocr.tesseract
+            );
+            return;
+        }
+    };
+    // Asking the engine itself is the only way to learn its version and languages; it
+    // answers in milliseconds, once per process.
+    let mut command = Command::new(tesseract);
+    command.arg("--list-langs");
+    if let Some(dir) = &ocr.tessdata_dir {
+        command.arg("--tessdata-dir").arg(dir);
+    }
+    let installed: Vec<String> = command
+        .output()
+        .map(|output| {
+            // Tesseract 4 prints the list on stderr, 5 on stdout; the first line is a heading.
+            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+            text.lines().filter(|line| !line.contains(' ') && !line.is_empty()).map(str::to_string).collect()
+        })
+        .unwrap_or_default();
+    let version = Command::new(tesseract)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|output| {
+            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+            text.lines().next().map(|line| line.trim().to_string())
+        })
+        .unwrap_or_else(|| "tesseract".into());
+    let pdf_pages = match &ocr.pdftoppm {
+        Some(pdftoppm) => format!("PDF pages without text rendered by {} at {} DPI", pdftoppm.display(), ocr.dpi),
+        None => "no pdftoppm (install poppler-utils): scanned PDFs will fail, images are read".into(),
+    };
+    log::info!("OCR: {version} ({}), languages {}; {pdf_pages}", tesseract.display(), ocr.languages);
+    for language in ocr.languages.split('+').filter(|code| !installed.iter().any(|have| have == code)) {
+        log::warn!(
+            "OCR language {language:?} (processing.ocr.languages) is not installed: install the \
+             tesseract-ocr-{} package; documents will fail until it is",
+            language.to_ascii_lowercase().replace('_', "-")
+        );
     }
 }

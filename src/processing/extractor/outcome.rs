@@ -109,6 +109,7 @@ pub fn document_kind(content_type: &str) -> &'static str {
         crate::processing::extract::HTML => "the HTML file",
         crate::processing::extract::CSV => "the CSV file",
         crate::processing::extract::MARKDOWN | crate::processing::extract::PLAIN_TEXT => "the text file",
+        _ if media_type.starts_with("image/") => "the image",
         _ => "the file",
     }
 }

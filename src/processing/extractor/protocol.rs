@@ -10,13 +10,15 @@
 //!
 //! ```text
 //! {"type":"progress","fraction":0.25}
+//! {"type":"progress","fraction":0.5,"ocr_pages":{"done":1,"total":3}}
 //! {"type":"text","page":1,"text":"First page …","continues":false}
 //! {"type":"text","page":null,"text":"Long section, first part …","continues":true}
 //! {"type":"text","page":null,"text":"… and its end","continues":false}
 //! {"type":"done","markdown":false,"pages":1}
 //! ```
 //!
-//! A section longer than [`MAX_TEXT_PER_FRAME`] is sent in several `text` frames, each
+//! `ocr_pages`, present once OCR has begun, counts the pages it has recognised of those
+//! it will. A section longer than [`MAX_TEXT_PER_FRAME`] is sent in several `text` frames, each
 //! but the last with `continues: true`, so every line stays short. The last frame is
 //! `done`, or `unreadable` with a reason for the user. Anything else (no last frame, a
 //! line that is not a frame) means the extractor broke, whatever it printed.
@@ -29,7 +31,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::processing::extract::{ExtractedText, Section};
+use crate::processing::extract::{ExtractedText, OcrPages, Section};
 
 /// The request line: what the bytes after it are, and how many follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,8 +51,12 @@ pub const MAX_FRAME_BYTES: usize = 6 * MAX_TEXT_PER_FRAME + 1024;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Frame {
-    /// Extraction has advanced to this fraction (0–1).
-    Progress { fraction: f32 },
+    /// Extraction has advanced to this fraction (0–1), and OCR this far.
+    Progress {
+        fraction: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ocr_pages: Option<OcrPages>,
+    },
     /// Text of one section (1-based page for PDFs); `continues` joins it with the next.
     Text { page: Option<u32>, text: String, continues: bool },
     /// Extraction finished; every text frame came before this one.

@@ -2,22 +2,34 @@
 //! installed (the reference other tools are measured against; run as a separate
 //! program inside this sandboxed process, never linked); the built-in reader
 //! (pdf-extract) does elsewhere. Both sit behind the same checks: the header, damage,
-//! passwords, the page limit, and form XObjects that draw themselves.
+//! passwords, the page limit, and form XObjects that draw themselves. Pages with no
+//! text layer, or almost none (scans), are then rendered by pdftoppm and recognised by
+//! OCR (`ocr`), each in its place among the others.
 
 mod builtin;
 mod forms;
 mod poppler;
 
-use pdf_extract::Document;
+use pdf_extract::{Document, Object, ObjectId};
 
+use super::ocr::OcrPages;
 use super::{too_many_chars, without_panics, ExtractError, ExtractOptions, ExtractedText, Section};
 
-const NO_TEXT_LAYER: &str = "the PDF has no extractable text (scanned pages?); OCR is not supported";
+const NO_TEXT_LAYER: &str = "the PDF has no extractable text (scanned pages?)";
+
+/// A page whose text layer has fewer letters and digits than this is treated as
+/// scanned: a scan often carries a page number or a stamp as text, and nothing else.
+const MIN_TEXT_LAYER_CHARS: usize = 20;
+
+/// The share of the extraction's progress given to reading text layers when OCR may
+/// follow: OCR takes seconds a page where the text layer takes milliseconds.
+const TEXT_LAYER_SHARE_BEFORE_OCR: f32 = 0.5;
 
 pub(super) fn extract(
     bytes: &[u8],
     options: &ExtractOptions,
     on_progress: &mut dyn FnMut(f32),
+    on_ocr_pages: &mut dyn FnMut(OcrPages),
     is_cancelled: &dyn Fn() -> bool,
 ) -> Result<ExtractedText, ExtractError> {
     // Readers accept the header anywhere in the first KiB.
@@ -48,8 +60,18 @@ pub(super) fn extract(
         )));
     }
 
-    let mut pages =
-        PageTexts { sections: Vec::new(), chars: 0, done: 0, page_count, options, on_progress, first_failure: None };
+    let ocr_unavailable = options.ocr.pdf_ocr_unavailable();
+    let text_layer_share = if ocr_unavailable.is_none() { TEXT_LAYER_SHARE_BEFORE_OCR } else { 1.0 };
+    let mut text_layer_progress = |fraction: f32| on_progress(fraction * text_layer_share);
+    let mut pages = PageTexts {
+        sections: Vec::new(),
+        chars: 0,
+        done: 0,
+        page_count,
+        options,
+        on_progress: &mut text_layer_progress,
+        first_failure: None,
+    };
     let read_by_poppler = match (&options.pdftotext, &document) {
         (Some(program), None) => poppler::read(program, bytes, &mut pages, || load_and_check(bytes).map(drop))?,
         (Some(program), Some(_)) => poppler::read(program, bytes, &mut pages, || Ok(()))?,
@@ -62,15 +84,124 @@ pub(super) fn extract(
         };
         builtin::read(document, &mut pages, is_cancelled)?;
     }
-    let PageTexts { mut sections, first_failure, .. } = pages;
+    let PageTexts { mut sections, first_failure, chars, .. } = pages;
     sections.sort_by_key(|section| section.page);
+    let scanned: Vec<u32> = (1..=page_count).filter(|&page| !has_text_layer(&sections, page)).collect();
+    if !scanned.is_empty() {
+        match ocr_unavailable {
+            // A mixed PDF keeps its text pages; a wholly scanned one cannot be read.
+            Some(reason) => {
+                if sections.iter().all(|s| s.text.trim().is_empty()) {
+                    return Err(ExtractError::Permanent(match first_failure {
+                        Some(failure) => format!("the PDF could not be parsed: {failure}"),
+                        None => format!("{NO_TEXT_LAYER} and {reason}"),
+                    }));
+                }
+                log::warn!("{} PDF pages without a text layer left unread: {reason}", scanned.len());
+            }
+            None => {
+                let mut on_ocr_progress = |recognised: OcrPages| {
+                    let ocr_share =
+                        (1.0 - TEXT_LAYER_SHARE_BEFORE_OCR) * recognised.done as f32 / recognised.total as f32;
+                    on_progress(TEXT_LAYER_SHARE_BEFORE_OCR + ocr_share);
+                    on_ocr_pages(recognised);
+                };
+                recognise_pages(bytes, options, &scanned, &mut sections, chars, &mut on_ocr_progress)?;
+            }
+        }
+    }
     if sections.iter().all(|s| s.text.trim().is_empty()) {
         return Err(ExtractError::Permanent(match first_failure {
             Some(reason) => format!("the PDF could not be parsed: {reason}"),
-            None => NO_TEXT_LAYER.into(),
+            None if scanned.is_empty() => NO_TEXT_LAYER.into(),
+            None => "the PDF has no text: its pages have no text layer and OCR found no text on them".into(),
         }));
     }
     Ok(ExtractedText { sections, markdown: false, pages: Some(page_count) })
+}
+
+fn has_text_layer(sections: &[Section], page: u32) -> bool {
+    sections.iter().filter(|section| section.page == Some(page)).any(|section| {
+        section.text.chars().filter(|c| c.is_alphanumeric()).take(MIN_TEXT_LAYER_CHARS).count() >= MIN_TEXT_LAYER_CHARS
+    })
+}
+
+/// Renders and recognises each page of `scanned`, replacing what text layer it had;
+/// `chars` is the length of the text so far, held to `max_chars` with the new text.
+fn recognise_pages(
+    bytes: &[u8],
+    options: &ExtractOptions,
+    scanned: &[u32],
+    sections: &mut Vec<Section>,
+    mut chars: usize,
+    on_ocr_progress: &mut dyn FnMut(OcrPages),
+) -> Result<(), ExtractError> {
+    let ocr = &options.ocr;
+    let total = scanned.len() as u32;
+    if total > ocr.max_pages {
+        return Err(ExtractError::Permanent(format!(
+            "the PDF has {total} pages without a text layer, more than OCR reads (processing.ocr.max_pages_ocr = {})",
+            ocr.max_pages
+        )));
+    }
+    // Page sizes come from the document's own page tree; one that cannot be loaded was
+    // already refused by the checks, so None here only means "render at the set DPI".
+    let document = without_panics(|| Document::load_mem(bytes)).ok().and_then(Result::ok);
+    let page_ids = document.as_ref().map(Document::get_pages).unwrap_or_default();
+    on_ocr_progress(OcrPages { done: 0, total });
+    for (done, &page) in scanned.iter().enumerate() {
+        let size = document.as_ref().zip(page_ids.get(&page)).and_then(|(doc, &id)| page_size_points(doc, id));
+        let dpi = dpi_within_pixel_limit(ocr.dpi, size, ocr.max_image_pixels);
+        if dpi < ocr.dpi {
+            log::info!("PDF page {page} rendered at {dpi} DPI, not {}: processing.ocr.max_image_pixels", ocr.dpi);
+        }
+        let raster = ocr.render_pdf_page(bytes, page, dpi)?;
+        let text = ocr.recognise(&raster, Some(dpi), &format!("page {page} of the PDF"))?;
+        drop(raster);
+        let text = text.trim().to_string();
+        chars += text.chars().count();
+        if chars > options.max_chars {
+            return Err(too_many_chars(options));
+        }
+        sections.retain(|section| section.page != Some(page));
+        sections.push(Section { text, page: Some(page) });
+        on_ocr_progress(OcrPages { done: done as u32 + 1, total });
+    }
+    sections.sort_by_key(|section| section.page);
+    Ok(())
+}
+
+/// The page's MediaBox (its own or inherited from the page tree), in points.
+fn page_size_points(document: &Document, page: ObjectId) -> Option<(f64, f64)> {
+    let mut node = document.get_dictionary(page).ok()?;
+    // The page tree is acyclic in a sound file; the bound stops a looping one.
+    for _ in 0..64 {
+        if let Ok(media_box) = node.get_deref(b"MediaBox", document).and_then(Object::as_array) {
+            let corners: Vec<f64> = media_box
+                .iter()
+                .filter_map(|corner| document.dereference(corner).ok()?.1.as_float().ok())
+                .map(f64::from)
+                .collect();
+            return match corners[..] {
+                [x0, y0, x1, y1] => Some(((x1 - x0).abs(), (y1 - y0).abs())),
+                _ => None,
+            };
+        }
+        node = node.get_deref(b"Parent", document).and_then(Object::as_dict).ok()?;
+    }
+    None
+}
+
+/// The configured DPI, lowered as far as needed for the page's raster to stay within
+/// `max_pixels` (a poster-sized page at 300 DPI would be billions of pixels).
+fn dpi_within_pixel_limit(dpi: u32, size_points: Option<(f64, f64)>, max_pixels: u64) -> u32 {
+    let Some((width, height)) = size_points else { return dpi };
+    let pixels_at = |dpi: f64| (width / 72.0 * dpi) * (height / 72.0 * dpi);
+    if pixels_at(f64::from(dpi)) <= max_pixels as f64 {
+        return dpi;
+    }
+    let fitting = f64::from(dpi) * (max_pixels as f64 / pixels_at(f64::from(dpi))).sqrt();
+    (fitting.floor() as u32).clamp(1, dpi)
 }
 
 /// Loads the whole document and refuses what no reader should read: damage the
@@ -139,5 +270,32 @@ fn without_ligatures(glyph: &str) -> &str {
         "\u{FB04}" => "ffl",
         "\u{FB05}" | "\u{FB06}" => "st",
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_too_large_for_the_pixel_limit_is_rendered_at_a_lower_dpi() {
+        let letter = Some((612.0, 792.0));
+        assert_eq!(dpi_within_pixel_limit(300, letter, 50_000_000), 300);
+        assert_eq!(dpi_within_pixel_limit(300, None, 50_000_000), 300);
+        // A 200-inch square page: 60,000 pixels a side at 300 DPI.
+        let poster = Some((14_400.0, 14_400.0));
+        let dpi = dpi_within_pixel_limit(300, poster, 50_000_000);
+        assert_eq!(dpi, 35, "200 in × 35 DPI = 7,000 pixels a side, 49 million in all");
+    }
+
+    #[test]
+    fn a_page_with_only_a_page_number_as_text_counts_as_scanned() {
+        let sections = vec![
+            Section { text: "12".into(), page: Some(1) },
+            Section { text: "A page with a real text layer on it.".into(), page: Some(2) },
+        ];
+        assert!(!has_text_layer(&sections, 1));
+        assert!(has_text_layer(&sections, 2));
+        assert!(!has_text_layer(&sections, 3), "a page the reader skipped");
     }
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 
+use super::super::tool::die_like;
 use super::super::ExtractError;
 use super::{spelled_out, PageTexts};
 
@@ -89,7 +90,7 @@ pub(super) fn read(
             Ended::NotAllowed => {
                 return Err(ExtractError::Permanent("the PDF's permissions forbid copying its text".into()));
             }
-            Ended::Signal(signal) => die_like(signal),
+            Ended::Signal(signal) => die_like("pdftotext", signal),
         }
     }
     Ok(true)
@@ -152,16 +153,4 @@ fn run(mut child: Child, bytes: &[u8], first: u32, pages: mpsc::Sender<(u32, Str
         Ok(status) => status.signal().map_or(Ended::Failed, Ended::Signal),
         Err(_) => Ended::Failed,
     }
-}
-
-/// pdftotext was killed by a signal (most likely the CPU or memory limit, which this
-/// process shares): end this process the same way, so the server reports it as such.
-fn die_like(signal: i32) -> ! {
-    let _ = std::io::stderr().write_all(format!("pdftotext was killed by signal {signal}\n").as_bytes());
-    // SAFETY: plain system calls; resetting the handler makes the signal fatal.
-    unsafe {
-        libc::signal(signal, libc::SIG_DFL);
-        libc::kill(libc::getpid(), signal);
-    }
-    std::process::abort()
 }
