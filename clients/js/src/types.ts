@@ -68,6 +68,9 @@ export interface DocumentProgressEvent extends EventFields<"document.progress"> 
   queue_status: "processing";
   progress: number;
   stage: Stage;
+  /** While OCR runs (stage `extracting`): pages recognised so far, of `ocr_pages`. */
+  ocr_pages_done?: number;
+  ocr_pages?: number;
 }
 
 export interface DocumentCompletedEvent extends EventFields<"document.completed"> {
