@@ -52,6 +52,9 @@ pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
             "application/pdf" => Ok(PDF),
             DOCX => Ok(DOCX),
             "application/zip" if contains(head, b"word/") => Ok(DOCX),
+            // The zip's own entries did not tell (its directory starts past the head):
+            // infer's guess from the entry names it found.
+            kind @ (XLSX | PPTX | ODT | ODS | EPUB) => Ok(kind),
             "text/html" => Ok(HTML),
             "text/xml" | "application/xml" => Ok(TEXT),
             other => Err(other.to_string()),
@@ -207,5 +210,10 @@ mod tests {
             assert_eq!(sniff(head, "upload.zip"), Ok(expected));
             assert_eq!(sniff(head, "upload.pdf"), Ok(expected));
         }
+        // openpyxl writes [Content_Types].xml last: a head that ends before the
+        // workbook part leaves the decision to the entry names seen so far.
+        let xlsx = include_bytes!("../../tests/fixtures/harbours.xlsx");
+        let workbook = xlsx.windows(15).position(|w| w == b"xl/workbook.xml").expect("a workbook entry");
+        assert_eq!(sniff(&xlsx[..workbook - 30], "upload.zip"), Ok(XLSX));
     }
 }
