@@ -5,8 +5,9 @@
 //! small document and the pages/s on every PDF, read in this process (before the sandbox)
 //! and through `docqueue extract` (as the service reads them now), then OCR: pages/s
 //! at 300 DPI on a scan made from a real PDF, and how much of its text OCR recovers
-//! (`cargo bench --bench pipeline -- ocr` runs that part alone). One plain line and
-//! one JSON line per measurement.
+//! (`cargo bench --bench pipeline -- ocr` runs that part alone), then what reusing a
+//! duplicate upload costs in the database. One plain line and one JSON line per
+//! measurement.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +38,11 @@ const FORMATS: &[(&str, &str, &[&str])] = &[
     ("markdown", "text/markdown", &["md"]),
     ("text", "text/plain", &["txt", "rst"]),
     ("csv", "text/csv", &["csv"]),
+    ("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", &["xlsx"]),
+    ("ods", "application/vnd.oasis.opendocument.spreadsheet", &["ods"]),
+    ("pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation", &["pptx"]),
+    ("odt", "application/vnd.oasis.opendocument.text", &["odt"]),
+    ("epub", "application/epub+zip", &["epub"]),
 ];
 
 #[derive(Default)]
@@ -102,6 +108,101 @@ fn main() {
     zip_bomb_report(&limits);
     process_boundary_report(&root, &files);
     ocr_report();
+    reuse_report(&files, &limits, &config);
+}
+
+/// Reusing a duplicate upload: finding the completed twin and copying its chunks (one
+/// transaction), on a SQLite file, for the largest PDF's chunks. The worker adds one
+/// Redis round trip (the claim) to this.
+fn reuse_report(files: &[PathBuf], limits: &ExtractOptions, config: &Config) {
+    use docqueue::db::models::{ChunkRow, Document, FileFacts};
+    use docqueue::db::{chunks, documents, Db};
+
+    const FINGERPRINT: &str = "bench";
+    const RUNS: usize = 20;
+    let Some(pdf) = files
+        .iter()
+        .filter(|path| path.extension().is_some_and(|e| e == "pdf"))
+        .max_by_key(|path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0))
+    else {
+        return;
+    };
+    let bytes = std::fs::read(pdf).expect("readable corpus file");
+    let Ok(doc) = extract("application/pdf", &bytes, limits, &mut |_| {}, &|| false) else {
+        return;
+    };
+    let pieces = chunk(&doc, config.processing.chunk_size, config.processing.chunk_overlap);
+    let dir = std::env::temp_dir().join(format!("docqueue-bench-reuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let database = Config::from_overrides(json!({ "database": { "url": dir.join("reuse.sqlite3") } }))
+        .expect("configuration")
+        .database;
+    let db = Db::connect(&database).expect("SQLite");
+    db.migrate().expect("migrations");
+    let row = |n: usize| {
+        let file = FileFacts {
+            filename: "report.pdf".into(),
+            content_type: "application/pdf".into(),
+            size_bytes: bytes.len() as i64,
+            sha256: "0".repeat(64),
+            storage_path: format!("reader/{n}"),
+        };
+        Document::queued(ulid::Ulid::generate().to_string(), "reader", file, 0, chrono::Utc::now().naive_utc())
+    };
+    let original = row(0);
+    let rows: Vec<ChunkRow> = pieces
+        .iter()
+        .map(|piece| ChunkRow {
+            document_id: original.id.clone(),
+            ordinal: piece.ordinal,
+            text: piece.text.clone(),
+            page_start: piece.page_start,
+            page_end: piece.page_end,
+            char_count: piece.text.chars().count() as i32,
+            embedding: embed::to_bytes(&vec![0.0; config.embedding.dimensions]),
+        })
+        .collect();
+    let count = rows.len();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let mut took = Vec::with_capacity(RUNS);
+    runtime.block_on(async {
+        let (id, job_id) = (original.id.clone(), original.job_id.clone());
+        db.run(move |conn| {
+            documents::insert_all(conn, &[original])?;
+            chunks::replace_for_job(conn, &id, &job_id, FINGERPRINT, &rows)?;
+            documents::mark_processing(conn, &id, &job_id, "bench", 1)?;
+            documents::mark_completed(conn, &id, &job_id, count as i32)
+        })
+        .await
+        .expect("the original stored");
+        for n in 1..=RUNS {
+            let twin = row(n);
+            let (id, job_id) = (twin.id.clone(), twin.job_id.clone());
+            db.run(move |conn| documents::insert_all(conn, &[twin])).await.expect("a duplicate stored");
+            let started = Instant::now();
+            let copied = db
+                .run(move |conn| {
+                    let found =
+                        documents::find_completed_twin(conn, Some("reader"), &"0".repeat(64), FINGERPRINT, &id)?;
+                    let found = found.expect("the completed original");
+                    chunks::copy_from_twin(conn, &found, FINGERPRINT, &id, &job_id)
+                })
+                .await
+                .expect("copied");
+            took.push(started.elapsed());
+            assert_eq!(copied, chunks::TwinCopy::Copied(count as i32));
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    let median = median_ms(&mut took);
+    println!(
+        "reuse     a duplicate of {} ({count} chunks): twin found and chunks copied in {median:.1} ms (median of {RUNS}, SQLite)",
+        pdf.file_name().unwrap().to_string_lossy()
+    );
+    println!(
+        "{}",
+        json!({ "format": "reuse", "chunks": count, "median_ms": median, "runs": RUNS, "database": "sqlite" })
+    );
 }
 
 /// Documents read through the extractor process, one after another.

@@ -136,7 +136,8 @@ fn fill(config: &docqueue::config::Config) {
     actix_web::rt::System::new().block_on(async move {
         db.run(move |conn| {
             documents::insert_all(conn, &[row])?;
-            chunks::replace_for_job(conn, &id, &job_id, &rows)?;
+            // Made here, not by the pipeline: a fingerprint no pipeline computes.
+            chunks::replace_for_job(conn, &id, &job_id, "search-bench", &rows)?;
             documents::mark_processing(conn, &id, &job_id, "bench", 1)?;
             documents::mark_completed(conn, &id, &job_id, CHUNKS as i32)?;
             Ok(())

@@ -107,10 +107,23 @@ pub enum ProcessingMode {
     Inline,
 }
 
+/// Whose completed documents an upload of the same bytes may copy its chunks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DedupScope {
+    /// Only the uploader's own (the default: one user's upload never reveals what
+    /// another has uploaded, not even through its speed).
+    User,
+    /// Anyone's: an operator's choice for a deployment whose users share their
+    /// documents anyway. The chunks are copied all the same, never shared.
+    Global,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessingConfig {
     pub mode: ProcessingMode,
+    pub dedup_scope: DedupScope,
     pub chunk_size: usize,
     pub chunk_overlap: usize,
     pub max_pages: u32,

@@ -19,7 +19,7 @@ pub enum AppError {
     Conflict(String),
     #[error("file exceeds the upload limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
-    #[error("unsupported file type {detected}; accepted: PDF, DOCX, HTML, Markdown, plain text, CSV, and PNG, JPEG, TIFF and WebP images")]
+    #[error("unsupported file type {detected}; accepted: PDF, DOCX, XLSX, PPTX, ODT, ODS, EPUB, HTML, Markdown, plain text, CSV, and PNG, JPEG, TIFF and WebP images")]
     UnsupportedMediaType { detected: String },
     #[error("{0}")]
     TooManyRequests(String),

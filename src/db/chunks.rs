@@ -10,15 +10,83 @@ use crate::job_state::JobState;
 const INSERT_BATCH: usize = 500;
 
 /// Replaces the document's chunks in one transaction, so a retried or re-run job
-/// never leaves duplicates, and marks nothing else. Returns false when the document
-/// no longer carries `job_id` (deleted or re-enqueued): then nothing is written.
+/// never leaves duplicates, and records the settings they were made with. Returns
+/// false when the document no longer carries `job_id` (deleted or re-enqueued): then
+/// nothing is written.
 pub fn replace_for_job(
     conn: &mut DbConnection,
     document_id: &str,
     job_id: &str,
+    settings_fingerprint: &str,
     chunks: &[ChunkRow],
 ) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
+        let replaced = replace(conn, document_id, job_id, chunks)?;
+        if replaced {
+            diesel::update(documents::table.filter(documents::id.eq(document_id)))
+                .set((
+                    documents::settings_fingerprint.eq(settings_fingerprint),
+                    documents::reused_from.eq(None::<String>),
+                ))
+                .execute(conn)?;
+        }
+        Ok(replaced)
+    })
+}
+
+/// How copying a twin's chunks went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TwinCopy {
+    /// This many chunks were copied.
+    Copied(i32),
+    /// The twin was deleted, or is no longer completed with those settings.
+    TwinGone,
+    /// The document no longer carries the job (deleted or re-enqueued).
+    NotOwned,
+}
+
+/// Copies the chunks of `twin`, a completed document processed with
+/// `settings_fingerprint`, to the document under `job_id`, as if it had made them
+/// itself. One transaction: a twin deleted meanwhile never leaves half a copy, and the
+/// copy is the document's own (deleting either leaves the other whole).
+pub fn copy_from_twin(
+    conn: &mut DbConnection,
+    twin: &str,
+    settings_fingerprint: &str,
+    document_id: &str,
+    job_id: &str,
+) -> Result<TwinCopy, DbError> {
+    write_transaction(conn, |conn| {
+        let still_a_twin: i64 = documents::table
+            .filter(documents::id.eq(twin))
+            .filter(documents::queue_status.eq(JobState::Completed.as_str()))
+            .filter(documents::settings_fingerprint.eq(settings_fingerprint))
+            .count()
+            .get_result(conn)?;
+        if still_a_twin == 0 {
+            return Ok(TwinCopy::TwinGone);
+        }
+        let mut rows: Vec<ChunkRow> = document_chunks::table
+            .filter(document_chunks::document_id.eq(twin))
+            .select(ChunkRow::as_select())
+            .order(document_chunks::ordinal.asc())
+            .load(conn)?;
+        for row in &mut rows {
+            row.document_id = document_id.to_string();
+        }
+        if !replace(conn, document_id, job_id, &rows)? {
+            return Ok(TwinCopy::NotOwned);
+        }
+        diesel::update(documents::table.filter(documents::id.eq(document_id)))
+            .set((documents::settings_fingerprint.eq(settings_fingerprint), documents::reused_from.eq(twin)))
+            .execute(conn)?;
+        Ok(TwinCopy::Copied(rows.len() as i32))
+    })
+}
+
+/// The chunk replacement of [`replace_for_job`], inside the caller's transaction.
+fn replace(conn: &mut DbConnection, document_id: &str, job_id: &str, chunks: &[ChunkRow]) -> Result<bool, DbError> {
+    {
         let owned: i64 = documents::table
             .filter(documents::id.eq(document_id))
             .filter(documents::job_id.eq(job_id))
@@ -38,7 +106,7 @@ pub fn replace_for_job(
             };
         }
         Ok(true)
-    })
+    }
 }
 
 /// A page of one document's chunks in order; `after` is the last ordinal seen.

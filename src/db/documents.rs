@@ -70,6 +70,36 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<Document>, DbErr
     Ok(documents::table.find(id).select(Document::as_select()).first(conn).optional()?)
 }
 
+/// A completed document with the same content (`sha256`), processed with the same
+/// settings, other than `except`: the oldest, so every later twin copies the same one.
+/// `owner` limits the search to one user's documents (None: everyone's).
+pub fn find_completed_twin(
+    conn: &mut DbConnection,
+    owner: Option<&str>,
+    sha256: &str,
+    settings_fingerprint: &str,
+    except: &str,
+) -> Result<Option<String>, DbError> {
+    let mut query = documents::table
+        .filter(documents::sha256.eq(sha256))
+        .filter(documents::settings_fingerprint.eq(settings_fingerprint))
+        .filter(documents::queue_status.eq(JobState::Completed.as_str()))
+        .filter(documents::id.ne(except))
+        .select(documents::id)
+        .order((documents::finished_at.asc(), documents::id.asc()))
+        .into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(documents::user_id.eq(owner));
+    }
+    Ok(query.first(conn).optional()?)
+}
+
+/// The document's state; None when it does not exist.
+pub fn status_of(conn: &mut DbConnection, id: &str) -> Result<Option<JobState>, DbError> {
+    let status: Option<String> = documents::table.find(id).select(documents::queue_status).first(conn).optional()?;
+    Ok(status.and_then(|s| JobState::parse(&s).ok()))
+}
+
 pub fn find_for_user(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<Option<Document>, DbError> {
     Ok(documents::table
         .filter(documents::id.eq(id))

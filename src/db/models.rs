@@ -33,6 +33,11 @@ pub struct Document {
     pub queued_at: NaiveDateTime,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
+    /// The settings its chunks were made with (`processing::Pipeline` fingerprints
+    /// them); None until they are stored.
+    pub settings_fingerprint: Option<String>,
+    /// The document whose chunks were copied instead of processing this one again.
+    pub reused_from: Option<String>,
 }
 
 /// What a document row keeps of its stored file.
@@ -71,6 +76,8 @@ impl Document {
             queued_at: created_at,
             started_at: None,
             finished_at: None,
+            settings_fingerprint: None,
+            reused_from: None,
         }
     }
 }
@@ -109,6 +116,9 @@ pub struct DocumentView {
     pub queued_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Set when this upload's content was already processed (same bytes, same
+    /// settings): the id of the document its chunks were copied from.
+    pub reused_from: Option<String>,
 }
 
 impl From<Document> for DocumentView {
@@ -132,6 +142,7 @@ impl From<Document> for DocumentView {
             queued_at: d.queued_at.and_utc(),
             started_at: d.started_at.map(|t| t.and_utc()),
             finished_at: d.finished_at.map(|t| t.and_utc()),
+            reused_from: d.reused_from,
         }
     }
 }

@@ -22,6 +22,8 @@ diesel::table! {
         queued_at -> Timestamp,
         started_at -> Nullable<Timestamp>,
         finished_at -> Nullable<Timestamp>,
+        settings_fingerprint -> Nullable<Text>,
+        reused_from -> Nullable<Text>,
     }
 }
 

@@ -3,22 +3,38 @@
 //! wall-time limit. The file is read in an extractor process of its own (see
 //! `extractor`); the other CPU-bound steps run on the blocking pool, never on an event
 //! loop.
+//!
+//! Before any of that, a document whose content was already processed with the same
+//! settings copies the chunks of that twin instead; identical documents in flight at
+//! once run one at a time through a claim in Redis (`queue::twins`), so only the first
+//! is processed and the others copy its chunks once it has completed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
 
 use super::chunk::chunk;
 use super::embed::{self, Embedder};
-use super::extract::ExtractedText;
+use super::extract::{ExtractOptions, ExtractedText};
 use super::extractor::{Extractor, ExtractorError, ExtractorReport, ReadProgress};
-use crate::config::{Config, EmbeddingProvider, ProcessingConfig};
+use crate::config::{Config, DedupScope, EmbeddingProvider, ProcessingConfig};
+use crate::db::chunks::TwinCopy;
 use crate::db::models::{ChunkRow, Document};
-use crate::db::{attempts, chunks, Db};
+use crate::db::{attempts, chunks, documents, Db};
+use crate::job_state::JobState;
 use crate::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
-use crate::queue::Queue;
+use crate::queue::{Queue, TwinClaim};
 use crate::storage::Storage;
+
+/// How long a claim on a content's run lives unless renewed: how long twins wait
+/// for a holder that died without a word.
+const TWIN_CLAIM_TTL: Duration = Duration::from_secs(30);
+/// How often a holder renews its claim while it processes.
+const TWIN_CLAIM_RENEWAL: Duration = Duration::from_secs(10);
+/// How often a waiting twin looks whether the holder has finished.
+const TWIN_POLL: Duration = Duration::from_millis(100);
 
 #[derive(Clone)]
 pub struct Pipeline {
@@ -31,6 +47,9 @@ pub struct Pipeline {
     /// The built-in embedder computes on the CPU: it runs on the blocking pool.
     embedder_is_local: bool,
     concurrent_requests: usize,
+    /// What makes chunks differ for the same bytes, hashed: a document processed with
+    /// another fingerprint is never copied.
+    settings_fingerprint: String,
 }
 
 impl Pipeline {
@@ -51,10 +70,117 @@ impl Pipeline {
             embedder,
             embedder_is_local: config.embedding.provider == EmbeddingProvider::Hash,
             concurrent_requests: config.embedding.concurrent_requests,
+            settings_fingerprint: settings_fingerprint(config),
         }
     }
 
+    /// Copies a completed twin's chunks, or waits for the twin in flight and copies
+    /// its chunks, or else processes the document, holding the claim on its content.
     async fn run(self, ctx: JobContext) -> Result<Processed, ProcessError> {
+        ctx.on_progress(Stage::Extracting, 0);
+        let claim = self.twin_claim_key(&ctx.document);
+        if let Some(reused) = self.reuse_twin_or_claim(&ctx, &claim).await? {
+            ctx.on_progress(Stage::Storing, 100);
+            return Ok(reused);
+        }
+        let renewal = RenewClaim::start(self.queue.clone(), claim.clone(), ctx.document.id.clone());
+        let result = self.clone().process(ctx.clone()).await;
+        drop(renewal);
+        if result.is_err() {
+            // A failed original is never reused: its twins must not wait for the claim
+            // to lapse before they process on their own.
+            if let Err(err) = self.queue.release_twin_run(&claim, &ctx.document.id).await {
+                log::warn!("document {}: claim on its content not released: {err}", ctx.document.id);
+            }
+        }
+        // A completed run keeps its claim until it lapses: the row says `completed` only
+        // once the worker has settled the job, and until then a twin that found no
+        // claim would process the same content again.
+        result
+    }
+
+    fn twin_claim_key(&self, document: &Document) -> String {
+        let scope = match self.config.dedup_scope {
+            DedupScope::User => format!("user:{}", document.user_id),
+            DedupScope::Global => "global".to_string(),
+        };
+        self.queue.keys().twin_run(&scope, &document.sha256, &self.settings_fingerprint)
+    }
+
+    /// Some(result of copying a twin's chunks), or None when this document is to be
+    /// processed: it holds the claim on its content (or Redis could not be asked, and
+    /// it is processed as if it had no twin).
+    async fn reuse_twin_or_claim(&self, ctx: &JobContext, claim: &str) -> Result<Option<Processed>, ProcessError> {
+        let document = &ctx.document;
+        loop {
+            if let Some(reused) = self.copy_completed_twin(document).await? {
+                return Ok(Some(reused));
+            }
+            let holder = match self.queue.claim_twin_run(claim, &document.id, TWIN_CLAIM_TTL).await {
+                Ok(TwinClaim::Mine) => {
+                    // A twin may have completed between the look and the claim.
+                    let reused = self.copy_completed_twin(document).await?;
+                    if reused.is_some() {
+                        let _ = self.queue.release_twin_run(claim, &document.id).await;
+                    }
+                    return Ok(reused);
+                }
+                Ok(TwinClaim::HeldBy(holder)) => holder,
+                Err(err) => {
+                    log::warn!("document {}: duplicates not checked, Redis did not answer: {err}", document.id);
+                    return Ok(None);
+                }
+            };
+            let id = holder.clone();
+            let status = self
+                .db
+                .run(move |conn| documents::status_of(conn, &id))
+                .await
+                .map_err(|e| ProcessError::Transient(format!("the database was unavailable: {e}")))?;
+            if matches!(status, None | Some(JobState::Failed | JobState::Cancelled)) {
+                // The holder will not complete: free its claim and take it.
+                let _ = self.queue.release_twin_run(claim, &holder).await;
+                continue;
+            }
+            tokio::select! {
+                () = ctx.cancelled() => return Err(ProcessError::Cancelled),
+                () = tokio::time::sleep(TWIN_POLL) => {}
+            }
+        }
+    }
+
+    /// Copies the chunks of a completed twin in scope, if there is one.
+    async fn copy_completed_twin(&self, document: &Document) -> Result<Option<Processed>, ProcessError> {
+        let unavailable = |e: crate::db::DbError| ProcessError::Transient(format!("the database was unavailable: {e}"));
+        let owner = (self.config.dedup_scope == DedupScope::User).then(|| document.user_id.clone());
+        let (sha256, fingerprint, id) =
+            (document.sha256.clone(), self.settings_fingerprint.clone(), document.id.clone());
+        let Some(twin) = self
+            .db
+            .run(move |conn| documents::find_completed_twin(conn, owner.as_deref(), &sha256, &fingerprint, &id))
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let (from, fingerprint, id, job_id) =
+            (twin.clone(), self.settings_fingerprint.clone(), document.id.clone(), document.job_id.clone());
+        let copied = self
+            .db
+            .write(move |conn| chunks::copy_from_twin(conn, &from, &fingerprint, &id, &job_id))
+            .await
+            .map_err(unavailable)?;
+        match copied {
+            TwinCopy::Copied(chunk_count) => Ok(Some(Processed { chunk_count, reused_from: Some(twin) })),
+            // Deleted since it was found: look again, or process.
+            TwinCopy::TwinGone => Ok(None),
+            TwinCopy::NotOwned => {
+                Err(ProcessError::Permanent("the document was deleted while it was processed".into()))
+            }
+        }
+    }
+
+    async fn process(self, ctx: JobContext) -> Result<Processed, ProcessError> {
         let time_limit = Duration::from_secs(self.config.max_seconds);
         let deadline = Instant::now() + time_limit;
         let over_time = move || Instant::now() > deadline;
@@ -66,7 +192,6 @@ impl Pipeline {
         };
         let document = ctx.document.clone();
 
-        ctx.on_progress(Stage::Extracting, 0);
         let progress = ctx.progress_fn();
         let mut on_progress = |read: ReadProgress| {
             let percent = (read.fraction.clamp(0.0, 1.0) * 40.0) as u8;
@@ -171,11 +296,12 @@ impl Pipeline {
             .collect();
         let count = rows.len() as i32;
         let (doc_id, job_id, attempt, run) = (document.id.clone(), document.job_id.clone(), ctx.attempt, report.run());
+        let fingerprint = self.settings_fingerprint.clone();
         let stored = self
             .db
             .write(move |conn| {
                 attempts::record_extractor(conn, &job_id, attempt as i32, &run)?;
-                chunks::replace_for_job(conn, &doc_id, &job_id, &rows)
+                chunks::replace_for_job(conn, &doc_id, &job_id, &fingerprint, &rows)
             })
             .await
             .map_err(|e| ProcessError::Transient(format!("the chunks could not be stored: {e}")))?;
@@ -183,7 +309,7 @@ impl Pipeline {
             return Err(ProcessError::Permanent("the document was deleted while it was processed".into()));
         }
         ctx.on_progress(Stage::Storing, 100);
-        Ok(Processed { chunk_count: count })
+        Ok(Processed { chunk_count: count, reused_from: None })
     }
 
     /// The job's story keeps how the extractor ended; that may not fail the document.
@@ -216,6 +342,52 @@ impl Pipeline {
             embed::EmbedError::Transient(m) => ProcessError::Transient(format!("embedding failed: {m}")),
             embed::EmbedError::Permanent(m) => ProcessError::Permanent(format!("embedding failed: {m}")),
         })
+    }
+}
+
+/// The settings that decide a document's chunks, hashed: the readers (this build, and
+/// whether poppler reads PDFs), the chunking, and the embedding model.
+fn settings_fingerprint(config: &Config) -> String {
+    let embedding = &config.embedding;
+    let settings = format!(
+        "docqueue {}; pdftotext {}; chunk_size {}; chunk_overlap {}; embedding {:?} {} {} {}",
+        env!("CARGO_PKG_VERSION"),
+        ExtractOptions::from(&config.processing).pdftotext.is_some(),
+        config.processing.chunk_size,
+        config.processing.chunk_overlap,
+        embedding.provider,
+        embedding.base_url,
+        embedding.model,
+        embedding.dimensions,
+    );
+    hex::encode(Sha256::digest(settings.as_bytes()))
+}
+
+/// Renews a claim on a content's run while its holder processes; dropping it stops
+/// the renewals (the pipeline's task may be dropped on a timeout, mid-run).
+struct RenewClaim(tokio::task::JoinHandle<()>);
+
+impl RenewClaim {
+    fn start(queue: Queue, claim: String, holder: String) -> RenewClaim {
+        RenewClaim(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TWIN_CLAIM_RENEWAL).await;
+                match queue.claim_twin_run(&claim, &holder, TWIN_CLAIM_TTL).await {
+                    Ok(TwinClaim::Mine) => {}
+                    Ok(TwinClaim::HeldBy(other)) => {
+                        log::warn!("document {holder}: its claim lapsed and {other} took it");
+                        return;
+                    }
+                    Err(err) => log::warn!("document {holder}: claim on its content not renewed: {err}"),
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for RenewClaim {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -61,6 +61,9 @@ pub enum ProcessError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Processed {
     pub chunk_count: i32,
+    /// The completed document whose chunks were copied, when the same content had
+    /// been processed with the same settings.
+    pub reused_from: Option<String>,
 }
 
 /// A progress update: overall percentage (0–100) within a stage, and while OCR runs,

@@ -9,8 +9,9 @@ use crate::job_state::JobState;
 
 /// An event frame: `type` is one of document.queued, document.progress,
 /// document.completed, document.failed, document.cancelled, queue.position; the other
-/// fields depend on it (queue_status, position, progress, stage, chunk_count, error,
-/// will_retry, attempt, eta_seconds; ocr_pages_done and ocr_pages while OCR runs).
+/// fields depend on it (queue_status, position, progress, stage, chunk_count,
+/// reused_from, error, will_retry, attempt, eta_seconds; ocr_pages_done and ocr_pages
+/// while OCR runs).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     #[serde(rename = "type")]
@@ -79,10 +80,14 @@ impl Subject {
         )
     }
 
-    pub fn completed(&self, chunk_count: i32) -> Event {
+    /// `reused_from`: the document whose chunks were copied (null when processed).
+    pub fn completed(&self, chunk_count: i32, reused_from: Option<&str>) -> Event {
         self.event(
             "document.completed",
-            json!({ "queue_status": JobState::Completed, "progress": 100, "chunk_count": chunk_count }),
+            json!({
+                "queue_status": JobState::Completed, "progress": 100, "chunk_count": chunk_count,
+                "reused_from": reused_from,
+            }),
         )
     }
 

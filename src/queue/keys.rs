@@ -26,6 +26,7 @@
 //! | `events:seq:<user>` | string | the user's last event `seq` |
 //! | `events:stream:<user>` | stream | the user's recent events, for resume |
 //! | `ws_ticket:<sha256 of the ticket>` | string with a 30 s TTL | a one-time WebSocket ticket's user, role and token expiry (JSON); taken with GETDEL |
+//! | `twin_run:<scope>:<sha256>:<settings>` | string with a TTL | the document whose run makes the chunks of this content with these settings; its twins wait for it and copy (queue/twins.rs) |
 
 use crate::job_state::JobState;
 
@@ -126,5 +127,11 @@ impl Keys {
     /// A WebSocket ticket, named by its hash so the key never holds a usable ticket.
     pub fn ws_ticket(&self, ticket_sha256: &str) -> String {
         format!("{}ws_ticket:{ticket_sha256}", self.prefix)
+    }
+
+    /// The claim on processing one content with one set of settings, within a scope
+    /// ("user:<id>", or "global").
+    pub fn twin_run(&self, scope: &str, sha256: &str, settings_fingerprint: &str) -> String {
+        format!("{}twin_run:{scope}:{sha256}:{settings_fingerprint}", self.prefix)
     }
 }

@@ -6,6 +6,7 @@ mod connection;
 mod job;
 mod keys;
 mod registry;
+mod twins;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub use connection::{Connection, DedicatedConnection};
 pub use job::{CancelOutcome, ClaimedJob, NewJob, RescueOutcome, RescuedJob, RetryDecision, StateCounts};
 pub use keys::Keys;
 pub use registry::WorkerInfo;
+pub use twins::TwinClaim;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {

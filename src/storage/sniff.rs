@@ -1,6 +1,9 @@
 //! The type of an upload, decided from its bytes (never from the client's word):
-//! PDF, DOCX, HTML, Markdown, plain text, CSV, or a PNG, JPEG, TIFF or WebP image (read
-//! by OCR). The extension only tells apart the text formats, which look alike.
+//! PDF, DOCX, XLSX, PPTX, ODT, ODS, EPUB, HTML, Markdown, plain text, CSV, or a PNG,
+//! JPEG, TIFF or WebP image (read by OCR). The extension only tells apart the text
+//! formats, which look alike.
+
+use std::io::{Cursor, Read};
 
 pub const PDF: &str = "application/pdf";
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -12,6 +15,11 @@ pub const PNG: &str = "image/png";
 pub const JPEG: &str = "image/jpeg";
 pub const TIFF: &str = "image/tiff";
 pub const WEBP: &str = "image/webp";
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+pub const ODT: &str = "application/vnd.oasis.opendocument.text";
+pub const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
+pub const EPUB: &str = "application/epub+zip";
 
 /// How many leading bytes the sniffer looks at.
 pub const HEAD_BYTES: usize = 64 * 1024;
@@ -24,6 +32,11 @@ pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
         return Ok(match extension.as_str() {
             "pdf" => PDF,
             "docx" => DOCX,
+            "xlsx" => XLSX,
+            "pptx" => PPTX,
+            "odt" => ODT,
+            "ods" => ODS,
+            "epub" => EPUB,
             "html" | "htm" => HTML,
             "md" | "markdown" => MARKDOWN,
             "csv" => CSV,
@@ -34,11 +47,19 @@ pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
     if head[..head.len().min(1024)].windows(5).any(|w| w == b"%PDF-") {
         return Ok(PDF);
     }
+    if head.starts_with(b"PK\x03\x04") {
+        if let Some(document) = zip_document_type(head) {
+            return Ok(document);
+        }
+    }
     if let Some(kind) = infer::get(head) {
         return match kind.mime_type() {
             "application/pdf" => Ok(PDF),
             DOCX => Ok(DOCX),
             "application/zip" if contains(head, b"word/") => Ok(DOCX),
+            // The zip's own entries did not tell (its directory starts past the head):
+            // infer's guess from the entry names it found.
+            kind @ (XLSX | PPTX | ODT | ODS | EPUB) => Ok(kind),
             "text/html" => Ok(HTML),
             "text/xml" | "application/xml" => Ok(TEXT),
             PNG => Ok(PNG),
@@ -65,6 +86,67 @@ pub fn sniff(head: &[u8], filename: &str) -> Result<&'static str, String> {
         _ if looks_like_markdown(head) => MARKDOWN,
         _ => TEXT,
     })
+}
+
+/// The document type a zip archive declares, read from the head alone: ODF and EPUB
+/// files start with a stored `mimetype` entry naming their type; in Office Open XML
+/// files `[Content_Types].xml` names the main part's type. Only that entry is
+/// inflated, and only 64 KiB of it: sniffing runs in the server. When the head holds
+/// neither, the names of the parts tell.
+fn zip_document_type(head: &[u8]) -> Option<&'static str> {
+    const CONTENT_TYPES: [(&str, &str); 3] = [
+        ("application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml", DOCX),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml", XLSX),
+        ("application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml", PPTX),
+    ];
+    const MAIN_PARTS: [(&str, &str); 3] =
+        [("word/document.xml", DOCX), ("xl/workbook.xml", XLSX), ("ppt/presentation.xml", PPTX)];
+    let entries = local_entries(head);
+    let content_of = |offset: usize| -> Option<String> {
+        let mut cursor = Cursor::new(&head[offset..]);
+        let entry = zip::read::read_zipfile_from_stream(&mut cursor).ok()??;
+        let mut content = Vec::new();
+        entry.take(64 * 1024).read_to_end(&mut content).ok()?;
+        Some(String::from_utf8_lossy(&content).into_owned())
+    };
+    if let Some((offset, _)) = entries.first().filter(|(_, name)| name == "mimetype") {
+        let content = content_of(*offset)?;
+        return [ODT, ODS, EPUB].into_iter().find(|&kind| content.trim() == kind);
+    }
+    if let Some((offset, _)) = entries.iter().find(|(_, name)| name == "[Content_Types].xml") {
+        let content = content_of(*offset)?;
+        return CONTENT_TYPES
+            .into_iter()
+            .find(|(main_part, _)| content.contains(&format!("ContentType=\"{main_part}\"")))
+            .map(|(_, kind)| kind);
+    }
+    MAIN_PARTS.into_iter().find(|(part, _)| entries.iter().any(|(_, name)| name == part)).map(|(_, kind)| kind)
+}
+
+/// The (offset, name) of the zip entries whose local headers lie within `head`, walked
+/// from the start; the walk stops at an entry whose size its header does not give.
+fn local_entries(head: &[u8]) -> Vec<(usize, String)> {
+    let u16_at = |at: usize| head.get(at..at + 2).map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])));
+    let u32_at = |at: usize| head.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let mut entries = Vec::new();
+    let mut at = 0;
+    while head.get(at..at + 4) == Some(b"PK\x03\x04") {
+        let (Some(flags), Some(compressed), Some(name_length), Some(extra_length)) =
+            (u16_at(at + 6), u32_at(at + 18), u16_at(at + 26), u16_at(at + 28))
+        else {
+            break;
+        };
+        let Some(name) = head.get(at + 30..at + 30 + name_length) else {
+            break;
+        };
+        entries.push((at, String::from_utf8_lossy(name).into_owned()));
+        // Bit 3: the sizes follow the data, so the next header cannot be found from here.
+        if flags & 0x08 != 0 {
+            break;
+        }
+        at += 30 + name_length + extra_length + compressed;
+    }
+    entries
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -122,7 +204,30 @@ mod tests {
         assert_eq!(sniff(b"a,b\n1,2\n", "data.csv"), Ok(CSV));
         assert_eq!(sniff(b"# Title\n\ntext\n", "notes.md"), Ok(MARKDOWN));
         assert_eq!(sniff(b"caf\xe9 cr\xe8me", "latin1.txt"), Ok(TEXT));
+        assert_eq!(sniff(b"{\\rtf1\\ansi Hello}", "letter.txt"), Err("application/rtf".into()));
         assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2], "x.bin"), Err("application/octet-stream".into()));
         assert_eq!(sniff(&[0u8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2], "notes.txt"), Ok(TEXT));
+    }
+
+    #[test]
+    fn zip_based_documents_are_told_apart_by_their_contents_not_their_names() {
+        let fixtures = [
+            (&include_bytes!("../../tests/fixtures/python-docx-par-hyperlinks.docx")[..], DOCX),
+            (&include_bytes!("../../tests/fixtures/harbours.xlsx")[..], XLSX),
+            (&include_bytes!("../../tests/fixtures/lighthouse.pptx")[..], PPTX),
+            (&include_bytes!("../../tests/fixtures/beekeeping.odt")[..], ODT),
+            (&include_bytes!("../../tests/fixtures/orchard.ods")[..], ODS),
+            (&include_bytes!("../../tests/fixtures/mill.epub")[..], EPUB),
+        ];
+        for (bytes, expected) in fixtures {
+            let head = &bytes[..bytes.len().min(HEAD_BYTES)];
+            assert_eq!(sniff(head, "upload.zip"), Ok(expected));
+            assert_eq!(sniff(head, "upload.pdf"), Ok(expected));
+        }
+        // openpyxl writes [Content_Types].xml last: a head that ends before the
+        // workbook part leaves the decision to the entry names seen so far.
+        let xlsx = include_bytes!("../../tests/fixtures/harbours.xlsx");
+        let workbook = xlsx.windows(15).position(|w| w == b"xl/workbook.xml").expect("a workbook entry");
+        assert_eq!(sniff(&xlsx[..workbook - 30], "upload.zip"), Ok(XLSX));
     }
 }

@@ -70,7 +70,8 @@ struct Uploaded {
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)] // describes the form for the OpenAPI document; the handler streams it
 struct UploadForm {
-    /// One part per file, with its filename (PDF, DOCX, HTML, Markdown, text, CSV; PNG, JPEG, TIFF, WebP read by OCR).
+    /// One part per file, with its filename (PDF, DOCX, XLSX, PPTX, ODT, ODS, EPUB, HTML,
+    /// Markdown, text, CSV; PNG, JPEG, TIFF, WebP read by OCR).
     #[schema(value_type = Vec<String>, format = Binary)]
     file: Vec<Vec<u8>>,
     /// -1000 to 1000; lower runs first among the caller's own documents (default 0).

@@ -186,12 +186,12 @@ async fn settle(
             let (accepted, claimed) = end(JobState::Completed, String::new()).await;
             next_job = claimed;
             match accepted {
-                Ok(true) => Some(RowUpdate::Completed(processed.chunk_count)),
+                Ok(true) => Some(RowUpdate::Completed(processed)),
                 Ok(false) => None,
                 Err(err) => {
                     // The work is done and stored; the row says so even if Redis is away.
                     log::warn!("job {}: completion not recorded in Redis: {err}", job.job_id);
-                    Some(RowUpdate::Completed(processed.chunk_count))
+                    Some(RowUpdate::Completed(processed))
                 }
             }
         }
@@ -235,7 +235,7 @@ async fn settle(
 }
 
 enum RowUpdate {
-    Completed(i32),
+    Completed(Processed),
     Ended(JobState, Option<String>),
     Requeued(Option<String>),
 }
@@ -254,7 +254,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
     };
     let subject = subject_of(job);
     let event = match &update {
-        RowUpdate::Completed(chunks) => subject.completed(*chunks),
+        RowUpdate::Completed(processed) => subject.completed(processed.chunk_count, processed.reused_from.as_deref()),
         RowUpdate::Ended(JobState::Cancelled, _) => subject.cancelled(),
         RowUpdate::Ended(_, error) => subject.failed(error.as_deref().unwrap_or_default(), false, job.attempts),
         RowUpdate::Requeued(Some(error)) => subject.failed(error, true, job.attempts),
@@ -272,7 +272,9 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
             };
             attempts::record_end(conn, &job_id, Some(&worker), outcome, error.as_deref())?;
             match update {
-                RowUpdate::Completed(chunks) => documents::mark_completed(conn, &doc_id, &job_id, chunks),
+                RowUpdate::Completed(processed) => {
+                    documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count)
+                }
                 RowUpdate::Ended(state, error) => {
                     documents::mark_ended(conn, &doc_id, &job_id, state, error.as_deref())
                 }

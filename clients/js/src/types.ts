@@ -30,6 +30,9 @@ export interface DocumentView {
   queued_at: string;
   started_at: string | null;
   finished_at: string | null;
+  /** The document whose chunks were copied, when the same content had been processed
+   * with the same settings (README "Duplicate uploads"); null when processed. */
+  reused_from: string | null;
 }
 
 /** A document in a snapshot: its row plus what Redis knows of its wait. */
@@ -77,6 +80,8 @@ export interface DocumentCompletedEvent extends EventFields<"document.completed"
   queue_status: "completed";
   progress: 100;
   chunk_count: number;
+  /** The document whose chunks were copied; null when this one was processed. */
+  reused_from: string | null;
 }
 
 export interface DocumentFailedEvent extends EventFields<"document.failed"> {

@@ -6,7 +6,7 @@ use ::csv::{ReaderBuilder, StringRecord};
 use super::{text, too_many_chars, ExtractError, ExtractOptions, ExtractedText, Section};
 
 /// Rows after the first that are looked at to decide whether the first is a header.
-const SNIFF_ROWS: usize = 50;
+pub(super) const SNIFF_ROWS: usize = 50;
 
 pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<ExtractedText, ExtractError> {
     let content = text::decode(bytes)?;
@@ -35,7 +35,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<Extracted
     // Naming every value by its column multiplies the text by the header's length: a
     // small file with a huge header would grow without bound, so the limit is checked
     // row by row, not once at the end.
-    let mut out = TextUnderLimit { text: String::new(), chars: 0, max_chars: limits.max_chars };
+    let mut out = TextUnderLimit::new(limits);
     let header = if looks_like_header(&first, &sample) {
         Some(first)
     } else {
@@ -51,22 +51,37 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<Extracted
     Ok(ExtractedText { sections: vec![Section { text: out.text, page: None }], markdown: false, pages: None })
 }
 
-/// The text built so far, failing as soon as it passes `max_chars`.
-struct TextUnderLimit {
-    text: String,
+/// The text built so far, failing as soon as it passes `max_chars`. Spreadsheets share
+/// it: their rows are named by a header just as CSV rows are.
+pub(super) struct TextUnderLimit {
+    pub(super) text: String,
     chars: usize,
     max_chars: usize,
 }
 
 impl TextUnderLimit {
+    pub(super) fn new(limits: &ExtractOptions) -> Self {
+        TextUnderLimit { text: String::new(), chars: 0, max_chars: limits.max_chars }
+    }
+
     fn push_row(
         &mut self,
         row: &StringRecord,
         header: Option<&StringRecord>,
         limits: &ExtractOptions,
     ) -> Result<(), ExtractError> {
+        self.push_with(|text, room| write_row(text, row, header, room), limits)
+    }
+
+    /// Appends what `write(text, room)` writes, where `room` is the characters left
+    /// (a writer should stop soon after passing it), then checks the limit.
+    pub(super) fn push_with(
+        &mut self,
+        write: impl FnOnce(&mut String, usize),
+        limits: &ExtractOptions,
+    ) -> Result<(), ExtractError> {
         let start = self.text.len();
-        write_row(&mut self.text, row, header, self.max_chars.saturating_sub(self.chars));
+        write(&mut self.text, self.max_chars.saturating_sub(self.chars));
         self.chars += self.text[start..].chars().count();
         if self.chars > self.max_chars {
             return Err(too_many_chars(limits));
@@ -89,7 +104,7 @@ fn sniff_delimiter(first_line: &str) -> u8 {
 /// whose values are numbers votes for a header when its first cell is not a number; a
 /// column whose values all have one length votes for a header when the first cell's
 /// length differs. Ties mean no header.
-fn looks_like_header(first: &StringRecord, sample: &[StringRecord]) -> bool {
+pub(super) fn looks_like_header(first: &StringRecord, sample: &[StringRecord]) -> bool {
     let mut votes = 0i32;
     for (column, name) in first.iter().enumerate() {
         let values: Vec<&str> =

@@ -3,12 +3,17 @@
 //! Every way a document can be unreadable ends as [`ExtractError::Permanent`] with a
 //! sentence the user can act on; nothing here may panic or run unbounded on hostile input.
 
+mod archive;
 mod csv;
 mod docx;
+mod epub;
 mod html;
 mod image;
 mod ocr;
+mod odt;
 mod pdf;
+mod pptx;
+mod spreadsheet;
 mod text;
 mod tool;
 
@@ -77,6 +82,11 @@ pub const HTML: &str = "text/html";
 pub const MARKDOWN: &str = "text/markdown";
 pub const PLAIN_TEXT: &str = "text/plain";
 pub const CSV: &str = "text/csv";
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+pub const PPTX: &str = "application/vnd.openxmlformats-officedocument.presentationml.presentation";
+pub const ODT: &str = "application/vnd.oasis.opendocument.text";
+pub const ODS: &str = "application/vnd.oasis.opendocument.spreadsheet";
+pub const EPUB: &str = "application/epub+zip";
 
 /// Extracts the text of a document whose type was sniffed at upload.
 ///
@@ -118,9 +128,14 @@ pub fn extract_reporting_ocr(
         MARKDOWN => text::extract(bytes, true)?,
         PLAIN_TEXT => text::extract(bytes, false)?,
         CSV => csv::extract(bytes, limits)?,
+        XLSX => spreadsheet::extract(spreadsheet::Workbook::Xlsx, bytes, limits, on_progress, is_cancelled)?,
+        ODS => spreadsheet::extract(spreadsheet::Workbook::Ods, bytes, limits, on_progress, is_cancelled)?,
+        PPTX => pptx::extract(bytes, limits, on_progress, is_cancelled)?,
+        ODT => odt::extract(bytes, limits, is_cancelled)?,
+        EPUB => epub::extract(bytes, limits, on_progress, is_cancelled)?,
         _ => {
             return Err(ExtractError::Permanent(format!(
-            "documents of type {content_type:?} are not supported (PDF, DOCX, HTML, Markdown, plain text, CSV and PNG, JPEG, TIFF and WebP images are)"
+            "documents of type {content_type:?} are not supported (PDF, DOCX, XLSX, PPTX, ODT, ODS, EPUB, HTML, Markdown, plain text, CSV and PNG, JPEG, TIFF and WebP images are)"
         )))
         }
     };

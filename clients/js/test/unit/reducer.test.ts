@@ -14,7 +14,7 @@ function story(documentId: string, firstSeq: number): DocumentEvent[] {
     { ...on, seq: seq++, type: "document.progress", queue_status: "processing", progress: 55, stage: "chunking" },
     { ...on, seq: seq++, type: "document.failed", queue_status: "queued", error: "Redis went away", will_retry: true, attempt: 1 },
     { ...on, seq: seq++, type: "document.progress", queue_status: "processing", progress: 80, stage: "embedding" },
-    { ...on, seq: seq++, type: "document.completed", queue_status: "completed", progress: 100, chunk_count: 12 },
+    { ...on, seq: seq++, type: "document.completed", queue_status: "completed", progress: 100, chunk_count: 12, reused_from: null },
   ];
 }
 
@@ -54,6 +54,7 @@ function snapshotDocument(id: string, over: Partial<SnapshotDocument>): Snapshot
     queued_at: "2026-11-29T12:00:00Z",
     started_at: "2026-11-29T12:00:01Z",
     finished_at: null,
+    reused_from: null,
     queue_position: null,
     eta_seconds: 3,
     ...over,
