@@ -52,7 +52,7 @@ it("surfaces the server's refusal of a file and of a token in its own words", as
   const refused = await client.upload([{ blob: new Blob([fixture("photo-named.pdf")]), name: "photo.pdf" }]).catch((e: unknown) => e);
   expect(refused).toBeInstanceOf(DocqueueError);
   expect((refused as DocqueueError).status).toBe(415);
-  expect((refused as DocqueueError).message).toMatch(/^unsupported file type image\/png/);
+  expect((refused as DocqueueError).message).toMatch(/^unsupported file type image\/gif/);
 
   const expired = new DocqueueClient({ baseUrl: server.url, token: signToken("alice", { expiresInSeconds: -60 }) });
   const denied = await expired.wsTicket().catch((e: unknown) => e);

@@ -164,7 +164,7 @@ it("a file the server refuses shows the server's message in its row", async () =
   await attachFiles(page, ["photo-named.pdf"]);
   await waitForStatus(page, "photo-named.pdf", "rejected");
   const message = await row(page, "photo-named.pdf").getByRole("alert").textContent();
-  expect(message).toMatch(/^unsupported file type image\/png; accepted: PDF, DOCX/);
+  expect(message).toMatch(/^unsupported file type image\/gif; accepted: PDF, DOCX/);
   expect(await row(page, "photo-named.pdf").getByRole("button", { name: "Retry photo-named.pdf" }).count()).toBe(1);
   await page.screenshot({ path: join(outputDir, "refused-file.png"), fullPage: true });
   await context.close();
