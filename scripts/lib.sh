@@ -24,7 +24,8 @@ apt_install() {
 # Build and run dependencies: Redis (server and CLI), libpq for Diesel's PostgreSQL
 # driver, pkg-config and a C compiler for the bundled SQLite, poppler's pdftotext,
 # which reads PDFs inside the extractor process (and its pdftoppm, which renders scanned
-# pages for OCR), Tesseract with its English data for OCR of scans and images, and curl
+# pages for OCR) with poppler-data's CMaps (CJK fonts' codes, vertical writing: a
+# recommendation of poppler-utils that --no-install-recommends skips), Tesseract with its English data for OCR of scans and images, and curl
 # and jq for scripts/doctor.sh.
 ensure_packages() {
   local missing=()
@@ -36,6 +37,7 @@ ensure_packages() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
   command -v pdftotext >/dev/null || missing+=(poppler-utils)
+  [ -d /usr/share/poppler/cMap ] || missing+=(poppler-data)
   command -v tesseract >/dev/null || missing+=(tesseract-ocr)
   { command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng; } || missing+=(tesseract-ocr-eng)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi

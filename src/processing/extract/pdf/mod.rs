@@ -10,16 +10,19 @@ mod builtin;
 mod forms;
 mod poppler;
 
-use pdf_extract::{Document, Object, ObjectId};
+use pdf_extract::{Dictionary, Document, Object, ObjectId};
 
 use super::ocr::OcrPages;
 use super::{too_many_chars, without_panics, ExtractError, ExtractOptions, ExtractedText, Section};
 
 const NO_TEXT_LAYER: &str = "the PDF has no extractable text (scanned pages?)";
 
-/// A page whose text layer has fewer letters and digits than this is treated as
-/// scanned: a scan often carries a page number or a stamp as text, and nothing else.
+/// A page whose text layer has fewer letters and digits than this, and which draws an
+/// image, is treated as scanned: a scan often carries a page number or a stamp as text,
+/// and nothing else. A short page of real text (a title, a line of CJK) draws no image.
 const MIN_TEXT_LAYER_CHARS: usize = 20;
+/// How deep form XObjects are searched for an image.
+const MAX_FORM_DEPTH: usize = 8;
 
 /// The share of the extraction's progress given to reading text layers when OCR may
 /// follow: OCR takes seconds a page where the text layer takes milliseconds.
@@ -86,7 +89,7 @@ pub(super) fn extract(
     }
     let PageTexts { mut sections, first_failure, chars, .. } = pages;
     sections.sort_by_key(|section| section.page);
-    let scanned: Vec<u32> = (1..=page_count).filter(|&page| !has_text_layer(&sections, page)).collect();
+    let scanned = scanned_pages(bytes, &sections, page_count);
     if !scanned.is_empty() {
         match ocr_unavailable {
             // A mixed PDF keeps its text pages; a wholly scanned one cannot be read.
@@ -118,6 +121,74 @@ pub(super) fn extract(
         }));
     }
     Ok(ExtractedText { sections, markdown: false, pages: Some(page_count) })
+}
+
+/// The pages to recognise: those with no text at all, and those with almost none that
+/// draw an image.
+fn scanned_pages(bytes: &[u8], sections: &[Section], page_count: u32) -> Vec<u32> {
+    let candidates: Vec<u32> = (1..=page_count).filter(|&page| !has_text_layer(sections, page)).collect();
+    if candidates.iter().all(|&page| !has_any_text(sections, page)) {
+        return candidates;
+    }
+    // Only now is the page tree needed (poppler read the text without it).
+    let Ok(document) = load_and_check(bytes) else { return candidates };
+    let pages = document.get_pages();
+    candidates
+        .into_iter()
+        .filter(|page| {
+            !has_any_text(sections, *page) || pages.get(page).is_none_or(|&id| draws_an_image(&document, id))
+        })
+        .collect()
+}
+
+fn has_any_text(sections: &[Section], page: u32) -> bool {
+    sections
+        .iter()
+        .filter(|section| section.page == Some(page))
+        .any(|section| section.text.chars().any(char::is_alphanumeric))
+}
+
+/// Whether the page's resources (its own or inherited, and those of the forms it
+/// draws) hold an image XObject.
+fn draws_an_image(document: &Document, page: ObjectId) -> bool {
+    let Ok((own, inherited)) = document.get_page_resources(page) else { return true };
+    let mut seen = std::collections::HashSet::new();
+    own.into_iter()
+        .chain(inherited.into_iter().filter_map(|id| document.get_dictionary(id).ok()))
+        .any(|resources| resources_hold_an_image(document, resources, 0, &mut seen))
+}
+
+fn resources_hold_an_image(
+    document: &Document,
+    resources: &Dictionary,
+    depth: usize,
+    seen: &mut std::collections::HashSet<ObjectId>,
+) -> bool {
+    let Some(xobjects) = resources
+        .get(b"XObject")
+        .ok()
+        .and_then(|object| document.dereference(object).ok())
+        .and_then(|(_, object)| object.as_dict().ok())
+    else {
+        return false;
+    };
+    xobjects.iter().any(|(_, value)| {
+        let Ok(id) = value.as_reference() else { return false };
+        let Some(stream) = document.get_object(id).ok().and_then(|object| object.as_stream().ok()) else {
+            return false;
+        };
+        match stream.dict.get(b"Subtype").and_then(Object::as_name) {
+            Ok(b"Image") => true,
+            Ok(b"Form") if depth < MAX_FORM_DEPTH && seen.insert(id) => stream
+                .dict
+                .get(b"Resources")
+                .ok()
+                .and_then(|object| document.dereference(object).ok())
+                .and_then(|(_, object)| object.as_dict().ok())
+                .is_some_and(|inner| resources_hold_an_image(document, inner, depth + 1, seen)),
+            _ => false,
+        }
+    })
 }
 
 fn has_text_layer(sections: &[Section], page: u32) -> bool {
