@@ -105,7 +105,9 @@ fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
         .collect();
     let mut h = Histogram::default();
     h.set_bucket(buckets);
-    h.set_sample_count(fields.get("count").copied().unwrap_or(0.0) as u64);
+    // Every observation lands in one bucket: their sum is the count (the scripts keep
+    // no separate count field).
+    h.set_sample_count(cumulative as u64);
     h.set_sample_sum(fields.get("sum").copied().unwrap_or(0.0));
     let mut m = Metric::default();
     m.set_label(labels);

@@ -15,7 +15,6 @@ finish(id, state, ARGV[5])
 if state == 'completed' and started > 0 then
   local took = now_ms() - started
   redis.call('HSET', jk, 'duration_ms', took)
-  redis.call('HINCRBY', p .. 'stats', 'completed_ms', took)
   -- Moving averages of speed (ms per KiB) per content type and overall, for ETAs.
   local f = redis.call('HMGET', jk, 'content_type', 'size_bytes')
   local content_type = f[1] or 'unknown'

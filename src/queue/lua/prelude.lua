@@ -120,9 +120,9 @@ local function observe(key, seconds)
       break
     end
   end
+  -- The count is the buckets' sum, added up at scrape time: one command less per job.
   redis.call('HINCRBY', key, bucket, 1)
   redis.call('HINCRBYFLOAT', key, 'sum', seconds)
-  redis.call('HINCRBY', key, 'count', 1)
 end
 
 -- Claim the next job in fair order: the lowest slot of <p>queue, whose slot becomes the
