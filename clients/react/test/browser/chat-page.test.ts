@@ -126,12 +126,14 @@ it("documents processing during a reload come back from the snapshot with their 
 
 it("a cut socket shows reconnecting, then open, resumes by seq, and loses no event", async () => {
   const token = signToken("reconnector");
-  const { context, page } = await openChat(harness, token);
   const sockets: { socket: PageSocket; frames: { type: string; seq?: number }[] }[] = [];
-  page.on("websocket", (socket) => {
-    const entry = { socket, frames: [] as { type: string; seq?: number }[] };
-    sockets.push(entry);
-    socket.on("framereceived", ({ payload }) => entry.frames.push(JSON.parse(String(payload))));
+  // Listening before sign-in: the first socket opens as soon as the button is clicked.
+  const { context, page } = await openChat(harness, token, async (page) => {
+    page.on("websocket", (socket) => {
+      const entry = { socket, frames: [] as { type: string; seq?: number }[] };
+      sockets.push(entry);
+      socket.on("framereceived", ({ payload }) => entry.frames.push(JSON.parse(String(payload))));
+    });
   });
   await waitForConnection(page, "open");
   harness.embedding.hold();
