@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { freePort, signToken, startDocqueue, type DocqueueServer } from "../../../test-support/docqueue-server.js";
 import { startEmbeddingService, type EmbeddingService } from "../../../test-support/embedding-service.js";
-import { fixturesDir } from "../../../test-support/fixtures.js";
+import { fixturePath } from "../../../test-support/fixtures.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const pageDir = join(here, "../../example/dist");
@@ -126,7 +126,7 @@ export async function progressOf(page: Page, filename: string): Promise<number> 
 
 /** Drops files on the composer, as a drag from the desktop does. */
 export async function dropFiles(page: Page, names: string[]): Promise<void> {
-  const files = names.map((name) => ({ name, base64: readFileSync(join(fixturesDir, name)).toString("base64") }));
+  const files = names.map((name) => ({ name, base64: readFileSync(fixturePath(name)).toString("base64") }));
   const dataTransfer = await page.evaluateHandle((files) => {
     const transfer = new DataTransfer();
     for (const { name, base64 } of files) {
@@ -143,7 +143,7 @@ export async function dropFiles(page: Page, names: string[]): Promise<void> {
 /** Attaches files through the attach button's file chooser. */
 export async function attachFiles(page: Page, names: string[]): Promise<void> {
   const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.getByRole("button", { name: "Attach" }).click()]);
-  await chooser.setFiles(names.map((name) => join(fixturesDir, name)));
+  await chooser.setFiles(names.map(fixturePath));
 }
 
 /** Records every state each row goes through (status, bar value, text), as rendered. */
