@@ -75,21 +75,27 @@ pub(super) fn extract(
         on_progress: &mut text_layer_progress,
         first_failure: None,
     };
+    // The document the checks parsed is kept: finding scanned pages may need it.
     let read_by_poppler = match (&options.pdftotext, &document) {
-        (Some(program), None) => poppler::read(program, bytes, &mut pages, || load_and_check(bytes).map(drop))?,
-        (Some(program), Some(_)) => poppler::read(program, bytes, &mut pages, || Ok(()))?,
-        (None, _) => false,
+        (Some(program), None) => poppler::read(program, bytes, &mut pages, || load_and_check(bytes).map(Some))?,
+        (Some(program), Some(_)) => poppler::read(program, bytes, &mut pages, || Ok(None))?,
+        (None, _) => None,
     };
-    if !read_by_poppler {
-        let document = match document {
-            Some(document) => document,
-            None => load_and_check(bytes)?,
-        };
-        builtin::read(document, &mut pages, is_cancelled)?;
-    }
+    let document = match read_by_poppler {
+        Some(checked) => document.or(checked),
+        None => {
+            let document = match document {
+                Some(document) => document,
+                None => load_and_check(bytes)?,
+            };
+            // The built-in reader drops the document's images as it reads.
+            builtin::read(document, &mut pages, is_cancelled)?;
+            None
+        }
+    };
     let PageTexts { mut sections, first_failure, chars, .. } = pages;
     sections.sort_by_key(|section| section.page);
-    let scanned = scanned_pages(bytes, &sections, page_count);
+    let scanned = scanned_pages(bytes, document.as_ref(), &sections, page_count);
     if !scanned.is_empty() {
         match ocr_unavailable {
             // A mixed PDF keeps its text pages; a wholly scanned one cannot be read.
@@ -124,20 +130,27 @@ pub(super) fn extract(
 }
 
 /// The pages to recognise: those with no text at all, and those with almost none that
-/// draw an image.
-fn scanned_pages(bytes: &[u8], sections: &[Section], page_count: u32) -> Vec<u32> {
+/// draw an image. `document` is the parsed PDF when reading left it whole.
+fn scanned_pages(bytes: &[u8], document: Option<&Document>, sections: &[Section], page_count: u32) -> Vec<u32> {
     let candidates: Vec<u32> = (1..=page_count).filter(|&page| !has_text_layer(sections, page)).collect();
     if candidates.iter().all(|&page| !has_any_text(sections, page)) {
         return candidates;
     }
-    // Only now is the page tree needed (poppler read the text without it).
-    let Ok(document) = load_and_check(bytes) else { return candidates };
+    let parsed;
+    let document = match document {
+        Some(document) => document,
+        None => match load_and_check(bytes) {
+            Ok(document) => {
+                parsed = document;
+                &parsed
+            }
+            Err(_) => return candidates,
+        },
+    };
     let pages = document.get_pages();
     candidates
         .into_iter()
-        .filter(|page| {
-            !has_any_text(sections, *page) || pages.get(page).is_none_or(|&id| draws_an_image(&document, id))
-        })
+        .filter(|page| !has_any_text(sections, *page) || pages.get(page).is_none_or(|&id| draws_an_image(document, id)))
         .collect()
 }
 

@@ -16,14 +16,14 @@ use super::{spelled_out, PageTexts};
 const PARALLEL_FROM_PAGES: u32 = 16;
 
 /// Reads every page into `pages`, running `checks` beside the readers (their error wins
-/// and stops the readers). Ok(false) when pdftotext could not be started at all (the
-/// caller then uses the built-in reader).
-pub(super) fn read(
+/// and stops the readers); returns what the checks returned. Ok(None) when pdftotext
+/// could not be started at all (the caller then uses the built-in reader).
+pub(super) fn read<T: Send>(
     program: &Path,
     bytes: &[u8],
     pages: &mut PageTexts,
-    checks: impl FnOnce() -> Result<(), ExtractError> + Send,
-) -> Result<bool, ExtractError> {
+    checks: impl FnOnce() -> Result<T, ExtractError> + Send,
+) -> Result<Option<T>, ExtractError> {
     let count = pages.page_count;
     let ranges = if count >= PARALLEL_FROM_PAGES {
         let middle = count / 2;
@@ -41,7 +41,7 @@ pub(super) fn read(
                     let _ = child.kill();
                     let _ = child.wait();
                 }
-                return Ok(false);
+                return Ok(None);
             }
         }
     }
@@ -80,7 +80,7 @@ pub(super) fn read(
         });
         (checked, added.map(|()| outcomes))
     });
-    checked?;
+    let checked = checked?;
     for outcome in outcomes? {
         match outcome {
             Ended::Read => {}
@@ -93,7 +93,7 @@ pub(super) fn read(
             Ended::Signal(signal) => die_like("pdftotext", signal),
         }
     }
-    Ok(true)
+    Ok(Some(checked))
 }
 
 fn start(program: &Path, first: u32, last: u32) -> std::io::Result<Child> {
