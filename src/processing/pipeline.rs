@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::chunk::chunk;
 use super::embed::{self, Embedder};
 use super::extract::{ExtractOptions, ExtractedText};
-use super::extractor::{Extractor, ExtractorError, ExtractorReport, ReadProgress};
+use super::extractor::{Extractor, ExtractorError, ExtractorOutcome, ExtractorReport, ReadProgress};
 use crate::config::{Config, DedupScope, EmbeddingProvider, ProcessingConfig};
 use crate::db::chunks::TwinCopy;
 use crate::db::models::{ChunkRow, Document};
@@ -35,6 +35,8 @@ const TWIN_CLAIM_TTL: Duration = Duration::from_secs(30);
 const TWIN_CLAIM_RENEWAL: Duration = Duration::from_secs(10);
 /// How often a waiting twin looks whether the holder has finished.
 const TWIN_POLL: Duration = Duration::from_millis(100);
+/// Texts up to this size are split and hash-embedded on the worker's own thread.
+const INLINE_TEXT_BYTES: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct Pipeline {
@@ -113,13 +115,19 @@ impl Pipeline {
     async fn reuse_twin_or_claim(&self, ctx: &JobContext, claim: &str) -> Result<Option<Processed>, ProcessError> {
         let document = &ctx.document;
         loop {
-            if let Some(reused) = self.copy_completed_twin(document).await? {
-                return Ok(Some(reused));
-            }
-            let holder = match self.queue.claim_twin_run(claim, &document.id, TWIN_CLAIM_TTL).await {
+            // The claim and the look for a completed twin run side by side. A twin that
+            // completed after the look could only be missed if its own claim had lapsed
+            // by the time of ours, but a completed run keeps its claim for
+            // TWIN_CLAIM_TTL: it holds ours off, and the next look finds it.
+            let (claimed, twin) = tokio::join!(
+                self.queue.claim_twin_run(claim, &document.id, TWIN_CLAIM_TTL),
+                self.find_completed_twin(document)
+            );
+            let twin = twin?;
+            let holder = match claimed {
                 Ok(TwinClaim::Mine) => {
-                    // A twin may have completed between the look and the claim.
-                    let reused = self.copy_completed_twin(document).await?;
+                    let Some(twin) = twin else { return Ok(None) };
+                    let reused = self.copy_twin(document, twin).await?;
                     if reused.is_some() {
                         let _ = self.queue.release_twin_run(claim, &document.id).await;
                     }
@@ -128,9 +136,17 @@ impl Pipeline {
                 Ok(TwinClaim::HeldBy(holder)) => holder,
                 Err(err) => {
                     log::warn!("document {}: duplicates not checked, Redis did not answer: {err}", document.id);
-                    return Ok(None);
+                    return match twin {
+                        Some(twin) => self.copy_twin(document, twin).await,
+                        None => Ok(None),
+                    };
                 }
             };
+            if let Some(twin) = twin {
+                if let Some(reused) = self.copy_twin(document, twin).await? {
+                    return Ok(Some(reused));
+                }
+            }
             let id = holder.clone();
             let status = self
                 .db
@@ -149,30 +165,28 @@ impl Pipeline {
         }
     }
 
-    /// Copies the chunks of a completed twin in scope, if there is one.
-    async fn copy_completed_twin(&self, document: &Document) -> Result<Option<Processed>, ProcessError> {
-        let unavailable = |e: crate::db::DbError| ProcessError::Transient(format!("the database was unavailable: {e}"));
+    /// A completed twin in scope, made with the same settings.
+    async fn find_completed_twin(&self, document: &Document) -> Result<Option<String>, ProcessError> {
         let owner = (self.config.dedup_scope == DedupScope::User).then(|| document.user_id.clone());
         let (sha256, fingerprint, id) =
             (document.sha256.clone(), self.settings_fingerprint.clone(), document.id.clone());
-        let Some(twin) = self
-            .db
+        self.db
             .run(move |conn| documents::find_completed_twin(conn, owner.as_deref(), &sha256, &fingerprint, &id))
             .await
-            .map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
+            .map_err(database_unavailable)
+    }
+
+    /// Copies `twin`'s chunks; None when it was deleted since it was found.
+    async fn copy_twin(&self, document: &Document, twin: String) -> Result<Option<Processed>, ProcessError> {
         let (from, fingerprint, id, job_id) =
             (twin.clone(), self.settings_fingerprint.clone(), document.id.clone(), document.job_id.clone());
         let copied = self
             .db
             .write(move |conn| chunks::copy_from_twin(conn, &from, &fingerprint, &id, &job_id))
             .await
-            .map_err(unavailable)?;
+            .map_err(database_unavailable)?;
         match copied {
             TwinCopy::Copied(chunk_count) => Ok(Some(Processed { chunk_count, reused_from: Some(twin) })),
-            // Deleted since it was found: look again, or process.
             TwinCopy::TwinGone => Ok(None),
             TwinCopy::NotOwned => {
                 Err(ProcessError::Permanent("the document was deleted while it was processed".into()))
@@ -208,10 +222,16 @@ impl Pipeline {
                 tokio::time::Instant::from_std(deadline),
             )
             .await;
-        self.count_outcome(&extraction.report).await;
         let extracted = match extraction.result {
-            Ok(extracted) => extracted,
+            Ok(extracted) => {
+                // Counted off the document's path: a clean read's count may land a moment
+                // after the document ends; a failure's is counted before (below).
+                let (queue, outcome) = (self.queue.clone(), extraction.report.outcome);
+                tokio::spawn(async move { count_outcome(&queue, outcome).await });
+                extracted
+            }
             Err(err) => {
+                count_outcome(&self.queue, extraction.report.outcome).await;
                 self.keep_report(&document, ctx.attempt, &extraction.report).await;
                 return Err(match err {
                     ExtractorError::Cancelled => ProcessError::Cancelled,
@@ -243,9 +263,16 @@ impl Pipeline {
         let document = &ctx.document;
         ctx.on_progress(Stage::Chunking, 40);
         let (size, overlap) = (self.config.chunk_size, self.config.chunk_overlap);
-        let pieces = tokio::task::spawn_blocking(move || chunk(&extracted, size, overlap))
-            .await
-            .map_err(|_| ProcessError::Permanent("the text could not be split into chunks".into()))?;
+        // A short text is split on this thread: a hop to the blocking pool would cost
+        // more than the splitting.
+        let text_bytes: usize = extracted.sections.iter().map(|section| section.text.len()).sum();
+        let pieces = if text_bytes <= INLINE_TEXT_BYTES {
+            chunk(&extracted, size, overlap)
+        } else {
+            tokio::task::spawn_blocking(move || chunk(&extracted, size, overlap))
+                .await
+                .map_err(|_| ProcessError::Permanent("the text could not be split into chunks".into()))?
+        };
         if pieces.is_empty() {
             return Err(ProcessError::Permanent("the document has no extractable text".into()));
         }
@@ -321,15 +348,13 @@ impl Pipeline {
         }
     }
 
-    /// `/metrics` counts how extractors ended; that may not fail the document either.
-    async fn count_outcome(&self, report: &ExtractorReport) {
-        if let Err(err) = self.queue.count_extractor_outcome(report.outcome.as_str()).await {
-            log::warn!("extractor outcome not counted: {err}");
-        }
-    }
-
     async fn embed_batch(&self, batch: Vec<String>) -> Result<Vec<Vec<f32>>, ProcessError> {
-        let result = if self.embedder_is_local {
+        let batch_bytes: usize = batch.iter().map(String::len).sum();
+        let result = if self.embedder_is_local && batch_bytes <= INLINE_TEXT_BYTES {
+            // Hashing a few KB takes microseconds: no hop to the blocking pool.
+            futures_util::FutureExt::now_or_never(self.embedder.embed(&batch))
+                .ok_or_else(|| ProcessError::Transient("the local embedder did not finish synchronously".into()))?
+        } else if self.embedder_is_local {
             let embedder = self.embedder.clone();
             tokio::task::spawn_blocking(move || futures_util::FutureExt::now_or_never(embedder.embed(&batch)))
                 .await
@@ -399,4 +424,15 @@ impl Processor for Pipeline {
     fn warm_up(&self) {
         self.extractor.warm_up();
     }
+}
+
+/// `/metrics` counts how extractors ended; that may not fail the document either.
+async fn count_outcome(queue: &Queue, outcome: ExtractorOutcome) {
+    if let Err(err) = queue.count_extractor_outcome(outcome.as_str()).await {
+        log::warn!("extractor outcome not counted: {err}");
+    }
+}
+
+fn database_unavailable(err: crate::db::DbError) -> ProcessError {
+    ProcessError::Transient(format!("the database was unavailable: {err}"))
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use super::run_job::run_job;
+use super::run_job::{run_job, RunEnded};
 use super::WorkerDeps;
 use crate::processing::processor::CancelReason;
 use crate::queue::{ClaimedJob, DedicatedConnection, LeaseStatus, Queue, QueueError, WorkerInfo};
@@ -56,6 +57,8 @@ pub struct DocumentWorker {
     supervisor: Recipient<WorkerStopped>,
     connection: Option<DedicatedConnection>,
     in_hand: Option<JobInHand>,
+    /// The last job's row write and event, still running beside the job in hand.
+    finishing: Option<JoinHandle<()>>,
     claiming: bool,
     stopping: bool,
     jobs_done: u32,
@@ -78,6 +81,7 @@ impl DocumentWorker {
             supervisor,
             connection,
             in_hand: None,
+            finishing: None,
             claiming: false,
             stopping: false,
             jobs_done: 0,
@@ -92,9 +96,11 @@ impl DocumentWorker {
         // Recycling bounds whatever memory a long-lived worker could accumulate: the
         // last job before it claims nothing more.
         let recycles = self.jobs_done + 1 >= self.deps.config.document_queue.max_jobs_per_worker;
-        let run = run_job(self.deps.clone(), self.id.clone(), job, cancelled, !recycles && !self.stopping);
-        ctx.spawn(run.into_actor(self).map(move |next_job, act, ctx| {
+        let claim_next = !recycles && !self.stopping;
+        let run = run_job(self.deps.clone(), self.id.clone(), job, cancelled, claim_next, self.finishing.take());
+        ctx.spawn(run.into_actor(self).map(move |RunEnded { next_job, finishing }, act, ctx| {
             act.in_hand = None;
+            act.finishing = finishing;
             act.jobs_done += 1;
             if next_job.is_some() {
                 act.deps.metrics.count_claim::<_, QueueError>(&Ok(next_job.as_ref()));
@@ -110,8 +116,15 @@ impl DocumentWorker {
 
     /// A job claimed after the worker was told to stop goes back to the queue at once.
     fn hand_back_and_stop(&mut self, job: ClaimedJob, ctx: &mut Context<Self>) {
-        let queue = self.deps.queue.clone();
-        ctx.spawn(async move { queue.release(&job).await }.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        let (queue, finishing) = (self.deps.queue.clone(), self.finishing.take());
+        let handed_back = async move {
+            let released = queue.release(&job).await;
+            if let Some(finishing) = finishing {
+                let _ = finishing.await;
+            }
+            released
+        };
+        ctx.spawn(handed_back.into_actor(self).map(|_, _, ctx| ctx.stop()));
     }
 
     /// Tells the registry (admin view, ETAs) that this worker is alive and what it does.

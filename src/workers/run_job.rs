@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::WorkerDeps;
 use crate::db::attempts::{self, AttemptOutcome};
@@ -21,15 +22,25 @@ const CANCEL_GRACE: Duration = Duration::from_millis(800);
 /// snapshot reads the live figure from Redis).
 const PROGRESS_ROW_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How a run ended: the worker's next job, when ending this one claimed it, and the
+/// rest of this one's ending (its row and its event) still running beside that job.
+pub struct RunEnded {
+    pub next_job: Option<ClaimedJob>,
+    pub finishing: Option<JoinHandle<()>>,
+}
+
 /// Runs `job` to its end. With `claim_next`, ending it also claims the worker's next
-/// job in the same round trip to Redis; that job is returned, for the worker to run.
+/// job in the same round trip to Redis; that job is returned, for the worker to run,
+/// and it starts while this job's row is written (a job's time runs from its claim).
+/// `earlier` is the previous job's `finishing`, awaited before this job's row is.
 pub async fn run_job(
     deps: WorkerDeps,
     worker_id: String,
     job: ClaimedJob,
     cancel: watch::Receiver<Option<CancelReason>>,
     claim_next: bool,
-) -> Option<ClaimedJob> {
+    earlier: Option<JoinHandle<()>>,
+) -> RunEnded {
     let process = super::process_id();
     let next = claim_next.then_some((worker_id.as_str(), process.as_str()));
     let (doc_id, job_id, attempts) = (job.document_id.clone(), job.job_id.clone(), job.attempts as i32);
@@ -53,12 +64,13 @@ pub async fn run_job(
             // Deleted or cancelled while it waited: nothing to do.
             log::info!("job {} dropped: its document is gone or finished", job.job_id);
             let ended = deps.queue.end_job_and_claim(&job, JobState::Cancelled, "the document no longer exists", next);
-            return ended.await.ok().and_then(|(_, next_job)| next_job);
+            let next_job = ended.await.ok().and_then(|(_, next_job)| next_job);
+            return RunEnded { next_job, finishing: earlier };
         }
         Err(err) => {
             log::warn!("job {}: database unavailable at start: {err}", job.job_id);
             let outcome = Outcome::Failed(ProcessError::Transient("the database was unavailable".into()));
-            return settle(&deps, &job, &worker_id, outcome, next).await;
+            return settle(&deps, &job, &worker_id, outcome, next, [earlier, None]).await;
         }
     };
 
@@ -100,8 +112,7 @@ pub async fn run_job(
     };
     let context = JobContext::new(document, job.attempts, progress, cancel.clone());
     let outcome = supervise(&deps, context, cancel).await;
-    let _ = pump.await;
-    settle(&deps, &job, &worker_id, outcome, next).await
+    settle(&deps, &job, &worker_id, outcome, next, [earlier, Some(pump)]).await
 }
 
 /// Runs the processor in a task of its own, so a panic is caught and a hung or
@@ -165,14 +176,18 @@ enum Outcome {
 
 /// Records the outcome: Redis first (the lock token decides whether this worker may
 /// still speak for the job), then the row. Returns the next job when ending this one
-/// claimed it (`next`: this worker's id and process).
+/// claimed it (`next`: this worker's id and process). `before_row` (the previous job's
+/// ending, this job's progress events still on their way) is awaited before the row is
+/// written, so the owner sees this job's events in order; Redis records progress only
+/// on an active job, so late progress changes nothing there.
 async fn settle(
     deps: &WorkerDeps,
     job: &ClaimedJob,
     worker_id: &str,
     outcome: Outcome,
     next: Option<(&str, &str)>,
-) -> Option<ClaimedJob> {
+    before_row: [Option<JoinHandle<()>>; 2],
+) -> RunEnded {
     let queue = &deps.queue;
     let mut next_job = None;
     let end = |state: JobState, error: String| async move {
@@ -230,8 +245,22 @@ async fn settle(
             _ => Some(RowUpdate::Requeued(None)),
         },
     };
-    apply_row_update(deps, job, worker_id, row_update).await;
-    next_job
+    let finishing = {
+        let (deps, job, worker_id) = (deps.clone(), job.clone(), worker_id.to_string());
+        async move {
+            for task in before_row.into_iter().flatten() {
+                let _ = task.await;
+            }
+            apply_row_update(&deps, &job, &worker_id, row_update).await;
+        }
+    };
+    match next_job {
+        Some(_) => RunEnded { next_job, finishing: Some(tokio::spawn(finishing)) },
+        None => {
+            finishing.await;
+            RunEnded { next_job, finishing: None }
+        }
+    }
 }
 
 enum RowUpdate {
