@@ -22,7 +22,9 @@ apt_install() {
 }
 
 # Build and run dependencies: Redis (server and CLI), libpq for Diesel's PostgreSQL
-# driver, pkg-config and a C compiler for the bundled SQLite, poppler's pdftotext,
+# driver, pkg-config and a C compiler for the bundled SQLite, poppler's C++ library
+# and a C++ compiler (the build makes docqueue-pdftext, which reads short PDFs, with
+# them), poppler's pdftotext,
 # which reads PDFs inside the extractor process (and its pdftoppm, which renders scanned
 # pages for OCR) with poppler-data's CMaps (CJK fonts' codes, vertical writing: a
 # recommendation of poppler-utils that --no-install-recommends skips), Tesseract with its English data for OCR of scans and images, and curl
@@ -37,6 +39,8 @@ ensure_packages() {
   command -v pkg-config >/dev/null || missing+=(pkg-config)
   [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
   command -v pdftotext >/dev/null || missing+=(poppler-utils)
+  command -v g++ >/dev/null || missing+=(g++)
+  [ -e /usr/include/poppler/cpp/poppler-page.h ] || missing+=(libpoppler-cpp-dev)
   [ -d /usr/share/poppler/cMap ] || missing+=(poppler-data)
   command -v tesseract >/dev/null || missing+=(tesseract-ocr)
   { command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng; } || missing+=(tesseract-ocr-eng)

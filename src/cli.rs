@@ -63,6 +63,9 @@ enum Command {
         /// Poppler's pdftotext; without it PDFs are read by the built-in reader.
         #[arg(long)]
         pdftotext: Option<PathBuf>,
+        /// docqueue-pdftext, kept running for short PDFs; without it pdftotext reads them.
+        #[arg(long)]
+        pdftext_helper: Option<PathBuf>,
         #[arg(long)]
         max_pages: u32,
         #[arg(long)]
@@ -129,6 +132,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Extract {
             pdftotext,
+            pdftext_helper,
             max_pages,
             max_chars,
             max_docx_uncompressed_bytes,
@@ -138,6 +142,7 @@ pub fn main() -> ExitCode {
         } => {
             let limits = ExtractOptions {
                 pdftotext,
+                pdftext_helper,
                 max_pages,
                 max_chars,
                 max_docx_uncompressed_bytes,

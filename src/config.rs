@@ -133,6 +133,7 @@ pub struct ProcessingConfig {
     pub max_docx_entries: usize,
     pub max_html_depth: usize,
     pub pdftotext: String,
+    pub pdftext_helper: String,
     pub max_memory_mb: u64,
     pub max_cpu_seconds: u64,
     pub max_open_files: u64,

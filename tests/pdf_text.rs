@@ -20,7 +20,16 @@ const PDF: &str = "application/pdf";
 fn options() -> ExtractOptions {
     let options = ExtractOptions::from(&Config::from_overrides(json!({})).unwrap().processing);
     assert!(options.pdftotext.is_some(), "poppler's pdftotext is installed (scripts/test.sh installs poppler-utils)");
+    assert!(
+        options.pdftext_helper.is_some(),
+        "docqueue-pdftext was built (scripts/test.sh installs libpoppler-cpp-dev and g++)"
+    );
     options
+}
+
+fn pages_of(bytes: &[u8], options: &ExtractOptions) -> Result<Vec<(Option<u32>, String)>, String> {
+    let doc = extract(PDF, bytes, options, &mut |_| {}, &|| false).map_err(|e| e.to_string())?;
+    Ok(doc.sections.into_iter().map(|section| (section.page, section.text)).collect())
 }
 
 fn text_of(bytes: &[u8], options: &ExtractOptions) -> String {
@@ -89,6 +98,39 @@ fn pages_read_in_parallel_ranges_keep_their_numbers() {
         let page = section.page.unwrap();
         assert!(section.text.contains(&format!("This is page {page} of")), "page {page}: {:?}", section.text);
     }
+}
+
+#[test]
+fn the_kept_helper_reads_short_pdfs_exactly_as_pdftotext_does() {
+    let by_helper = options();
+    let by_pdftotext = ExtractOptions { pdftext_helper: None, ..options() };
+    let fixture = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/debian-reference-excerpt.pdf"));
+    let documents = [
+        fixture.expect("the fixture"),
+        pdf_writer::two_column_pdf(12),
+        pdf_writer::vertical_cjk_pdf(),
+        pdf_writer::to_unicode_cmap_pdf(),
+        pdf_writer::type3_font_pdf(),
+        pdf_writer::multi_page_pdf(3),
+    ];
+    // Twice over: the second round is read by the same helper process, kept between.
+    for bytes in documents.iter().chain(documents.iter()) {
+        let helper = pages_of(bytes, &by_helper).expect("the helper reads it");
+        assert!(!helper.is_empty() && helper.iter().any(|(_, text)| !text.is_empty()));
+        assert_eq!(helper, pages_of(bytes, &by_pdftotext).expect("pdftotext reads it"));
+    }
+}
+
+#[test]
+fn a_damaged_or_locked_pdf_fails_through_the_helper_and_the_next_one_still_reads() {
+    let options = options();
+    let damaged = pdf_writer::multi_page_pdf(2).into_iter().take(400).collect::<Vec<u8>>();
+    assert!(pages_of(&damaged, &options).is_err());
+    let locked = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/password-protected.pdf")).unwrap();
+    let reason = pages_of(&locked, &options).unwrap_err();
+    assert!(reason.contains("password"), "{reason}");
+    let pages = pages_of(&pdf_writer::multi_page_pdf(2), &options).expect("the next PDF reads");
+    assert!(pages[1].1.contains("This is page 2 of an honest report."), "{pages:?}");
 }
 
 #[test]

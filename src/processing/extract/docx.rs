@@ -186,6 +186,7 @@ mod tests {
     fn text_of(xml: &str) -> String {
         let limits = ExtractOptions {
             pdftotext: None,
+            pdftext_helper: None,
             max_pages: 1,
             max_chars: 1000,
             max_docx_uncompressed_bytes: 1 << 20,

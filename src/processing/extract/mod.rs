@@ -28,6 +28,9 @@ use crate::config::ProcessingConfig;
 pub struct ExtractOptions {
     /// Poppler's pdftotext, when installed; None reads PDFs with the built-in reader.
     pub pdftotext: Option<std::path::PathBuf>,
+    /// With `pdftotext`: the kept helper that reads short PDFs (see `pdf/pdftext_helper`);
+    /// None: pdftotext reads them all.
+    pub pdftext_helper: Option<std::path::PathBuf>,
     pub max_pages: u32,
     pub max_chars: usize,
     pub max_docx_uncompressed_bytes: u64,
@@ -41,6 +44,7 @@ impl From<&ProcessingConfig> for ExtractOptions {
     fn from(config: &ProcessingConfig) -> Self {
         ExtractOptions {
             pdftotext: find_program(&config.pdftotext),
+            pdftext_helper: pdf::find_pdftext_helper(&config.pdftext_helper),
             max_pages: config.max_pages,
             max_chars: config.max_chars,
             max_docx_uncompressed_bytes: config.max_docx_uncompressed_bytes,

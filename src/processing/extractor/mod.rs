@@ -39,6 +39,8 @@ const STDERR_WAIT: Duration = Duration::from_millis(500);
 /// How long the feeder may take to finish once the process has answered (it has read
 /// the whole document by then, so this is only a bound for a broken one).
 const FEEDER_WAIT: Duration = Duration::from_millis(500);
+/// Files up to this size are read whole and sent in one write with the request.
+const INLINE_FILE_BYTES: u64 = 256 * 1024;
 
 /// Starts extractor processes with one configuration, keeping spares started ahead.
 #[derive(Clone)]
@@ -62,6 +64,12 @@ pub struct ReadProgress {
     pub fraction: f32,
     /// Pages recognised by OCR of those it will recognise, once OCR has begun.
     pub ocr_pages: Option<OcrPages>,
+}
+
+/// A document to send: read whole when small, else streamed from its file.
+enum Contents {
+    Read(Vec<u8>),
+    Large(tokio::fs::File),
 }
 
 /// Writes the request and the document to the process, then hands its stdin back.
@@ -113,10 +121,12 @@ impl Extractor {
             result: Err(error),
             report: ExtractorReport::not_started(exit),
         };
-        let opened = match tokio::fs::File::open(file).await {
-            Ok(input) => input.metadata().await.map(|meta| (input, meta.len())),
-            Err(err) => Err(err),
-        };
+        // Opening a stored file, and reading a small one, cost less than the hops to
+        // the blocking pool that tokio's file I/O takes.
+        let opened = std::fs::File::open(file).and_then(|input| {
+            let bytes = input.metadata()?.len();
+            Ok((input, bytes))
+        });
         let (input, bytes) = match opened {
             Ok(opened) => opened,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -127,6 +137,16 @@ impl Extractor {
                 let reason = format!("the uploaded file could not be read: {}", err.kind());
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
+        };
+        let contents = if bytes <= INLINE_FILE_BYTES {
+            let mut contents = Vec::with_capacity(bytes as usize);
+            if let Err(err) = std::io::Read::read_to_end(&mut std::io::Read::take(input, bytes), &mut contents) {
+                let reason = format!("the uploaded file could not be read: {}", err.kind());
+                return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
+            }
+            Contents::Read(contents)
+        } else {
+            Contents::Large(tokio::fs::File::from_std(input))
         };
         let reader = match self.kept.take(owner) {
             Some(kept) => Ok(kept),
@@ -144,11 +164,20 @@ impl Extractor {
         let mut request = serde_json::to_vec(&Request { content_type: content_type.to_string(), bytes })
             .expect("a request serialises");
         request.push(b'\n');
+        let rest = match contents {
+            Contents::Read(contents) => {
+                request.extend_from_slice(&contents);
+                None
+            }
+            Contents::Large(input) => Some(input),
+        };
         // A reader that dies early closes its stdin: the feeder's error is its own to
         // report. It hands stdin back, for the process's next document.
         let mut feeder = Some(tokio::spawn(async move {
             stdin.write_all(&request).await?;
-            tokio::io::copy(&mut input.take(bytes), &mut stdin).await?;
+            if let Some(input) = rest {
+                tokio::io::copy(&mut input.take(bytes), &mut stdin).await?;
+            }
             stdin.flush().await?;
             Ok::<_, std::io::Error>(stdin)
         }));
@@ -257,6 +286,14 @@ impl Extractor {
     /// an image without the readers, would only mislead).
     pub fn log_readers(&self, config: &ProcessingConfig) {
         match &self.limits.pdftotext {
+            Some(pdftotext) if self.limits.pdftext_helper.is_some() => {
+                let helper = self.limits.pdftext_helper.as_deref().unwrap_or(pdftotext);
+                log::info!(
+                    "PDFs are read by poppler: short ones by {} kept in each extractor, long ones by {}",
+                    helper.display(),
+                    pdftotext.display()
+                );
+            }
             Some(pdftotext) => log::info!("PDFs are read by poppler: {}", pdftotext.display()),
             None => log::warn!(
                 "PDFs are read by the built-in reader: processing.pdftotext ({:?}) was not found; install \
@@ -286,6 +323,9 @@ impl Extractor {
             .args(["--max-html-depth", &limits.max_html_depth.to_string()]);
         if let Some(pdftotext) = &limits.pdftotext {
             command.arg("--pdftotext").arg(pdftotext);
+        }
+        if let Some(helper) = &limits.pdftext_helper {
+            command.arg("--pdftext-helper").arg(helper);
         }
         let ocr = &limits.ocr;
         match &ocr.engine {

@@ -1,13 +1,14 @@
-//! PDF: the text layer, page by page. Poppler's `pdftotext` reads it where it is
-//! installed (the reference other tools are measured against; run as a separate
-//! program inside this sandboxed process, never linked); the built-in reader
-//! (pdf-extract) does elsewhere. Both sit behind the same checks: the header, damage,
+//! PDF: the text layer, page by page. Poppler reads it where it is installed (the
+//! reference other tools are measured against): short documents by `docqueue-pdftext`,
+//! a poppler program this sandboxed process keeps running, long ones by two
+//! `pdftotext` programs in parallel; the built-in reader (pdf-extract) does elsewhere. Both sit behind the same checks: the header, damage,
 //! passwords, the page limit, and form XObjects that draw themselves. Pages with no
 //! text layer, or almost none (scans), are then rendered by pdftoppm and recognised by
 //! OCR (`ocr`), each in its place among the others.
 
 mod builtin;
 mod forms;
+mod pdftext_helper;
 mod poppler;
 
 use pdf_extract::{Dictionary, Document, Object, ObjectId};
@@ -27,6 +28,8 @@ const MAX_FORM_DEPTH: usize = 8;
 /// The share of the extraction's progress given to reading text layers when OCR may
 /// follow: OCR takes seconds a page where the text layer takes milliseconds.
 const TEXT_LAYER_SHARE_BEFORE_OCR: f32 = 0.5;
+
+pub(super) use pdftext_helper::find as find_pdftext_helper;
 
 pub(super) fn extract(
     bytes: &[u8],
@@ -76,10 +79,18 @@ pub(super) fn extract(
         first_failure: None,
     };
     // The document the checks parsed is kept: finding scanned pages may need it.
-    let read_by_poppler = match (&options.pdftotext, &document) {
-        (Some(program), None) => poppler::read(program, bytes, &mut pages, || load_and_check(bytes).map(Some))?,
-        (Some(program), Some(_)) => poppler::read(program, bytes, &mut pages, || Ok(None))?,
-        (None, _) => None,
+    let checked_here = document.is_some();
+    let checks = || if checked_here { Ok(None) } else { load_and_check(bytes).map(Some) };
+    let read_by_helper = match (&options.pdftext_helper, &options.pdftotext) {
+        (Some(helper), Some(_)) if page_count < poppler::PARALLEL_FROM_PAGES => {
+            pdftext_helper::read(helper, bytes, &mut pages, checks)?
+        }
+        _ => None,
+    };
+    let read_by_poppler = match (read_by_helper, &options.pdftotext) {
+        (Some(checked), _) => Some(checked),
+        (None, Some(program)) => poppler::read(program, bytes, &mut pages, checks)?,
+        (None, None) => None,
     };
     let document = match read_by_poppler {
         Some(checked) => document.or(checked),

@@ -13,7 +13,7 @@ use super::super::ExtractError;
 use super::{spelled_out, PageTexts};
 
 /// From this many pages on, two pdftotext processes share the work.
-const PARALLEL_FROM_PAGES: u32 = 16;
+pub(super) const PARALLEL_FROM_PAGES: u32 = 16;
 
 /// Reads every page into `pages`, running `checks` beside the readers (their error wins
 /// and stops the readers); returns what the checks returned. Ok(None) when pdftotext
