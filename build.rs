@@ -36,7 +36,7 @@ fn main() {
     match Command::new(compile.get_program()).args(compile.get_args()).status() {
         Ok(status) if status.success() => println!("cargo:rustc-env=PDFTEXT_HELPER_BUILT_AT={}", helper.display()),
         outcome => {
-            println!("cargo:warning=docqueue-pdftext could not be compiled ({outcome:?}); pdftotext reads every PDF")
+            println!("cargo:warning=docqueue-pdftext could not be compiled ({outcome:?}); pdftotext reads every PDF");
         }
     }
 }

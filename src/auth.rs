@@ -231,27 +231,14 @@ pub async fn issue_ws_ticket(queue: &Queue, user: &AuthUser) -> Result<String, A
     let ticket = hex::encode(bytes);
     let holder = TicketHolder { sub: user.id.clone(), role: user.role, exp: user.expires_at };
     let holder = serde_json::to_string(&holder).map_err(AppError::internal)?;
-    let mut conn = queue.connection().await?;
-    redis::cmd("SET")
-        .arg(queue.keys().ws_ticket(&ticket_hash(&ticket)))
-        .arg(holder)
-        .arg("EX")
-        .arg(WS_TICKET_TTL.as_secs())
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(crate::queue::QueueError::from)?;
+    queue.keep_ws_ticket(&ticket_hash(&ticket), &holder, WS_TICKET_TTL).await?;
     Ok(ticket)
 }
 
 /// Takes a ticket (GETDEL: a second use finds nothing). None when it is unknown,
 /// expired, already used, or the token it was issued for has expired since.
 pub async fn redeem_ws_ticket(queue: &Queue, ticket: &str) -> Result<Option<AuthUser>, AppError> {
-    let mut conn = queue.connection().await?;
-    let holder: Option<String> = redis::cmd("GETDEL")
-        .arg(queue.keys().ws_ticket(&ticket_hash(ticket)))
-        .query_async(&mut conn)
-        .await
-        .map_err(crate::queue::QueueError::from)?;
+    let holder = queue.take_ws_ticket(&ticket_hash(ticket)).await?;
     let Some(holder) = holder else { return Ok(None) };
     let holder: TicketHolder = serde_json::from_str(&holder).map_err(AppError::internal)?;
     Ok((holder.exp > unix_now()).then_some(AuthUser { id: holder.sub, role: holder.role, expires_at: holder.exp }))

@@ -127,6 +127,7 @@ impl From<crate::queue::QueueError> for AppError {
             QueueError::Pool(_) => {
                 AppError::Unavailable("the job queue (every Redis connection is busy; try again shortly)".into())
             }
+            QueueError::Unreachable(_) => AppError::Unavailable("the job queue (Redis cannot be reached)".into()),
             QueueError::Redis(e) if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() => {
                 AppError::Unavailable("the job queue (Redis cannot be reached)".into())
             }

@@ -47,3 +47,17 @@ async fn upload_is_accepted_and_kept_queued_while_redis_is_unreachable() {
     assert_eq!(row["queue_status"], "queued");
     server.shutdown().await;
 }
+
+#[actix_web::test]
+async fn a_request_that_needs_redis_while_it_is_unreachable_is_503_saying_so_not_busy() {
+    let env = TestEnv::with_redis("redis://127.0.0.1:1/");
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let answer =
+        server.client.post(server.url("/api/ws-ticket")).bearer_auth(common::token("alice")).send().await.unwrap();
+    assert_eq!(answer.status(), 503);
+    let body: Value = answer.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("Redis cannot be reached"), "{body}");
+    assert!(!message.contains("busy"), "{body}");
+    server.shutdown().await;
+}

@@ -80,7 +80,15 @@ impl Backend {
 
     pub(super) async fn connection(&self) -> Result<Connection<'_>, QueueError> {
         match self {
-            Backend::Single { pool, .. } => Ok(Connection::Pooled(pool.get().await?)),
+            Backend::Single { pool, .. } => match pool.get().await {
+                Ok(connection) => Ok(Connection::Pooled(connection)),
+                // A pool that holds no connection at all timed out making one: Redis
+                // is away, not busy.
+                Err(bb8::RunError::TimedOut) if pool.state().connections == 0 => {
+                    Err(QueueError::Unreachable("no connection could be made before the pool's timeout".into()))
+                }
+                Err(err) => Err(err.into()),
+            },
             Backend::Cluster { client, shared, .. } => {
                 let connection = shared.get_or_try_init(|| client.get_async_connection()).await?;
                 Ok(Connection::Cluster(connection.clone()))

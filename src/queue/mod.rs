@@ -6,6 +6,7 @@ mod connection;
 mod job;
 mod keys;
 mod registry;
+mod tickets;
 mod twins;
 
 use std::collections::HashMap;
@@ -31,6 +32,9 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("redis pool: {0}")]
     Pool(String),
+    /// No connection could be made in the pool's wait: Redis is down or unreachable.
+    #[error("redis unreachable: {0}")]
+    Unreachable(String),
     #[error("unexpected reply from a queue script: {0}")]
     Reply(String),
 }
