@@ -17,6 +17,7 @@ use crate::processing::embed::{self, Embedder};
 use crate::processing::extractor::Extractor;
 use crate::processing::pipeline::Pipeline;
 use crate::processing::Processor;
+use crate::progress::hub::CloseSessions;
 use crate::progress::{Hub, PositionSweeper, Publisher};
 use crate::queue::Queue;
 use crate::storage::Storage;
@@ -81,10 +82,15 @@ pub struct RunningApp {
 
 impl RunningApp {
     /// Stops claiming, lets running jobs finish within the grace period (handing the
-    /// rest back to the queue), then stops the HTTP server.
+    /// rest back to the queue), closes the WebSockets (their clients reconnect
+    /// elsewhere; an open socket would hold the stop for the whole grace period), then
+    /// stops the HTTP server.
     pub async fn shutdown(self) {
         if let Some(supervisor) = self.supervisor {
             let _ = supervisor.send(Shutdown).await;
+        }
+        if let Some(hub) = &self.hub {
+            let _ = hub.send(CloseSessions).await;
         }
         if let Some(server) = self.server {
             server.stop(true).await;

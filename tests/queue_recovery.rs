@@ -164,3 +164,39 @@ async fn sigterm_drains_the_process_and_exits_zero() {
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(status.success(), "exit status {status:?}");
 }
+
+#[actix_web::test]
+async fn sigterm_closes_open_websockets_as_going_away_instead_of_waiting_for_them() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let env = TestEnv::new();
+    let grace = 60;
+    let mut server =
+        common::ServerProcess::start(&env, &[("DOCQUEUE_DOCUMENT_QUEUE__SHUTDOWN_GRACE_SECS", grace.to_string())])
+            .await;
+    let url = format!("{}/ws?token={}", server.http.base.replacen("http", "ws", 1), token("alice"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.expect("the upgrade is accepted");
+    // The snapshot first: the session is registered with the hub.
+    let first = socket.next().await.expect("a frame").expect("a frame");
+    assert!(first.to_text().unwrap().contains("snapshot"), "{first:?}");
+
+    let signalled = Instant::now();
+    Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
+    let close = loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("the socket ended without a close frame: {other:?}"),
+        }
+    };
+    let close = close.expect("a close frame with a code");
+    assert_eq!(close.code, CloseCode::Away, "{close:?}");
+    drop(socket);
+    let status = tokio::task::spawn_blocking(move || server.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    // Waiting for the socket would have taken the whole grace period.
+    assert!(signalled.elapsed() < Duration::from_secs(grace / 2), "exited {:?} after SIGTERM", signalled.elapsed());
+    println!("socket closed as going away and process exited {} ms after SIGTERM", signalled.elapsed().as_millis());
+}

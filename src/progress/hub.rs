@@ -22,6 +22,9 @@ pub enum SessionMessage {
     Event(Arc<str>),
     /// Events may have been missed: send a fresh snapshot.
     Refresh,
+    /// This process is stopping: close the socket (1001, going away), so the client
+    /// reconnects to another process instead of the stop waiting for it.
+    GoingAway,
 }
 
 #[derive(Message)]
@@ -37,6 +40,12 @@ pub struct Disconnect {
     pub user_id: String,
     pub session_id: u64,
 }
+
+/// Closes every session: the process is stopping (after its jobs were drained, so
+/// their last events went out).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSessions;
 
 /// How many sessions this process holds, and for which users.
 #[derive(Message)]
@@ -161,6 +170,16 @@ impl Handler<Resubscribed> for Hub {
     fn handle(&mut self, _: Resubscribed, _: &mut Self::Context) {
         for session in self.sessions.values().flat_map(|s| s.values()) {
             session.do_send(SessionMessage::Refresh);
+        }
+    }
+}
+
+impl Handler<CloseSessions> for Hub {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseSessions, _: &mut Self::Context) {
+        for session in self.sessions.values().flat_map(|s| s.values()) {
+            session.do_send(SessionMessage::GoingAway);
         }
     }
 }

@@ -407,6 +407,13 @@ impl Handler<SessionMessage> for SessionActor {
                 None => self.deliver(payload, ctx),
             },
             SessionMessage::Refresh => self.send_snapshot(ctx),
+            SessionMessage::GoingAway => {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some("the server is stopping; reconnect".into()),
+                }));
+                ctx.stop();
+            }
         }
     }
 }
