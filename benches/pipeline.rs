@@ -171,7 +171,7 @@ fn reuse_report(files: &[PathBuf], limits: &ExtractOptions, config: &Config) {
             documents::insert_all(conn, &[original])?;
             chunks::replace_for_job(conn, &id, &job_id, FINGERPRINT, &rows)?;
             documents::mark_processing(conn, &id, &job_id, "bench", 1)?;
-            documents::mark_completed(conn, &id, &job_id, count as i32)
+            documents::mark_completed(conn, &id, &job_id, count as i32, None)
         })
         .await
         .expect("the original stored");
@@ -190,7 +190,7 @@ fn reuse_report(files: &[PathBuf], limits: &ExtractOptions, config: &Config) {
                 .await
                 .expect("copied");
             took.push(started.elapsed());
-            assert_eq!(copied, chunks::TwinCopy::Copied(count as i32));
+            assert_eq!(copied, chunks::TwinCopy::Copied { chunk_count: count as i32, warning: None });
         }
     });
     let _ = std::fs::remove_dir_all(&dir);

@@ -82,7 +82,7 @@ impl Processor for SteppingProcessor {
                 ctx.on_progress(Stage::Embedding, percent);
                 tokio::time::sleep(SPACING).await;
             }
-            Ok(Processed { chunk_count: 1, reused_from: None })
+            Ok(Processed { chunk_count: 1, reused_from: None, warning: None })
         })
     }
 }

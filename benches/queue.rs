@@ -176,7 +176,7 @@ struct NoopProcessor;
 
 impl Processor for NoopProcessor {
     fn process(&self, _: JobContext) -> BoxFuture<Result<Processed, ProcessError>> {
-        Box::pin(async { Ok(Processed { chunk_count: 0, reused_from: None }) })
+        Box::pin(async { Ok(Processed { chunk_count: 0, reused_from: None, warning: None }) })
     }
 }
 
@@ -310,7 +310,7 @@ impl Processor for LongProcessor {
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok(Processed { chunk_count: 1, reused_from: None })
+            Ok(Processed { chunk_count: 1, reused_from: None, warning: None })
         })
     }
 }

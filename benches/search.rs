@@ -139,7 +139,7 @@ fn fill(config: &docqueue::config::Config) {
             // Made here, not by the pipeline: a fingerprint no pipeline computes.
             chunks::replace_for_job(conn, &id, &job_id, "search-bench", &rows)?;
             documents::mark_processing(conn, &id, &job_id, "bench", 1)?;
-            documents::mark_completed(conn, &id, &job_id, CHUNKS as i32)?;
+            documents::mark_completed(conn, &id, &job_id, CHUNKS as i32, None)?;
             Ok(())
         })
         .await

@@ -270,6 +270,7 @@ fn a_chunk_spanning_two_pages_carries_the_page_range() {
         ],
         markdown: false,
         pages: Some(4),
+        warning: None,
     };
     let together = chunk(&doc, 1000, 100);
     assert_eq!(together.len(), 1);

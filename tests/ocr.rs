@@ -163,6 +163,7 @@ async fn a_mixed_pdf_keeps_its_text_pages_and_recognises_the_scanned_one_in_orde
     let alice = token("alice");
     let mixed = pdf_of(&[Page::Text(&ORCHARD), Page::Scanned(&HARBOUR), Page::Text(&LIBRARY)]);
     let doc = processed(&server, &alice, "mixed.pdf", mixed).await;
+    assert_eq!(doc["warning"], Value::Null, "nothing was left out: {doc}");
     assert_eq!(doc["queue_status"], "completed", "{doc}");
     let id = doc["id"].as_str().unwrap();
     let text = text_of(&server, &alice, id).await;
@@ -286,6 +287,10 @@ async fn without_tesseract_scans_and_images_fail_naming_the_package_and_mixed_pd
     assert_eq!(mixed["queue_status"], "completed", "{mixed}");
     let text = text_of(&server, &alice, mixed["id"].as_str().unwrap()).await;
     assert!(text.contains("walnut trees") && !text.contains("harbour"), "{text}");
+    // The owner is told what was left out, with the document.
+    let warning = mixed["warning"].as_str().unwrap_or_else(|| panic!("a warning: {mixed}"));
+    assert!(warning.starts_with("1 of its 2 pages have no text layer and were not read"), "{warning}");
+    assert!(warning.contains("tesseract-ocr"), "{warning}");
     server.shutdown().await;
 }
 

@@ -108,7 +108,7 @@ async fn a_cancelled_row_stays_cancelled_when_its_job_reports_completion() {
     let (id, job_id) = (doc["id"].as_str().unwrap().to_string(), doc["job_id"].as_str().unwrap().to_string());
     assert_eq!(cancel(&server, &alice, &id).await.0, 200);
     let (row, job) = (id.clone(), job_id.clone());
-    let changed = server.app().db.run(move |conn| documents::mark_completed(conn, &row, &job, 3)).await.unwrap();
+    let changed = server.app().db.run(move |conn| documents::mark_completed(conn, &row, &job, 3, None)).await.unwrap();
     assert!(!changed, "a finished row accepted another ending");
     let doc = server.document(&alice, &id).await;
     assert_eq!((doc["queue_status"].as_str(), doc["chunk_count"].as_i64()), (Some("cancelled"), Some(0)), "{doc}");

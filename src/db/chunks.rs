@@ -37,8 +37,8 @@ pub fn replace_for_job(
 /// How copying a twin's chunks went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TwinCopy {
-    /// This many chunks were copied.
-    Copied(i32),
+    /// This many chunks were copied; the twin's warning comes with them.
+    Copied { chunk_count: i32, warning: Option<String> },
     /// The twin was deleted, or is no longer completed with those settings.
     TwinGone,
     /// The document no longer carries the job (deleted or re-enqueued).
@@ -57,15 +57,14 @@ pub fn copy_from_twin(
     job_id: &str,
 ) -> Result<TwinCopy, DbError> {
     write_transaction(conn, |conn| {
-        let still_a_twin: i64 = documents::table
+        let still_a_twin: Option<Option<String>> = documents::table
             .filter(documents::id.eq(twin))
             .filter(documents::queue_status.eq(JobState::Completed.as_str()))
             .filter(documents::settings_fingerprint.eq(settings_fingerprint))
-            .count()
-            .get_result(conn)?;
-        if still_a_twin == 0 {
-            return Ok(TwinCopy::TwinGone);
-        }
+            .select(documents::warning)
+            .first(conn)
+            .optional()?;
+        let Some(warning) = still_a_twin else { return Ok(TwinCopy::TwinGone) };
         let mut rows: Vec<ChunkRow> = document_chunks::table
             .filter(document_chunks::document_id.eq(twin))
             .select(ChunkRow::as_select())
@@ -80,7 +79,7 @@ pub fn copy_from_twin(
         diesel::update(documents::table.filter(documents::id.eq(document_id)))
             .set((documents::settings_fingerprint.eq(settings_fingerprint), documents::reused_from.eq(twin)))
             .execute(conn)?;
-        Ok(TwinCopy::Copied(rows.len() as i32))
+        Ok(TwinCopy::Copied { chunk_count: rows.len() as i32, warning })
     })
 }
 

@@ -194,12 +194,19 @@ pub fn update_progress(
     })
 }
 
-pub fn mark_completed(conn: &mut DbConnection, id: &str, job_id: &str, chunk_count: i32) -> Result<bool, DbError> {
+pub fn mark_completed(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    chunk_count: i32,
+    warning: Option<&str>,
+) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
         let updated = diesel::update(owned_unfinished(id, job_id))
             .set((
                 documents::queue_status.eq(JobState::Completed.as_str()),
                 documents::chunk_count.eq(chunk_count),
+                documents::warning.eq(warning),
                 documents::progress.eq(100),
                 documents::stage.eq(None::<String>),
                 documents::error.eq(None::<String>),

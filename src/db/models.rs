@@ -38,6 +38,8 @@ pub struct Document {
     pub settings_fingerprint: Option<String>,
     /// The document whose chunks were copied instead of processing this one again.
     pub reused_from: Option<String>,
+    /// What its reading had to leave out (set when it completes).
+    pub warning: Option<String>,
 }
 
 /// What a document row keeps of its stored file.
@@ -78,6 +80,7 @@ impl Document {
             finished_at: None,
             settings_fingerprint: None,
             reused_from: None,
+            warning: None,
         }
     }
 }
@@ -119,6 +122,9 @@ pub struct DocumentView {
     /// Set when this upload's content was already processed (same bytes, same
     /// settings): the id of the document its chunks were copied from.
     pub reused_from: Option<String>,
+    /// Set when the document completed without part of its content: for example PDF
+    /// pages with no text layer while OCR is unavailable. Says what was left out.
+    pub warning: Option<String>,
 }
 
 impl From<Document> for DocumentView {
@@ -143,6 +149,7 @@ impl From<Document> for DocumentView {
             started_at: d.started_at.map(|t| t.and_utc()),
             finished_at: d.finished_at.map(|t| t.and_utc()),
             reused_from: d.reused_from,
+            warning: d.warning,
         }
     }
 }

@@ -24,6 +24,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamp>,
         settings_fingerprint -> Nullable<Text>,
         reused_from -> Nullable<Text>,
+        warning -> Nullable<Text>,
     }
 }
 

@@ -186,7 +186,9 @@ impl Pipeline {
             .await
             .map_err(database_unavailable)?;
         match copied {
-            TwinCopy::Copied(chunk_count) => Ok(Some(Processed { chunk_count, reused_from: Some(twin) })),
+            TwinCopy::Copied { chunk_count, warning } => {
+                Ok(Some(Processed { chunk_count, reused_from: Some(twin), warning }))
+            }
             TwinCopy::TwinGone => Ok(None),
             TwinCopy::NotOwned => {
                 Err(ProcessError::Permanent("the document was deleted while it was processed".into()))
@@ -261,6 +263,7 @@ impl Pipeline {
         over_time_error: impl Fn() -> ProcessError,
     ) -> Result<Processed, ProcessError> {
         let document = &ctx.document;
+        let warning = extracted.warning.clone();
         ctx.on_progress(Stage::Chunking, 40);
         let (size, overlap) = (self.config.chunk_size, self.config.chunk_overlap);
         // A short text is split on this thread: a hop to the blocking pool would cost
@@ -336,7 +339,7 @@ impl Pipeline {
             return Err(ProcessError::Permanent("the document was deleted while it was processed".into()));
         }
         ctx.on_progress(Stage::Storing, 100);
-        Ok(Processed { chunk_count: count, reused_from: None })
+        Ok(Processed { chunk_count: count, reused_from: None, warning })
     }
 
     /// The job's story keeps how the extractor ended; that may not fail the document.

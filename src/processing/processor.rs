@@ -64,6 +64,8 @@ pub struct Processed {
     /// The completed document whose chunks were copied, when the same content had
     /// been processed with the same settings.
     pub reused_from: Option<String>,
+    /// What the reader had to leave out, told to the user with the completion.
+    pub warning: Option<String>,
 }
 
 /// A progress update: overall percentage (0–100) within a stage, and while OCR runs,

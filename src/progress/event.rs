@@ -81,12 +81,12 @@ impl Subject {
     }
 
     /// `reused_from`: the document whose chunks were copied (null when processed).
-    pub fn completed(&self, chunk_count: i32, reused_from: Option<&str>) -> Event {
+    pub fn completed(&self, chunk_count: i32, reused_from: Option<&str>, warning: Option<&str>) -> Event {
         self.event(
             "document.completed",
             json!({
                 "queue_status": JobState::Completed, "progress": 100, "chunk_count": chunk_count,
-                "reused_from": reused_from,
+                "reused_from": reused_from, "warning": warning,
             }),
         )
     }

@@ -34,7 +34,9 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
     };
     db.run(move |conn| {
         match outcome {
-            Ok(processed) => documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count)?,
+            Ok(processed) => {
+                documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count, processed.warning.as_deref())?
+            }
             Err(err) => documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&err.to_string()))?,
         };
         Ok(())

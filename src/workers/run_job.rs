@@ -283,7 +283,9 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
     };
     let subject = subject_of(job);
     let event = match &update {
-        RowUpdate::Completed(processed) => subject.completed(processed.chunk_count, processed.reused_from.as_deref()),
+        RowUpdate::Completed(processed) => {
+            subject.completed(processed.chunk_count, processed.reused_from.as_deref(), processed.warning.as_deref())
+        }
         RowUpdate::Ended(JobState::Cancelled, _) => subject.cancelled(),
         RowUpdate::Ended(_, error) => subject.failed(error.as_deref().unwrap_or_default(), false, job.attempts),
         RowUpdate::Requeued(Some(error)) => subject.failed(error, true, job.attempts),
@@ -301,9 +303,13 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
             };
             attempts::record_end(conn, &job_id, Some(&worker), outcome, error.as_deref())?;
             match update {
-                RowUpdate::Completed(processed) => {
-                    documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count)
-                }
+                RowUpdate::Completed(processed) => documents::mark_completed(
+                    conn,
+                    &doc_id,
+                    &job_id,
+                    processed.chunk_count,
+                    processed.warning.as_deref(),
+                ),
                 RowUpdate::Ended(state, error) => {
                     documents::mark_ended(conn, &doc_id, &job_id, state, error.as_deref())
                 }

@@ -114,5 +114,5 @@ async fn work(ctx: &JobContext, steps: u32, step_ms: u64) -> Result<Processed, P
         tokio::time::sleep(Duration::from_millis(step_ms)).await;
     }
     ctx.on_progress(Stage::Storing, 100);
-    Ok(Processed { chunk_count: steps as i32, reused_from: None })
+    Ok(Processed { chunk_count: steps as i32, reused_from: None, warning: None })
 }

@@ -33,6 +33,9 @@ export interface DocumentView {
   /** The document whose chunks were copied, when the same content had been processed
    * with the same settings (README "Duplicate uploads"); null when processed. */
   reused_from: string | null;
+  /** What a completed document's reading left out (PDF pages without a text layer
+   * while OCR is unavailable); null when nothing was. */
+  warning: string | null;
 }
 
 /** A document in a snapshot: its row plus what Redis knows of its wait. */
@@ -82,6 +85,8 @@ export interface DocumentCompletedEvent extends EventFields<"document.completed"
   chunk_count: number;
   /** The document whose chunks were copied; null when this one was processed. */
   reused_from: string | null;
+  /** What the reading left out; null when nothing was. */
+  warning: string | null;
 }
 
 export interface DocumentFailedEvent extends EventFields<"document.failed"> {

@@ -22,7 +22,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<Extracted
     };
 
     let Some(first) = next_row()? else {
-        return Ok(ExtractedText { sections: Vec::new(), markdown: false, pages: None });
+        return Ok(ExtractedText { sections: Vec::new(), markdown: false, pages: None, warning: None });
     };
     let mut sample = Vec::new();
     while sample.len() < SNIFF_ROWS {
@@ -48,7 +48,12 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<Extracted
     while let Some(row) = next_row()? {
         out.push_row(&row, header.as_ref(), limits)?;
     }
-    Ok(ExtractedText { sections: vec![Section { text: out.text, page: None }], markdown: false, pages: None })
+    Ok(ExtractedText {
+        sections: vec![Section { text: out.text, page: None }],
+        markdown: false,
+        pages: None,
+        warning: None,
+    })
 }
 
 /// The text built so far, failing as soon as it passes `max_chars`. Spreadsheets share

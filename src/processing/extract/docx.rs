@@ -34,7 +34,7 @@ pub(super) fn extract(
         sections.push(Section { text: text.trim().to_string(), page: None });
         on_progress((done + 1) as f32 / parts.len() as f32);
     }
-    Ok(ExtractedText { sections, markdown: false, pages: None })
+    Ok(ExtractedText { sections, markdown: false, pages: None, warning: None })
 }
 
 /// The parts that hold text, in reading order: headers, body, notes, footers.

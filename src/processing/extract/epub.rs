@@ -50,7 +50,7 @@ pub(super) fn extract(
         sections.extend(read.sections);
         on_progress((done + 1) as f32 / chapters.len() as f32);
     }
-    Ok(ExtractedText { sections, markdown: true, pages: None })
+    Ok(ExtractedText { sections, markdown: true, pages: None, warning: None })
 }
 
 /// The spine's (X)HTML documents as entry names, in reading order.

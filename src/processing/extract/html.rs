@@ -39,7 +39,7 @@ pub(super) fn extract(bytes: &[u8], limits: &ExtractOptions) -> Result<Extracted
         .map_err(unparsable)?
         .map_err(|e| unparsable(e.to_string()))?;
     let text = rendered.lines().map(str::trim_end).collect::<Vec<_>>().join("\n");
-    Ok(ExtractedText { sections: vec![Section { text, page: None }], markdown: true, pages: None })
+    Ok(ExtractedText { sections: vec![Section { text, page: None }], markdown: true, pages: None, warning: None })
 }
 
 /// Elements that never hold others, or whose end tag is optional and usually left out

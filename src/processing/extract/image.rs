@@ -84,7 +84,7 @@ pub(super) fn extract(
     if sections.iter().all(|section| section.text.is_empty()) {
         return Err(ExtractError::Permanent(format!("{what} contains no text that OCR could recognise")));
     }
-    Ok(ExtractedText { sections, markdown: false, pages: (total > 1).then_some(total) })
+    Ok(ExtractedText { sections, markdown: false, pages: (total > 1).then_some(total), warning: None })
 }
 
 fn kind_name(media_type: &str) -> &'static str {

@@ -69,6 +69,9 @@ pub struct ExtractedText {
     /// as `#`), so chunking is markdown-aware
     pub markdown: bool,
     pub pages: Option<u32>,
+    /// What the reader had to leave out, for the user (pages without a text layer
+    /// when OCR is unavailable); the document still completes with the rest.
+    pub warning: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

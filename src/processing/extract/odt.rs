@@ -29,6 +29,7 @@ pub(super) fn extract(
         sections: vec![Section { text: text.trim().to_string(), page: None }],
         markdown: false,
         pages: None,
+        warning: None,
     })
 }
 

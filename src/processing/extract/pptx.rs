@@ -49,7 +49,7 @@ pub(super) fn extract(
         sections.push(Section { text: text.trim().to_string(), page: u32::try_from(index + 1).ok() });
         on_progress((index + 1) as f32 / parts.len() as f32);
     }
-    Ok(ExtractedText { sections, markdown: false, pages: u32::try_from(slides.len()).ok() })
+    Ok(ExtractedText { sections, markdown: false, pages: u32::try_from(slides.len()).ok(), warning: None })
 }
 
 /// The slide parts in the order the presentation lists them; the numbered slide parts

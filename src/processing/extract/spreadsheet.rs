@@ -113,7 +113,7 @@ pub(super) fn extract(
     })
     .map_err(unreadable)??;
     let pages = u32::try_from(sections.len()).ok();
-    Ok(ExtractedText { sections, markdown: false, pages })
+    Ok(ExtractedText { sections, markdown: false, pages, warning: None })
 }
 
 /// One sheet's text as its rows arrive: the first non-empty row and the next

@@ -11,7 +11,7 @@ const MAX_UNREADABLE_SHARE: f64 = 0.05;
 
 pub(super) fn extract(bytes: &[u8], markdown: bool) -> Result<ExtractedText, ExtractError> {
     let text = decode(bytes)?;
-    Ok(ExtractedText { sections: vec![Section { text, page: None }], markdown, pages: None })
+    Ok(ExtractedText { sections: vec![Section { text, page: None }], markdown, pages: None, warning: None })
 }
 
 /// Decodes text: UTF-8, UTF-16 with a byte-order mark, or else the legacy encoding

@@ -236,7 +236,9 @@ impl Extractor {
             }
         }
         if let Some(stdin) = kept_stdin {
-            if let (Some(usage), Some(&Frame::Done { markdown, pages })) = (child.usage(), last_frame.as_ref()) {
+            if let (Some(usage), Some(Frame::Done { markdown, pages, warning })) = (child.usage(), last_frame.as_ref())
+            {
+                let (markdown, pages, warning) = (*markdown, *pages, warning.clone());
                 let report = ExtractorReport {
                     outcome: ExtractorOutcome::Ok,
                     exit: "kept running for its owner's next document".into(),
@@ -248,7 +250,7 @@ impl Extractor {
                 let reader = Reader { process, documents_read: documents_read + 1, cpu_before: usage.cpu };
                 self.kept.put(owner, reader, usage, self.max_documents_per_extractor);
                 self.warm_up();
-                return Extraction { result: Ok(sections.finish(markdown, pages)), report };
+                return Extraction { result: Ok(sections.finish(markdown, pages, warning)), report };
             }
             // It exited right after answering: settled below like any process that ended.
             drop(stdin);
@@ -383,8 +385,8 @@ impl Extractor {
                 ))),
             ),
             (None, Some(Broken::Protocol(what)), _) => crash(format!("it sent {what}")),
-            (None, None, Some(Frame::Done { markdown, pages })) if ended.exit_code() == Some(0) => {
-                (ExtractorOutcome::Ok, Ok(sections.finish(markdown, pages)))
+            (None, None, Some(Frame::Done { markdown, pages, warning })) if ended.exit_code() == Some(0) => {
+                (ExtractorOutcome::Ok, Ok(sections.finish(markdown, pages, warning)))
             }
             (None, None, Some(Frame::Unreadable { reason })) => {
                 (ExtractorOutcome::Unreadable, Err(ExtractorError::Permanent(reason)))

@@ -60,7 +60,12 @@ pub enum Frame {
     /// Text of one section (1-based page for PDFs); `continues` joins it with the next.
     Text { page: Option<u32>, text: String, continues: bool },
     /// Extraction finished; every text frame came before this one.
-    Done { markdown: bool, pages: Option<u32> },
+    Done {
+        markdown: bool,
+        pages: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warning: Option<String>,
+    },
     /// The document cannot be read; the reason is shown to its owner.
     Unreadable { reason: String },
 }
@@ -89,7 +94,10 @@ pub fn write_extracted(out: &mut impl Write, extracted: &ExtractedText) -> io::R
             rest = after;
         }
     }
-    write_frame(out, &Frame::Done { markdown: extracted.markdown, pages: extracted.pages })
+    write_frame(
+        out,
+        &Frame::Done { markdown: extracted.markdown, pages: extracted.pages, warning: extracted.warning.clone() },
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -153,8 +161,8 @@ impl Sections {
         self.bytes <= self.max_bytes
     }
 
-    pub fn finish(self, markdown: bool, pages: Option<u32>) -> ExtractedText {
-        ExtractedText { sections: self.sections, markdown, pages }
+    pub fn finish(self, markdown: bool, pages: Option<u32>, warning: Option<String>) -> ExtractedText {
+        ExtractedText { sections: self.sections, markdown, pages, warning }
     }
 }
 
@@ -181,6 +189,7 @@ mod tests {
             ],
             markdown: true,
             pages: Some(3),
+            warning: Some("a page was left unread".into()),
         };
         let mut out = Vec::new();
         write_extracted(&mut out, &extracted).unwrap();
@@ -190,8 +199,9 @@ mod tests {
         for frame in frames {
             match frame {
                 Frame::Text { page, text, continues } => assert!(sections.add(page, text, continues)),
-                Frame::Done { markdown, pages } => {
-                    let back = sections.finish(markdown, pages);
+                Frame::Done { markdown, pages, warning } => {
+                    let back = sections.finish(markdown, pages, warning);
+                    assert_eq!(back.warning.as_deref(), Some("a page was left unread"));
                     assert_eq!(back.sections.len(), 2);
                     assert_eq!(back.sections[0].text, text);
                     assert_eq!((back.sections[1].page, back.markdown, back.pages), (Some(3), true, Some(3)));

@@ -14,7 +14,7 @@ function story(documentId: string, firstSeq: number): DocumentEvent[] {
     { ...on, seq: seq++, type: "document.progress", queue_status: "processing", progress: 55, stage: "chunking" },
     { ...on, seq: seq++, type: "document.failed", queue_status: "queued", error: "Redis went away", will_retry: true, attempt: 1 },
     { ...on, seq: seq++, type: "document.progress", queue_status: "processing", progress: 80, stage: "embedding" },
-    { ...on, seq: seq++, type: "document.completed", queue_status: "completed", progress: 100, chunk_count: 12, reused_from: null },
+    { ...on, seq: seq++, type: "document.completed", queue_status: "completed", progress: 100, chunk_count: 12, reused_from: null, warning: null },
   ];
 }
 
@@ -55,6 +55,7 @@ function snapshotDocument(id: string, over: Partial<SnapshotDocument>): Snapshot
     started_at: "2026-11-29T12:00:01Z",
     finished_at: null,
     reused_from: null,
+    warning: null,
     queue_position: null,
     eta_seconds: 3,
     ...over,

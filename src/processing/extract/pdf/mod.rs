@@ -107,6 +107,7 @@ pub(super) fn extract(
     let PageTexts { mut sections, first_failure, chars, .. } = pages;
     sections.sort_by_key(|section| section.page);
     let scanned = scanned_pages(bytes, document.as_ref(), &sections, page_count);
+    let mut warning = None;
     if !scanned.is_empty() {
         match ocr_unavailable {
             // A mixed PDF keeps its text pages; a wholly scanned one cannot be read.
@@ -117,7 +118,10 @@ pub(super) fn extract(
                         None => format!("{NO_TEXT_LAYER} and {reason}"),
                     }));
                 }
-                log::warn!("{} PDF pages without a text layer left unread: {reason}", scanned.len());
+                warning = Some(format!(
+                    "{} of its {page_count} pages have no text layer and were not read: {reason}",
+                    scanned.len()
+                ));
             }
             None => {
                 let mut on_ocr_progress = |recognised: OcrPages| {
@@ -137,7 +141,7 @@ pub(super) fn extract(
             None => "the PDF has no text: its pages have no text layer and OCR found no text on them".into(),
         }));
     }
-    Ok(ExtractedText { sections, markdown: false, pages: Some(page_count) })
+    Ok(ExtractedText { sections, markdown: false, pages: Some(page_count), warning })
 }
 
 /// The pages to recognise: those with no text at all, and those with almost none that
