@@ -19,6 +19,8 @@ export interface TrackedDocument {
   willRetry: boolean;
   attempt: number;
   chunkCount: number | null;
+  /** What a completed document's reading left out (the server's words), or null. */
+  warning: string | null;
   seqs: FieldSeqs;
 }
 
@@ -61,6 +63,7 @@ export function applySnapshot(snapshot: Snapshot): ProgressState {
       willRetry: false,
       attempt: doc.attempts,
       chunkCount: doc.queue_status === "completed" ? doc.chunk_count : null,
+      warning: doc.warning,
       seqs: { status: at, progress: at, position: at, failure: at, chunks: at },
     };
     order.push(doc.id);
@@ -82,6 +85,7 @@ function blank(event: DocumentEvent): TrackedDocument {
     willRetry: false,
     attempt: 0,
     chunkCount: null,
+    warning: null,
     seqs: { status: 0, progress: 0, position: 0, failure: 0, chunks: 0 },
   };
 }
@@ -124,7 +128,10 @@ export function applyEvent(state: ProgressState, event: DocumentEvent): Progress
         doc.progress = event.progress;
         doc.stage = null;
       }
-      if (newer("chunks")) doc.chunkCount = event.chunk_count;
+      if (newer("chunks")) {
+        doc.chunkCount = event.chunk_count;
+        doc.warning = event.warning;
+      }
       break;
     case "document.failed":
       if (newer("failure")) {

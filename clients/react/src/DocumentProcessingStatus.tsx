@@ -124,6 +124,7 @@ function DocumentRow({
           {doc.error}
         </p>
       )}
+      {doc.warning !== null && <p className="dq-doc__warning">{doc.warning}</p>}
       <span className="dq-doc__actions">
         {doc.canCancel && onCancel && (
           <button type="button" className="dq-button dq-doc__cancel" aria-label={`Cancel ${doc.filename}`} onClick={() => onCancel(doc.key)}>

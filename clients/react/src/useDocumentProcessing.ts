@@ -32,6 +32,8 @@ export interface ProcessingDocument {
   /** 0–1 while uploading, null otherwise. */
   uploadProgress: number | null;
   chunkCount: number | null;
+  /** Set on a completed document whose reading left something out (the server's words). */
+  warning: string | null;
   canCancel: boolean;
   /** A final failure whose file this page still holds: `retry` uploads it again. */
   canRetry: boolean;
@@ -265,6 +267,7 @@ function fromServer(doc: TrackedDocument, local: LocalUpload | undefined): Proce
     willRetry,
     uploadProgress: null,
     chunkCount: doc.chunkCount,
+    warning: status === "completed" ? doc.warning : null,
     canCancel: status === "queued" || status === "processing",
     canRetry: finalFailure && local !== undefined,
   };
@@ -286,6 +289,7 @@ function fromUpload(u: LocalUpload): ProcessingDocument {
     willRetry: false,
     uploadProgress: u.phase === "uploaded" || rejected ? null : u.uploadProgress,
     chunkCount: null,
+    warning: null,
     canCancel: !rejected,
     canRetry: rejected,
   };

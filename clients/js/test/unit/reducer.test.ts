@@ -100,6 +100,15 @@ describe("applyEvent", () => {
     expect(applyAll([...events, ...events])).toEqual(once);
   });
 
+  it("keeps the warning a completion carries", () => {
+    const on = { ...base, document_id: "m" };
+    const warning = "1 of its 2 pages have no text layer and were not read";
+    const completed: DocumentEvent = {
+      ...on, seq: 1, type: "document.completed", queue_status: "completed", progress: 100, chunk_count: 2, reused_from: null, warning,
+    };
+    expect(applyEvent(emptyState, completed).documents.m.warning).toBe(warning);
+  });
+
   it("learns of a document from its events alone, without a filename", () => {
     const state = applyAll(story("a", 1).slice(0, 1));
     expect(state.order).toEqual(["a"]);

@@ -22,6 +22,7 @@ function doc(over: Partial<ProcessingDocument>): ProcessingDocument {
     willRetry: false,
     uploadProgress: null,
     chunkCount: null,
+    warning: null,
     canCancel: true,
     canRetry: false,
     ...over,
@@ -67,6 +68,14 @@ describe("DocumentProcessingStatus", () => {
     expect(onRetry).toHaveBeenCalledWith("f");
     expect(within(row("flaky.pdf")).getByText("Failed, retrying")).toBeTruthy();
     expect(within(row("flaky.pdf")).queryByRole("button", { name: /Retry/ })).toBeNull();
+  });
+
+  it("shows what a completed document's reading left out, without calling it an error", () => {
+    const left = "1 of its 2 pages have no text layer and were not read: OCR is not installed";
+    const documents = [doc({ key: "m", filename: "mixed.pdf", status: "completed", progress: 100, warning: left, canCancel: false })];
+    render(<DocumentProcessingStatus documents={documents} onCancel={vi.fn()} />);
+    expect(within(row("mixed.pdf")).getByText(left)).toBeTruthy();
+    expect(within(row("mixed.pdf")).queryByRole("alert")).toBeNull();
   });
 
   it("leads with a one-line summary when many files are in flight", () => {
