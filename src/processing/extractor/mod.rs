@@ -66,12 +66,6 @@ pub struct ReadProgress {
     pub ocr_pages: Option<OcrPages>,
 }
 
-/// A document to send: read whole when small, else streamed from its file.
-enum Contents {
-    Read(Vec<u8>),
-    Large(tokio::fs::File),
-}
-
 /// Writes the request and the document to the process, then hands its stdin back.
 type Feeder = tokio::task::JoinHandle<std::io::Result<ChildStdin>>;
 
@@ -138,15 +132,18 @@ impl Extractor {
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
-        let contents = if bytes <= INLINE_FILE_BYTES {
-            let mut contents = Vec::with_capacity(bytes as usize);
-            if let Err(err) = std::io::Read::read_to_end(&mut std::io::Read::take(input, bytes), &mut contents) {
+        let mut request = serde_json::to_vec(&Request { content_type: content_type.to_string(), bytes })
+            .expect("a request serialises");
+        request.push(b'\n');
+        // A small file goes in the request's own write; a large one is streamed after it.
+        let rest = if bytes <= INLINE_FILE_BYTES {
+            if let Err(err) = std::io::Read::read_to_end(&mut std::io::Read::take(input, bytes), &mut request) {
                 let reason = format!("the uploaded file could not be read: {}", err.kind());
                 return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
-            Contents::Read(contents)
+            None
         } else {
-            Contents::Large(tokio::fs::File::from_std(input))
+            Some(tokio::fs::File::from_std(input))
         };
         let reader = match self.kept.take(owner) {
             Some(kept) => Ok(kept),
@@ -161,16 +158,6 @@ impl Extractor {
         };
         let Started { watched: mut child, mut stdin, stdout: mut reader, stderr_tail } = process;
         let pid = child.pid();
-        let mut request = serde_json::to_vec(&Request { content_type: content_type.to_string(), bytes })
-            .expect("a request serialises");
-        request.push(b'\n');
-        let rest = match contents {
-            Contents::Read(contents) => {
-                request.extend_from_slice(&contents);
-                None
-            }
-            Contents::Large(input) => Some(input),
-        };
         // A reader that dies early closes its stdin: the feeder's error is its own to
         // report. It hands stdin back, for the process's next document.
         let mut feeder = Some(tokio::spawn(async move {

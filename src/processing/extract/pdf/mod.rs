@@ -17,6 +17,9 @@ use super::ocr::OcrPages;
 use super::{too_many_chars, without_panics, ExtractError, ExtractOptions, ExtractedText, Section};
 
 const NO_TEXT_LAYER: &str = "the PDF has no extractable text (scanned pages?)";
+const PASSWORD_PROTECTED: &str = "the PDF is password-protected; remove the password and upload it again";
+/// What poppler's readers say when poppler cannot open the document.
+const POPPLER_CANNOT_READ: &str = "the PDF is damaged: poppler could not read it";
 
 /// A page whose text layer has fewer letters and digits than this, and which draws an
 /// image, is treated as scanned: a scan often carries a page number or a stamp as text,
@@ -310,12 +313,18 @@ fn load_and_check(bytes: &[u8]) -> Result<Document, ExtractError> {
         .map_err(|panic| ExtractError::Permanent(format!("the PDF could not be parsed: {panic}")))?
         .map_err(|e| ExtractError::Permanent(format!("the PDF is damaged or truncated: {e}")))?;
     if document.is_encrypted() && document.decrypt("").is_err() {
-        return Err(ExtractError::Permanent(
-            "the PDF is password-protected; remove the password and upload it again".into(),
-        ));
+        return Err(ExtractError::Permanent(PASSWORD_PROTECTED.into()));
     }
     forms::check_form_nesting(&document)?;
     Ok(document)
+}
+
+/// What the checks running beside a reader returned, once their thread has ended: a
+/// crash in them fails the document.
+fn checks_result<T>(checking: std::thread::ScopedJoinHandle<'_, Result<T, ExtractError>>) -> Result<T, ExtractError> {
+    checking
+        .join()
+        .unwrap_or_else(|_| Err(ExtractError::Permanent("the PDF could not be parsed (its checks crashed)".into())))
 }
 
 /// The pages read so far, under the character limit, with progress by page.

@@ -12,8 +12,8 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 
 use super::super::tool::die_like;
-use super::super::ExtractError;
-use super::{spelled_out, PageTexts};
+use super::super::{find_program, ExtractError};
+use super::{checks_result, spelled_out, PageTexts, PASSWORD_PROTECTED, POPPLER_CANNOT_READ};
 
 /// Where this build compiled the helper, if it did (`build.rs`).
 const BUILT_AT: Option<&str> = option_env!("PDFTEXT_HELPER_BUILT_AT");
@@ -28,17 +28,12 @@ const PAGE_UNREADABLE: u32 = u32::MAX;
 /// nowhere.
 pub fn find(name: &str) -> Option<PathBuf> {
     let name = name.trim();
-    if name.is_empty() {
-        return None;
-    }
-    if name.contains('/') {
-        return Path::new(name).is_file().then(|| name.into());
+    if name.is_empty() || name.contains('/') {
+        return find_program(name);
     }
     let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(name)));
     let built = BUILT_AT.map(PathBuf::from).filter(|path| path.file_name().is_some_and(|file| file == name));
-    let on_path = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|c| c.is_file()));
-    beside.into_iter().chain(built).chain(on_path).find(|candidate| candidate.is_file())
+    beside.into_iter().chain(built).find(|candidate| candidate.is_file()).or_else(|| find_program(name))
 }
 
 /// The running helper, started at this process's first short PDF.
@@ -64,22 +59,20 @@ pub(super) fn read<T: Send>(
     if running.as_mut().is_some_and(|helper| !matches!(helper.child.try_wait(), Ok(None))) {
         *running = None;
     }
-    if running.is_none() {
-        match start(program) {
-            Ok(helper) => *running = Some(helper),
+    let helper = match running.take() {
+        Some(helper) => running.insert(helper),
+        None => match start(program) {
+            Ok(helper) => running.insert(helper),
             Err(err) => {
                 log::warn!("{} could not be started: {err}; using pdftotext", program.display());
                 return Ok(None);
             }
-        }
-    }
-    let Some(helper) = running.as_mut() else { return Ok(None) };
+        },
+    };
     let (checked, read) = std::thread::scope(|scope| {
         let checking = scope.spawn(checks);
         let read = ask(helper, bytes, pages);
-        let checked = checking.join().unwrap_or_else(|_| {
-            Err(ExtractError::Permanent("the PDF could not be parsed (its checks crashed)".into()))
-        });
+        let checked = checks_result(checking);
         (checked, read)
     });
     if let Err(broken) = read {
@@ -97,7 +90,7 @@ pub(super) fn read<T: Send>(
             }
         }
         checked?;
-        return Err(ExtractError::Permanent("the PDF is damaged: poppler could not read it".into()));
+        return Err(ExtractError::Permanent(POPPLER_CANNOT_READ.into()));
     }
     let checked = checked?;
     read.unwrap_or(Ok(()))?;
@@ -126,12 +119,8 @@ fn ask(helper: &mut Helper, bytes: &[u8], pages: &mut PageTexts) -> std::io::Res
     helper.stdout.read_exact(&mut word)?;
     let count = i32::from_le_bytes(word);
     match count {
-        UNREADABLE => return Ok(Err(ExtractError::Permanent("the PDF is damaged: poppler could not read it".into()))),
-        LOCKED => {
-            return Ok(Err(ExtractError::Permanent(
-                "the PDF is password-protected; remove the password and upload it again".into(),
-            )))
-        }
+        UNREADABLE => return Ok(Err(ExtractError::Permanent(POPPLER_CANNOT_READ.into()))),
+        LOCKED => return Ok(Err(ExtractError::Permanent(PASSWORD_PROTECTED.into()))),
         _ => {}
     }
     let mut added = Ok(());

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 
 use super::super::tool::die_like;
 use super::super::ExtractError;
-use super::{spelled_out, PageTexts};
+use super::{checks_result, spelled_out, PageTexts, POPPLER_CANNOT_READ};
 
 /// From this many pages on, two pdftotext processes share the work.
 pub(super) const PARALLEL_FROM_PAGES: u32 = 16;
@@ -75,9 +75,7 @@ pub(super) fn read<T: Send>(
             }
         }
         let outcomes: Vec<Ended> = readers.into_iter().map(|reader| reader.join().unwrap_or(Ended::Failed)).collect();
-        let checked = checking.join().unwrap_or_else(|_| {
-            Err(ExtractError::Permanent("the PDF could not be parsed (its checks crashed)".into()))
-        });
+        let checked = checks_result(checking);
         (checked, added.map(|()| outcomes))
     });
     let checked = checked?;
@@ -85,7 +83,7 @@ pub(super) fn read<T: Send>(
         match outcome {
             Ended::Read => {}
             Ended::Failed => {
-                return Err(ExtractError::Permanent("the PDF is damaged: poppler could not read it".into()));
+                return Err(ExtractError::Permanent(POPPLER_CANNOT_READ.into()));
             }
             Ended::NotAllowed => {
                 return Err(ExtractError::Permanent("the PDF's permissions forbid copying its text".into()));
