@@ -129,15 +129,9 @@ export type ClientFrame =
   | { type: "subscribe" }
   | { type: "ping" };
 
-/** A document as the upload answers it (202). */
-export interface UploadedDocument {
-  id: string;
-  job_id: string;
-  filename: string;
-  content_type: string;
-  size_bytes: number;
-  sha256: string;
-  queue_status: QueueStatus;
+/** A document as the upload answers it (202): the file's facts from its row, and its place in the queue. */
+export interface UploadedDocument
+  extends Pick<DocumentView, "id" | "job_id" | "filename" | "content_type" | "size_bytes" | "sha256" | "queue_status"> {
   queue_position: number | null;
 }
 
