@@ -30,23 +30,39 @@ fn main() {
         return;
     }
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+    // QUEUE_BENCH_ONLY=enqueue,users,noop,pool,latency,kill runs those groups alone.
+    let only = std::env::var("QUEUE_BENCH_ONLY").ok();
+    let wanted = |group: &str| only.as_deref().is_none_or(|only| only.split(',').any(|g| g == group));
     actix_web::rt::System::new().block_on(async move {
-        enqueue_rates(&redis_url).await;
-        for users in [1, 1_000, 10_000] {
-            rates_with_users_waiting(&redis_url, users).await;
+        if wanted("enqueue") {
+            enqueue_rates(&redis_url).await;
         }
-        for concurrency in [5, 50] {
-            queue_throughput(&redis_url, concurrency).await;
-        }
-        for concurrency in [5, 50] {
-            pool_throughput(&redis_url, concurrency, None).await;
-        }
-        if let Ok(postgres) = std::env::var("BENCH_POSTGRES_URL") {
-            for concurrency in [5, 50] {
-                pool_throughput(&redis_url, concurrency, Some(&postgres)).await;
+        if wanted("users") {
+            for users in [1, 1_000, 10_000] {
+                rates_with_users_waiting(&redis_url, users).await;
             }
         }
-        steady_latency(&redis_url).await;
+        if wanted("noop") {
+            for concurrency in [5, 50] {
+                queue_throughput(&redis_url, concurrency).await;
+            }
+        }
+        if wanted("pool") {
+            for concurrency in [5, 50] {
+                pool_throughput(&redis_url, concurrency, None).await;
+            }
+            if let Ok(postgres) = std::env::var("BENCH_POSTGRES_URL") {
+                for concurrency in [5, 50] {
+                    pool_throughput(&redis_url, concurrency, Some(&postgres)).await;
+                }
+            }
+        }
+        if wanted("latency") {
+            steady_latency(&redis_url).await;
+        }
+        if !wanted("kill") {
+            return;
+        }
         let lease = json!({ "lease_ms": 5000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500 });
         let (seconds, worker_rss) = kill_recovery(&redis_url, lease.clone()).await;
         figure("queue", "sigkill_to_running_again_s", seconds, "s", lease);

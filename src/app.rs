@@ -89,6 +89,9 @@ impl RunningApp {
         if let Some(supervisor) = self.supervisor {
             let _ = supervisor.send(Shutdown).await;
         }
+        if let Err(err) = self.queue.flush_statistics().await {
+            log::warn!("the last queue statistics were not recorded: {err}");
+        }
         if let Some(hub) = &self.hub {
             let _ = hub.send(CloseSessions).await;
         }

@@ -38,6 +38,46 @@ async fn metrics_parse_and_move_when_jobs_complete_and_fail() {
     server.shutdown().await;
 }
 
+/// Each process sums up its histogram and ETA observations and adds them to Redis a
+/// moment later, so another process (here a second queue handle, which keeps its own
+/// sums) sees them without the first one being asked.
+#[actix_web::test]
+async fn another_process_sees_a_completion_in_the_shared_histograms_and_eta_within_a_second() {
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let worker_side = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let reader_side = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let mut conn = worker_side.dedicated_connection().await.unwrap();
+    let mut big = job("big", "alice");
+    big.size_bytes = 10 * 1024;
+    worker_side.enqueue(&[big]).await.unwrap();
+    let claimed = worker_side.claim(&mut conn, "test-worker").await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(worker_side.end_job(&claimed, docqueue::job_state::JobState::Completed, "").await.unwrap());
+
+    let histograms = common::eventually(Duration::from_secs(1), "the other process's histograms", || async {
+        let histograms = reader_side.histograms().await.unwrap();
+        let count = |name: &str| -> f64 {
+            histograms
+                .iter()
+                .filter(|(n, _)| n == name)
+                .flat_map(|(_, f)| f.iter())
+                .filter(|(k, _)| *k != "sum")
+                .map(|(_, v)| v)
+                .sum()
+        };
+        (count("duration:text/plain") == 1.0 && count("wait") == 1.0).then_some(histograms)
+    })
+    .await;
+    let duration = &histograms.iter().find(|(n, _)| n == "duration:text/plain").unwrap().1;
+    assert!(duration["sum"] >= 0.03, "the duration runs from claim to end: {duration:?}");
+
+    // The ETA's speed for text: at least 30 ms over 10 KiB.
+    let mut redis = env.redis();
+    let rate: f64 = redis.hget(format!("{}eta", env.redis_prefix), "text/plain").unwrap();
+    assert!(rate >= 3.0, "{rate} ms per KiB");
+}
+
 fn job(id: &str, user: &str) -> NewJob {
     NewJob {
         job_id: id.into(),

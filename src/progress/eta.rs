@@ -1,5 +1,5 @@
 //! Estimated time to done, from moving averages of processing speed kept in Redis
-//! (updated by every completion, see complete.lua), so all processes share them.
+//! (updated from every completion, see queue/statistics.rs), so all processes share them.
 
 use std::collections::HashMap;
 
@@ -20,6 +20,7 @@ pub struct EtaModel {
 
 impl EtaModel {
     pub async fn load(queue: &Queue, workers: usize) -> Result<EtaModel, QueueError> {
+        queue.flush_statistics().await?;
         let mut conn = queue.connection().await?;
         let rates: HashMap<String, f64> = conn.hgetall(queue.keys().eta()).await?;
         Ok(EtaModel { ms_per_kib: rates, workers: workers.max(1) })

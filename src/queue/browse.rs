@@ -199,8 +199,9 @@ impl Queue {
         Ok(())
     }
 
-    /// Histograms kept by the scripts: for each, bucket -> count plus sum and count.
+    /// The shared histograms (statistics.rs): for each, bucket -> count, and the sum.
     pub async fn histograms(&self) -> Result<Vec<(String, HashMap<String, f64>)>, QueueError> {
+        self.flush_statistics().await?;
         let mut conn = self.connection().await?;
         let types: Vec<String> = conn.smembers(self.keys().histogram_types()).await?;
         let mut names: Vec<String> = types.iter().map(|t| format!("duration:{t}")).collect();

@@ -16,8 +16,8 @@
 //! | `paused` | string | present while the queue is paused |
 //! | `stats` | hash | counters since the queue was created |
 //! | `throughput:<minute>` | string | completions in that minute |
-//! | `hist:types`, `hist:<name>` | set, hash | duration and wait histograms |
-//! | `eta` | hash | ms per KiB by content type (moving average) |
+//! | `hist:types`, `hist:<name>` | set, hash | duration and wait histograms (summed up per process first: statistics.rs) |
+//! | `eta` | hash | ms per KiB by content type (moving average, as above) |
 //! | `seq` | string | arrival counter: orders waiting jobs of equal priority |
 //! | `workers` | hash | live workers' heartbeats |
 //! | `alive:<process>` | string with a TTL | present while a worker process (`host:pid`) lives |

@@ -6,6 +6,7 @@ mod connection;
 mod job;
 mod keys;
 mod registry;
+mod statistics;
 mod tickets;
 mod twins;
 
@@ -75,6 +76,7 @@ struct Scripts {
     mark_positions: Script,
     counts: Script,
     oldest_waiting: Script,
+    record_statistics: Script,
 }
 
 impl Scripts {
@@ -94,6 +96,7 @@ impl Scripts {
             mark_positions: lua!("mark_positions.lua"),
             counts: lua!("counts.lua"),
             oldest_waiting: lua!("oldest_waiting.lua"),
+            record_statistics: lua!("record_statistics.lua"),
         }
     }
 }
@@ -105,6 +108,7 @@ pub struct Queue {
     keys: Keys,
     scripts: Arc<Scripts>,
     config: QueueConfig,
+    statistics: Arc<statistics::Statistics>,
 }
 
 /// Whether the lease heartbeat still owns the job, and whether someone asked to cancel it.
@@ -124,6 +128,7 @@ impl Queue {
             keys: Keys::new(&redis.prefix),
             scripts: Arc::new(Scripts::load()),
             config: config.clone(),
+            statistics: Default::default(),
         })
     }
 
@@ -214,12 +219,7 @@ impl Queue {
             .arg(self.config.process_liveness_ms)
             .invoke_async(conn)
             .await?;
-        match fields {
-            None => Ok(None),
-            Some(fields) => ClaimedJob::from_fields(fields)
-                .map(Some)
-                .ok_or_else(|| QueueError::Reply("claimed job without its fields".into())),
-        }
+        fields.map(|fields| self.claimed(fields)).transpose()
     }
 
     /// Renews the worker process's liveness key (every third of its lifetime).
@@ -305,14 +305,26 @@ impl Queue {
         }
         let mut conn = self.connection().await?;
         let mut reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
-        let done = reply.first().is_some_and(|flag| flag == "1");
-        if reply.len() <= 1 {
-            return Ok((done, None));
+        if reply.first().is_none_or(|flag| flag != "1") {
+            return Ok((false, None));
         }
-        let fields = reply.split_off(1);
-        let next_job = ClaimedJob::from_fields(fields)
+        let finished_at_ms: i64 = reply.get(1).and_then(|at| at.parse().ok()).unwrap_or(job.started_at_ms);
+        if state == JobState::Completed {
+            self.record_completion(job, finished_at_ms);
+        }
+        if reply.len() <= 2 {
+            return Ok((true, None));
+        }
+        let next_job = self.claimed(reply.split_off(2))?;
+        Ok((true, Some(next_job)))
+    }
+
+    /// The job a claim script returned, its wait counted in the statistics.
+    fn claimed(&self, fields: Vec<String>) -> Result<ClaimedJob, QueueError> {
+        let job = ClaimedJob::from_fields(fields)
             .ok_or_else(|| QueueError::Reply("claimed job without its fields".into()))?;
-        Ok((done, Some(next_job)))
+        self.record_claim(&job);
+        Ok(job)
     }
 
     /// A transient failure: retry after back-off, or fail when retries are spent.

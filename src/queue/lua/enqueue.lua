@@ -20,7 +20,7 @@ for i = 2, #ARGV, 7 do
       'priority', priority, 'content_type', content_type, 'size_bytes', size, 'filename', filename,
       'state', 'waiting', 'attempts', 0, 'failures', 0, 'stalls', 0, 'seq', seq,
       'enqueued_at', now)
-    add_waiting(id, user, priority, seq)
+    add_waiting(id, user, priority, seq, now)
     created = created + 1
   end
   table.insert(ids, id)

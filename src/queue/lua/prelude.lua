@@ -2,7 +2,8 @@
 -- names are built in Rust by src/queue/keys.rs, which describes each:
 --   job:<id>  queue  waiting_since  vtime  waiting:<user>  users  seq  wake  paused  stats  throughput:<minute>
 --   delayed  active  completed  failed  cancelled  (sorted sets, one per state)
---   hist:types  hist:wait  hist:duration:<type>  eta  workers  alive:<process>  lock:<task>
+--   hist:types  hist:wait  hist:duration:<type>  eta  (src/queue/statistics.rs)
+--   workers  alive:<process>  lock:<task>
 --   events  events:seq:<user>  events:stream:<user>  (src/progress/lua)
 -- A job lives in the hash <p>job:<id>; while it waits it is in <p>queue (by fair
 -- slot), in <p>waiting:<user> (by priority, then arrival) and in <p>waiting_since (by
@@ -23,29 +24,33 @@ local function waiting_score(priority, seq)
   return tonumber(priority) * 1099511627776 + tonumber(seq)
 end
 
+-- The virtual time, read once per script run (only a claim moves it).
+local vtime = nil
+
 -- Fair order: start-time fair queueing (see src/queue/fairness.md). Every waiting job
 -- holds a virtual start slot in <p>queue, the one global order of waiting jobs; a claim
 -- pops the lowest. A user's new job gets slot max(user's last waiting slot, the
 -- virtual time) + 1, the virtual time being the slot of the last claimed job. A user's
 -- own jobs hold their slots in their <p>waiting:<user> order (priority, then arrival).
-local function add_waiting(id, user, priority, seq)
+local function add_waiting(id, user, priority, seq, now)
   local wk = p .. 'waiting:' .. user
   local qk = p .. 'queue'
-  local vtime = tonumber(redis.call('GET', p .. 'vtime') or 0)
-  local last = redis.call('ZRANGE', wk, -1, -1)[1]
-  local last_slot = last and tonumber(redis.call('ZSCORE', qk, last)) or 0
+  vtime = vtime or tonumber(redis.call('GET', p .. 'vtime') or 0)
+  local score = waiting_score(priority, seq)
+  local last = redis.call('ZRANGE', wk, -1, -1, 'WITHSCORES')
+  local last_slot = last[1] and tonumber(redis.call('ZSCORE', qk, last[1])) or 0
   local slot = math.max(last_slot, vtime) + 1
-  redis.call('ZADD', wk, waiting_score(priority, seq), id)
+  redis.call('ZADD', wk, score, id)
   redis.call('ZINCRBY', p .. 'users', 1, user)
-  redis.call('ZADD', p .. 'waiting_since', now_ms(), id)
+  redis.call('ZADD', p .. 'waiting_since', now or now_ms(), id)
   -- The user's jobs that rank after this one (better-priority arrivals go ahead) each
   -- move one slot later: this job takes the first of their slots, the last of them
-  -- takes the new slot. Usually there are none.
-  local after = redis.call('ZRANGE', wk, redis.call('ZRANK', wk, id) + 1, -1)
-  if #after == 0 then
+  -- takes the new slot. Usually there are none: the job ranks after the user's last.
+  if not last[1] or tonumber(last[2]) < score then
     redis.call('ZADD', qk, slot, id)
     return
   end
+  local after = redis.call('ZRANGE', wk, redis.call('ZRANK', wk, id) + 1, -1)
   local slots = {}
   for i, other in ipairs(after) do
     slots[i] = redis.call('ZSCORE', qk, other)
@@ -75,22 +80,32 @@ local function wake(count)
     tokens[i] = 'w'
   end
   if #tokens > 0 then
-    redis.call('LPUSH', p .. 'wake', unpack(tokens))
-    redis.call('LTRIM', p .. 'wake', 0, 999)
+    if redis.call('LPUSH', p .. 'wake', unpack(tokens)) > 1000 then
+      redis.call('LTRIM', p .. 'wake', 0, 999)
+    end
   end
 end
 
-local function finish(id, state, error_text)
+-- Ends a job in `state`. A completed job's duration is kept when `started_at` (ms)
+-- is given. Returns the time it finished (ms).
+local function finish(id, state, error_text, started_at)
   local jk = p .. 'job:' .. id
   local now = now_ms()
-  redis.call('ZREM', p .. 'active', id)
-  redis.call('HSET', jk, 'state', state, 'finished_at', now)
+  local fields = {'state', state, 'finished_at', now}
   if error_text and error_text ~= '' then
-    redis.call('HSET', jk, 'error', error_text)
+    table.insert(fields, 'error')
+    table.insert(fields, error_text)
   end
+  if state == 'completed' and started_at and started_at > 0 then
+    table.insert(fields, 'duration_ms')
+    table.insert(fields, now - started_at)
+  end
+  redis.call('ZREM', p .. 'active', id)
+  redis.call('HSET', jk, unpack(fields))
   redis.call('HDEL', jk, 'token', 'lease_until', 'process')
   redis.call('ZADD', p .. state, now, id)
   redis.call('HINCRBY', p .. 'stats', state, 1)
+  return now
 end
 
 -- How many claims until each waiting job runs (1 = next; -1 = not waiting): its rank
@@ -108,26 +123,11 @@ local function job_fields(id)
   return redis.call('HGETALL', p .. 'job:' .. id)
 end
 
--- Histograms kept in Redis so every process reports the same figures: a hash of
--- bucket -> count (not cumulative) plus sum and count. Bounds in seconds.
-local HISTOGRAM_BOUNDS = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
-
-local function observe(key, seconds)
-  local bucket = '+Inf'
-  for _, bound in ipairs(HISTOGRAM_BOUNDS) do
-    if seconds <= bound then
-      bucket = tostring(bound)
-      break
-    end
-  end
-  -- The count is the buckets' sum, added up at scrape time: one command less per job.
-  redis.call('HINCRBY', key, bucket, 1)
-  redis.call('HINCRBYFLOAT', key, 'sum', seconds)
-end
-
 -- Claim the next job in fair order: the lowest slot of <p>queue, whose slot becomes the
 -- virtual time. A claim for a process also renews that process's liveness key, so the
--- key exists whenever the process owns a job. Returns the job's fields or false.
+-- key exists whenever the process owns a job. Returns the job's fields (flat, as
+-- HGETALL gives them, after the claim's changes) or false. Every command here runs
+-- once per job: the job's hash is read once and written once.
 local function claim_next(worker, token, lease_ms, process, liveness_ms)
   if redis.call('EXISTS', p .. 'paused') == 1 then
     return false
@@ -139,26 +139,50 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
       return false
     end
     redis.call('SET', p .. 'vtime', popped[2])
+    vtime = tonumber(popped[2])
     -- Here, not only in remove_waiting: an id whose job hash is gone must not stay the
     -- "oldest waiting job" for ever.
     redis.call('ZREM', p .. 'waiting_since', id)
     local jk = p .. 'job:' .. id
-    local user = redis.call('HGET', jk, 'user_id')
+    local job = {}
+    local stored = redis.call('HGETALL', jk)
+    for i = 1, #stored, 2 do
+      job[stored[i]] = stored[i + 1]
+    end
+    local user = job.user_id
     if user then
-      remove_waiting(id, user)
+      if redis.call('ZREM', p .. 'waiting:' .. user, id) == 1
+        and tonumber(redis.call('ZINCRBY', p .. 'users', -1, user)) <= 0 then
+        redis.call('ZREM', p .. 'users', user)
+      end
       local now = now_ms()
-      local deadline = now + tonumber(lease_ms)
-      redis.call('HSET', jk, 'state', 'active', 'worker', worker, 'token', token,
-        'started_at', now, 'lease_until', deadline, 'progress', 0, 'process', process)
+      local changes = {
+        state = 'active', worker = worker, token = token, progress = '0', process = process,
+        started_at = string.format('%d', now),
+        lease_until = string.format('%d', now + tonumber(lease_ms)),
+        attempts = tostring((tonumber(job.attempts) or 0) + 1),
+      }
+      local flat = {}
+      for field, value in pairs(changes) do
+        job[field] = value
+        table.insert(flat, field)
+        table.insert(flat, value)
+      end
+      redis.call('HSET', jk, unpack(flat))
+      if job.stage then
+        redis.call('HDEL', jk, 'stage')
+        job.stage = nil
+      end
       if process ~= '' then
         redis.call('SET', p .. 'alive:' .. process, 1, 'PX', liveness_ms)
       end
-      redis.call('HDEL', jk, 'stage')
-      if redis.call('HINCRBY', jk, 'attempts', 1) == 1 then
-        observe(p .. 'hist:wait', (now - tonumber(redis.call('HGET', jk, 'enqueued_at') or now)) / 1000)
+      redis.call('ZADD', p .. 'active', changes.lease_until, id)
+      local reply = {}
+      for field, value in pairs(job) do
+        table.insert(reply, field)
+        table.insert(reply, value)
       end
-      redis.call('ZADD', p .. 'active', deadline, id)
-      return job_fields(id)
+      return reply
     end
   end
 end
