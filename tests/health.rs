@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::{TestEnv, TestServer};
+use common::{OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::queue::Queue;
 use serde_json::{json, Value};
 
 #[actix_web::test]
@@ -60,4 +61,40 @@ async fn a_request_that_needs_redis_while_it_is_unreachable_is_503_saying_so_not
     assert!(message.contains("Redis cannot be reached"), "{body}");
     assert!(!message.contains("busy"), "{body}");
     server.shutdown().await;
+}
+
+/// How many PINGs the Redis server has answered.
+fn pings(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query(&mut conn).unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_ping:calls="))
+        .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
+}
+
+/// A pooled connection that answered within the last second is handed out without a
+/// PING (bb8 would otherwise test each checkout: two round trips per command), and one
+/// whose server went away is thrown away, not handed out again: after a restart of
+/// Redis only the commands already on those connections fail.
+#[actix_web::test]
+async fn pooled_commands_take_one_round_trip_and_a_redis_restart_costs_only_the_broken_connections() {
+    let mut redis_server = OwnRedis::start();
+    let env = TestEnv::with_redis(&redis_server.url);
+    let config = env.config(json!({ "redis": { "pool_size": 4 } }));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    for _ in 0..200 {
+        queue.counts().await.unwrap();
+    }
+    assert!(pings(&redis_server.url) <= 4, "{} PINGs for 200 commands", pings(&redis_server.url));
+
+    redis_server.restart();
+    let mut failed = 0;
+    for _ in 0..20 {
+        if queue.counts().await.is_err() {
+            failed += 1;
+        }
+    }
+    assert!(failed <= 4, "{failed} of 20 commands failed after the restart");
+    queue.counts().await.expect("commands work again on new connections");
 }

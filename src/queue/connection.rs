@@ -10,7 +10,7 @@
 //! mode), so all of them live in one slot on one node: the scripts declare the prefix
 //! as their key so the cluster sends them to that node (see lua/prelude.lua).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bb8_redis::RedisConnectionManager;
 use redis::aio::{ConnectionLike, MultiplexedConnection, PubSub};
@@ -31,10 +31,62 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 /// A short command's answer on a cluster, redirections and a refresh of the slot map
 /// included.
 const CLUSTER_OVERALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// A pooled connection that answered this recently is handed out without a PING.
+const TRUSTED_AFTER_ANSWER: Duration = Duration::from_secs(1);
+
+/// bb8-redis's manager, minus a PING per checkout. bb8 tests every connection it hands
+/// out, and bb8-redis tests with a PING: one more round trip before every command, which
+/// was half of all commands Redis served. Here only a connection idle for longer than
+/// `TRUSTED_AFTER_ANSWER` is tested, and one whose command failed on the connection
+/// itself (dropped, refused, timed out) is thrown away when it comes back: bb8-redis
+/// never reports a connection broken.
+pub struct PoolManager {
+    inner: RedisConnectionManager,
+}
+
+pub struct PooledConnection {
+    connection: MultiplexedConnection,
+    answered_at: Instant,
+    broken: bool,
+}
+
+impl PooledConnection {
+    fn note<T>(&mut self, result: &redis::RedisResult<T>) {
+        match result {
+            Ok(_) => self.answered_at = Instant::now(),
+            Err(err) if err.is_io_error() || err.is_connection_dropped() || err.is_timeout() => self.broken = true,
+            // An error reply (a script's error, NOSCRIPT, …): the connection is fine.
+            Err(_) => {}
+        }
+    }
+}
+
+impl bb8::ManageConnection for PoolManager {
+    type Connection = PooledConnection;
+    type Error = redis::RedisError;
+
+    async fn connect(&self) -> Result<PooledConnection, redis::RedisError> {
+        let connection = bb8::ManageConnection::connect(&self.inner).await?;
+        Ok(PooledConnection { connection, answered_at: Instant::now(), broken: false })
+    }
+
+    async fn is_valid(&self, pooled: &mut PooledConnection) -> Result<(), redis::RedisError> {
+        if pooled.answered_at.elapsed() < TRUSTED_AFTER_ANSWER {
+            return Ok(());
+        }
+        let result = bb8::ManageConnection::is_valid(&self.inner, &mut pooled.connection).await;
+        pooled.note(&result);
+        result
+    }
+
+    fn has_broken(&self, pooled: &mut PooledConnection) -> bool {
+        pooled.broken
+    }
+}
 
 pub(super) enum Backend {
     Single {
-        pool: bb8::Pool<RedisConnectionManager>,
+        pool: bb8::Pool<PoolManager>,
         client: redis::Client,
     },
     Cluster {
@@ -70,7 +122,7 @@ impl Backend {
         }
         let url = config.connection_url();
         let client = redis::Client::open(url.as_str())?;
-        let manager = RedisConnectionManager::new(url.as_str())?;
+        let manager = PoolManager { inner: RedisConnectionManager::new(url.as_str())? };
         let pool = bb8::Pool::builder()
             .max_size(config.pool_size)
             .connection_timeout(CONNECT_TIMEOUT)
@@ -133,7 +185,7 @@ impl Backend {
     /// on a cluster, the node whose figures concern docqueue's keys.
     pub(super) async fn query_node_of(&self, key: &str, cmd: Cmd) -> Result<Value, QueueError> {
         match self.connection().await? {
-            Connection::Pooled(mut conn) => Ok(cmd.query_async(&mut *conn).await?),
+            mut pooled @ Connection::Pooled(_) => Ok(cmd.query_async(&mut pooled).await?),
             Connection::Cluster(mut conn) => {
                 let node = SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master));
                 Ok(conn.route_command(cmd, RoutingInfo::SingleNode(node)).await?)
@@ -144,7 +196,7 @@ impl Backend {
 
 /// A connection for short commands: from the pool, or the shared cluster connection.
 pub enum Connection<'a> {
-    Pooled(bb8::PooledConnection<'a, RedisConnectionManager>),
+    Pooled(bb8::PooledConnection<'a, PoolManager>),
     Cluster(ClusterConnection),
 }
 
@@ -157,7 +209,11 @@ pub enum DedicatedConnection {
 impl ConnectionLike for Connection<'_> {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Connection::Pooled(conn) => conn.req_packed_command(cmd),
+            Connection::Pooled(pooled) => Box::pin(async move {
+                let result = pooled.connection.req_packed_command(cmd).await;
+                pooled.note(&result);
+                result
+            }),
             Connection::Cluster(conn) => conn.req_packed_command(cmd),
         }
     }
@@ -169,14 +225,18 @@ impl ConnectionLike for Connection<'_> {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Connection::Pooled(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Connection::Pooled(pooled) => Box::pin(async move {
+                let result = pooled.connection.req_packed_commands(pipeline, offset, count).await;
+                pooled.note(&result);
+                result
+            }),
             Connection::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Connection::Pooled(conn) => conn.get_db(),
+            Connection::Pooled(pooled) => pooled.connection.get_db(),
             Connection::Cluster(conn) => conn.get_db(),
         }
     }

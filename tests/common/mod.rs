@@ -463,7 +463,20 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start() -> OwnRedis {
+        // A statement of its own: the listener must be closed before Redis binds the port.
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        OwnRedis::start_on(port)
+    }
+
+    /// Stops this server and starts a new, empty one on the same port.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.url.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
+        *self = OwnRedis::start_on(port);
+    }
+
+    fn start_on(port: u16) -> OwnRedis {
         let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
