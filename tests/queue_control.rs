@@ -119,3 +119,31 @@ async fn shutdown_hands_an_unfinished_job_back_after_the_grace_period() {
     let state: String = env.redis().hget(format!("{}job:{job_id}", env.redis_prefix), "state").unwrap();
     assert_eq!(state, "waiting", "back in the queue for the next worker");
 }
+
+/// An upload's jobs wake no idle worker until they are announced: a woken worker's
+/// first event must come after the `document.queued` the upload sends, never before.
+/// `enqueue_before_announcing` leaves the wake list alone; `wake_workers` fills it.
+#[actix_web::test]
+async fn announced_jobs_wake_idle_workers_only_when_asked() {
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let queue = docqueue::queue::Queue::new(&config.redis, &config.document_queue).unwrap();
+    let job = |i: usize| docqueue::queue::NewJob {
+        job_id: format!("job-{i}"),
+        document_id: format!("doc-{i}"),
+        user_id: "alice".into(),
+        priority: 0,
+        content_type: "text/plain".into(),
+        size_bytes: 1,
+        filename: format!("{i}.txt"),
+    };
+    let mut redis = env.redis();
+    let wake_list = queue.keys().wake();
+    let positions = queue.enqueue_before_announcing(&[job(1), job(2), job(3)]).await.unwrap();
+    assert_eq!(positions, vec![Some(1), Some(2), Some(3)]);
+    assert_eq!(redis.llen::<_, usize>(&wake_list).unwrap(), 0, "nobody woken before the announcement");
+    queue.wake_workers(3).await.unwrap();
+    assert_eq!(redis.llen::<_, usize>(&wake_list).unwrap(), 3);
+    queue.enqueue(&[job(4)]).await.unwrap();
+    assert_eq!(redis.llen::<_, usize>(&wake_list).unwrap(), 4, "a plain enqueue wakes at once");
+}

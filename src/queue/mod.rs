@@ -77,6 +77,7 @@ struct Scripts {
     counts: Script,
     oldest_waiting: Script,
     record_statistics: Script,
+    wake: Script,
 }
 
 impl Scripts {
@@ -97,6 +98,7 @@ impl Scripts {
             counts: lua!("counts.lua"),
             oldest_waiting: lua!("oldest_waiting.lua"),
             record_statistics: lua!("record_statistics.lua"),
+            wake: lua!("wake.lua"),
         }
     }
 }
@@ -170,10 +172,29 @@ impl Queue {
     /// Enqueues jobs in one round trip and returns each one's queue position
     /// (None when it is not waiting, e.g. already running).
     pub async fn enqueue(&self, jobs: &[NewJob]) -> Result<Vec<Option<u64>>, QueueError> {
+        self.enqueue_waking(jobs, true).await
+    }
+
+    /// Enqueues as `enqueue` does but leaves idle workers asleep, for a caller that
+    /// announces the jobs (`document.queued`) first and then calls `wake_workers`: a
+    /// woken worker's first event could otherwise reach the owner before the announcement.
+    pub async fn enqueue_before_announcing(&self, jobs: &[NewJob]) -> Result<Vec<Option<u64>>, QueueError> {
+        self.enqueue_waking(jobs, false).await
+    }
+
+    /// Wakes up to `count` idle workers.
+    pub async fn wake_workers(&self, count: usize) -> Result<(), QueueError> {
+        let mut conn = self.connection().await?;
+        let () = self.invocation(&self.scripts.wake).arg(count).invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn enqueue_waking(&self, jobs: &[NewJob], wake: bool) -> Result<Vec<Option<u64>>, QueueError> {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let mut invocation = self.invocation(&self.scripts.enqueue);
+        invocation.arg(if wake { "1" } else { "0" });
         for job in jobs {
             invocation
                 .arg(&job.job_id)

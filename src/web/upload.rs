@@ -228,15 +228,21 @@ pub async fn upload(
     Ok(HttpResponse::Accepted().json(Uploaded { documents: uploaded, next_cursor: None }))
 }
 
-/// Enqueues the new documents. If Redis is unreachable the upload still succeeds: the
-/// rows stay `queued` and the reconciler enqueues them when Redis is back.
+/// Enqueues the new documents, announces them, then wakes idle workers, so that no
+/// worker reports on a document before its `document.queued`. If Redis is unreachable
+/// the upload still succeeds: the rows stay `queued` and the reconciler enqueues them
+/// when Redis is back.
 async fn enqueue(state: &AppState, rows: &[Document]) -> Vec<Option<u64>> {
     let jobs: Vec<NewJob> = rows.iter().map(NewJob::for_document).collect();
-    match state.queue.enqueue(&jobs).await {
+    match state.queue.enqueue_before_announcing(&jobs).await {
         Ok(positions) => {
             for (job, position) in jobs.iter().zip(&positions) {
                 let subject = Subject::new(&job.user_id, &job.document_id, &job.job_id);
                 state.events.announce(subject.queued(*position)).await;
+            }
+            // Idle workers also look for work every second: a lost wake costs that.
+            if let Err(err) = state.queue.wake_workers(jobs.len()).await {
+                log::warn!("workers not woken for {} new documents: {err}", jobs.len());
             }
             positions
         }

@@ -1,11 +1,13 @@
--- Enqueue jobs: ARGV[2..] are groups of 7 (job_id, document_id, user_id, priority,
--- content_type, size_bytes, filename). Idempotent per job id: a job that is already waiting,
--- delayed or active is left as it is (the reconciler and the upload may race).
+-- Enqueue jobs: ARGV[2] is '1' to wake idle workers now, '0' to leave that to the
+-- caller (see Queue::wake_workers); ARGV[3..] are groups of 7 (job_id, document_id,
+-- user_id, priority, content_type, size_bytes, filename). Idempotent per job id: a job
+-- that is already waiting, delayed or active is left as it is (the reconciler and the
+-- upload may race).
 -- Returns each job's queue position (-1 when it is not waiting).
 local now = now_ms()
 local created = 0
 local ids = {}
-for i = 2, #ARGV, 7 do
+for i = 3, #ARGV, 7 do
   local id, document_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local priority, content_type, size, filename = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local jk = p .. 'job:' .. id
@@ -27,7 +29,9 @@ for i = 2, #ARGV, 7 do
 end
 if created > 0 then
   redis.call('HINCRBY', p .. 'stats', 'enqueued', created)
-  wake(created)
+  if ARGV[2] == '1' then
+    wake(created)
+  end
 end
 local result = positions(ids)
 -- The `document.queued` event carries this position: it is announced already.

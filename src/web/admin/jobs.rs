@@ -111,8 +111,12 @@ pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Opti
     state.db.run(move |conn| documents::requeue_with_new_job(conn, &doc_id, &new_id)).await?;
     state.queue.forget_job(job_id).await?;
     let job = NewJob { job_id: new_job_id.clone(), ..NewJob::for_document(&document) };
-    let position = state.queue.enqueue(&[job]).await?.pop().flatten();
+    // Announced before any worker wakes for it (see Queue::enqueue_before_announcing).
+    let position = state.queue.enqueue_before_announcing(&[job]).await?.pop().flatten();
     state.events.announce(Subject::new(&document.user_id, &document.id, &new_job_id).queued(position)).await;
+    if let Err(err) = state.queue.wake_workers(1).await {
+        log::warn!("workers not woken for the retried job {new_job_id}: {err}");
+    }
     let id = document.id.clone();
     let document = state
         .db
