@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use redis::Script;
 
-use super::event::Event;
-use crate::queue::{Queue, QueueError};
+use super::event::{Event, Subject};
+use crate::queue::{NewJob, Queue, QueueError};
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -52,6 +52,19 @@ impl Publisher {
         let kind = event.kind.clone();
         if let Err(err) = self.publish(event).await {
             log::warn!("event {kind} not published: {err}");
+        }
+    }
+
+    /// Announces jobs just enqueued by `Queue::enqueue_before_announcing` (each one's
+    /// `document.queued` with its position), then wakes idle workers: no worker can
+    /// report on a job before its owner heard it was queued.
+    pub async fn announce_enqueued(&self, jobs: &[NewJob], positions: &[Option<u64>]) {
+        for (job, position) in jobs.iter().zip(positions) {
+            self.announce(Subject::new(&job.user_id, &job.document_id, &job.job_id).queued(*position)).await;
+        }
+        // Idle workers also look for work every second: a lost wake costs that.
+        if let Err(err) = self.queue.wake_workers(jobs.len()).await {
+            log::warn!("workers not woken for {} newly queued jobs: {err}", jobs.len());
         }
     }
 

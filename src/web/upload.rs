@@ -21,7 +21,6 @@ use crate::db::documents;
 use crate::db::models::{now, Document, FileFacts};
 use crate::error::{AppError, ErrorBody};
 use crate::job_state::JobState;
-use crate::progress::Subject;
 use crate::queue::NewJob;
 use crate::storage::{filename, sniff, Storage};
 use crate::workers::inline::process_inline;
@@ -236,14 +235,7 @@ async fn enqueue(state: &AppState, rows: &[Document]) -> Vec<Option<u64>> {
     let jobs: Vec<NewJob> = rows.iter().map(NewJob::for_document).collect();
     match state.queue.enqueue_before_announcing(&jobs).await {
         Ok(positions) => {
-            for (job, position) in jobs.iter().zip(&positions) {
-                let subject = Subject::new(&job.user_id, &job.document_id, &job.job_id);
-                state.events.announce(subject.queued(*position)).await;
-            }
-            // Idle workers also look for work every second: a lost wake costs that.
-            if let Err(err) = state.queue.wake_workers(jobs.len()).await {
-                log::warn!("workers not woken for {} new documents: {err}", jobs.len());
-            }
+            state.events.announce_enqueued(&jobs, &positions).await;
             positions
         }
         Err(err) => {

@@ -62,14 +62,20 @@ local function add_waiting(id, user, priority, seq, now)
   end
 end
 
-local function remove_waiting(id, user)
-  redis.call('ZREM', p .. 'queue', id)
-  redis.call('ZREM', p .. 'waiting_since', id)
+-- Takes a job out of its user's waiting jobs (and the user out of <p>users with the
+-- last one). Returns 1 when it was there.
+local function leave_user_waiting(id, user)
   local removed = redis.call('ZREM', p .. 'waiting:' .. user, id)
   if removed == 1 and tonumber(redis.call('ZINCRBY', p .. 'users', -1, user)) <= 0 then
     redis.call('ZREM', p .. 'users', user)
   end
   return removed
+end
+
+local function remove_waiting(id, user)
+  redis.call('ZREM', p .. 'queue', id)
+  redis.call('ZREM', p .. 'waiting_since', id)
+  return leave_user_waiting(id, user)
 end
 
 -- Tells idle workers there is work: one entry per new job, the list capped so it
@@ -119,10 +125,6 @@ local function positions(ids)
   return out
 end
 
-local function job_fields(id)
-  return redis.call('HGETALL', p .. 'job:' .. id)
-end
-
 -- Claim the next job in fair order: the lowest slot of <p>queue, whose slot becomes the
 -- virtual time. A claim for a process also renews that process's liveness key, so the
 -- key exists whenever the process owns a job. Returns the job's fields (flat, as
@@ -151,10 +153,8 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
     end
     local user = job.user_id
     if user then
-      if redis.call('ZREM', p .. 'waiting:' .. user, id) == 1
-        and tonumber(redis.call('ZINCRBY', p .. 'users', -1, user)) <= 0 then
-        redis.call('ZREM', p .. 'users', user)
-      end
+      -- Popped from <p>queue and out of <p>waiting_since already.
+      leave_user_waiting(id, user)
       local now = now_ms()
       local changes = {
         state = 'active', worker = worker, token = token, progress = '0', process = process,

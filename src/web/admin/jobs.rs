@@ -10,7 +10,6 @@ use crate::db::{attempts, documents};
 use crate::documents::cancel_document;
 use crate::error::AppError;
 use crate::job_state::JobState;
-use crate::progress::Subject;
 use crate::queue::{JobRecord, NewJob};
 use crate::web::AppState;
 
@@ -110,13 +109,11 @@ pub async fn retry(state: &AppState, job_id: &str) -> Result<(DocumentView, Opti
     let (doc_id, new_id) = (document.id.clone(), new_job_id.clone());
     state.db.run(move |conn| documents::requeue_with_new_job(conn, &doc_id, &new_id)).await?;
     state.queue.forget_job(job_id).await?;
-    let job = NewJob { job_id: new_job_id.clone(), ..NewJob::for_document(&document) };
-    // Announced before any worker wakes for it (see Queue::enqueue_before_announcing).
-    let position = state.queue.enqueue_before_announcing(&[job]).await?.pop().flatten();
-    state.events.announce(Subject::new(&document.user_id, &document.id, &new_job_id).queued(position)).await;
-    if let Err(err) = state.queue.wake_workers(1).await {
-        log::warn!("workers not woken for the retried job {new_job_id}: {err}");
-    }
+    let job = NewJob { job_id: new_job_id, ..NewJob::for_document(&document) };
+    let jobs = [job];
+    let positions = state.queue.enqueue_before_announcing(&jobs).await?;
+    state.events.announce_enqueued(&jobs, &positions).await;
+    let position = positions.into_iter().next().flatten();
     let id = document.id.clone();
     let document = state
         .db
