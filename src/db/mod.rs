@@ -3,12 +3,14 @@
 //! actix event loops.
 
 pub mod attempts;
+mod checkpoint;
 pub mod chunks;
 pub mod documents;
 mod group_commit;
 pub mod models;
 pub mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -17,6 +19,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseConfig;
+use checkpoint::Checkpointer;
 use group_commit::GroupCommit;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -115,8 +118,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
         if let DbConnection::Sqlite(conn) = conn {
             // WAL is a property of the file, set once in Db::connect.
             conn.batch_execute(&format!(
-                "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                self.busy_timeout_ms
+                "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = {};",
+                self.busy_timeout_ms,
+                checkpoint::WRITER_CHECKPOINT_PAGES
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -129,6 +134,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
 pub struct Db {
     pool: Pool<ConnectionManager<DbConnection>>,
     group_commit: GroupCommit,
+    /// SQLite only: copies the write-ahead log back off the writers' path.
+    _checkpointer: Option<Arc<Checkpointer>>,
 }
 
 impl Db {
@@ -171,7 +178,14 @@ impl Db {
         let writers = if is_sqlite { 1 } else { (config.pool_size as usize / 4).clamp(1, 4) };
         let group_commit = GroupCommit::start(pool.clone(), writers)
             .map_err(|e| DbError::Unavailable(format!("the group-commit writer did not start: {e}")))?;
-        Ok(Db { pool, group_commit })
+        let checkpointer = if is_sqlite {
+            let started = Checkpointer::start(pool.clone())
+                .map_err(|e| DbError::Unavailable(format!("the WAL checkpoint thread did not start: {e}")))?;
+            Some(Arc::new(started))
+        } else {
+            None
+        };
+        Ok(Db { pool, group_commit, _checkpointer: checkpointer })
     }
 
     /// Runs the write `f` in a transaction shared with the other writes waiting at the
