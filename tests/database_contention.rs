@@ -171,3 +171,47 @@ async fn sqlite_commits_reach_the_database_file_through_the_background_checkpoin
     println!("in the database file after {:?}", started.elapsed());
     drop(db);
 }
+
+/// A burst that grows SQLite's log file past its limit (one 40 MB transaction) leaves
+/// no more than 32 MB of it on disk once a checkpoint has emptied it.
+#[actix_web::test]
+async fn sqlite_log_file_is_cut_back_after_a_burst() {
+    if common::uses_postgres() {
+        return;
+    }
+    let env = TestEnv::new();
+    let db = Db::connect(&env.config(json!({})).database).unwrap();
+    db.migrate().unwrap();
+    db.write(|conn| {
+        let rows: Vec<Document> = (0..40)
+            .map(|i| {
+                let mut row = row(&format!("doc-big-{i}"));
+                row.filename = "x".repeat(1024 * 1024);
+                row
+            })
+            .collect();
+        documents::insert_all(conn, &rows)
+    })
+    .await
+    .unwrap();
+    let log = std::path::PathBuf::from(format!("{}-wal", env.database_url));
+    let peak = std::fs::metadata(&log).unwrap().len();
+    assert!(peak > 40 * 1024 * 1024, "the burst grew the log to {peak} bytes");
+
+    // A write after the log was emptied starts it again from the beginning, and cuts
+    // the file back.
+    let limit = 32 * 1024 * 1024;
+    let started = std::time::Instant::now();
+    let mut i = 0;
+    loop {
+        i += 1;
+        db.write(move |conn| documents::insert_all(conn, &[row(&format!("doc-small-{i}"))])).await.unwrap();
+        let size = std::fs::metadata(&log).unwrap().len();
+        if size <= limit {
+            println!("log file {peak} → {size} bytes after {:?}", started.elapsed());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "the log file stayed at {size} bytes");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -24,6 +24,10 @@ const INTERVAL: Duration = Duration::from_millis(1000);
 /// this bounds the file at about 32 MB.
 pub const WRITER_CHECKPOINT_PAGES: u32 = 8_192;
 
+/// What the log file is cut back to once a checkpoint has emptied it: a burst that
+/// grew it does not keep its disk space for ever (SQLite's default keeps all of it).
+pub const LOG_FILE_LIMIT_BYTES: u64 = 32 * 1024 * 1024;
+
 /// The checkpoint thread; it ends when the last `Db` handle holding this is dropped.
 pub struct Checkpointer {
     _running: mpsc::Sender<()>,

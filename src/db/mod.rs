@@ -119,9 +119,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
             // WAL is a property of the file, set once in Db::connect.
             conn.batch_execute(&format!(
                 "PRAGMA busy_timeout = {}; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                 PRAGMA wal_autocheckpoint = {};",
+                 PRAGMA wal_autocheckpoint = {}; PRAGMA journal_size_limit = {};",
                 self.busy_timeout_ms,
-                checkpoint::WRITER_CHECKPOINT_PAGES
+                checkpoint::WRITER_CHECKPOINT_PAGES,
+                checkpoint::LOG_FILE_LIMIT_BYTES
             ))
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
