@@ -537,3 +537,69 @@ async fn users_whose_ids_look_like_key_names_both_get_their_events() {
     }
     server.shutdown().await;
 }
+
+/// An uploader enqueues its jobs, then announces them (`document.queued` carries the
+/// position); a busy worker can claim one in between. Whatever the worker reports
+/// about that job is held back until the announcement is out, so the owner hears
+/// "queued" first; and a job whose announcement never comes (its uploader stopped)
+/// holds its events back for a second only.
+#[actix_web::test]
+async fn a_jobs_events_wait_for_its_queued_announcement() {
+    use docqueue::progress::{Publisher, Subject};
+    use docqueue::queue::{NewJob, Queue};
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let events = Publisher::new(queue.clone(), 100);
+    let job = |i: usize| NewJob {
+        job_id: format!("job-{i}"),
+        document_id: format!("doc-{i}"),
+        user_id: "alice".into(),
+        priority: 0,
+        content_type: "text/plain".into(),
+        size_bytes: 1,
+        filename: format!("{i}.txt"),
+    };
+    let positions = queue.enqueue_before_announcing(&[job(1), job(2)]).await.unwrap();
+    let mut claimer = queue.dedicated_connection().await.unwrap();
+    let claimed = queue.claim(&mut claimer, "busy-worker").await.unwrap().unwrap();
+    assert_eq!(claimed.job_id, "job-1");
+
+    // The worker reports progress and completion before the uploader announces.
+    let worker_events = tokio::spawn({
+        let events = events.clone();
+        async move {
+            let subject = Subject::new("alice", "doc-1", "job-1");
+            events.publish(subject.progress(10, "extracting")).await.unwrap();
+            events.publish(subject.completed(1, None, None)).await.unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(events.current_seq("alice").await.unwrap(), 0, "nothing published before the announcement");
+    events.announce_enqueued(&[job(1)], &positions[..1]).await;
+    let completed_seq = worker_events.await.unwrap();
+
+    let kinds = |missed| match missed {
+        docqueue::progress::publisher::Missed::Events(payloads) => payloads
+            .iter()
+            .map(|p| serde_json::from_str::<Value>(p).unwrap()["type"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>(),
+        docqueue::progress::publisher::Missed::Gap => panic!("the stream lost events"),
+    };
+    assert_eq!(
+        kinds(events.missed_since("alice", 0).await.unwrap()),
+        ["document.queued", "document.progress", "document.completed"]
+    );
+    assert_eq!(completed_seq, 3);
+
+    // job-2's uploader never announces: its first event goes out after a second, and
+    // the next one at once.
+    let started = std::time::Instant::now();
+    let subject = Subject::new("alice", "doc-2", "job-2");
+    events.publish(subject.progress(10, "extracting")).await.unwrap();
+    let held = started.elapsed();
+    events.publish(subject.progress(20, "extracting")).await.unwrap();
+    println!("held back {held:?} for an announcement that never came; the next event {:?}", started.elapsed() - held);
+    assert!(held >= Duration::from_millis(900), "held back {held:?}");
+    assert!(started.elapsed() - held < Duration::from_millis(500));
+}

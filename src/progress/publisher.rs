@@ -2,11 +2,20 @@
 //! the user's bounded stream (for resume) and PUBLISHes it to every process's Hub.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::Script;
+use tokio::time::Instant;
 
 use super::event::{Event, Subject};
 use crate::queue::{NewJob, Queue, QueueError};
+
+/// How long an event about a job waits for the job's `document.queued`, which its
+/// uploader publishes a moment after enqueueing it, before it goes out anyway (an
+/// uploader that stopped in between never announces).
+const ANNOUNCEMENT_WAIT: Duration = Duration::from_secs(1);
+/// How often an event held back for that announcement is tried again.
+const ANNOUNCEMENT_POLL: Duration = Duration::from_millis(1);
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -34,17 +43,37 @@ impl Publisher {
         }
     }
 
+    /// Publishes `event` and returns its `seq`. An event about a job whose
+    /// `document.queued` is still to come (see `Queue::enqueue_before_announcing`) waits
+    /// for it, up to `ANNOUNCEMENT_WAIT`.
     pub async fn publish(&self, event: Event) -> Result<u64, QueueError> {
         let body = serde_json::to_string(&event).map_err(|e| QueueError::Reply(e.to_string()))?;
-        let mut conn = self.queue.connection().await?;
-        Ok(self
-            .queue
-            .invocation(&self.publish)
-            .arg(&event.user_id)
-            .arg(body)
-            .arg(self.stream_max_len)
-            .invoke_async(&mut conn)
-            .await?)
+        let held_since = Instant::now();
+        loop {
+            let give_up = held_since.elapsed() >= ANNOUNCEMENT_WAIT;
+            if give_up {
+                log::info!(
+                    "{} about job {} published before its announcement, which never came",
+                    event.kind,
+                    event.job_id
+                );
+            }
+            let mut conn = self.queue.connection().await?;
+            let seq: i64 = self
+                .queue
+                .invocation(&self.publish)
+                .arg(&event.user_id)
+                .arg(&body)
+                .arg(self.stream_max_len)
+                .arg(if give_up { "1" } else { "0" })
+                .invoke_async(&mut conn)
+                .await?;
+            if let Ok(seq) = u64::try_from(seq) {
+                return Ok(seq);
+            }
+            drop(conn);
+            tokio::time::sleep(ANNOUNCEMENT_POLL).await;
+        }
     }
 
     /// Publishes, logging instead of failing: events must never break processing.

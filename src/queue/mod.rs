@@ -178,6 +178,8 @@ impl Queue {
     /// Enqueues as `enqueue` does but leaves idle workers asleep, for a caller that
     /// announces the jobs (`document.queued`) first and then calls `wake_workers`: a
     /// woken worker's first event could otherwise reach the owner before the announcement.
+    /// A busy worker can still claim such a job in between; its events about the job are
+    /// held back until the announcement is published (`Publisher::publish`).
     pub async fn enqueue_before_announcing(&self, jobs: &[NewJob]) -> Result<Vec<Option<u64>>, QueueError> {
         self.enqueue_waking(jobs, false).await
     }
