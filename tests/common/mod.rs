@@ -33,6 +33,15 @@ fn postgres_base_url() -> String {
     std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// The URL of database `name` on the server of `base`, with `base`'s parameters. With
+/// none, TLS is off: the tests' server runs on this machine, and a pool thread that
+/// connects over TLS while a test process exits can crash it in OpenSSL's exit handlers
+/// (SIGSEGV after every test passed).
+fn postgres_url_of(base: &str, name: &str) -> String {
+    let (server, parameters) = base.split_once('?').unwrap_or((base, "sslmode=disable"));
+    format!("{}/{name}?{parameters}", server.rsplit_once('/').unwrap().0)
+}
+
 pub fn uses_postgres() -> bool {
     std::env::var("TEST_DATABASE").as_deref() == Ok("postgres")
 }
@@ -60,7 +69,7 @@ impl TestEnv {
             let base = postgres_base_url();
             let mut conn = diesel::PgConnection::establish(&base).expect("PostgreSQL for tests");
             diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).unwrap();
-            let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+            let url = postgres_url_of(&base, &name);
             (url, Some(name))
         } else {
             (dir.join("docqueue.sqlite3").display().to_string(), None)
