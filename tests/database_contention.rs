@@ -27,12 +27,18 @@ fn row(id: &str) -> Document {
     Document::queued(id.to_string(), "alice", file, 0, chrono::Utc::now().naive_utc())
 }
 
+/// The test's database, migrated, with `overrides` applied to its configuration.
+fn migrated_db(env: &TestEnv, overrides: serde_json::Value) -> Db {
+    let db = Db::connect(&env.config(overrides).database).unwrap();
+    db.migrate().unwrap();
+    db
+}
+
 #[actix_web::test]
 async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_rolls_back_alone() {
     let env = TestEnv::new();
     // A pool of 4 gives PostgreSQL one group-commit thread too, so the batches are certain.
-    let db = Db::connect(&env.config(json!({ "database": { "pool_size": 4 } })).database).unwrap();
-    db.migrate().unwrap();
+    let db = migrated_db(&env, json!({ "database": { "pool_size": 4 } }));
     let (before_transactions, before_writes) = db.group_commit_counts();
 
     // The first write holds the writer until the other 59 are waiting behind it.
@@ -144,8 +150,7 @@ async fn sqlite_commits_reach_the_database_file_through_the_background_checkpoin
         return;
     }
     let env = TestEnv::new();
-    let db = Db::connect(&env.config(json!({})).database).unwrap();
-    db.migrate().unwrap();
+    let db = migrated_db(&env, json!({}));
     db.write(|conn| documents::insert_all(conn, &[row("doc-checkpointed")])).await.unwrap();
 
     // The database file alone, copied while the pool stays open (closing the last
@@ -180,8 +185,7 @@ async fn sqlite_log_file_is_cut_back_after_a_burst() {
         return;
     }
     let env = TestEnv::new();
-    let db = Db::connect(&env.config(json!({})).database).unwrap();
-    db.migrate().unwrap();
+    let db = migrated_db(&env, json!({}));
     db.write(|conn| {
         let rows: Vec<Document> = (0..40)
             .map(|i| {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::processors::ScriptedProcessor;
-use common::{scrape, token, value, OwnRedis, TestEnv, TestServer};
+use common::{scrape, text_job, token, value, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
-use docqueue::queue::{NewJob, Queue, RetryDecision};
+use docqueue::queue::{Queue, RetryDecision};
 use redis::Commands;
 use serde_json::json;
 
@@ -48,7 +48,7 @@ async fn another_process_sees_a_completion_in_the_shared_histograms_and_eta_with
     let worker_side = Queue::new(&config.redis, &config.document_queue).unwrap();
     let reader_side = Queue::new(&config.redis, &config.document_queue).unwrap();
     let mut conn = worker_side.dedicated_connection().await.unwrap();
-    let mut big = job("big", "alice");
+    let mut big = text_job("big", "alice");
     big.size_bytes = 10 * 1024;
     worker_side.enqueue(&[big]).await.unwrap();
     let claimed = worker_side.claim(&mut conn, "test-worker").await.unwrap().unwrap();
@@ -78,18 +78,6 @@ async fn another_process_sees_a_completion_in_the_shared_histograms_and_eta_with
     assert!(rate >= 3.0, "{rate} ms per KiB");
 }
 
-fn job(id: &str, user: &str) -> NewJob {
-    NewJob {
-        job_id: id.into(),
-        document_id: format!("doc-{id}"),
-        user_id: user.into(),
-        priority: 0,
-        content_type: "text/plain".into(),
-        size_bytes: 1,
-        filename: format!("{id}.txt"),
-    }
-}
-
 async fn oldest(queue: &Queue) -> Option<String> {
     queue.oldest_waiting().await.unwrap().map(|o| o.job_id)
 }
@@ -107,8 +95,8 @@ async fn the_oldest_waiting_job_is_kept_through_every_way_in_and_out_of_the_queu
     let key = |name: &str| format!("{}{name}", env.redis_prefix);
     assert_eq!(oldest(queue).await, None);
 
-    queue.enqueue(&[job("a", "alice")]).await.unwrap();
-    queue.enqueue(&[job("b", "bob")]).await.unwrap();
+    queue.enqueue(&[text_job("a", "alice")]).await.unwrap();
+    queue.enqueue(&[text_job("b", "bob")]).await.unwrap();
     assert_eq!(oldest(queue).await.as_deref(), Some("a"));
     queue.cancel("a").await.unwrap();
     assert_eq!(oldest(queue).await.as_deref(), Some("b"), "cancel takes a job out");
@@ -134,7 +122,7 @@ async fn the_oldest_waiting_job_is_kept_through_every_way_in_and_out_of_the_queu
 
     // A waiting job whose record is gone is popped by the next claim, and forgotten. b and
     // c hold the same fair slot (each user's first waiting job), and ties pop in id order.
-    queue.enqueue(&[job("c", "carol")]).await.unwrap();
+    queue.enqueue(&[text_job("c", "carol")]).await.unwrap();
     let _: () = redis.del(key("job:b")).unwrap();
     let c = queue.claim(&mut conn, "test-worker").await.unwrap().unwrap();
     assert_eq!(c.job_id, "c");

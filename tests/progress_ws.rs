@@ -546,20 +546,12 @@ async fn users_whose_ids_look_like_key_names_both_get_their_events() {
 #[actix_web::test]
 async fn a_jobs_events_wait_for_its_queued_announcement() {
     use docqueue::progress::{Publisher, Subject};
-    use docqueue::queue::{NewJob, Queue};
+    use docqueue::queue::Queue;
     let env = TestEnv::new();
     let config = env.config(json!({}));
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
     let events = Publisher::new(queue.clone(), 100);
-    let job = |i: usize| NewJob {
-        job_id: format!("job-{i}"),
-        document_id: format!("doc-{i}"),
-        user_id: "alice".into(),
-        priority: 0,
-        content_type: "text/plain".into(),
-        size_bytes: 1,
-        filename: format!("{i}.txt"),
-    };
+    let job = |i: usize| common::text_job(&format!("job-{i}"), "alice");
     let positions = queue.enqueue_before_announcing(&[job(1), job(2)]).await.unwrap();
     let mut claimer = queue.dedicated_connection().await.unwrap();
     let claimed = queue.claim(&mut claimer, "busy-worker").await.unwrap().unwrap();
@@ -569,7 +561,7 @@ async fn a_jobs_events_wait_for_its_queued_announcement() {
     let worker_events = tokio::spawn({
         let events = events.clone();
         async move {
-            let subject = Subject::new("alice", "doc-1", "job-1");
+            let subject = Subject::new("alice", "doc-job-1", "job-1");
             events.publish(subject.progress(10, "extracting")).await.unwrap();
             events.publish(subject.completed(1, None, None)).await.unwrap()
         }
@@ -595,7 +587,7 @@ async fn a_jobs_events_wait_for_its_queued_announcement() {
     // job-2's uploader never announces: its first event goes out after a second, and
     // the next one at once.
     let started = std::time::Instant::now();
-    let subject = Subject::new("alice", "doc-2", "job-2");
+    let subject = Subject::new("alice", "doc-job-2", "job-2");
     events.publish(subject.progress(10, "extracting")).await.unwrap();
     let held = started.elapsed();
     events.publish(subject.progress(20, "extracting")).await.unwrap();

@@ -128,15 +128,7 @@ async fn announced_jobs_wake_idle_workers_only_when_asked() {
     let env = TestEnv::new();
     let config = env.config(json!({}));
     let queue = docqueue::queue::Queue::new(&config.redis, &config.document_queue).unwrap();
-    let job = |i: usize| docqueue::queue::NewJob {
-        job_id: format!("job-{i}"),
-        document_id: format!("doc-{i}"),
-        user_id: "alice".into(),
-        priority: 0,
-        content_type: "text/plain".into(),
-        size_bytes: 1,
-        filename: format!("{i}.txt"),
-    };
+    let job = |i: usize| common::text_job(&format!("job-{i}"), "alice");
     let mut redis = env.redis();
     let wake_list = queue.keys().wake();
     let positions = queue.enqueue_before_announcing(&[job(1), job(2), job(3)]).await.unwrap();

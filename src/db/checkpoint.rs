@@ -28,7 +28,9 @@ pub const WRITER_CHECKPOINT_PAGES: u32 = 8_192;
 /// grew it does not keep its disk space for ever (SQLite's default keeps all of it).
 pub const LOG_FILE_LIMIT_BYTES: u64 = 32 * 1024 * 1024;
 
-/// The checkpoint thread; it ends when the last `Db` handle holding this is dropped.
+/// The checkpoint thread; it ends when the last clone of this (one per `Db` handle) is
+/// dropped.
+#[derive(Clone)]
 pub struct Checkpointer {
     _running: mpsc::Sender<()>,
 }

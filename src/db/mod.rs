@@ -10,7 +10,6 @@ mod group_commit;
 pub mod models;
 pub mod schema;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -136,7 +135,7 @@ pub struct Db {
     pool: Pool<ConnectionManager<DbConnection>>,
     group_commit: GroupCommit,
     /// SQLite only: copies the write-ahead log back off the writers' path.
-    _checkpointer: Option<Arc<Checkpointer>>,
+    _checkpointer: Option<Checkpointer>,
 }
 
 impl Db {
@@ -180,9 +179,10 @@ impl Db {
         let group_commit = GroupCommit::start(pool.clone(), writers)
             .map_err(|e| DbError::Unavailable(format!("the group-commit writer did not start: {e}")))?;
         let checkpointer = if is_sqlite {
-            let started = Checkpointer::start(pool.clone())
-                .map_err(|e| DbError::Unavailable(format!("the WAL checkpoint thread did not start: {e}")))?;
-            Some(Arc::new(started))
+            Some(
+                Checkpointer::start(pool.clone())
+                    .map_err(|e| DbError::Unavailable(format!("the WAL checkpoint thread did not start: {e}")))?,
+            )
         } else {
             None
         };

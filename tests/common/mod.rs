@@ -173,6 +173,20 @@ fn merge(base: &mut Value, overrides: Value) {
     }
 }
 
+/// A one-byte text job `id` of `user`'s document `doc-<id>`, for tests that drive the
+/// queue directly.
+pub fn text_job(id: &str, user: &str) -> docqueue::queue::NewJob {
+    docqueue::queue::NewJob {
+        job_id: id.into(),
+        document_id: format!("doc-{id}"),
+        user_id: user.into(),
+        priority: 0,
+        content_type: "text/plain".into(),
+        size_bytes: 1,
+        filename: format!("{id}.txt"),
+    }
+}
+
 pub fn token(user: &str) -> String {
     keys().issue(user, TokenRole::User, Duration::from_secs(3600)).unwrap()
 }
