@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::processors::ScriptedProcessor;
 use common::{admin_token, token, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::job_state::JobState;
 use redis::Commands;
 use serde_json::json;
 
@@ -138,4 +139,33 @@ async fn announced_jobs_wake_idle_workers_only_when_asked() {
     assert_eq!(redis.llen::<_, usize>(&wake_list).unwrap(), 3);
     queue.enqueue(&[job(4)]).await.unwrap();
     assert_eq!(redis.llen::<_, usize>(&wake_list).unwrap(), 4, "a plain enqueue wakes at once");
+}
+
+/// Enqueueing is idempotent per job id, within one call and across calls (the upload
+/// and the reconciler may race): the job waits once, keeps its place and its fields,
+/// and each reply gives its position.
+#[actix_web::test]
+async fn enqueueing_a_job_again_leaves_it_waiting_once() {
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let queue = docqueue::queue::Queue::new(&config.redis, &config.document_queue).unwrap();
+    let job = |id: &str| common::text_job(id, "alice");
+    let positions = queue.enqueue(&[job("a"), job("b"), job("a")]).await.unwrap();
+    assert_eq!(positions, vec![Some(1), Some(2), Some(1)]);
+    assert_eq!(queue.enqueue(&[job("b")]).await.unwrap(), vec![Some(2)]);
+    let counts = queue.counts().await.unwrap();
+    assert_eq!(counts.queued, 2, "{counts:?}");
+    let records = queue.job_records(&["a".to_string(), "b".to_string()]).await.unwrap();
+    let described: Vec<_> = records.iter().map(|r| (r.job_id.as_str(), r.filename.as_str(), r.attempts)).collect();
+    assert_eq!(described, vec![("a", "a.txt", 0), ("b", "b.txt", 0)]);
+
+    let mut conn = queue.dedicated_connection().await.unwrap();
+    let claimed = queue.claim(&mut conn, "worker-1").await.unwrap().expect("a waits first");
+    assert_eq!((claimed.job_id.as_str(), claimed.document_id.as_str(), claimed.attempts), ("a", "doc-a", 1));
+    assert_eq!((claimed.content_type.as_str(), claimed.size_bytes), ("text/plain", 1));
+    assert_eq!(queue.enqueue(&[job("a")]).await.unwrap(), vec![None], "an active job is left running");
+    let (ended, next) = queue.end_job_and_claim(&claimed, JobState::Completed, "", Some(("worker-1", ""))).await.unwrap();
+    assert!(ended);
+    assert_eq!(next.map(|job| job.job_id), Some("b".to_string()));
+    assert!(queue.claim(&mut conn, "worker-1").await.unwrap().is_none(), "each job ran once");
 }

@@ -19,12 +19,12 @@ if state == 'completed' then
     redis.call('EXPIRE', minute_key, 3600)
   end
 end
-local reply = {'1', string.format('%d', finished_at)}
+local reply = {'1', finished_at}
 if ARGV[6] and ARGV[6] ~= '' then
   local next_job = claim_next(ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
   if next_job then
-    for _, field in ipairs(next_job) do
-      table.insert(reply, field)
+    for i, field in ipairs(next_job) do
+      reply[i + 2] = field
     end
   end
 end

@@ -6,45 +6,55 @@
 -- Idempotent per job id: a job that is already waiting, delayed or active is left as
 -- it is (the reconciler and the upload may race).
 -- Returns each job's queue position (-1 when it is not waiting).
-local now = now_ms()
+local announcing = ARGV[2] == '0'
 local created = 0
 local ids = {}
+-- Each new job's fields, written once its position is known, so that one HSET writes
+-- the whole hash (the announced position included).
+local fresh = {}
 for i = 3, #ARGV, 7 do
-  local id, document_id, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local priority, content_type, size, filename = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local id, user, priority = ARGV[i], ARGV[i + 2], ARGV[i + 3]
   local jk = p .. 'job:' .. id
   local state = redis.call('HGET', jk, 'state')
-  if state ~= 'waiting' and state ~= 'active' and state ~= 'delayed' then
+  if not fresh[id] and state ~= 'waiting' and state ~= 'active' and state ~= 'delayed' then
     if state then
       redis.call('ZREM', p .. state, id)
       redis.call('DEL', jk)
     end
     local seq = redis.call('INCR', p .. 'seq')
-    local fields = {'id', id, 'document_id', document_id, 'user_id', user,
-      'priority', priority, 'content_type', content_type, 'size_bytes', size, 'filename', filename,
-      'state', 'waiting', 'attempts', 0, 'failures', 0, 'stalls', 0, 'seq', seq,
-      'enqueued_at', now}
-    if ARGV[2] == '0' then
-      table.insert(fields, 'announcing')
-      table.insert(fields, 1)
-    end
-    redis.call('HSET', jk, unpack(fields))
-    add_waiting(id, user, priority, seq, now)
+    add_waiting(id, user, priority, seq)
+    fresh[id] = {i, seq}
     created = created + 1
   end
-  table.insert(ids, id)
+  ids[#ids + 1] = id
 end
 if created > 0 then
   redis.call('HINCRBY', p .. 'stats', 'enqueued', created)
-  if ARGV[2] == '1' then
+  if not announcing then
     wake(created)
   end
 end
 local result = positions(ids)
 -- The `document.queued` event carries this position: it is announced already.
-for i, id in ipairs(ids) do
-  if result[i] > 0 then
-    redis.call('HSET', p .. 'job:' .. id, 'announced_position', result[i])
+for n, id in ipairs(ids) do
+  local new = fresh[id]
+  local jk = p .. 'job:' .. id
+  if new then
+    fresh[id] = nil
+    local i = new[1]
+    -- Counts that start at 0 (attempts, failures, stalls) are left out until they move:
+    -- every field makes each later read and write of the hash a little slower.
+    local fields = {'document_id', ARGV[i + 1], 'user_id', ARGV[i + 2], 'priority', ARGV[i + 3],
+      'content_type', ARGV[i + 4], 'size_bytes', ARGV[i + 5], 'filename', ARGV[i + 6], 'state', 'waiting',
+      'seq', new[2], 'enqueued_at', now_text(),
+      'announced_position', result[n]}
+    if announcing then
+      fields[#fields + 1] = 'announcing'
+      fields[#fields + 1] = '1'
+    end
+    redis.call('HSET', jk, unpack(fields))
+  elseif result[n] > 0 then
+    redis.call('HSET', jk, 'announced_position', result[n])
   end
 end
 return result

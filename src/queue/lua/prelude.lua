@@ -14,9 +14,22 @@
 -- every key above in the slot of the declared KEYS[1], on the node that runs the script.
 local p = ARGV[1]
 
+-- The clock, read once per script run: a script is one instant, and TIME is a command.
+local now_cache = nil
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not now_cache then
+    local t = redis.call('TIME')
+    now_cache = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now_cache
+end
+
+-- The same instant as text, made once: Lua turns a number into text with sprintf, which
+-- costs more than many a command the number is passed to.
+local now_text_cache = nil
+local function now_text()
+  now_text_cache = now_text_cache or tostring(now_ms())
+  return now_text_cache
 end
 
 -- Lower priority first, then arrival: 2^40 arrivals fit below one priority step.
@@ -32,7 +45,7 @@ local vtime = nil
 -- pops the lowest. A user's new job gets slot max(user's last waiting slot, the
 -- virtual time) + 1, the virtual time being the slot of the last claimed job. A user's
 -- own jobs hold their slots in their <p>waiting:<user> order (priority, then arrival).
-local function add_waiting(id, user, priority, seq, now)
+local function add_waiting(id, user, priority, seq)
   local wk = p .. 'waiting:' .. user
   local qk = p .. 'queue'
   vtime = vtime or tonumber(redis.call('GET', p .. 'vtime') or 0)
@@ -41,8 +54,8 @@ local function add_waiting(id, user, priority, seq, now)
   local last_slot = last[1] and tonumber(redis.call('ZSCORE', qk, last[1])) or 0
   local slot = math.max(last_slot, vtime) + 1
   redis.call('ZADD', wk, score, id)
-  redis.call('ZINCRBY', p .. 'users', 1, user)
-  redis.call('ZADD', p .. 'waiting_since', now or now_ms(), id)
+  redis.call('ZINCRBY', p .. 'users', '1', user)
+  redis.call('ZADD', p .. 'waiting_since', now_text(), id)
   -- The user's jobs that rank after this one (better-priority arrivals go ahead) each
   -- move one slot later: this job takes the first of their slots, the last of them
   -- takes the new slot. Usually there are none: the job ranks after the user's last.
@@ -66,7 +79,7 @@ end
 -- last one). Returns 1 when it was there.
 local function leave_user_waiting(id, user)
   local removed = redis.call('ZREM', p .. 'waiting:' .. user, id)
-  if removed == 1 and tonumber(redis.call('ZINCRBY', p .. 'users', -1, user)) <= 0 then
+  if removed == 1 and tonumber(redis.call('ZINCRBY', p .. 'users', '-1', user)) <= 0 then
     redis.call('ZREM', p .. 'users', user)
   end
   return removed
@@ -97,20 +110,20 @@ end
 local function finish(id, state, error_text, started_at)
   local jk = p .. 'job:' .. id
   local now = now_ms()
-  local fields = {'state', state, 'finished_at', now}
+  local fields = {'state', state, 'finished_at', now_text()}
   if error_text and error_text ~= '' then
-    table.insert(fields, 'error')
-    table.insert(fields, error_text)
+    fields[#fields + 1] = 'error'
+    fields[#fields + 1] = error_text
   end
   if state == 'completed' and started_at and started_at > 0 then
-    table.insert(fields, 'duration_ms')
-    table.insert(fields, now - started_at)
+    fields[#fields + 1] = 'duration_ms'
+    fields[#fields + 1] = now - started_at
   end
   redis.call('ZREM', p .. 'active', id)
   redis.call('HSET', jk, unpack(fields))
   redis.call('HDEL', jk, 'token', 'lease_until', 'process')
-  redis.call('ZADD', p .. state, now, id)
-  redis.call('HINCRBY', p .. 'stats', state, 1)
+  redis.call('ZADD', p .. state, now_text(), id)
+  redis.call('HINCRBY', p .. 'stats', state, '1')
   return now
 end
 
@@ -127,9 +140,10 @@ end
 
 -- Claim the next job in fair order: the lowest slot of <p>queue, whose slot becomes the
 -- virtual time. A claim for a process also renews that process's liveness key, so the
--- key exists whenever the process owns a job. Returns the job's fields (flat, as
--- HGETALL gives them, after the claim's changes) or false. Every command here runs
--- once per job: the job's hash is read once and written once.
+-- key exists whenever the process owns a job. Returns what the worker needs of the job
+-- (flat field/value pairs, as ClaimedJob::from_fields reads them) or false. Every
+-- command here runs once per job, and the reply carries only those fields: each field
+-- moved between Redis and Lua costs an allocation and a conversion.
 local function claim_next(worker, token, lease_ms, process, liveness_ms)
   if redis.call('EXISTS', p .. 'paused') == 1 then
     return false
@@ -146,43 +160,26 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
     -- "oldest waiting job" for ever.
     redis.call('ZREM', p .. 'waiting_since', id)
     local jk = p .. 'job:' .. id
-    local job = {}
-    local stored = redis.call('HGETALL', jk)
-    for i = 1, #stored, 2 do
-      job[stored[i]] = stored[i + 1]
-    end
-    local user = job.user_id
+    local job = redis.call('HMGET', jk, 'user_id', 'document_id', 'content_type', 'size_bytes', 'enqueued_at',
+      'attempts', 'stage')
+    local user = job[1]
     if user then
       -- Popped from <p>queue and out of <p>waiting_since already.
       leave_user_waiting(id, user)
-      local now = now_ms()
-      local changes = {
-        state = 'active', worker = worker, token = token, progress = '0', process = process,
-        started_at = string.format('%d', now),
-        lease_until = string.format('%d', now + tonumber(lease_ms)),
-        attempts = tostring((tonumber(job.attempts) or 0) + 1),
-      }
-      local flat = {}
-      for field, value in pairs(changes) do
-        job[field] = value
-        table.insert(flat, field)
-        table.insert(flat, value)
-      end
-      redis.call('HSET', jk, unpack(flat))
-      if job.stage then
+      local lease_until = tostring(now_ms() + tonumber(lease_ms))
+      local attempts = (tonumber(job[6]) or 0) + 1
+      redis.call('HSET', jk, 'state', 'active', 'worker', worker, 'token', token, 'progress', '0',
+        'process', process, 'started_at', now_text(), 'lease_until', lease_until, 'attempts', attempts)
+      if job[7] then
         redis.call('HDEL', jk, 'stage')
-        job.stage = nil
       end
       if process ~= '' then
-        redis.call('SET', p .. 'alive:' .. process, 1, 'PX', liveness_ms)
+        redis.call('SET', p .. 'alive:' .. process, '1', 'PX', liveness_ms)
       end
-      redis.call('ZADD', p .. 'active', changes.lease_until, id)
-      local reply = {}
-      for field, value in pairs(job) do
-        table.insert(reply, field)
-        table.insert(reply, value)
-      end
-      return reply
+      redis.call('ZADD', p .. 'active', lease_until, id)
+      return {'id', id, 'user_id', user, 'document_id', job[2], 'content_type', job[3] or '',
+        'size_bytes', job[4] or '0', 'enqueued_at', job[5] or '0', 'attempts', attempts, 'token', token,
+        'started_at', now_text()}
     end
   end
 end
