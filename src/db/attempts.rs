@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::cached::cached;
 use super::models::{now, JobAttempt};
 use super::schema::job_attempts;
 use super::{write_transaction, DbConnection, DbError};
@@ -86,21 +87,19 @@ pub fn record_end(
     error: Option<&str>,
 ) -> Result<(), DbError> {
     write_transaction(conn, |conn| {
-        let mut open = job_attempts::table
-            .filter(job_attempts::job_id.eq(job_id))
-            .filter(job_attempts::finished_at.is_null())
-            .into_boxed();
-        if let Some(worker_id) = worker_id {
-            open = open.filter(job_attempts::worker_id.eq(worker_id));
-        }
-        let ids: Vec<String> = open.select(job_attempts::id).load(conn)?;
-        diesel::update(job_attempts::table.filter(job_attempts::id.eq_any(ids)))
-            .set((
-                job_attempts::finished_at.eq(now()),
-                job_attempts::outcome.eq(outcome.as_str()),
-                job_attempts::error.eq(error),
-            ))
-            .execute(conn)?;
+        let open =
+            job_attempts::table.filter(job_attempts::job_id.eq(job_id)).filter(job_attempts::finished_at.is_null());
+        let ending = (
+            job_attempts::finished_at.eq(now()),
+            job_attempts::outcome.eq(outcome.as_str()),
+            job_attempts::error.eq(error),
+        );
+        match worker_id {
+            Some(worker_id) => {
+                cached(diesel::update(open.filter(job_attempts::worker_id.eq(worker_id))).set(ending)).execute(conn)?
+            }
+            None => cached(diesel::update(open).set(ending)).execute(conn)?,
+        };
         Ok(())
     })
 }
@@ -114,16 +113,18 @@ pub fn record_extractor(
     run: &ExtractorRun,
 ) -> Result<(), DbError> {
     write_transaction(conn, |conn| {
-        diesel::update(
-            job_attempts::table.filter(job_attempts::job_id.eq(job_id)).filter(job_attempts::attempt.eq(attempt)),
+        cached(
+            diesel::update(
+                job_attempts::table.filter(job_attempts::job_id.eq(job_id)).filter(job_attempts::attempt.eq(attempt)),
+            )
+            .set((
+                job_attempts::extractor_outcome.eq(run.outcome),
+                job_attempts::extractor_exit.eq(&run.exit),
+                job_attempts::extractor_peak_memory_kb.eq(run.peak_memory_kb),
+                job_attempts::extractor_cpu_ms.eq(run.cpu_ms),
+                job_attempts::extractor_pid.eq(run.pid.map(i64::from)),
+            )),
         )
-        .set((
-            job_attempts::extractor_outcome.eq(run.outcome),
-            job_attempts::extractor_exit.eq(&run.exit),
-            job_attempts::extractor_peak_memory_kb.eq(run.peak_memory_kb),
-            job_attempts::extractor_cpu_ms.eq(run.cpu_ms),
-            job_attempts::extractor_pid.eq(run.pid.map(i64::from)),
-        ))
         .execute(conn)?;
         Ok(())
     })

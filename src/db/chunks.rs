@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::cached::cached;
 use super::models::ChunkRow;
 use super::schema::{document_chunks, documents};
 use super::{write_transaction, DbConnection, DbError};
@@ -23,12 +24,11 @@ pub fn replace_for_job(
     write_transaction(conn, |conn| {
         let replaced = replace(conn, document_id, job_id, chunks)?;
         if replaced {
-            diesel::update(documents::table.filter(documents::id.eq(document_id)))
-                .set((
-                    documents::settings_fingerprint.eq(settings_fingerprint),
-                    documents::reused_from.eq(None::<String>),
-                ))
-                .execute(conn)?;
+            cached(diesel::update(documents::table.filter(documents::id.eq(document_id))).set((
+                documents::settings_fingerprint.eq(settings_fingerprint),
+                documents::reused_from.eq(None::<String>),
+            )))
+            .execute(conn)?;
         }
         Ok(replaced)
     })
@@ -76,9 +76,11 @@ pub fn copy_from_twin(
         if !replace(conn, document_id, job_id, &rows)? {
             return Ok(TwinCopy::NotOwned);
         }
-        diesel::update(documents::table.filter(documents::id.eq(document_id)))
-            .set((documents::settings_fingerprint.eq(settings_fingerprint), documents::reused_from.eq(twin)))
-            .execute(conn)?;
+        cached(
+            diesel::update(documents::table.filter(documents::id.eq(document_id)))
+                .set((documents::settings_fingerprint.eq(settings_fingerprint), documents::reused_from.eq(twin))),
+        )
+        .execute(conn)?;
         Ok(TwinCopy::Copied { chunk_count: rows.len() as i32, warning })
     })
 }

@@ -5,6 +5,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use super::cached::cached;
 use super::models::{now, Document};
 use super::schema::{document_chunks, documents, job_attempts};
 use super::{write_transaction, DbConnection, DbError};
@@ -159,17 +160,16 @@ pub fn mark_processing(
     attempts: i32,
 ) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
-        let updated = diesel::update(owned_unfinished(id, job_id))
-            .set((
-                documents::queue_status.eq(JobState::Processing.as_str()),
-                documents::worker_id.eq(worker_id),
-                documents::attempts.eq(attempts),
-                documents::progress.eq(0),
-                documents::stage.eq(None::<String>),
-                documents::started_at.eq(now()),
-                documents::finished_at.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
+        let updated = cached(diesel::update(owned_unfinished(id, job_id)).set((
+            documents::queue_status.eq(JobState::Processing.as_str()),
+            documents::worker_id.eq(worker_id),
+            documents::attempts.eq(attempts),
+            documents::progress.eq(0),
+            documents::stage.eq(None::<String>),
+            documents::started_at.eq(now()),
+            documents::finished_at.eq(None::<NaiveDateTime>),
+        )))
+        .execute(conn)?;
         Ok(updated == 1)
     })
 }
@@ -182,13 +182,15 @@ pub fn update_progress(
     stage: &str,
 ) -> Result<(), DbError> {
     write_transaction(conn, |conn| {
-        diesel::update(
-            documents::table
-                .filter(documents::id.eq(id))
-                .filter(documents::job_id.eq(job_id))
-                .filter(documents::queue_status.eq(JobState::Processing.as_str())),
+        cached(
+            diesel::update(
+                documents::table
+                    .filter(documents::id.eq(id))
+                    .filter(documents::job_id.eq(job_id))
+                    .filter(documents::queue_status.eq(JobState::Processing.as_str())),
+            )
+            .set((documents::progress.eq(progress), documents::stage.eq(stage))),
         )
-        .set((documents::progress.eq(progress), documents::stage.eq(stage)))
         .execute(conn)?;
         Ok(())
     })
@@ -202,17 +204,16 @@ pub fn mark_completed(
     warning: Option<&str>,
 ) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
-        let updated = diesel::update(owned_unfinished(id, job_id))
-            .set((
-                documents::queue_status.eq(JobState::Completed.as_str()),
-                documents::chunk_count.eq(chunk_count),
-                documents::warning.eq(warning),
-                documents::progress.eq(100),
-                documents::stage.eq(None::<String>),
-                documents::error.eq(None::<String>),
-                documents::finished_at.eq(now()),
-            ))
-            .execute(conn)?;
+        let updated = cached(diesel::update(owned_unfinished(id, job_id)).set((
+            documents::queue_status.eq(JobState::Completed.as_str()),
+            documents::chunk_count.eq(chunk_count),
+            documents::warning.eq(warning),
+            documents::progress.eq(100),
+            documents::stage.eq(None::<String>),
+            documents::error.eq(None::<String>),
+            documents::finished_at.eq(now()),
+        )))
+        .execute(conn)?;
         Ok(updated == 1)
     })
 }
@@ -226,14 +227,13 @@ pub fn mark_ended(
     error: Option<&str>,
 ) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
-        let updated = diesel::update(owned_unfinished(id, job_id))
-            .set((
-                documents::queue_status.eq(status.as_str()),
-                documents::error.eq(error),
-                documents::stage.eq(None::<String>),
-                documents::finished_at.eq(now()),
-            ))
-            .execute(conn)?;
+        let updated = cached(diesel::update(owned_unfinished(id, job_id)).set((
+            documents::queue_status.eq(status.as_str()),
+            documents::error.eq(error),
+            documents::stage.eq(None::<String>),
+            documents::finished_at.eq(now()),
+        )))
+        .execute(conn)?;
         Ok(updated == 1)
     })
 }
@@ -242,14 +242,13 @@ pub fn mark_ended(
 /// stalled lease, hand-back at shutdown). `error` is the last attempt's, if any.
 pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Option<&str>) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
-        let updated = diesel::update(owned_unfinished(id, job_id))
-            .set((
-                documents::queue_status.eq(JobState::Queued.as_str()),
-                documents::error.eq(error),
-                documents::progress.eq(0),
-                documents::stage.eq(None::<String>),
-            ))
-            .execute(conn)?;
+        let updated = cached(diesel::update(owned_unfinished(id, job_id)).set((
+            documents::queue_status.eq(JobState::Queued.as_str()),
+            documents::error.eq(error),
+            documents::progress.eq(0),
+            documents::stage.eq(None::<String>),
+        )))
+        .execute(conn)?;
         Ok(updated == 1)
     })
 }
@@ -257,20 +256,19 @@ pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Opt
 /// A terminal document sent round again (admin retry): new job id, fresh counters.
 pub fn requeue_with_new_job(conn: &mut DbConnection, id: &str, new_job_id: &str) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
-        let updated = diesel::update(documents::table.filter(documents::id.eq(id)))
-            .set((
-                documents::queue_status.eq(JobState::Queued.as_str()),
-                documents::job_id.eq(new_job_id),
-                documents::error.eq(None::<String>),
-                documents::progress.eq(0),
-                documents::stage.eq(None::<String>),
-                documents::attempts.eq(0),
-                documents::worker_id.eq(None::<String>),
-                documents::queued_at.eq(now()),
-                documents::started_at.eq(None::<NaiveDateTime>),
-                documents::finished_at.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?;
+        let updated = cached(diesel::update(documents::table.filter(documents::id.eq(id))).set((
+            documents::queue_status.eq(JobState::Queued.as_str()),
+            documents::job_id.eq(new_job_id),
+            documents::error.eq(None::<String>),
+            documents::progress.eq(0),
+            documents::stage.eq(None::<String>),
+            documents::attempts.eq(0),
+            documents::worker_id.eq(None::<String>),
+            documents::queued_at.eq(now()),
+            documents::started_at.eq(None::<NaiveDateTime>),
+            documents::finished_at.eq(None::<NaiveDateTime>),
+        )))
+        .execute(conn)?;
         Ok(updated == 1)
     })
 }

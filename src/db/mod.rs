@@ -3,6 +3,7 @@
 //! actix event loops.
 
 pub mod attempts;
+mod cached;
 mod checkpoint;
 pub mod chunks;
 pub mod documents;
