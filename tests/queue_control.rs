@@ -164,7 +164,8 @@ async fn enqueueing_a_job_again_leaves_it_waiting_once() {
     assert_eq!((claimed.job_id.as_str(), claimed.document_id.as_str(), claimed.attempts), ("a", "doc-a", 1));
     assert_eq!((claimed.content_type.as_str(), claimed.size_bytes), ("text/plain", 1));
     assert_eq!(queue.enqueue(&[job("a")]).await.unwrap(), vec![None], "an active job is left running");
-    let (ended, next) = queue.end_job_and_claim(&claimed, JobState::Completed, "", Some(("worker-1", ""))).await.unwrap();
+    let (ended, next) =
+        queue.end_job_and_claim(&claimed, JobState::Completed, "", Some(("worker-1", ""))).await.unwrap();
     assert!(ended);
     assert_eq!(next.map(|job| job.job_id), Some("b".to_string()));
     assert!(queue.claim(&mut conn, "worker-1").await.unwrap().is_none(), "each job ran once");

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use common::processors::ScriptedProcessor;
 use common::{token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::db::attempts::{self, AttemptOutcome};
+use docqueue::db::models::{now, Document, FileFacts};
+use docqueue::db::{documents, Db};
 use docqueue::job_state::JobState;
 use docqueue::queue::ClaimedJob;
 use redis::Commands;
@@ -199,4 +202,54 @@ async fn sigterm_closes_open_websockets_as_going_away_instead_of_waiting_for_the
     // Waiting for the socket would have taken the whole grace period.
     assert!(signalled.elapsed() < Duration::from_secs(grace / 2), "exited {:?} after SIGTERM", signalled.elapsed());
     println!("socket closed as going away and process exited {} ms after SIGTERM", signalled.elapsed().as_millis());
+}
+
+/// The rescuer writes the row after the job is back in Redis, so another worker may have
+/// claimed it and marked the row first. The stalled run's late end must leave the new
+/// run alone: the row stays `processing` under its new worker, and only the stalled
+/// run's attempt is closed. A requeue of the run the row shows still applies.
+#[actix_web::test]
+async fn a_stalled_runs_late_requeue_leaves_the_jobs_next_run_alone() {
+    let env = TestEnv::new();
+    let db = Db::connect(&env.config(json!({})).database).unwrap();
+    db.migrate().unwrap();
+    let file = FileFacts {
+        filename: "notes.md".into(),
+        content_type: "text/markdown".into(),
+        size_bytes: 10,
+        sha256: "0".repeat(64),
+        storage_path: "alice/notes".into(),
+    };
+    let row = Document::queued("doc-rescued".into(), "alice", file, 0, now());
+    let (id, job) = (row.id.clone(), row.job_id.clone());
+    let (stalled, next) = ("host:100:0", "host:200:1");
+    let late_requeue_changed = {
+        let (id, job) = (id.clone(), job.clone());
+        db.write(move |conn| {
+            documents::insert_all(conn, &[row])?;
+            documents::mark_processing(conn, &id, &job, stalled, 1)?;
+            attempts::record_start(conn, &id, &job, 1, stalled)?;
+            documents::mark_processing(conn, &id, &job, next, 2)?;
+            attempts::record_start(conn, &id, &job, 2, next)?;
+            attempts::record_end(conn, &job, stalled, 1, AttemptOutcome::Stalled, Some("stopped responding"))?;
+            documents::mark_requeued(conn, &id, &job, stalled, 1, Some("stopped responding"))
+        })
+        .await
+        .unwrap()
+    };
+    assert!(!late_requeue_changed, "the stalled run's requeue must not apply to the next run's row");
+    let find = |id: String| db.run(move |conn| documents::find(conn, &id));
+    let doc = find(id.clone()).await.unwrap().unwrap();
+    assert_eq!((doc.queue_status.as_str(), doc.worker_id.as_deref(), doc.attempts), ("processing", Some(next), 2));
+    let runs = {
+        let id = id.clone();
+        db.run(move |conn| attempts::for_document(conn, &id)).await.unwrap()
+    };
+    let runs: Vec<_> = runs.iter().map(|r| (r.attempt, r.worker_id.as_str(), r.outcome.as_deref())).collect();
+    assert_eq!(runs, vec![(1, stalled, Some("stalled")), (2, next, None)]);
+
+    let (id2, job2) = (id.clone(), job.clone());
+    let requeued = db.write(move |conn| documents::mark_requeued(conn, &id2, &job2, next, 2, None)).await.unwrap();
+    assert!(requeued);
+    assert_eq!(find(id).await.unwrap().unwrap().queue_status, "queued");
 }

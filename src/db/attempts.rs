@@ -77,29 +77,28 @@ pub fn record_start(
     })
 }
 
-/// Closes the job's open attempt by `worker_id`, or by any worker (the rescuer closes
-/// the attempt of a worker that died).
+/// Closes the run of the job by `worker_id` numbered `attempt`, if it is still open
+/// (the rescuer closes the run of a worker that died, never a newer run of the job).
 pub fn record_end(
     conn: &mut DbConnection,
     job_id: &str,
-    worker_id: Option<&str>,
+    worker_id: &str,
+    attempt: i32,
     outcome: AttemptOutcome,
     error: Option<&str>,
 ) -> Result<(), DbError> {
     write_transaction(conn, |conn| {
-        let open =
-            job_attempts::table.filter(job_attempts::job_id.eq(job_id)).filter(job_attempts::finished_at.is_null());
-        let ending = (
+        let open = job_attempts::table
+            .filter(job_attempts::job_id.eq(job_id))
+            .filter(job_attempts::worker_id.eq(worker_id))
+            .filter(job_attempts::attempt.eq(attempt))
+            .filter(job_attempts::finished_at.is_null());
+        cached(diesel::update(open).set((
             job_attempts::finished_at.eq(now()),
             job_attempts::outcome.eq(outcome.as_str()),
             job_attempts::error.eq(error),
-        );
-        match worker_id {
-            Some(worker_id) => {
-                cached(diesel::update(open.filter(job_attempts::worker_id.eq(worker_id))).set(ending)).execute(conn)?
-            }
-            None => cached(diesel::update(open).set(ending)).execute(conn)?,
-        };
+        )))
+        .execute(conn)?;
         Ok(())
     })
 }

@@ -238,11 +238,24 @@ pub fn mark_ended(
     })
 }
 
-/// The job went back to the queue (retry after a transient failure, rescue of a
-/// stalled lease, hand-back at shutdown). `error` is the last attempt's, if any.
-pub fn mark_requeued(conn: &mut DbConnection, id: &str, job_id: &str, error: Option<&str>) -> Result<bool, DbError> {
+/// The run of `worker_id` numbered `attempt` went back to the queue (retry after a
+/// transient failure, rescue of a stalled lease, hand-back at shutdown). `error` is
+/// that run's, if any. The job may be running again already, claimed by another worker
+/// the moment it was back in Redis: the row is left alone (false) unless it still shows
+/// the run that ended.
+pub fn mark_requeued(
+    conn: &mut DbConnection,
+    id: &str,
+    job_id: &str,
+    worker_id: &str,
+    attempt: i32,
+    error: Option<&str>,
+) -> Result<bool, DbError> {
     write_transaction(conn, |conn| {
-        let updated = cached(diesel::update(owned_unfinished(id, job_id)).set((
+        let of_that_run = owned_unfinished(id, job_id)
+            .filter(documents::worker_id.eq(worker_id))
+            .filter(documents::attempts.eq(attempt));
+        let updated = cached(diesel::update(of_that_run).set((
             documents::queue_status.eq(JobState::Queued.as_str()),
             documents::error.eq(error),
             documents::progress.eq(0),

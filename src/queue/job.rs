@@ -101,6 +101,9 @@ pub struct RescuedJob {
     pub document_id: String,
     pub outcome: RescueOutcome,
     pub stalls: u32,
+    /// The run that stalled: its worker and its attempt number.
+    pub worker_id: String,
+    pub attempt: u32,
 }
 
 /// Where the rescuer left a job whose lease expired.

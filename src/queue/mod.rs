@@ -407,13 +407,15 @@ impl Queue {
             .arg(500)
             .invoke_async(&mut conn)
             .await?;
-        flat.chunks_exact(4)
+        flat.chunks_exact(6)
             .map(|f| {
                 Ok(RescuedJob {
                     job_id: f[0].clone(),
                     document_id: f[1].clone(),
                     outcome: RescueOutcome::from_redis(&f[2])?,
                     stalls: f[3].parse().unwrap_or(0),
+                    worker_id: f[4].clone(),
+                    attempt: f[5].parse().unwrap_or(0),
                 })
             })
             .collect()

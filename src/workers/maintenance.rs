@@ -21,6 +21,7 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
     for job in &rescued {
         log::warn!("job {} stalled ({} times): {:?}", job.job_id, job.stalls, job.outcome);
         let (doc_id, job_id, outcome) = (job.document_id.clone(), job.job_id.clone(), job.outcome);
+        let (worker, attempt) = (job.worker_id.clone(), job.attempt as i32);
         let reason = match outcome {
             RescueOutcome::Requeued => "its worker stopped responding; queued again".to_string(),
             _ => format!("the job stalled {} times (its worker stopped responding)", job.stalls),
@@ -30,9 +31,11 @@ pub async fn rescue_stalled(deps: &WorkerDeps) -> Result<usize, QueueError> {
             .db
             .run(move |conn| {
                 let stalled = Some("the worker stopped responding");
-                attempts::record_end(conn, &job_id, None, AttemptOutcome::Stalled, stalled)?;
+                attempts::record_end(conn, &job_id, &worker, attempt, AttemptOutcome::Stalled, stalled)?;
                 let changed = match outcome {
-                    RescueOutcome::Requeued => documents::mark_requeued(conn, &doc_id, &job_id, Some(&error))?,
+                    RescueOutcome::Requeued => {
+                        documents::mark_requeued(conn, &doc_id, &job_id, &worker, attempt, Some(&error))?
+                    }
                     RescueOutcome::Cancelled => {
                         documents::mark_ended(conn, &doc_id, &job_id, JobState::Cancelled, None)?
                     }

@@ -272,12 +272,12 @@ enum RowUpdate {
 /// Writes the outcome to the row, then tells the owner (only if the row changed:
 /// a row that moved on is someone else's to announce).
 async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, update: Option<RowUpdate>) {
-    let (job_id, worker) = (job.job_id.clone(), worker_id.to_string());
+    let (job_id, worker, attempt) = (job.job_id.clone(), worker_id.to_string(), job.attempts as i32);
     let Some(update) = update else {
         log::info!("job {}: lease lost; leaving the row to its new owner", job.job_id);
         let _ = deps
             .db
-            .write(move |conn| attempts::record_end(conn, &job_id, Some(&worker), AttemptOutcome::LeaseLost, None))
+            .write(move |conn| attempts::record_end(conn, &job_id, &worker, attempt, AttemptOutcome::LeaseLost, None))
             .await;
         return;
     };
@@ -301,7 +301,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
                 RowUpdate::Requeued(Some(error)) => (AttemptOutcome::Retrying, Some(error.clone())),
                 RowUpdate::Requeued(None) => (AttemptOutcome::HandedBack, None),
             };
-            attempts::record_end(conn, &job_id, Some(&worker), outcome, error.as_deref())?;
+            attempts::record_end(conn, &job_id, &worker, attempt, outcome, error.as_deref())?;
             match update {
                 RowUpdate::Completed(processed) => documents::mark_completed(
                     conn,
@@ -313,7 +313,9 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
                 RowUpdate::Ended(state, error) => {
                     documents::mark_ended(conn, &doc_id, &job_id, state, error.as_deref())
                 }
-                RowUpdate::Requeued(error) => documents::mark_requeued(conn, &doc_id, &job_id, error.as_deref()),
+                RowUpdate::Requeued(error) => {
+                    documents::mark_requeued(conn, &doc_id, &job_id, &worker, attempt, error.as_deref())
+                }
             }
         })
         .await;

@@ -2,7 +2,9 @@
 -- died or hung), and at once those whose worker process's liveness key expired (the
 -- process was killed). Each goes back to the queue counting a stall, fails after
 -- max_stalls, or finishes cancelled if a cancel was requested. ARGV: prefix,
--- max_stalls, limit. Returns a flat list of (job_id, document_id, outcome, stalls).
+-- max_stalls, limit. Returns a flat list of (job_id, document_id, outcome, stalls,
+-- worker, attempt): the run that stalled, so its row is ended only if no newer run of
+-- the job has taken the row already.
 local now = now_ms()
 local out = {}
 
@@ -12,7 +14,8 @@ local function rescue(id)
   if redis.call('EXISTS', jk) == 0 then
     return
   end
-  local f = redis.call('HMGET', jk, 'document_id', 'user_id', 'priority', 'seq', 'cancel_requested')
+  local f = redis.call('HMGET', jk, 'document_id', 'user_id', 'priority', 'seq', 'cancel_requested', 'worker',
+    'attempts')
   local stalls = redis.call('HINCRBY', jk, 'stalls', 1)
   redis.call('HINCRBY', p .. 'stats', 'stalled', 1)
   local outcome
@@ -29,10 +32,9 @@ local function rescue(id)
     add_waiting(id, f[2], f[3], f[4])
     wake(1)
   end
-  table.insert(out, id)
-  table.insert(out, f[1])
-  table.insert(out, outcome)
-  table.insert(out, stalls)
+  for _, value in ipairs({id, f[1], outcome, stalls, f[6] or '', f[7] or '0'}) do
+    out[#out + 1] = value
+  end
 end
 
 local limit = tonumber(ARGV[3])
