@@ -29,6 +29,8 @@ if [ -z "$ADMIN" ] && command -v docqueue >/dev/null; then
   ADMIN=$(docqueue token --user ops --admin)
 fi
 REDIS_URL=${REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/}
+# Every redis-cli call has -c: on a Redis Cluster it follows MOVED to the node that holds
+# docqueue's keys (they share the prefix's hash tag); on one server it changes nothing.
 LOG=${DOCTOR_LOG:-}
 JOB_ID=${DOCTOR_JOB:-}
 USER_ID=${DOCTOR_USER:-}
@@ -102,7 +104,7 @@ P=${DOCQUEUE_REDIS__PREFIX:-${server_prefix:-docq:}}
 
 # --- Redis ----------------------------------------------------------------------------
 redis_up=""
-pong=$(redis-cli -u "$REDIS_URL" PING 2>&1)
+pong=$(redis-cli -c -u "$REDIS_URL" PING 2>&1)
 if [ "$pong" = PONG ]; then
   redis_up=1
   report OK redis "PONG from $REDIS_URL, key prefix $P"
@@ -114,16 +116,16 @@ fi
 skip_without_redis() { report SKIP "$1" "Redis does not answer"; }
 
 if [ -n "$redis_up" ]; then
-  memory=$(redis-cli -u "$REDIS_URL" INFO memory | tr -d '\r')
-  evicted=$(redis-cli -u "$REDIS_URL" INFO stats | tr -d '\r' | sed -n 's/^evicted_keys://p')
+  memory=$(redis-cli -c -u "$REDIS_URL" INFO memory | tr -d '\r')
+  evicted=$(redis-cli -c -u "$REDIS_URL" INFO stats | tr -d '\r' | sed -n 's/^evicted_keys://p')
   used=$(sed -n 's/^used_memory://p' <<<"$memory")
   max=$(sed -n 's/^maxmemory://p' <<<"$memory")
   policy=$(sed -n 's/^maxmemory_policy://p' <<<"$memory")
-  kept=$(($(redis-cli -u "$REDIS_URL" ZCARD "${P}completed") + $(redis-cli -u "$REDIS_URL" ZCARD "${P}failed") + $(redis-cli -u "$REDIS_URL" ZCARD "${P}cancelled")))
+  kept=$(($(redis-cli -c -u "$REDIS_URL" ZCARD "${P}completed") + $(redis-cli -c -u "$REDIS_URL" ZCARD "${P}failed") + $(redis-cli -c -u "$REDIS_URL" ZCARD "${P}cancelled")))
   figure="used $((used / 1048576)) MiB, maxmemory $([ "$max" -gt 0 ] && echo "$((max / 1048576)) MiB" || echo "none"), policy $policy, $evicted keys evicted, $kept finished jobs kept"
   if [ "$policy" != noeviction ] || [ "${evicted:-0}" -gt 0 ]; then
     report WARN redis-memory "$figure: an evicting Redis drops jobs" \
-      'fix: redis-cli -u "$REDIS_URL" CONFIG SET maxmemory-policy noeviction' \
+      'fix: redis-cli -c -u "$REDIS_URL" CONFIG SET maxmemory-policy noeviction' \
       "$(section redis-unreachable-or-evicting)"
   elif [ "$max" -gt 0 ] && [ $((used * 10)) -gt $((max * 9)) ]; then
     report WARN redis-memory "$figure: over 90 % of maxmemory; at the limit enqueues fail" \
@@ -143,9 +145,9 @@ fi
 
 # --- jobs stuck queued ------------------------------------------------------------------
 if [ -n "$redis_up" ]; then
-  waiting=$(redis-cli -u "$REDIS_URL" ZCARD "${P}queue")
-  delayed=$(redis-cli -u "$REDIS_URL" ZCARD "${P}delayed")
-  if [ "$(redis-cli -u "$REDIS_URL" EXISTS "${P}paused")" = 1 ]; then
+  waiting=$(redis-cli -c -u "$REDIS_URL" ZCARD "${P}queue")
+  delayed=$(redis-cli -c -u "$REDIS_URL" ZCARD "${P}delayed")
+  if [ "$(redis-cli -c -u "$REDIS_URL" EXISTS "${P}paused")" = 1 ]; then
     report WARN paused "claiming is paused: $waiting waiting until it is resumed" \
       'fix: curl -s -X POST -H "Authorization: Bearer $ADMIN" "$URL/api/admin/queue/resume"' \
       "$(section jobs-stuck-queued)"
@@ -153,8 +155,8 @@ if [ -n "$redis_up" ]; then
     report OK paused "claiming runs"
   fi
 
-  processes=$(redis-cli -u "$REDIS_URL" --scan --pattern "${P}alive:*" | wc -l)
-  workers=$(redis-cli -u "$REDIS_URL" HLEN "${P}workers")
+  processes=$(redis-cli -c -u "$REDIS_URL" --scan --pattern "${P}alive:*" | wc -l)
+  workers=$(redis-cli -c -u "$REDIS_URL" HLEN "${P}workers")
   if [ "$processes" -eq 0 ]; then
     report WARN workers "no live worker process on prefix $P: jobs will wait ($waiting waiting now)" \
       "start one: docqueue serve --role worker (or --role all), with the same redis.prefix" \
@@ -165,7 +167,7 @@ if [ -n "$redis_up" ]; then
 
   # Worker processes of every prefix on this Redis (another deployment, or a pool
   # started with the wrong redis.prefix).
-  others=$(redis-cli -u "$REDIS_URL" --scan --pattern '*alive:*' | sed 's/alive:.*//' | sort -u | grep -vxF -- "$P" | tr '\n' ' ')
+  others=$(redis-cli -c -u "$REDIS_URL" --scan --pattern '*alive:*' | sed 's/alive:.*//' | sort -u | grep -vxF -- "$P" | tr '\n' ' ')
   if [ "$processes" -eq 0 ] && [ -n "$others" ]; then
     report WARN prefix "workers are alive on other prefixes: ${others% }; none on $P" \
       "if one of them is this deployment's pool, give it redis.prefix = \"$P\" (DOCQUEUE_REDIS__PREFIX) and restart it" \
@@ -174,8 +176,8 @@ if [ -n "$redis_up" ]; then
     report OK prefix "$P${others:+ (other prefixes with live workers: ${others% })}"
   fi
 
-  oldest=$(redis-cli -u "$REDIS_URL" ZRANGE "${P}waiting_since" 0 0 WITHSCORES)
-  now_ms=$(redis-cli -u "$REDIS_URL" TIME | awk 'NR == 1 { s = $1 } NR == 2 { printf "%d", s * 1000 + $1 / 1000 }')
+  oldest=$(redis-cli -c -u "$REDIS_URL" ZRANGE "${P}waiting_since" 0 0 WITHSCORES)
+  now_ms=$(redis-cli -c -u "$REDIS_URL" TIME | awk 'NR == 1 { s = $1 } NR == 2 { printf "%d", s * 1000 + $1 / 1000 }')
   if [ -n "$oldest" ]; then
     oldest_job=$(head -n 1 <<<"$oldest")
     oldest_age=$(((now_ms - $(tail -n 1 <<<"$oldest")) / 1000))
@@ -201,14 +203,14 @@ if [ -n "$redis_up" ]; then
     running=$((running + 1))
     [ "${lease_until%.*}" -lt "$now_ms" ] && expired=$((expired + 1))
     # '|' between fields: an empty one (no process, no stage yet) must keep its place.
-    IFS='|' read -r started process stage < <(redis-cli -u "$REDIS_URL" HMGET "${P}job:$job" started_at process stage | paste -sd '|')
-    if [ -n "$process" ] && [ "$(redis-cli -u "$REDIS_URL" EXISTS "${P}alive:$process")" = 0 ]; then
+    IFS='|' read -r started process stage < <(redis-cli -c -u "$REDIS_URL" HMGET "${P}job:$job" started_at process stage | paste -sd '|')
+    if [ -n "$process" ] && [ "$(redis-cli -c -u "$REDIS_URL" EXISTS "${P}alive:$process")" = 0 ]; then
       orphaned=$((orphaned + 1))
     fi
     if [ -n "$started" ] && [ $(((now_ms - started) / 1000)) -gt "$longest" ]; then
       longest=$(((now_ms - started) / 1000)) longest_job="$job${stage:+, $stage}"
     fi
-  done < <(redis-cli -u "$REDIS_URL" ZRANGE "${P}active" 0 -1 WITHSCORES | paste - -)
+  done < <(redis-cli -c -u "$REDIS_URL" ZRANGE "${P}active" 0 -1 WITHSCORES | paste - -)
   figure="$running running, the longest for ${longest} s${longest_job:+ (job $longest_job)}, $expired leases expired, $orphaned of dead processes"
   if [ "$expired" -gt 0 ] || [ "$orphaned" -gt 0 ]; then
     report WARN processing "$figure: no process is rescuing them (rescue runs in every worker process)" \
@@ -229,8 +231,8 @@ fi
 if [ -z "$JOB_ID" ]; then
   report OK job "none named: set DOCTOR_JOB to a job id to look at it"
 elif [ -n "$redis_up" ]; then
-  record=$(redis-cli -u "$REDIS_URL" HMGET "${P}job:$JOB_ID" state stage progress worker attempts stalls lease_until | paste -sd '|')
-  rank=$(redis-cli -u "$REDIS_URL" ZRANK "${P}queue" "$JOB_ID")
+  record=$(redis-cli -c -u "$REDIS_URL" HMGET "${P}job:$JOB_ID" state stage progress worker attempts stalls lease_until | paste -sd '|')
+  rank=$(redis-cli -c -u "$REDIS_URL" ZRANK "${P}queue" "$JOB_ID")
   story=$(curl -s -H "Authorization: Bearer $ADMIN" "$URL/api/admin/queue/jobs/$JOB_ID" | jq -c 'if .error then .error.message else {document: .document.queue_status, error: .document.error, attempts: [.attempts[] | {worker_id, outcome, error, extractor_outcome}]} end')
   IFS='|' read -r state stage progress worker attempts stalls lease_until <<<"$record"
   if [ -z "$state" ]; then
@@ -248,11 +250,11 @@ fi
 
 # --- events to the browser ----------------------------------------------------------------
 if [ -n "$redis_up" ]; then
-  hubs=$(redis-cli -u "$REDIS_URL" PUBSUB NUMSUB "${P}events" | tail -n 1)
+  hubs=$(redis-cli -c -u "$REDIS_URL" PUBSUB NUMSUB "${P}events" | tail -n 1)
   figure="$hubs processes receive events"
   if [ -n "$USER_ID" ]; then
-    seq=$(redis-cli -u "$REDIS_URL" GET "${P}events:seq:$USER_ID")
-    kept=$(redis-cli -u "$REDIS_URL" XLEN "${P}events:stream:$USER_ID")
+    seq=$(redis-cli -c -u "$REDIS_URL" GET "${P}events:seq:$USER_ID")
+    kept=$(redis-cli -c -u "$REDIS_URL" XLEN "${P}events:stream:$USER_ID")
     figure="$figure; $USER_ID's last seq ${seq:-0}, $kept events kept for resume"
   fi
   if [ "$hubs" -eq 0 ]; then
@@ -269,8 +271,8 @@ fi
 # Over the last 15 minutes, like the alert: finished jobs are scored by when they ended.
 if [ -n "$redis_up" ]; then
   since=$((now_ms - 900000))
-  recent_completed=$(redis-cli -u "$REDIS_URL" ZCOUNT "${P}completed" "$since" +inf)
-  recent_failed=$(redis-cli -u "$REDIS_URL" ZCOUNT "${P}failed" "$since" +inf)
+  recent_completed=$(redis-cli -c -u "$REDIS_URL" ZCOUNT "${P}completed" "$since" +inf)
+  recent_failed=$(redis-cli -c -u "$REDIS_URL" ZCOUNT "${P}failed" "$since" +inf)
   figure="in the last 15 min $recent_completed completed, $recent_failed failed"
   reasons=""
   if [ -n "$status_json" ] && [ "$recent_failed" -gt 0 ]; then
