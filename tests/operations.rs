@@ -152,6 +152,7 @@ async fn doctor_is_green_on_a_healthy_server_and_names_a_paused_queue() {
     assert_eq!(paused.status("paused"), "WARN");
     assert!(paused.line("paused").contains("claiming is paused: 1 waiting"), "{}", paused.output);
     assert!(paused.line("job").contains(&format!("{job_id}: waiting, position 1")), "{}", paused.output);
+    assert!(paused.line("job").contains("attempt 0, 0 stalls"), "{}", paused.output);
     let events = paused.line("events");
     assert!(events.contains("alice's last seq") && !events.contains("last seq 0"), "{}", paused.output);
 
