@@ -23,6 +23,9 @@ use docqueue::queue::{NewJob, Queue};
 use serde_json::json;
 
 const CHILD: &str = "QUEUE_BENCH_CHILD_CONFIG";
+/// The kill-recovery figure gives up (and says what the row shows) after this long,
+/// rather than waiting for ever.
+const KILL_WAIT_LIMIT: Duration = Duration::from_secs(90);
 
 fn main() {
     if let Ok(config) = std::env::var(CHILD) {
@@ -364,12 +367,14 @@ async fn kill_recovery(redis_url: &str, mut queue_settings: serde_json::Value) -
     queue.enqueue(&[NewJob::for_document(&row)]).await.unwrap();
     let child_marker = format!(":{}:", child.id());
     let id = row.id.clone();
+    let spawned = Instant::now();
     loop {
         let id = id.clone();
         let doc = db.run(move |c| documents::find(c, &id)).await.unwrap().unwrap();
         if doc.worker_id.as_deref().is_some_and(|w| w.contains(&child_marker)) {
             break;
         }
+        assert!(spawned.elapsed() < KILL_WAIT_LIMIT, "the worker process never took the job: {doc:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -388,6 +393,7 @@ async fn kill_recovery(redis_url: &str, mut queue_settings: serde_json::Value) -
         if doc.worker_id.as_deref().is_some_and(|w| w.contains(&me)) && doc.queue_status == "processing" {
             break;
         }
+        assert!(killed.elapsed() < KILL_WAIT_LIMIT, "the killed worker's job never ran again here: {doc:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = killed.elapsed().as_secs_f64();
