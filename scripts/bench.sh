@@ -36,9 +36,11 @@ postgres_for_bench() {
   fi
 }
 
-# BullMQ's figures (benches/bullmq) and then docqueue's (benches/queue.rs) on one Redis
-# of the run's own, emptied between them; the raw lines and the table are kept under
-# target/bench-compare/.
+# BullMQ's figures (benches/bullmq) and docqueue's (benches/queue.rs) on one Redis of the
+# run's own, emptied between them, group by group: each of BullMQ's groups runs right
+# before docqueue's same group, so a pair meets the shared machine in the same state
+# (its speed drifts by tens of percent within minutes). The raw lines and the table are
+# kept under target/bench-compare/.
 compare() {
   { command -v node >/dev/null && command -v npm >/dev/null; } || apt_install nodejs npm
   log "npm ci in benches/bullmq"
@@ -51,11 +53,17 @@ compare() {
   stamp=$(date +%Y-%m-%d-%H%M%S)
   bullmq=$(node -p 'require("./benches/bullmq/node_modules/bullmq/package.json").version')
   mkdir -p "$out"
-  log "BullMQ $bullmq"
-  node benches/bullmq/bench.mjs | tee "$out/$stamp-raw.jsonl"
-  redis-cli -u "$BENCH_REDIS_URL" flushall >/dev/null
-  log "docqueue"
-  cargo bench --quiet --bench queue | tee -a "$out/$stamp-raw.jsonl"
+  : >"$out/$stamp-raw.jsonl"
+  # BullMQ's group, then docqueue's groups that stand beside it in the table.
+  local pair
+  for pair in enqueue:enqueue,users noop:noop,pool latency:latency kill:kill; do
+    log "BullMQ $bullmq: ${pair%%:*}"
+    BULLMQ_BENCH_ONLY=${pair%%:*} node benches/bullmq/bench.mjs | tee -a "$out/$stamp-raw.jsonl"
+    redis-cli -u "$BENCH_REDIS_URL" flushall >/dev/null
+    log "docqueue: ${pair#*:}"
+    QUEUE_BENCH_ONLY=${pair#*:} cargo bench --quiet --bench queue | tee -a "$out/$stamp-raw.jsonl"
+    redis-cli -u "$BENCH_REDIS_URL" flushall >/dev/null
+  done
   python3 scripts/bench_compare.py "$out/$stamp-raw.jsonl" \
     "docqueue vs BullMQ $bullmq on one private Redis $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), $(date '+%Y-%m-%d %H:%M'), $(nproc) cores" |
     tee "$out/$stamp-table.md"

@@ -215,13 +215,25 @@ async function killRecovery(lockSettings, limitMs) {
   return { seconds, rssKib };
 }
 
+// BULLMQ_BENCH_ONLY=enqueue,noop,latency,kill runs those groups alone (scripts/bench.sh
+// compare runs each beside docqueue's same group, so both meet the machine as it is then).
+const only = process.env.BULLMQ_BENCH_ONLY?.split(',');
+const wanted = (group) => !only || only.includes(group);
+
 async function main() {
-  await enqueueSingle();
-  await enqueueBatched();
-  for (const concurrency of [5, 50]) {
-    await noopThroughput(concurrency);
+  if (wanted('enqueue')) {
+    await enqueueSingle();
+    await enqueueBatched();
   }
-  await steadyLatency();
+  if (wanted('noop')) {
+    for (const concurrency of [5, 50]) {
+      await noopThroughput(concurrency);
+    }
+  }
+  if (wanted('latency')) {
+    await steadyLatency();
+  }
+  if (!wanted('kill')) return;
 
   const tuned = { lockDuration: 5000, stalledInterval: 5000 };
   const { seconds, rssKib } = await killRecovery(tuned, 70000);
