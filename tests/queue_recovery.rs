@@ -83,6 +83,12 @@ async fn a_job_whose_worker_process_is_killed_runs_again_elsewhere_within_second
     assert_eq!(restarted["attempts"], 2);
     let done = api.wait_for_status(&alice, &id, "completed").await;
     assert_eq!(done["attempts"], 2);
+    // The rescue closed the killed run's attempt only: the survivor's run, which may have
+    // marked the row before the rescuer wrote it, ended completed.
+    let (status, story) = api.get_json(&common::admin_token("ops"), &format!("/api/admin/queue/jobs/{job_id}")).await;
+    assert_eq!(status, 200, "{story}");
+    let runs: Vec<_> = story["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].clone()).collect();
+    assert_eq!(runs, vec![json!("stalled"), json!("completed")], "{story:#}");
 
     // The killed worker's late completion, with its old token, is refused.
     let stale = ClaimedJob {
