@@ -8,31 +8,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{scrape, token, value, TestEnv, TestServer};
+use common::{migrated_db, queued_row, scrape, token, value, TestEnv, TestServer};
 use diesel::{Connection, SqliteConnection};
 use docqueue::app::Role;
-use docqueue::db::models::{Document, FileFacts};
-use docqueue::db::{documents, Db, DbConnection, DbError};
+use docqueue::db::models::Document;
+use docqueue::db::{documents, DbConnection, DbError};
 use serde_json::json;
-
-/// A queued document row for the group-commit test.
-fn row(id: &str) -> Document {
-    let file = FileFacts {
-        filename: format!("{id}.md"),
-        content_type: "text/markdown".into(),
-        size_bytes: 10,
-        sha256: "0".repeat(64),
-        storage_path: format!("alice/{id}"),
-    };
-    Document::queued(id.to_string(), "alice", file, 0, chrono::Utc::now().naive_utc())
-}
-
-/// The test's database, migrated, with `overrides` applied to its configuration.
-fn migrated_db(env: &TestEnv, overrides: serde_json::Value) -> Db {
-    let db = Db::connect(&env.config(overrides).database).unwrap();
-    db.migrate().unwrap();
-    db
-}
 
 #[actix_web::test]
 async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_rolls_back_alone() {
@@ -48,7 +29,7 @@ async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_r
         let db = db.clone();
         async move {
             db.write(move |conn| {
-                documents::insert_all(conn, &[row("doc-first")])?;
+                documents::insert_all(conn, &[queued_row("doc-first")])?;
                 let _ = started.send(());
                 let _ = released.recv();
                 Ok(())
@@ -62,7 +43,7 @@ async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_r
             let db = db.clone();
             tokio::spawn(async move {
                 db.write(move |conn| {
-                    documents::insert_all(conn, &[row(&format!("doc-{i:02}"))])?;
+                    documents::insert_all(conn, &[queued_row(&format!("doc-{i:02}"))])?;
                     // Every seventh write fails after its insert: only its insert is undone.
                     if i % 7 == 0 {
                         return Err(DbError::Task(format!("write {i} gives up")));
@@ -151,7 +132,7 @@ async fn sqlite_commits_reach_the_database_file_through_the_background_checkpoin
     }
     let env = TestEnv::new();
     let db = migrated_db(&env, json!({}));
-    db.write(|conn| documents::insert_all(conn, &[row("doc-checkpointed")])).await.unwrap();
+    db.write(|conn| documents::insert_all(conn, &[queued_row("doc-checkpointed")])).await.unwrap();
 
     // The database file alone, copied while the pool stays open (closing the last
     // connection would checkpoint too): a copy without its log holds only what a
@@ -189,7 +170,7 @@ async fn sqlite_log_file_is_cut_back_after_a_burst() {
     db.write(|conn| {
         let rows: Vec<Document> = (0..40)
             .map(|i| {
-                let mut row = row(&format!("doc-big-{i}"));
+                let mut row = queued_row(&format!("doc-big-{i}"));
                 row.filename = "x".repeat(1024 * 1024);
                 row
             })
@@ -209,7 +190,7 @@ async fn sqlite_log_file_is_cut_back_after_a_burst() {
     let mut i = 0;
     loop {
         i += 1;
-        db.write(move |conn| documents::insert_all(conn, &[row(&format!("doc-small-{i}"))])).await.unwrap();
+        db.write(move |conn| documents::insert_all(conn, &[queued_row(&format!("doc-small-{i}"))])).await.unwrap();
         let size = std::fs::metadata(&log).unwrap().len();
         if size <= limit {
             println!("log file {peak} → {size} bytes after {:?}", started.elapsed());

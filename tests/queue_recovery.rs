@@ -12,8 +12,7 @@ use common::processors::ScriptedProcessor;
 use common::{token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
 use docqueue::db::attempts::{self, AttemptOutcome};
-use docqueue::db::models::{now, Document, FileFacts};
-use docqueue::db::{documents, Db};
+use docqueue::db::documents;
 use docqueue::job_state::JobState;
 use docqueue::queue::ClaimedJob;
 use redis::Commands;
@@ -217,16 +216,8 @@ async fn sigterm_closes_open_websockets_as_going_away_instead_of_waiting_for_the
 #[actix_web::test]
 async fn a_stalled_runs_late_requeue_leaves_the_jobs_next_run_alone() {
     let env = TestEnv::new();
-    let db = Db::connect(&env.config(json!({})).database).unwrap();
-    db.migrate().unwrap();
-    let file = FileFacts {
-        filename: "notes.md".into(),
-        content_type: "text/markdown".into(),
-        size_bytes: 10,
-        sha256: "0".repeat(64),
-        storage_path: "alice/notes".into(),
-    };
-    let row = Document::queued("doc-rescued".into(), "alice", file, 0, now());
+    let db = common::migrated_db(&env, json!({}));
+    let row = common::queued_row("doc-rescued");
     let (id, job) = (row.id.clone(), row.job_id.clone());
     let (stalled, next) = ("host:100:0", "host:200:1");
     let late_requeue_changed = {

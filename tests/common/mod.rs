@@ -187,6 +187,26 @@ pub fn text_job(id: &str, user: &str) -> docqueue::queue::NewJob {
     }
 }
 
+/// A queued row of alice's Markdown document `id`, as an upload would create it (its
+/// file is never read), for tests that drive the database directly.
+pub fn queued_row(id: &str) -> docqueue::db::models::Document {
+    let file = docqueue::db::models::FileFacts {
+        filename: format!("{id}.md"),
+        content_type: "text/markdown".into(),
+        size_bytes: 10,
+        sha256: "0".repeat(64),
+        storage_path: format!("alice/{id}"),
+    };
+    docqueue::db::models::Document::queued(id.to_string(), "alice", file, 0, chrono::Utc::now().naive_utc())
+}
+
+/// The test's database, migrated, with `overrides` applied to its configuration.
+pub fn migrated_db(env: &TestEnv, overrides: Value) -> docqueue::db::Db {
+    let db = docqueue::db::Db::connect(&env.config(overrides).database).unwrap();
+    db.migrate().unwrap();
+    db
+}
+
 pub fn token(user: &str) -> String {
     keys().issue(user, TokenRole::User, Duration::from_secs(3600)).unwrap()
 }
