@@ -100,6 +100,9 @@ async fn positions_equal_the_claim_order_with_ten_thousand_users_waiting() {
         let jobs: Vec<NewJob> = batch.iter().map(NewJob::for_document).collect();
         queue.enqueue(&jobs).await.unwrap();
     }
+    // The admin's view of who waits, most first (ties by user id).
+    let top = queue.queued_per_user(2).await.unwrap();
+    assert_eq!(top, [("flooder".to_string(), 50), ("user-00000".to_string(), 1)]);
 
     // 200 jobs: all of the flooder's, and 150 single users spread over the queue.
     let mut reported: HashMap<String, u64> = HashMap::new();
@@ -120,6 +123,7 @@ async fn positions_equal_the_claim_order_with_ten_thousand_users_waiting() {
         claimed.insert(job.job_id, claimed.len() as u64 + 1);
     }
     assert_eq!(claimed.len(), 10_050);
+    assert_eq!(queue.queued_per_user(2).await.unwrap(), [], "no one waits once every job is claimed");
     for (job_id, position) in &reported {
         assert_eq!(claimed[job_id], *position, "job {job_id}: reported position {position}");
     }

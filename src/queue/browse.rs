@@ -119,12 +119,13 @@ impl Queue {
         Ok(records)
     }
 
-    /// Waiting jobs per user, most first.
+    /// Waiting jobs per user, the `top` users with most first.
     pub async fn queued_per_user(&self, top: usize) -> Result<Vec<(String, u64)>, QueueError> {
         let mut conn = self.connection().await?;
-        let stop = top.saturating_sub(1) as isize;
-        let per_user: Vec<(String, f64)> = conn.zrevrange_withscores(self.keys().waiting_users(), 0, stop).await?;
-        Ok(per_user.into_iter().map(|(user, n)| (user, n.max(0.0) as u64)).collect())
+        let mut per_user: Vec<(String, u64)> = conn.hgetall(self.keys().waiting_users()).await?;
+        per_user.sort_unstable_by(|(a_user, a), (b_user, b)| b.cmp(a).then_with(|| a_user.cmp(b_user)));
+        per_user.truncate(top);
+        Ok(per_user)
     }
 
     /// Completions in each of the last `minutes` minutes, oldest first.

@@ -10,7 +10,7 @@
 //! | `waiting_since` | sorted set | every waiting job, by when (ms) it began this wait: `queue` is in fair order, not by age, so the longest wait is read here (lua/oldest_waiting.lua) |
 //! | `vtime` | string | the virtual time: the slot of the last claimed job |
 //! | `waiting:<user>` | sorted set | a user's waiting jobs, by priority then arrival |
-//! | `users` | sorted set | users with waiting jobs, by how many |
+//! | `users_waiting` | hash | each user with waiting jobs: how many |
 //! | `delayed`, `active`, `completed`, `failed`, `cancelled` | sorted set | jobs per state |
 //! | `wake` | list | one entry per new job; idle workers block on it |
 //! | `paused` | string | present while the queue is paused |
@@ -57,9 +57,9 @@ impl Keys {
         format!("{}queue", self.prefix)
     }
 
-    /// Users with waiting jobs, scored by how many.
+    /// Each user with waiting jobs: how many.
     pub fn waiting_users(&self) -> String {
-        format!("{}users", self.prefix)
+        format!("{}users_waiting", self.prefix)
     }
 
     /// Sorted set of job ids in one state. Waiting jobs have none: they wait in

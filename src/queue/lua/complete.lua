@@ -14,7 +14,7 @@ end
 local finished_at = finish(id, state, ARGV[5], tonumber(owner[3] or 0))
 if state == 'completed' then
   -- Completions per minute, for throughput over the last 1/5/15 minutes.
-  local minute_key = p .. 'throughput:' .. math.floor(finished_at / 60000)
+  local minute_key = p .. 'throughput:' .. int_text(math.floor(finished_at / 60000))
   if redis.call('INCR', minute_key) == 1 then
     redis.call('EXPIRE', minute_key, 3600)
   end

@@ -29,7 +29,7 @@ for i = 3, #ARGV, 7 do
   ids[#ids + 1] = id
 end
 if created > 0 then
-  redis.call('HINCRBY', p .. 'stats', 'enqueued', created)
+  redis.call('HINCRBY', p .. 'stats', 'enqueued', int_text(created))
   if not announcing then
     wake(created)
   end
@@ -46,15 +46,15 @@ for n, id in ipairs(ids) do
     -- every field makes each later read and write of the hash a little slower.
     local fields = {'document_id', ARGV[i + 1], 'user_id', ARGV[i + 2], 'priority', ARGV[i + 3],
       'content_type', ARGV[i + 4], 'size_bytes', ARGV[i + 5], 'filename', ARGV[i + 6], 'state', 'waiting',
-      'seq', new[2], 'enqueued_at', now_text(),
-      'announced_position', result[n]}
+      'seq', int_text(new[2]), 'enqueued_at', now_text(),
+      'announced_position', int_text(result[n])}
     if announcing then
       fields[#fields + 1] = 'announcing'
       fields[#fields + 1] = '1'
     end
     redis.call('HSET', jk, unpack(fields))
   elseif result[n] > 0 then
-    redis.call('HSET', jk, 'announced_position', result[n])
+    redis.call('HSET', jk, 'announced_position', int_text(result[n]))
   end
 end
 return result

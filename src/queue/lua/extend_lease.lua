@@ -7,7 +7,7 @@ local owner = redis.call('HMGET', jk, 'state', 'token', 'cancel_requested')
 if owner[1] ~= 'active' or owner[2] ~= token then
   return 0
 end
-local deadline = now_ms() + tonumber(ARGV[4])
+local deadline = int_text(now_ms() + tonumber(ARGV[4]))
 redis.call('ZADD', p .. 'active', 'XX', deadline, id)
 redis.call('HSET', jk, 'lease_until', deadline)
 if owner[3] then

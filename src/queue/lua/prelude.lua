@@ -1,6 +1,6 @@
 -- Shared by every script. All keys start with the prefix in ARGV[1] (<p>); the same
 -- names are built in Rust by src/queue/keys.rs, which describes each:
---   job:<id>  queue  waiting_since  vtime  waiting:<user>  users  seq  wake  paused  stats  throughput:<minute>
+--   job:<id>  queue  waiting_since  vtime  waiting:<user>  users_waiting  seq  wake  paused  stats  throughput:<minute>
 --   delayed  active  completed  failed  cancelled  (sorted sets, one per state)
 --   hist:types  hist:wait  hist:duration:<type>  eta  (src/queue/statistics.rs)
 --   workers  alive:<process>  lock:<task>
@@ -24,11 +24,17 @@ local function now_ms()
   return now_cache
 end
 
--- The same instant as text, made once: Lua turns a number into text with sprintf, which
--- costs more than many a command the number is passed to.
+-- A whole number as text. Every number passed to a command becomes text, and Lua does
+-- that with the floating-point '%.14g', which costs more than many a command the
+-- number is passed to; '%d' costs a tenth of it.
+local function int_text(n)
+  return string.format('%d', n)
+end
+
+-- The same instant as text, made once.
 local now_text_cache = nil
 local function now_text()
-  now_text_cache = now_text_cache or tostring(now_ms())
+  now_text_cache = now_text_cache or int_text(now_ms())
   return now_text_cache
 end
 
@@ -40,6 +46,18 @@ end
 -- The virtual time, read once per script run (only a claim moves it).
 local vtime = nil
 
+-- <p>users_waiting holds each waiting user's number of waiting jobs, for the admin's
+-- view: copied from the user's own set, so it can never drift. A hash, not a sorted set:
+-- a small sorted set is a list that Redis walks, parsing every score, on each change.
+local function count_waiting(wk, user)
+  local n = redis.call('ZCARD', wk)
+  if n > 0 then
+    redis.call('HSET', p .. 'users_waiting', user, int_text(n))
+  else
+    redis.call('HDEL', p .. 'users_waiting', user)
+  end
+end
+
 -- Fair order: start-time fair queueing (see src/queue/fairness.md). Every waiting job
 -- holds a virtual start slot in <p>queue, the one global order of waiting jobs; a claim
 -- pops the lowest. A user's new job gets slot max(user's last waiting slot, the
@@ -50,11 +68,11 @@ local function add_waiting(id, user, priority, seq)
   local qk = p .. 'queue'
   vtime = vtime or tonumber(redis.call('GET', p .. 'vtime') or 0)
   local score = waiting_score(priority, seq)
-  local last = redis.call('ZRANGE', wk, -1, -1, 'WITHSCORES')
+  local last = redis.call('ZRANGE', wk, '-1', '-1', 'WITHSCORES')
   local last_slot = last[1] and tonumber(redis.call('ZSCORE', qk, last[1])) or 0
-  local slot = math.max(last_slot, vtime) + 1
-  redis.call('ZADD', wk, score, id)
-  redis.call('ZINCRBY', p .. 'users', '1', user)
+  local slot = int_text(math.max(last_slot, vtime) + 1)
+  redis.call('ZADD', wk, int_text(score), id)
+  count_waiting(wk, user)
   redis.call('ZADD', p .. 'waiting_since', now_text(), id)
   -- The user's jobs that rank after this one (better-priority arrivals go ahead) each
   -- move one slot later: this job takes the first of their slots, the last of them
@@ -63,7 +81,7 @@ local function add_waiting(id, user, priority, seq)
     redis.call('ZADD', qk, slot, id)
     return
   end
-  local after = redis.call('ZRANGE', wk, redis.call('ZRANK', wk, id) + 1, -1)
+  local after = redis.call('ZRANGE', wk, int_text(redis.call('ZRANK', wk, id) + 1), '-1')
   local slots = {}
   for i, other in ipairs(after) do
     slots[i] = redis.call('ZSCORE', qk, other)
@@ -75,12 +93,13 @@ local function add_waiting(id, user, priority, seq)
   end
 end
 
--- Takes a job out of its user's waiting jobs (and the user out of <p>users with the
--- last one). Returns 1 when it was there.
+-- Takes a job out of its user's waiting jobs (and the user out of <p>users_waiting with
+-- the last one). Returns 1 when it was there.
 local function leave_user_waiting(id, user)
-  local removed = redis.call('ZREM', p .. 'waiting:' .. user, id)
-  if removed == 1 and tonumber(redis.call('ZINCRBY', p .. 'users', '-1', user)) <= 0 then
-    redis.call('ZREM', p .. 'users', user)
+  local wk = p .. 'waiting:' .. user
+  local removed = redis.call('ZREM', wk, id)
+  if removed == 1 then
+    count_waiting(wk, user)
   end
   return removed
 end
@@ -117,7 +136,7 @@ local function finish(id, state, error_text, started_at)
   end
   if state == 'completed' and started_at and started_at > 0 then
     fields[#fields + 1] = 'duration_ms'
-    fields[#fields + 1] = now - started_at
+    fields[#fields + 1] = int_text(now - started_at)
   end
   redis.call('ZREM', p .. 'active', id)
   redis.call('HSET', jk, unpack(fields))
@@ -166,8 +185,8 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
     if user then
       -- Popped from <p>queue and out of <p>waiting_since already.
       leave_user_waiting(id, user)
-      local lease_until = tostring(now_ms() + tonumber(lease_ms))
-      local attempts = (tonumber(job[6]) or 0) + 1
+      local lease_until = int_text(now_ms() + tonumber(lease_ms))
+      local attempts = int_text((tonumber(job[6]) or 0) + 1)
       redis.call('HSET', jk, 'state', 'active', 'worker', worker, 'token', token, 'progress', '0',
         'process', process, 'started_at', now_text(), 'lease_until', lease_until, 'attempts', attempts)
       if job[7] then
