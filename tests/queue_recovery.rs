@@ -223,7 +223,7 @@ async fn a_stalled_runs_late_requeue_leaves_the_jobs_next_run_alone() {
     let late_requeue_changed = {
         let (id, job) = (id.clone(), job.clone());
         db.write(move |conn| {
-            documents::insert_all(conn, &[row])?;
+            documents::insert_all(conn, std::slice::from_ref(&row))?;
             documents::mark_processing(conn, &id, &job, stalled, 1)?;
             attempts::record_start(conn, &id, &job, 1, stalled)?;
             documents::mark_processing(conn, &id, &job, next, 2)?;

@@ -302,7 +302,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
                 RowUpdate::Requeued(None) => (AttemptOutcome::HandedBack, None),
             };
             attempts::record_end(conn, &job_id, &worker, attempt, outcome, error.as_deref())?;
-            match update {
+            match &update {
                 RowUpdate::Completed(processed) => documents::mark_completed(
                     conn,
                     &doc_id,
@@ -311,7 +311,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
                     processed.warning.as_deref(),
                 ),
                 RowUpdate::Ended(state, error) => {
-                    documents::mark_ended(conn, &doc_id, &job_id, state, error.as_deref())
+                    documents::mark_ended(conn, &doc_id, &job_id, *state, error.as_deref())
                 }
                 RowUpdate::Requeued(error) => {
                     documents::mark_requeued(conn, &doc_id, &job_id, &worker, attempt, error.as_deref())
