@@ -49,8 +49,13 @@ fn main() {
     let files = corpus();
     describe(&files);
     let postgres = std::env::var("BENCH_POSTGRES_URL").ok();
+    // E2E_BENCH_CONCURRENCY=3 (or 1,8, …) runs those settings alone, for a profiler.
+    let settings: Vec<usize> = match std::env::var("E2E_BENCH_CONCURRENCY") {
+        Ok(list) => list.split(',').map(|n| n.trim().parse().expect("E2E_BENCH_CONCURRENCY: numbers")).collect(),
+        Err(_) => CONCURRENCY.to_vec(),
+    };
     for database in std::iter::once(None).chain(postgres.as_deref().map(Some)) {
-        for concurrency in CONCURRENCY {
+        for &concurrency in &settings {
             run(&redis_url, database, concurrency, &files);
         }
     }
