@@ -426,6 +426,16 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
                          "source": "/metrics docqueue_jobs_total" })),
         );
     }
+    // How many row writes each group-commit transaction carried: fewer, larger commits
+    // cost SQLite less per document.
+    let commits = metric(text, "docqueue_db_group_commits_total", None);
+    figure(
+        "e2e",
+        &format!("group_commit_writes_per_transaction_c{concurrency}{suffix}"),
+        metric(text, "docqueue_db_group_commit_writes_total", None) / commits.max(1.0),
+        "writes",
+        with(json!({ "transactions": commits, "source": "/metrics docqueue_db_group_commit*" })),
+    );
     // The queue times a job from its claim to its end in Redis.
     let histogram = "docqueue_processing_duration_seconds";
     let mean_ms = |label: Option<&str>| {
