@@ -48,16 +48,23 @@ fn main() {
     let redis_url = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let files = corpus();
     describe(&files);
+    describe_data_filesystem();
     let postgres = std::env::var("BENCH_POSTGRES_URL").ok();
     // E2E_BENCH_CONCURRENCY=3 (or 1,8, …) runs those settings alone, for a profiler.
     let settings: Vec<usize> = match std::env::var("E2E_BENCH_CONCURRENCY") {
         Ok(list) => list.split(',').map(|n| n.trim().parse().expect("E2E_BENCH_CONCURRENCY: numbers")).collect(),
         Err(_) => CONCURRENCY.to_vec(),
     };
+    // Each run's files are deleted at the very end, not between runs, so that no setting
+    // pays for the previous one's deletions (see describe_data_filesystem).
+    let mut data_dirs = Vec::new();
     for database in std::iter::once(None).chain(postgres.as_deref().map(Some)) {
         for &concurrency in &settings {
-            run(&redis_url, database, concurrency, &files);
+            data_dirs.extend(run(&redis_url, database, concurrency, &files));
         }
+    }
+    for dir in data_dirs {
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -98,6 +105,25 @@ fn describe(files: &[File]) {
         .collect();
     let mean = files.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / files.len().max(1) as f64;
     figure("e2e", "corpus_file_bytes", mean, "bytes (mean)", json!({ "files": files.len(), "formats": by_format }));
+}
+
+/// Where the runs keep their files and SQLite database (`TMPDIR`, or /tmp), and on what
+/// filesystem: on ext4 without a journal, each new file scans past every inode deleted
+/// in the last minutes (17 % of this machine's CPU in one profile), so the figures
+/// depend on it. `TMPDIR=/dev/shm` measures docqueue without it.
+fn describe_data_filesystem() {
+    let dir = std::env::temp_dir();
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let (mount_point, kind) = mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            Some((fields.next()?, fields.next()?))
+        })
+        .filter(|(mount_point, _)| dir.starts_with(mount_point))
+        .max_by_key(|(mount_point, _)| mount_point.len())
+        .unwrap_or(("?", "?"));
+    println!("{}", json!({ "bench": "e2e", "data_dir": dir, "mount_point": mount_point, "filesystem": kind }));
 }
 
 /// `n` sentences of 12 words, drawn from a small vocabulary by a generator seeded with `i`.
@@ -198,7 +224,8 @@ struct Seen {
     status: Value,
 }
 
-fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[File]) {
+/// One setting's run; returns its data directory, for the caller to delete.
+fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[File]) -> Option<std::path::PathBuf> {
     let scratch = postgres.map(ScratchPostgres::create);
     let config = default_config(
         redis_url,
@@ -229,11 +256,9 @@ fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[Fil
     });
     let cpu_after = cpu_seconds();
     let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     drop(scratch);
     report(&seen, concurrency, postgres.is_some(), cpu);
+    dir
 }
 
 /// CPU seconds (user + system) of this process, and of its children that ended and
