@@ -2,7 +2,8 @@
 //! row updates and chunk replacements all wait their turn for the write lock
 //! (`BEGIN IMMEDIATE` plus `busy_timeout`) instead of failing with "database is locked".
 //! The workers' writes share transactions (group commit), where one failing write rolls
-//! back alone: the batch runs again without it.
+//! back alone: the batch runs again without it. On PostgreSQL a batch of job starts
+//! alone commits without waiting for the disk.
 
 mod common;
 
@@ -198,5 +199,69 @@ async fn sqlite_log_file_is_cut_back_after_a_burst() {
         }
         assert!(started.elapsed() < Duration::from_secs(5), "the log file stayed at {size} bytes");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `synchronous_commit` a write's transaction commits with, as the write sees it;
+/// SQLite has no such setting (its commits never wait for the disk in WAL mode).
+fn synchronous_commit(conn: &mut DbConnection) -> Result<String, DbError> {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            use diesel::RunQueryDsl;
+            let setting: Setting =
+                diesel::sql_query("SELECT current_setting('synchronous_commit') AS value").get_result(pg)?;
+            Ok(setting.value)
+        }
+        DbConnection::Sqlite(_) => Ok("sqlite".into()),
+    }
+}
+
+#[actix_web::test]
+async fn job_starts_commit_without_waiting_for_the_disk_unless_a_durable_write_shares_their_batch() {
+    let env = TestEnv::new();
+    let db = migrated_db(&env, json!({ "database": { "pool_size": 4 } }));
+    let (on, off) = if common::uses_postgres() { ("on", "off") } else { ("sqlite", "sqlite") };
+    assert_eq!(db.write_async_commit(synchronous_commit).await.unwrap(), off, "an asynchronous write alone");
+    assert_eq!(db.write(synchronous_commit).await.unwrap(), on, "a durable write alone");
+
+    // Two writes that wait together behind a held one share a batch.
+    for (first_is_durable, expected) in [(false, off), (true, on)] {
+        let (started, has_started) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let holder = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |_| {
+                    let _ = started.send(());
+                    let _ = released.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::task::spawn_blocking(move || has_started.recv()).await.unwrap().unwrap();
+        let first = tokio::spawn({
+            let db = db.clone();
+            async move {
+                match first_is_durable {
+                    true => db.write(synchronous_commit).await,
+                    false => db.write_async_commit(synchronous_commit).await,
+                }
+            }
+        });
+        let second = tokio::spawn({
+            let db = db.clone();
+            async move { db.write_async_commit(synchronous_commit).await }
+        });
+        tokio::task::yield_now().await;
+        release.send(()).unwrap();
+        holder.await.unwrap().unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), expected, "first write, durable: {first_is_durable}");
+        assert_eq!(second.await.unwrap().unwrap(), expected, "second write, beside a durable one: {first_is_durable}");
     }
 }

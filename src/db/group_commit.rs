@@ -19,6 +19,15 @@
 //! once. Under load, writes gather while the last batch commits, so the batch size
 //! follows the load.
 //!
+//! A write may be marked *undurable* ([`Commit::Asynchronous`]): its loss in a crash of
+//! the database server is recovered by the queue (a job's start: the job runs again).
+//! A batch of such writes alone commits on PostgreSQL without waiting for its WAL flush
+//! to disk (`synchronous_commit = off`, for that transaction only): it is visible at
+//! once and durable a moment later, and any later durable commit flushes it first, as
+//! the WAL is written in order. A worker's job start then waits for no flush, only the
+//! job's chunks and end do. On SQLite (WAL, `synchronous = NORMAL`) no commit waits for
+//! a flush anyway.
+//!
 //! SQLite has one write lock, so one thread commits. PostgreSQL commits side by side
 //! (and groups WAL flushes itself), so a few threads take batches in turn: one gathers
 //! the next batch while another waits for its commit's flush.
@@ -26,6 +35,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
+use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 
 use super::{write_transaction, DbConnection, DbError};
@@ -35,7 +45,16 @@ const MAX_BATCH: usize = 64;
 
 /// One write waiting for its batch: run (again, if its batch was rolled back), then
 /// told its fate once the commit is known.
+/// Whether a write's commit must be on disk before its caller hears of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Durable,
+    /// Its loss in a crash of the database server is recovered by the queue.
+    Asynchronous,
+}
+
 trait PendingWrite: Send {
+    fn commit(&self) -> Commit;
     /// Runs the write inside the current transaction; false when it failed.
     fn run(&mut self, conn: &mut DbConnection) -> bool;
     /// Tells the caller the write's result, or `failure` (the commit's, or why the
@@ -44,6 +63,7 @@ trait PendingWrite: Send {
 }
 
 struct Pending<T, F> {
+    commit: Commit,
     write: F,
     result: Option<Result<T, DbError>>,
     caller: tokio::sync::oneshot::Sender<Result<T, DbError>>,
@@ -54,6 +74,10 @@ where
     F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send,
     T: Send,
 {
+    fn commit(&self) -> Commit {
+        self.commit
+    }
+
     fn run(&mut self, conn: &mut DbConnection) -> bool {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.write)(conn)))
             .unwrap_or_else(|_| Err(DbError::Task("the write panicked".into())));
@@ -109,14 +133,15 @@ impl GroupCommit {
     }
 
     /// Runs `f` in the next batch's transaction and returns its result once the batch
-    /// has committed. `f` may run twice (see the module's comment).
-    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    /// has committed (`commit`: on disk, or only visible). `f` may run more than once
+    /// (see the module's comment).
+    pub async fn write<T, F>(&self, commit: Commit, f: F) -> Result<T, DbError>
     where
         F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
         let (caller, result) = tokio::sync::oneshot::channel();
-        let write: Write = Box::new(Pending { write: f, result: None, caller });
+        let write: Write = Box::new(Pending { commit, write: f, result: None, caller });
         self.writes.send(write).map_err(|_| DbError::Task("the group-commit writer has stopped".into()))?;
         result.await.map_err(|_| DbError::Task("the write was lost: the group-commit writer stopped".into()))?
     }
@@ -148,7 +173,13 @@ fn commit_batches(
 fn commit(conn: &mut DbConnection, mut batch: Vec<Write>, counts: &Counts) {
     while !batch.is_empty() {
         let mut failing = None;
+        let asynchronous = batch.iter().all(|write| write.commit() == Commit::Asynchronous);
         let committed = write_transaction(conn, |conn| {
+            if asynchronous {
+                if let DbConnection::Postgresql(pg) = conn {
+                    pg.batch_execute("SET LOCAL synchronous_commit = off")?;
+                }
+            }
             for (i, write) in batch.iter_mut().enumerate() {
                 if !write.run(conn) {
                     failing = Some(i);

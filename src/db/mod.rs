@@ -20,7 +20,7 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::config::DatabaseConfig;
 use checkpoint::Checkpointer;
-use group_commit::GroupCommit;
+use group_commit::{Commit, GroupCommit};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -203,14 +203,25 @@ impl Db {
 
     /// Runs the write `f` in a transaction shared with the other writes waiting at the
     /// moment (group commit: see `group_commit.rs`); returns once that transaction has
-    /// committed. For the workers' small writes per job. `f` runs again, alone, if
+    /// committed to disk. For the workers' small writes per job. `f` runs again if
     /// another write of its batch fails: it must act on the database only.
     pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
     where
         F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        self.group_commit.write(f).await
+        self.group_commit.write(Commit::Durable, f).await
+    }
+
+    /// As `write`, for a write whose loss in a crash of the database server the queue
+    /// recovers from (a job's start, its progress): on PostgreSQL its batch, when no
+    /// durable write shares it, returns once committed without waiting for the disk.
+    pub async fn write_async_commit<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.group_commit.write(Commit::Asynchronous, f).await
     }
 
     /// Group-commit transactions so far, and the writes they carried.

@@ -46,10 +46,12 @@ pub async fn run_job(
     let (doc_id, job_id, attempts) = (job.document_id.clone(), job.job_id.clone(), job.attempts as i32);
     let worker = worker_id.clone();
     // The row writes of a job go through the group commit (db::Db::write): workers'
-    // writes of the same moment share one transaction.
+    // writes of the same moment share one transaction. The start need not wait for the
+    // disk: lost in a crash of the database server, the row says `queued` and the job
+    // runs again; the job's later, durable writes flush it first.
     let started = deps
         .db
-        .write(move |conn| {
+        .write_async_commit(move |conn| {
             if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
                 attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
                 documents::find(conn, &doc_id)
@@ -101,8 +103,11 @@ pub async fn run_job(
                 };
                 if due {
                     let (doc_id, job_id) = (subject.document_id.clone(), subject.job_id.clone());
-                    let written =
-                        db.write(move |conn| documents::update_progress(conn, &doc_id, &job_id, percent, stage)).await;
+                    let written = db
+                        .write_async_commit(move |conn| {
+                            documents::update_progress(conn, &doc_id, &job_id, percent, stage)
+                        })
+                        .await;
                     if let Err(err) = written {
                         log::warn!("progress not saved: {err}");
                     }
