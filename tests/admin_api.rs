@@ -63,7 +63,10 @@ async fn status_reports_counts_workers_throughput_and_redis() {
     assert_eq!(body["workers"].as_array().unwrap().len(), 2, "{body}");
     assert!(body["workers"][0]["last_heartbeat_ms"].as_i64().unwrap() > 0);
     assert!(body["throughput"]["last_15m"].as_f64().unwrap() > 0.0);
-    assert_eq!(body["throughput"]["per_minute"].as_array().unwrap().len(), 30);
+    let per_minute = body["throughput"]["per_minute"].as_array().unwrap();
+    assert_eq!(per_minute.len(), 30);
+    let counted: u64 = per_minute.iter().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(counted, 3, "each completion is counted once in its minute: {per_minute:?}");
     assert_eq!(body["processing_time"]["sample"], 3);
     assert!(body["processing_time"]["p95_ms"].is_i64());
     assert!(body["redis_used_memory_bytes"].as_u64().unwrap() > 0);
