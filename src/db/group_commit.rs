@@ -43,8 +43,6 @@ use super::{write_transaction, DbConnection, DbError};
 /// Writes per transaction, at most: bounds how long one commit holds the write lock.
 const MAX_BATCH: usize = 64;
 
-/// One write waiting for its batch: run (again, if its batch was rolled back), then
-/// told its fate once the commit is known.
 /// Whether a write's commit must be on disk before its caller hears of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Commit {
@@ -53,6 +51,8 @@ pub enum Commit {
     Asynchronous,
 }
 
+/// One write waiting for its batch: run (again, if its batch was rolled back), then
+/// told its fate once the commit is known.
 trait PendingWrite: Send {
     fn commit(&self) -> Commit;
     /// Runs the write inside the current transaction; false when it failed.
