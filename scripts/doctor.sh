@@ -240,6 +240,9 @@ elif [ -n "$redis_up" ]; then
       "the reconciler enqueues an unfinished document's job again within reconcile_interval_secs" \
       "$(section jobs-stuck-queued)"
   else
+    # A finished job keeps its last run's stage, progress and lease: they mean something
+    # only while it runs.
+    [ "$state" = active ] || stage="" lease_until=""
     figure="$JOB_ID: $state${rank:+, position $((rank + 1))}${stage:+, $stage $progress %}${worker:+ on $worker}, attempt ${attempts:-0}, ${stalls:-0} stalls"
     [ -n "$lease_until" ] && figure="$figure, lease for $(((lease_until - now_ms) / 1000)) s more"
     report OK job "$figure; the document: $story"

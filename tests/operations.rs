@@ -162,9 +162,14 @@ async fn doctor_is_green_on_a_healthy_server_and_names_a_paused_queue() {
     let answer = run_guide_command(&resume, &[("URL", base), ("ADMIN", &admin)]).await;
     assert_eq!(answer, r#"{"paused":false}"#);
     server.http.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
-    let resumed = doctor(&test, &server, &[base, &admin], &[]).await;
+    let resumed = doctor(&test, &server, &[base, &admin], &[("DOCTOR_JOB", job_id)]).await;
     assert!(resumed.success, "{}", resumed.output);
     assert!(resumed.line("failures").contains("1 completed, 0 failed"), "{}", resumed.output);
+    // A finished job's hash keeps its last run's stage, progress and lease; the doctor
+    // speaks of them only while the job runs.
+    let finished = resumed.line("job");
+    assert!(finished.contains(&format!("{job_id}: completed on ")), "{}", resumed.output);
+    assert!(finished.contains("attempt 1, 0 stalls; the document"), "{}", resumed.output);
 }
 
 #[actix_web::test]
