@@ -13,8 +13,33 @@ use common::{migrated_db, queued_row, scrape, token, value, TestEnv, TestServer}
 use diesel::{Connection, SqliteConnection};
 use docqueue::app::Role;
 use docqueue::db::models::Document;
-use docqueue::db::{documents, DbConnection, DbError};
+use docqueue::db::{documents, Db, DbConnection, DbError};
 use serde_json::json;
+
+/// Starts a write that runs `first`, then holds the group-commit writer until the
+/// returned sender is sent to: writes made meanwhile wait together behind it. Returns
+/// once the writer is held, with the write's task.
+async fn hold_the_writer(
+    db: &Db,
+    mut first: impl FnMut(&mut DbConnection) -> Result<(), DbError> + Send + 'static,
+) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), DbError>>) {
+    let (started, has_started) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = tokio::spawn({
+        let db = db.clone();
+        async move {
+            db.write(move |conn| {
+                first(conn)?;
+                let _ = started.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+            .await
+        }
+    });
+    tokio::task::spawn_blocking(move || has_started.recv()).await.unwrap().unwrap();
+    (release, holder)
+}
 
 #[actix_web::test]
 async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_rolls_back_alone() {
@@ -24,21 +49,7 @@ async fn writes_waiting_together_commit_in_one_transaction_where_a_failing_one_r
     let (before_transactions, before_writes) = db.group_commit_counts();
 
     // The first write holds the writer until the other 59 are waiting behind it.
-    let (started, has_started) = std::sync::mpsc::channel();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let first = tokio::spawn({
-        let db = db.clone();
-        async move {
-            db.write(move |conn| {
-                documents::insert_all(conn, &[queued_row("doc-first")])?;
-                let _ = started.send(());
-                let _ = released.recv();
-                Ok(())
-            })
-            .await
-        }
-    });
-    tokio::task::spawn_blocking(move || has_started.recv()).await.unwrap().unwrap();
+    let (release, first) = hold_the_writer(&db, |conn| documents::insert_all(conn, &[queued_row("doc-first")])).await;
     let writes: Vec<_> = (1..60)
         .map(|i| {
             let db = db.clone();
@@ -231,20 +242,7 @@ async fn job_starts_commit_without_waiting_for_the_disk_unless_a_durable_write_s
 
     // Two writes that wait together behind a held one share a batch.
     for (first_is_durable, expected) in [(false, off), (true, on)] {
-        let (started, has_started) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let holder = tokio::spawn({
-            let db = db.clone();
-            async move {
-                db.write(move |_| {
-                    let _ = started.send(());
-                    let _ = released.recv();
-                    Ok(())
-                })
-                .await
-            }
-        });
-        tokio::task::spawn_blocking(move || has_started.recv()).await.unwrap().unwrap();
+        let (release, holder) = hold_the_writer(&db, |_| Ok(())).await;
         let first = tokio::spawn({
             let db = db.clone();
             async move {
