@@ -1,5 +1,5 @@
-//! Crash safety: a worker process killed mid-job, a Redis that lost everything, and a
-//! process stopped by SIGTERM.
+//! Crash safety: a worker process killed mid-job, a Redis that lost everything, a
+//! process stopped by SIGTERM, and Redis keys left by an earlier version.
 
 mod common;
 
@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::processors::ScriptedProcessor;
-use common::{token, OwnRedis, TestEnv, TestServer};
+use common::{eventually, token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
 use docqueue::db::attempts::{self, AttemptOutcome};
 use docqueue::db::documents;
 use docqueue::job_state::JobState;
-use docqueue::queue::ClaimedJob;
+use docqueue::queue::{ClaimedJob, Queue};
 use redis::Commands;
 use serde_json::json;
 
@@ -249,4 +249,32 @@ async fn a_stalled_runs_late_requeue_leaves_the_jobs_next_run_alone() {
     let requeued = db.write(move |conn| documents::mark_requeued(conn, &id2, &job2, next, 2, None)).await.unwrap();
     assert!(requeued);
     assert_eq!(find(id).await.unwrap().unwrap().queue_status, "queued");
+}
+
+#[actix_web::test]
+async fn waiting_counts_an_earlier_version_kept_are_rebuilt_from_the_waiting_jobs() {
+    let env = TestEnv::new();
+    let config = env.config(json!({ "document_queue": { "reconcile_interval_secs": 1 } }));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    queue.pause().await.unwrap();
+    let jobs: Vec<_> = ["a1", "a2", "a3"].iter().map(|id| common::text_job(id, "alice")).collect();
+    queue.enqueue(&jobs).await.unwrap();
+    queue.enqueue(&[common::text_job("b1", "bob"), common::text_job("b2", "bob")]).await.unwrap();
+    // What the version before `users_waiting` kept instead: a sorted set of counts.
+    let prefix = config.redis.prefix.clone();
+    let mut redis = env.redis();
+    let _: () = redis.del(format!("{prefix}users_waiting")).unwrap();
+    let _: () = redis.zadd_multiple(format!("{prefix}users"), &[(3, "alice"), (2, "bob")]).unwrap();
+    // A job enqueued by this version before the conversion, which counts it on its own.
+    queue.enqueue(&[common::text_job("a4", "alice")]).await.unwrap();
+
+    let server = TestServer::start_with(config, Role::Worker, Arc::new(ScriptedProcessor::new())).await;
+    eventually(Duration::from_secs(30), "the earlier version's counts converted", || {
+        let exists: bool = redis.exists(format!("{prefix}users")).unwrap();
+        async move { (!exists).then_some(()) }
+    })
+    .await;
+    assert_eq!(queue.queued_per_user(10).await.unwrap(), [("alice".to_string(), 4), ("bob".to_string(), 2)]);
+    assert!(!queue.upgrade_earlier_keys().await.unwrap(), "a second conversion finds nothing to do");
+    server.shutdown().await;
 }

@@ -78,6 +78,7 @@ struct Scripts {
     oldest_waiting: Script,
     record_statistics: Script,
     wake: Script,
+    upgrade: Script,
 }
 
 impl Scripts {
@@ -99,6 +100,7 @@ impl Scripts {
             oldest_waiting: lua!("oldest_waiting.lua"),
             record_statistics: lua!("record_statistics.lua"),
             wake: lua!("wake.lua"),
+            upgrade: lua!("upgrade.lua"),
         }
     }
 }
@@ -451,6 +453,14 @@ impl Queue {
             .arg(10_000)
             .invoke_async(&mut conn)
             .await?)
+    }
+
+    /// Converts keys an earlier version left in Redis to this version's shape
+    /// (lua/upgrade.lua); a no-op once done. Returns whether anything was converted.
+    pub async fn upgrade_earlier_keys(&self) -> Result<bool, QueueError> {
+        let mut conn = self.connection().await?;
+        let converted: i64 = self.invocation(&self.scripts.upgrade).invoke_async(&mut conn).await?;
+        Ok(converted > 0)
     }
 
     /// Trims finished jobs to the configured retention (count and age per state).

@@ -73,12 +73,18 @@ pub async fn apply_retention(deps: &WorkerDeps) -> Result<usize, QueueError> {
 }
 
 /// Every document the database says is unfinished gets a live job in Redis: after a
-/// Redis restart that lost everything, nothing is lost. Returns how many were enqueued.
+/// Redis restart that lost everything, nothing is lost. Keys an earlier version left are
+/// converted first. Returns how many jobs were enqueued.
 pub async fn reconcile(deps: &WorkerDeps) -> Result<usize, String> {
     // One process at a time is enough; the others skip this round.
     let lock_ttl = Duration::from_secs(10);
     if !deps.queue.try_lock("reconcile", lock_ttl).await.map_err(|e| e.to_string())? {
         return Ok(0);
+    }
+    match deps.queue.upgrade_earlier_keys().await {
+        Ok(true) => log::info!("Redis keys left by an earlier version converted"),
+        Ok(false) => {}
+        Err(err) => log::warn!("Redis keys left by an earlier version not converted: {err}"),
     }
     let result = reconcile_pages(deps).await;
     let _ = deps.queue.unlock("reconcile").await;
