@@ -29,8 +29,9 @@ if [ -z "$ADMIN" ] && command -v docqueue >/dev/null; then
   ADMIN=$(docqueue token --user ops --admin)
 fi
 REDIS_URL=${REDIS_URL:-redis://${REDIS_HOST:-127.0.0.1}:${REDIS_PORT:-6379}/}
-# Every redis-cli call has -c: on a Redis Cluster it follows MOVED to the node that holds
-# docqueue's keys (they share the prefix's hash tag); on one server it changes nothing.
+# Every redis-cli call with a key has -c: on a Redis Cluster it follows MOVED to the
+# node that holds docqueue's keys (they share the prefix's hash tag); on one server it
+# changes nothing. Calls without a key go to KEYS_URL or NODE_URLS (below).
 LOG=${DOCTOR_LOG:-}
 JOB_ID=${DOCTOR_JOB:-}
 USER_ID=${DOCTOR_USER:-}
@@ -115,9 +116,28 @@ else
 fi
 skip_without_redis() { report SKIP "$1" "Redis does not answer"; }
 
+# Where a command without a key goes. On one server, REDIS_URL. On a Redis Cluster,
+# docqueue's keys share the prefix's hash tag and live on the one master that owns its
+# slot: `-c` follows a command with a key there, but one without (INFO, --scan) answers
+# for the node it reaches, so it goes to that master's URL, KEYS_URL. NODE_URLS are every
+# node's: each API process subscribes to events on one of them, and other deployments'
+# keys may live on any.
+KEYS_URL=$REDIS_URL
+NODE_URLS=$REDIS_URL
+# REDIS_URL with its host:port replaced by $1, keeping its scheme, password and database.
+node_url() { sed -E "s#^(rediss?://([^@/]*@)?)[^/]*#\1$1#" <<<"$REDIS_URL"; }
+if [ -n "$redis_up" ] && redis-cli -u "$REDIS_URL" INFO cluster | grep -q '^cluster_enabled:1'; then
+  slot=$(redis-cli -u "$REDIS_URL" CLUSTER KEYSLOT "$P")
+  # CLUSTER NODES: id, ip:port@bus-port[,hostname], flags, master id, …, then slot ranges.
+  nodes=$(redis-cli -u "$REDIS_URL" CLUSTER NODES | awk '$3 !~ /fail|noaddr|handshake/ { sub(/@.*/, "", $2); print }')
+  home=$(awk -v slot="$slot" '$3 ~ /master/ { for (i = 9; i <= NF; i++) if ($i ~ /^[0-9]/) { n = split($i, r, "-"); if (slot >= r[1] && slot <= r[n]) print $2 } }' <<<"$nodes")
+  [ -n "$home" ] && KEYS_URL=$(node_url "$home")
+  NODE_URLS=$(awk '{ print $2 }' <<<"$nodes" | while read -r node; do node_url "$node"; done | paste -sd ' ')
+fi
+
 if [ -n "$redis_up" ]; then
-  memory=$(redis-cli -c -u "$REDIS_URL" INFO memory | tr -d '\r')
-  evicted=$(redis-cli -c -u "$REDIS_URL" INFO stats | tr -d '\r' | sed -n 's/^evicted_keys://p')
+  memory=$(redis-cli -c -u "$KEYS_URL" INFO memory | tr -d '\r')
+  evicted=$(redis-cli -c -u "$KEYS_URL" INFO stats | tr -d '\r' | sed -n 's/^evicted_keys://p')
   used=$(sed -n 's/^used_memory://p' <<<"$memory")
   max=$(sed -n 's/^maxmemory://p' <<<"$memory")
   policy=$(sed -n 's/^maxmemory_policy://p' <<<"$memory")
@@ -125,7 +145,7 @@ if [ -n "$redis_up" ]; then
   figure="used $((used / 1048576)) MiB, maxmemory $([ "$max" -gt 0 ] && echo "$((max / 1048576)) MiB" || echo "none"), policy $policy, $evicted keys evicted, $kept finished jobs kept"
   if [ "$policy" != noeviction ] || [ "${evicted:-0}" -gt 0 ]; then
     report WARN redis-memory "$figure: an evicting Redis drops jobs" \
-      'fix: redis-cli -c -u "$REDIS_URL" CONFIG SET maxmemory-policy noeviction' \
+      'fix: redis-cli -c -u "$KEYS_URL" CONFIG SET maxmemory-policy noeviction' \
       "$(section redis-unreachable-or-evicting)"
   elif [ "$max" -gt 0 ] && [ $((used * 10)) -gt $((max * 9)) ]; then
     report WARN redis-memory "$figure: over 90 % of maxmemory; at the limit enqueues fail" \
@@ -155,7 +175,7 @@ if [ -n "$redis_up" ]; then
     report OK paused "claiming runs"
   fi
 
-  processes=$(redis-cli -c -u "$REDIS_URL" --scan --pattern "${P}alive:*" | wc -l)
+  processes=$(redis-cli -c -u "$KEYS_URL" --scan --pattern "${P}alive:*" | wc -l)
   workers=$(redis-cli -c -u "$REDIS_URL" HLEN "${P}workers")
   if [ "$processes" -eq 0 ]; then
     report WARN workers "no live worker process on prefix $P: jobs will wait ($waiting waiting now)" \
@@ -167,7 +187,7 @@ if [ -n "$redis_up" ]; then
 
   # Worker processes of every prefix on this Redis (another deployment, or a pool
   # started with the wrong redis.prefix).
-  others=$(redis-cli -c -u "$REDIS_URL" --scan --pattern '*alive:*' | sed 's/alive:.*//' | sort -u | grep -vxF -- "$P" | tr '\n' ' ')
+  others=$(for node in $NODE_URLS; do redis-cli -u "$node" --scan --pattern '*alive:*'; done | sed 's/alive:.*//' | sort -u | grep -vxF -- "$P" | tr '\n' ' ')
   if [ "$processes" -eq 0 ] && [ -n "$others" ]; then
     report WARN prefix "workers are alive on other prefixes: ${others% }; none on $P" \
       "if one of them is this deployment's pool, give it redis.prefix = \"$P\" (DOCQUEUE_REDIS__PREFIX) and restart it" \
@@ -253,7 +273,7 @@ fi
 
 # --- events to the browser ----------------------------------------------------------------
 if [ -n "$redis_up" ]; then
-  hubs=$(redis-cli -c -u "$REDIS_URL" PUBSUB NUMSUB "${P}events" | tail -n 1)
+  hubs=$(for node in $NODE_URLS; do redis-cli -u "$node" PUBSUB NUMSUB "${P}events" | tail -n 1; done | awk '{ n += $1 } END { print n + 0 }')
   figure="$hubs processes receive events"
   if [ -n "$USER_ID" ]; then
     seq=$(redis-cli -c -u "$REDIS_URL" GET "${P}events:seq:$USER_ID")

@@ -210,7 +210,7 @@ async fn doctor_names_an_evicting_redis_and_then_a_stopped_one() {
     assert!(evicting.line("redis-memory").contains("policy allkeys-lru"), "{}", evicting.output);
     let fix = guide_command("CONFIG SET maxmemory-policy noeviction");
     assert!(evicting.output.contains(&fix), "{}", evicting.output);
-    run_guide_command(&fix, &[("REDIS_URL", &own.url)]).await;
+    run_guide_command(&fix, &[("KEYS_URL", &own.url)]).await;
     let policy: (String, String) = redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query(&mut redis).unwrap();
     assert_eq!(policy.1, "noeviction");
 

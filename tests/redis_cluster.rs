@@ -1,7 +1,7 @@
 //! docqueue on a real Redis Cluster of three masters, started by the test from
 //! `redis-server --cluster-enabled yes` and joined by `redis-cli --cluster create`:
 //! uploads, processing, WebSocket events, cancel and the rescue of a killed worker
-//! process's job all go through the cluster.
+//! process's job all go through the cluster, and scripts/doctor.sh reads it.
 
 mod common;
 
@@ -297,4 +297,42 @@ fn a_cluster_needs_a_hash_tagged_prefix_and_several_nodes_need_cluster_mode() {
     assert_eq!(invalid_key(json!({ "url": nodes, "prefix": "{docq}:" })), Some("redis.url"));
     let config = Config::from_overrides(json!({ "redis": { "url": nodes, "cluster": true, "prefix": "{docq}:" } }));
     assert_eq!(config.unwrap().redis.node_urls(), ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]);
+}
+
+/// scripts/doctor.sh pointed at a node that neither holds docqueue's keys nor has the
+/// progress hub's subscription still finds the live worker process (its key is on the
+/// master of the prefix's slot) and the listening API process (on another node).
+#[actix_web::test]
+async fn the_doctor_reads_the_keys_master_and_counts_listeners_on_every_node() {
+    let cluster = RedisCluster::start();
+    let prefix = format!("dqtest:{{{}}}:", ulid::Ulid::generate().to_string().to_lowercase());
+    let home = cluster.master_of(&prefix);
+    let others: Vec<u16> = cluster.ports.iter().copied().filter(|port| *port != home).collect();
+    let (seed, asked) = (others[0], others[1]);
+    let mut env = TestEnv::with_redis(&cluster.url(seed));
+    env.redis_prefix = prefix.clone();
+    let server = TestServer::start(env.config(json!({ "redis": { "cluster": true } })), Role::All).await;
+    let events = format!("{prefix}events");
+    common::eventually(Duration::from_secs(30), "a live worker process and a listening hub", || {
+        let hubs = cluster.node(seed).and_then(|mut node| {
+            redis::cmd("PUBSUB").arg("NUMSUB").arg(&events).query::<(String, u64)>(&mut node).ok()
+        });
+        let alive = !cluster.keys_on(home, &format!("{prefix}alive:*")).is_empty();
+        async move { (alive && hubs.is_some_and(|(_, n)| n > 0)).then_some(()) }
+    })
+    .await;
+
+    let admin = common::admin_token("ops");
+    let mut doctor = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/doctor.sh"));
+    doctor.args([server.base.as_str(), admin.as_str()]).envs(env.env_vars()).env("REDIS_URL", cluster.url(asked));
+    let output = tokio::task::spawn_blocking(move || doctor.output()).await.unwrap().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.stderr.is_empty(), "the doctor wrote to stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let line = |check: &str| {
+        report.lines().find(|line| line.split_whitespace().nth(1) == Some(check)).unwrap_or_default().to_string()
+    };
+    assert!(line("workers").starts_with("OK") && line("workers").contains("1 worker processes alive"), "{report}");
+    assert!(line("events").starts_with("OK") && line("events").contains("1 processes receive events"), "{report}");
+    assert!(line("prefix").starts_with("OK"), "{report}");
+    server.shutdown().await;
 }
