@@ -5,9 +5,9 @@
 //! - never another user's: whatever a hostile file does to its reader can reach only
 //!   its own owner's later documents, never someone else's;
 //! - at most `processing.max_documents_per_extractor` documents (1 turns reuse off);
-//! - never once it has used [`CPU_BUDGET`] of CPU or [`PEAK_MEMORY_KB`] of memory, so
-//!   each document still gets almost all of the kernel's limits, which count per
-//!   process;
+//! - never once it has used [`CPU_BUDGET`] of CPU or [`PEAK_MEMORY_KB`] of memory
+//!   (with its kept PDF helper's), so each document still gets almost all of the
+//!   kernel's limits, which count per process;
 //! - never after a document it could not read (`unreadable`), a crash or a kill;
 //! - closed after [`IDLE_LIMIT`] without work.
 

@@ -129,25 +129,27 @@ impl Watched {
         self.pid as u32
     }
 
-    /// What the live process has used so far (with the children it has waited for),
-    /// read from /proc; `None` once it has exited.
+    /// What the live process has used so far: its CPU with that of the children it has
+    /// waited for and of those still running (the PDF helper an extractor keeps), and
+    /// the highest peak memory of any of them, since the kernel's limits count per
+    /// process. Read from /proc; `None` once it has exited.
     pub fn usage(&self) -> Option<Usage> {
         if self.has_exited() {
             return None;
         }
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
-        // Fields after the command name, which may itself hold spaces and parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        // utime, stime, cutime, cstime: fields 14 to 17 of proc(5), counted from 3 here.
-        let ticks: u64 = fields.get(11..15)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum();
-        // SAFETY: sysconf only reads a system constant.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let peak_memory_kb = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())?;
-        Some(Usage { cpu: Duration::from_millis(ticks * 1000 / per_second), peak_memory_kb })
+        let own = process_usage(self.pid)?;
+        let children = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+            .flat_map(|pids| pids.split_whitespace().filter_map(|pid| pid.parse().ok()).collect::<Vec<_>>())
+            // A child that exits meanwhile is counted by the parent's wait instead.
+            .filter_map(process_usage);
+        Some(children.fold(own, |all, child| Usage {
+            cpu: all.cpu + child.cpu,
+            peak_memory_kb: all.peak_memory_kb.max(child.peak_memory_kb),
+        }))
     }
 
     pub fn has_exited(&self) -> bool {
@@ -182,6 +184,24 @@ impl Drop for Watched {
     }
 }
 
+/// One process's CPU (its own and its waited-for children's) and peak memory, from
+/// /proc; `None` if it is gone.
+fn process_usage(pid: libc::pid_t) -> Option<Usage> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may itself hold spaces and parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime, stime, cutime, cstime: fields 14 to 17 of proc(5), counted from 3 here.
+    let ticks: u64 = fields.get(11..15)?.iter().filter_map(|f| f.parse::<u64>().ok()).sum();
+    // SAFETY: sysconf only reads a system constant.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_memory_kb = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())?;
+    Some(Usage { cpu: Duration::from_millis(ticks * 1000 / per_second), peak_memory_kb })
+}
+
 fn wait_without_reaping(pid: libc::pid_t) {
     loop {
         // SAFETY: waitid writes only into the siginfo we pass.
@@ -205,4 +225,29 @@ fn reap(pid: libc::pid_t) -> Ended {
     }
     let time = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     Ended { status, peak_memory_kb: usage.ru_maxrss, cpu: time(usage.ru_utime) + time(usage.ru_stime) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn usage_counts_the_cpu_of_a_child_the_process_keeps_running() {
+        // The parent only sleeps; its child spins, as a kept PDF helper may.
+        let mut command = Command::new("sh");
+        command.args(["-c", "(while :; do :; done) & sleep 60"]).process_group(0);
+        let started = start(&mut command).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let usage = started.watched.usage().expect("the process is alive");
+            if usage.cpu >= Duration::from_millis(300) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the child's CPU is not counted: {usage:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        started.watched.kill();
+    }
 }
