@@ -1,11 +1,11 @@
-//! Queue figures, one JSON line each: enqueue rate (single and batched), enqueue and
-//! claim rates with 1, 1,000 and 10,000 users waiting, no-op
+//! Queue figures, one JSON line each: the Redis round trip (PING), enqueue rate (single
+//! and batched), enqueue and claim rates with 1, 1,000 and 10,000 users waiting, no-op
 //! throughput at concurrency 5 and 50 (the queue alone, and the whole worker pool with
 //! database rows on SQLite and, when `BENCH_POSTGRES_URL` is set, on PostgreSQL),
 //! enqueue→start and enqueue→completed latency at a steady 200 jobs/s, seconds from
 //! SIGKILL of a worker process to its job running again (a 5 s lease, and the default
-//! settings), and that worker process's RSS. Run through `scripts/bench.sh queue`, which
-//! starts a Redis of its own.
+//! settings), and that worker process's RSS. Run through `scripts/bench.sh queue`,
+//! which starts a Redis of its own.
 
 mod common;
 
@@ -103,6 +103,13 @@ async fn enqueue_rates(redis_url: &str) {
     let config = bench_config(redis_url, json!({}));
     let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
     let n = 5_000;
+    // The floor of anything done one request at a time: a PING through the same pool.
+    let start = Instant::now();
+    for _ in 0..n {
+        queue.ping().await.unwrap();
+    }
+    let round_trip_us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    figure("queue", "redis_round_trip", round_trip_us, "µs", json!({ "pings": n }));
     let start = Instant::now();
     for i in 0..n {
         queue.enqueue(&[job(i, 50)]).await.unwrap();

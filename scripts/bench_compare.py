@@ -11,6 +11,7 @@ import sys
 # figures (worker actors that also move database rows) stand against BullMQ's Worker at
 # the same concurrency, which is BullMQ's whole processing path.
 ROWS = [
+    ("Redis round trip, one PING at a time (the floor of the next row)", "redis_round_trip", "redis_round_trip", "value", "µs", False),
     ("enqueue one at a time", "enqueue_single", "enqueue_single", "value", "jobs/s", True),
     ("enqueue in batches of 100", "enqueue_batched", "enqueue_batched", "value", "jobs/s", True),
     ("no-op processing c5, queue alone", "queue_noop_throughput_c5", "queue_noop_throughput_c5", "value", "jobs/s", True),
