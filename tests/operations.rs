@@ -9,90 +9,24 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use common::doctor::{Doctor, CHECKS};
 use common::{admin_token, token, OwnRedis, ServerProcess, TestEnv};
 use redis::Commands;
-
-/// The checks scripts/doctor.sh prints, one line each, in this order.
-const CHECKS: [&str; 23] = [
-    "healthz",
-    "readyz",
-    "metrics",
-    "admin",
-    "redis",
-    "redis-memory",
-    "lost-jobs",
-    "paused",
-    "workers",
-    "prefix",
-    "backlog",
-    "processing",
-    "job",
-    "events",
-    "failures",
-    "extractor",
-    "uploads",
-    "http-errors",
-    "database",
-    "websocket",
-    "cors",
-    "embedding",
-    "log",
-];
 
 fn repo_file(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// What one run of the doctor printed.
-struct Doctor {
-    success: bool,
-    output: String,
-}
-
-impl Doctor {
-    /// The check lines: (status, check, the whole line).
-    fn checks(&self) -> Vec<(&str, &str, &str)> {
-        self.output
-            .lines()
-            .filter(|line| !line.starts_with(' '))
-            .map(|line| {
-                let mut words = line.split_whitespace();
-                (words.next().unwrap_or(""), words.next().unwrap_or(""), line)
-            })
-            .collect()
-    }
-
-    fn line(&self, check: &str) -> &str {
-        let found = self.checks().into_iter().find(|(_, name, _)| *name == check);
-        found.map(|(_, _, line)| line).unwrap_or_else(|| panic!("no `{check}` line in:\n{}", self.output))
-    }
-
-    fn status(&self, check: &str) -> &str {
-        self.line(check).split_whitespace().next().unwrap()
-    }
-}
-
 /// Runs scripts/doctor.sh as an operator would: the server's own environment (Redis URL,
 /// key prefix, database, JWT secret), its log file, docqueue on PATH, plus `env`.
 async fn doctor(test: &TestEnv, server: &ServerProcess, args: &[&str], env: &[(&str, &str)]) -> Doctor {
-    let root = env!("CARGO_MANIFEST_DIR");
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_docqueue")).parent().unwrap().display().to_string();
     let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
-    let mut command = std::process::Command::new(Path::new(root).join("scripts/doctor.sh"));
-    command
-        .current_dir(root)
-        .args(args)
-        .envs(test.env_vars())
-        .env("DOCTOR_LOG", &server.log)
-        .env("PATH", path)
-        .envs(env.iter().copied());
-    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap().unwrap();
-    let doctor =
-        Doctor { success: output.status.success(), output: String::from_utf8_lossy(&output.stdout).into_owned() };
-    assert!(output.stderr.is_empty(), "the doctor wrote to stderr: {}", String::from_utf8_lossy(&output.stderr));
-    let names: Vec<&str> = doctor.checks().iter().map(|(_, name, _)| *name).collect();
-    assert_eq!(names, CHECKS, "the doctor names each check once, in order:\n{}", doctor.output);
-    doctor
+    let mut vars = test.env_vars();
+    vars.push(("DOCTOR_LOG".into(), server.log.display().to_string()));
+    vars.push(("PATH".into(), path));
+    vars.extend(env.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    common::doctor::run(args, vars).await
 }
 
 /// The one command of the guide's `sh` blocks that contains `fragment`.

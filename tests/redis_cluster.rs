@@ -323,16 +323,13 @@ async fn the_doctor_reads_the_keys_master_and_counts_listeners_on_every_node() {
     .await;
 
     let admin = common::admin_token("ops");
-    let mut doctor = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/doctor.sh"));
-    doctor.args([server.base.as_str(), admin.as_str()]).envs(env.env_vars()).env("REDIS_URL", cluster.url(asked));
-    let output = tokio::task::spawn_blocking(move || doctor.output()).await.unwrap().unwrap();
-    let report = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.stderr.is_empty(), "the doctor wrote to stderr: {}", String::from_utf8_lossy(&output.stderr));
-    let line = |check: &str| {
-        report.lines().find(|line| line.split_whitespace().nth(1) == Some(check)).unwrap_or_default().to_string()
-    };
-    assert!(line("workers").starts_with("OK") && line("workers").contains("1 worker processes alive"), "{report}");
-    assert!(line("events").starts_with("OK") && line("events").contains("1 processes receive events"), "{report}");
-    assert!(line("prefix").starts_with("OK"), "{report}");
+    let mut vars = env.env_vars();
+    vars.push(("REDIS_URL".into(), cluster.url(asked)));
+    let report = common::doctor::run(&[&server.base, &admin], vars).await;
+    assert_eq!(report.status("workers"), "OK", "{}", report.output);
+    assert!(report.line("workers").contains("1 worker processes alive"), "{}", report.output);
+    assert_eq!(report.status("events"), "OK", "{}", report.output);
+    assert!(report.line("events").contains("1 processes receive events"), "{}", report.output);
+    assert_eq!(report.status("prefix"), "OK", "{}", report.output);
     server.shutdown().await;
 }

@@ -3,6 +3,7 @@
 //! a storage directory, and a server started in-process on a free port.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod doctor;
 pub mod hostile;
 pub mod pdf_writer;
 pub mod processors;
