@@ -197,18 +197,12 @@ async fn extractor_processes_run_confined_with_no_environment_and_no_descriptors
         assert!(environ.is_empty(), "extractor {pid} has an environment: {}", String::from_utf8_lossy(&environ));
         // A spare caught while it starts can hold a descriptor of the dynamic loader's for
         // a moment; one inherited from the server would stay.
-        let started = Instant::now();
-        loop {
-            let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-                .unwrap()
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            if fds.iter().all(|fd| ["0", "1", "2"].contains(&fd.as_str())) {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(5), "extractor {pid} holds {fds:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let only_stdio = format!("extractor {pid} to hold descriptors 0, 1 and 2 only");
+        common::eventually(Duration::from_secs(5), &only_stdio, || async move {
+            let mut fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap();
+            fds.all(|e| ["0", "1", "2"].contains(&e.unwrap().file_name().to_string_lossy().as_ref())).then_some(())
+        })
+        .await;
         assert_eq!(limit_of(pid, "Max address space"), ("536870912".into(), "536870912".into()));
         assert_eq!(limit_of(pid, "Max cpu time"), ("7".into(), "8".into()));
         assert_eq!(limit_of(pid, "Max core file size"), ("0".into(), "0".into()));
