@@ -10,7 +10,8 @@ use serde::{Serialize, Serializer};
 pub enum JobState {
     /// Waiting for a worker.
     Queued,
-    /// Waiting out a retry back-off (Redis only: its row says `queued`).
+    /// Waiting out a retry back-off, or deferred until another job ends (Redis only:
+    /// its row says `queued`).
     Delayed,
     Processing,
     Completed,

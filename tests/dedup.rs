@@ -1,7 +1,7 @@
 //! Duplicate uploads through the running service: an upload whose bytes equal a
 //! completed document's, processed with the same settings, completes with copies of
 //! its chunks and a row, job and events of its own; identical uploads in flight run one
-//! extraction; a failed original, other settings and other users' documents are never
+//! extraction, the others waiting in the queue, not in a worker; a failed original, other settings and other users' documents are never
 //! reused, unless `processing.dedup_scope = "global"`, and then the chunks are copies.
 //! How many extractions ran is read from `/metrics`.
 
@@ -194,17 +194,19 @@ async fn a_global_scope_reuses_across_users_with_chunks_of_their_own() {
     server.shutdown().await;
 }
 
-/// An OpenAI-compatible embeddings API whose answers wait until the test releases them,
-/// so a document can be held in the middle of its processing.
+/// An OpenAI-compatible embeddings API whose first answer waits until the test
+/// releases it, so one document can be held in the middle of its processing; later
+/// requests are answered at once.
 struct HeldEmbeddings {
     requests: AtomicUsize,
     released: watch::Receiver<bool>,
 }
 
 async fn held_embeddings(api: web::Data<HeldEmbeddings>, body: web::Json<Value>) -> HttpResponse {
-    api.requests.fetch_add(1, Ordering::SeqCst);
-    let mut released = api.released.clone();
-    let _ = released.wait_for(|released| *released).await;
+    if api.requests.fetch_add(1, Ordering::SeqCst) == 0 {
+        let mut released = api.released.clone();
+        let _ = released.wait_for(|released| *released).await;
+    }
     let data: Vec<Value> = body["input"]
         .as_array()
         .unwrap()
@@ -216,7 +218,7 @@ async fn held_embeddings(api: web::Data<HeldEmbeddings>, body: web::Json<Value>)
 }
 
 #[actix_web::test]
-async fn identical_uploads_in_flight_run_one_extraction_and_the_others_copy_it() {
+async fn identical_uploads_in_flight_run_one_extraction_and_wait_in_the_queue_not_in_a_worker() {
     let (release, released) = watch::channel(false);
     let api = Arc::new(HeldEmbeddings { requests: AtomicUsize::new(0), released });
     let data = web::Data::from(api.clone());
@@ -230,15 +232,17 @@ async fn identical_uploads_in_flight_run_one_extraction_and_the_others_copy_it()
     actix_web::rt::spawn(embeddings.run());
 
     let env = TestEnv::new();
+    // Two workers: one holds the first of the identical documents; had its twins waited
+    // in the other, bob's document would wait for all of them.
     let config = env.config(json!({
-        "document_queue": { "concurrency": 5 },
+        "document_queue": { "concurrency": 2 },
         "embedding": {
             "provider": "openai", "base_url": embeddings_url, "model": "held", "dimensions": 3,
             "batch_size": 1000, "concurrent_requests": 1
         },
     }));
     let server = TestServer::start(config, Role::All).await;
-    let alice = token("alice");
+    let (alice, bob) = (token("alice"), token("bob"));
     let files: Vec<(&str, Vec<u8>)> = (0..5).map(|_| ("report.pdf", common::fixture(PDF))).collect();
     let response = server.upload(&alice, &files, None).await;
     assert_eq!(response.status(), 202);
@@ -247,20 +251,41 @@ async fn identical_uploads_in_flight_run_one_extraction_and_the_others_copy_it()
         uploaded["documents"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), 5);
 
-    // One of them reaches its embeddings and is held there; all five are claimed by
-    // workers meanwhile: the four others are waiting on it, not reading the file.
-    eventually(Duration::from_secs(60), "all five documents processing, one held at embedding", || {
-        let (server, alice, ids, api) = (&server, &alice, &ids, &api);
+    // One of them reaches its embeddings and is held there; the four others are
+    // claimed, find it in flight and go back to the queue to wait for it.
+    let processing_and_queued = || {
+        let (server, alice, ids) = (&server, &alice, &ids);
         async move {
-            let mut processing = 0;
+            let (mut processing, mut queued) = (0, 0);
             for id in ids {
-                processing += usize::from(server.document(alice, id).await["queue_status"] == "processing");
+                match server.document(alice, id).await["queue_status"].as_str() {
+                    Some("processing") => processing += 1,
+                    Some("queued") => queued += 1,
+                    _ => {}
+                }
             }
-            (processing == 5 && api.requests.load(Ordering::SeqCst) >= 1).then_some(())
+            (processing, queued)
+        }
+    };
+    eventually(Duration::from_secs(60), "one document processing, held at embedding, four queued", || {
+        let (api, processing_and_queued) = (&api, &processing_and_queued);
+        async move {
+            (processing_and_queued().await == (1, 4) && api.requests.load(Ordering::SeqCst) >= 1).then_some(())
         }
     })
     .await;
     assert_eq!(extractions(&server).await, 1.0, "the other four wait instead of extracting");
+
+    // Another user's document goes through the free worker meanwhile.
+    let response = server
+        .upload(&bob, &[("notes.md", b"# Notes\n\nBob's own notes, nothing like the report.".to_vec())], None)
+        .await;
+    assert_eq!(response.status(), 202);
+    let bobs: Value = response.json().await.unwrap();
+    let bobs = bobs["documents"][0]["id"].as_str().unwrap().to_string();
+    let done = finished(&server, &bob, &bobs).await;
+    assert_eq!(done["queue_status"], "completed", "{done}");
+    assert_eq!(api.requests.load(Ordering::SeqCst), 2, "bob's embeddings beside the held ones");
     release.send(true).unwrap();
 
     let mut processed = Vec::new();
@@ -268,6 +293,7 @@ async fn identical_uploads_in_flight_run_one_extraction_and_the_others_copy_it()
     for id in &ids {
         let done = finished(&server, &alice, id).await;
         assert_eq!(done["queue_status"], "completed", "{done}");
+        assert_eq!(done["attempts"], 1, "waiting for the twin is not a try: {done}");
         match done["reused_from"].as_str() {
             Some(from) => reused.push(from.to_string()),
             None => processed.push(id.clone()),
@@ -275,8 +301,8 @@ async fn identical_uploads_in_flight_run_one_extraction_and_the_others_copy_it()
     }
     assert_eq!(processed.len(), 1, "exactly one processed: {processed:?}");
     assert_eq!(reused, vec![processed[0].clone(); 4], "the other four copied it");
-    assert_eq!(extractions(&server).await, 1.0, "exactly one extraction");
-    assert_eq!(api.requests.load(Ordering::SeqCst), 1, "and one run's embeddings");
+    assert_eq!(extractions(&server).await, 2.0, "one extraction of alice's report, one of bob's notes");
+    assert_eq!(api.requests.load(Ordering::SeqCst), 2, "and their two runs' embeddings");
 
     let texts = chunk_texts(&server, &alice, &processed[0]).await;
     for id in &ids {

@@ -17,6 +17,8 @@ pub enum AttemptOutcome {
     Retrying,
     /// Unfinished at shutdown: handed back to the queue, not counted as a try.
     HandedBack,
+    /// Waiting in the queue for an identical document in flight, not counted as a try.
+    Deferred,
     /// Another worker took the job over: this one's lease ran out.
     LeaseLost,
     /// Its worker stopped responding and the rescuer took the job back.
@@ -29,6 +31,7 @@ impl AttemptOutcome {
             AttemptOutcome::Ended(state) => state.as_str(),
             AttemptOutcome::Retrying => "retrying",
             AttemptOutcome::HandedBack => "handed back",
+            AttemptOutcome::Deferred => "deferred",
             AttemptOutcome::LeaseLost => "lease lost",
             AttemptOutcome::Stalled => "stalled",
         }

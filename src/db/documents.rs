@@ -96,9 +96,11 @@ pub fn find_completed_twin(
 }
 
 /// The document's state; None when it does not exist.
-pub fn status_of(conn: &mut DbConnection, id: &str) -> Result<Option<JobState>, DbError> {
-    let status: Option<String> = documents::table.find(id).select(documents::queue_status).first(conn).optional()?;
-    Ok(status.and_then(|s| JobState::parse(&s).ok()))
+/// The document's state and its current job's id.
+pub fn state_and_job_of(conn: &mut DbConnection, id: &str) -> Result<Option<(JobState, String)>, DbError> {
+    let row: Option<(String, String)> =
+        documents::table.find(id).select((documents::queue_status, documents::job_id)).first(conn).optional()?;
+    Ok(row.and_then(|(state, job_id)| Some((JobState::parse(&state).ok()?, job_id))))
 }
 
 pub fn find_for_user(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<Option<Document>, DbError> {

@@ -7,7 +7,8 @@
 //! Before any of that, a document whose content was already processed with the same
 //! settings copies the chunks of that twin instead; identical documents in flight at
 //! once run one at a time through a claim in Redis (`queue::twins`), so only the first
-//! is processed and the others copy its chunks once it has completed.
+//! is processed and the others copy its chunks once it has completed. They wait for it
+//! in the queue (`ProcessError::Deferred`), not in a worker.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,8 +34,6 @@ use crate::storage::Storage;
 const TWIN_CLAIM_TTL: Duration = Duration::from_secs(30);
 /// How often a holder renews its claim while it processes.
 const TWIN_CLAIM_RENEWAL: Duration = Duration::from_secs(10);
-/// How often a waiting twin looks whether the holder has finished.
-const TWIN_POLL: Duration = Duration::from_millis(100);
 /// Texts up to this size are split and hash-embedded on the worker's own thread.
 const INLINE_TEXT_BYTES: usize = 64 * 1024;
 
@@ -76,15 +75,15 @@ impl Pipeline {
         }
     }
 
-    /// Copies a completed twin's chunks, or waits for the twin in flight and copies
-    /// its chunks, or else processes the document, holding the claim on its content.
+    /// Copies a completed twin's chunks, or defers the job until the twin in flight
+    /// has ended, or else processes the document, holding the claim on its content.
     async fn run(self, ctx: JobContext) -> Result<Processed, ProcessError> {
-        ctx.on_progress(Stage::Extracting, 0);
         let claim = self.twin_claim_key(&ctx.document);
         if let Some(reused) = self.reuse_twin_or_claim(&ctx, &claim).await? {
             ctx.on_progress(Stage::Storing, 100);
             return Ok(reused);
         }
+        ctx.on_progress(Stage::Extracting, 0);
         let renewal = RenewClaim::start(self.queue.clone(), claim.clone(), ctx.document.id.clone());
         let result = self.clone().process(ctx.clone()).await;
         drop(renewal);
@@ -148,19 +147,23 @@ impl Pipeline {
                 }
             }
             let id = holder.clone();
-            let status = self
+            let run = self
                 .db
-                .run(move |conn| documents::status_of(conn, &id))
+                .run(move |conn| documents::state_and_job_of(conn, &id))
                 .await
                 .map_err(|e| ProcessError::Transient(format!("the database was unavailable: {e}")))?;
-            if matches!(status, None | Some(JobState::Failed | JobState::Cancelled)) {
-                // The holder will not complete: free its claim and take it.
-                let _ = self.queue.release_twin_run(claim, &holder).await;
-                continue;
+            match run {
+                None | Some((JobState::Failed | JobState::Cancelled, _)) => {
+                    // The holder will not complete: free its claim and take it.
+                    let _ = self.queue.release_twin_run(claim, &holder).await;
+                }
+                // The wait is in the queue, not in this worker: another document can
+                // use it meanwhile, and the holder's end wakes this one (one that
+                // completed since the look is found by the next).
+                Some((_, holder_job)) => return Err(ProcessError::Deferred { until_ended: holder_job }),
             }
-            tokio::select! {
-                () = ctx.cancelled() => return Err(ProcessError::Cancelled),
-                () = tokio::time::sleep(TWIN_POLL) => {}
+            if ctx.is_cancelled() {
+                return Err(ProcessError::Cancelled);
             }
         }
     }

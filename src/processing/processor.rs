@@ -56,6 +56,11 @@ pub enum ProcessError {
     Permanent(String),
     #[error("the job was cancelled")]
     Cancelled,
+    /// Cannot go on before the job `until_ended` has ended (an identical document in
+    /// flight, whose chunks this one will copy): the job waits in the queue, not in a
+    /// worker, and the attempt does not count.
+    #[error("waiting for job {until_ended} to end")]
+    Deferred { until_ended: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `job:<id>` | hash | one job's record (state, token, attempts, announced position, …) |
+//! | `job:<id>` | hash | one job's record (state, token, attempts, announced position, the jobs deferred until its end (`waiters`), …) |
 //! | `queue` | sorted set | every waiting job, by fair slot: the claim order (fairness.md) |
 //! | `waiting_since` | sorted set | every waiting job, by when (ms) it began this wait: `queue` is in fair order, not by age, so the longest wait is read here (lua/oldest_waiting.lua) |
 //! | `vtime` | string | the virtual time: the slot of the last claimed job |

@@ -27,6 +27,10 @@ pub use keys::Keys;
 pub use registry::WorkerInfo;
 pub use twins::TwinClaim;
 
+/// How long a deferred job waits when the job it waits for had already ended: just
+/// until that job's row says how it ended.
+const DEFER_AFTER_AN_END: Duration = Duration::from_millis(100);
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("redis: {0}")]
@@ -68,6 +72,7 @@ struct Scripts {
     complete: Script,
     retry: Script,
     release: Script,
+    defer: Script,
     rescue_stalled: Script,
     promote_delayed: Script,
     cancel: Script,
@@ -90,6 +95,7 @@ impl Scripts {
             complete: lua!("complete.lua"),
             retry: lua!("retry.lua"),
             release: lua!("release.lua"),
+            defer: lua!("defer.lua"),
             rescue_stalled: lua!("rescue_stalled.lua"),
             promote_delayed: lua!("promote_delayed.lua"),
             cancel: lua!("cancel.lua"),
@@ -382,6 +388,23 @@ impl Queue {
         let mut conn = self.connection().await?;
         let done: i64 =
             self.invocation(&self.scripts.release).arg(&job.job_id).arg(&job.token).invoke_async(&mut conn).await?;
+        Ok(done == 1)
+    }
+
+    /// Puts a job back to wait until the job `until_ended` has ended (or `fallback` has
+    /// passed, should that end never come): its processor cannot go on before. The
+    /// attempt is not counted. Returns false when the token no longer owns the job.
+    pub async fn defer(&self, job: &ClaimedJob, until_ended: &str, fallback: Duration) -> Result<bool, QueueError> {
+        let mut conn = self.connection().await?;
+        let done: i64 = self
+            .invocation(&self.scripts.defer)
+            .arg(&job.job_id)
+            .arg(&job.token)
+            .arg(until_ended)
+            .arg(fallback.as_millis() as u64)
+            .arg(DEFER_AFTER_AN_END.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await?;
         Ok(done == 1)
     }
 

@@ -2,6 +2,7 @@
 //! upload request with the same Processor, as before the queue existed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -9,6 +10,9 @@ use crate::db::models::Document;
 use crate::db::{documents, Db, DbError};
 use crate::job_state::JobState;
 use crate::processing::processor::{JobContext, ProcessError, Processor};
+
+/// How often a deferred document (an identical one in flight) is tried again.
+const DEFERRED_POLL: Duration = Duration::from_millis(100);
 
 pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: Document) -> Result<(), DbError> {
     let worker_id = format!("{}:inline", super::worker_id(0));
@@ -27,10 +31,14 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
         return Ok(());
     };
     let (_cancel, never_cancelled) = watch::channel(None);
-    let context = JobContext::new(document, 1, Arc::new(|_| {}), never_cancelled);
-    let outcome = match tokio::spawn(processor.process(context)).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(ProcessError::Transient("the processor crashed".into())),
+    let outcome = loop {
+        let context = JobContext::new(document.clone(), 1, Arc::new(|_| {}), never_cancelled.clone());
+        match tokio::spawn(processor.process(context)).await {
+            // No queue to wait in: the request waits for the identical document.
+            Ok(Err(ProcessError::Deferred { .. })) => tokio::time::sleep(DEFERRED_POLL).await,
+            Ok(outcome) => break outcome,
+            Err(_) => break Err(ProcessError::Transient("the processor crashed".into())),
+        }
     };
     db.run(move |conn| {
         match outcome {

@@ -18,6 +18,9 @@ use crate::queue::{ClaimedJob, RetryDecision};
 
 /// How long a processor that ignores its cancellation check gets before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_millis(800);
+/// How long a deferred job waits at most for the end that should wake it (a holder
+/// whose process died is rescued and ends later; its claim lapses meanwhile).
+const DEFER_FALLBACK: Duration = Duration::from_secs(10);
 /// A running job's row takes its progress at most this often (REST reads it; the
 /// snapshot reads the live figure from Redis).
 const PROGRESS_ROW_INTERVAL: Duration = Duration::from_secs(1);
@@ -244,6 +247,13 @@ async fn settle(
                 _ => Some(RowUpdate::Ended(JobState::Cancelled, None)),
             }
         }
+        Outcome::Failed(ProcessError::Deferred { until_ended }) => {
+            match queue.defer(job, &until_ended, DEFER_FALLBACK).await {
+                Ok(false) => None,
+                // Redis away: the row says queued and the reconciler enqueues the job again.
+                _ => Some(RowUpdate::Deferred),
+            }
+        }
         Outcome::Cancelled(CancelReason::LeaseLost) => None,
         Outcome::Cancelled(CancelReason::Shutdown) => match queue.release(job).await {
             Ok(false) => None,
@@ -272,6 +282,8 @@ enum RowUpdate {
     Completed(Processed),
     Ended(JobState, Option<String>),
     Requeued(Option<String>),
+    /// Waiting in the queue for another job's end (`Queue::defer`).
+    Deferred,
 }
 
 /// Writes the outcome to the row, then tells the owner (only if the row changed:
@@ -294,7 +306,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
         RowUpdate::Ended(JobState::Cancelled, _) => subject.cancelled(),
         RowUpdate::Ended(_, error) => subject.failed(error.as_deref().unwrap_or_default(), false, job.attempts),
         RowUpdate::Requeued(Some(error)) => subject.failed(error, true, job.attempts),
-        RowUpdate::Requeued(None) => subject.queued(None),
+        RowUpdate::Requeued(None) | RowUpdate::Deferred => subject.queued(None),
     };
     let doc_id = job.document_id.clone();
     let result = deps
@@ -305,6 +317,9 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
                 RowUpdate::Ended(state, error) => (AttemptOutcome::Ended(*state), error.clone()),
                 RowUpdate::Requeued(Some(error)) => (AttemptOutcome::Retrying, Some(error.clone())),
                 RowUpdate::Requeued(None) => (AttemptOutcome::HandedBack, None),
+                RowUpdate::Deferred => {
+                    (AttemptOutcome::Deferred, Some("waiting for an identical document in flight".to_string()))
+                }
             };
             attempts::record_end(conn, &job_id, &worker, attempt, outcome, error.as_deref())?;
             match &update {
@@ -321,6 +336,7 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
                 RowUpdate::Requeued(error) => {
                     documents::mark_requeued(conn, &doc_id, &job_id, &worker, attempt, error.as_deref())
                 }
+                RowUpdate::Deferred => documents::mark_requeued(conn, &doc_id, &job_id, &worker, attempt, None),
             }
         })
         .await;

@@ -7,11 +7,12 @@
 -- job's fields. Its histogram and ETA figures are summed up by the caller's process
 -- (src/queue/statistics.rs).
 local id, token, state = ARGV[2], ARGV[3], ARGV[4]
-local owner = redis.call('HMGET', p .. 'job:' .. id, 'state', 'token', 'started_at')
+local owner = redis.call('HMGET', p .. 'job:' .. id, 'state', 'token', 'started_at', 'waiters')
 if owner[1] ~= 'active' or owner[2] ~= token then
   return {'0'}
 end
 local finished_at = finish(id, state, ARGV[5], tonumber(owner[3] or 0))
+wake_waiters(id, owner[4])
 if state == 'completed' then
   -- Completions per minute, for throughput over the last 1/5/15 minutes.
   local minute_key = p .. 'throughput:' .. int_text(math.floor(finished_at / 60000))

@@ -122,6 +122,33 @@ end
 
 -- Ends a job in `state`. A completed job's duration is kept when `started_at` (ms)
 -- is given. Returns the time it finished (ms).
+-- A delayed job waits again, at its user's place by priority (fairness.md).
+local function promote(id)
+  redis.call('ZREM', p .. 'delayed', id)
+  local jk = p .. 'job:' .. id
+  local f = redis.call('HMGET', jk, 'user_id', 'priority', 'seq')
+  if f[1] then
+    redis.call('HSET', jk, 'state', 'waiting')
+    redis.call('HDEL', jk, 'retry_at')
+    add_waiting(id, f[1], f[2], f[3])
+    wake(1)
+  end
+end
+
+-- The jobs deferred until job `id` ended (defer.lua: identical documents that copy its
+-- chunks) wait again now. `waiters` is the job's `waiters` field: their ids, by spaces.
+local function wake_waiters(id, waiters)
+  if not waiters then
+    return
+  end
+  redis.call('HDEL', p .. 'job:' .. id, 'waiters')
+  for waiter in string.gmatch(waiters, '%S+') do
+    if redis.call('ZSCORE', p .. 'delayed', waiter) then
+      promote(waiter)
+    end
+  end
+end
+
 local function finish(id, state, error_text, started_at)
   local jk = p .. 'job:' .. id
   local now = now_ms()

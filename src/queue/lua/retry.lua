@@ -4,10 +4,12 @@
 -- Returns {'retrying', delay_ms, failures} / {'failed', 0, failures} / {'lost', 0, 0}.
 local id, token = ARGV[2], ARGV[3]
 local jk = p .. 'job:' .. id
-local owner = redis.call('HMGET', jk, 'state', 'token')
+local owner = redis.call('HMGET', jk, 'state', 'token', 'waiters')
 if owner[1] ~= 'active' or owner[2] ~= token then
   return {'lost', 0, 0}
 end
+-- Its waiters run now: a failed run makes no chunks to copy.
+wake_waiters(id, owner[3])
 local failures = redis.call('HINCRBY', jk, 'failures', 1)
 if failures > tonumber(ARGV[5]) then
   finish(id, 'failed', ARGV[4])

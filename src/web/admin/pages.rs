@@ -176,7 +176,7 @@ pub fn overview(
                 @for (job_state, n) in c.by_state() {
                     div.card {
                         div.n { (n) }
-                        div.l { (job_state) @if job_state == JobState::Delayed { " (retry)" } }
+                        div.l { (job_state) @if job_state == JobState::Delayed { " (retry, or waiting for an identical document)" } }
                     }
                 }
             }
