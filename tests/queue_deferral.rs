@@ -13,7 +13,7 @@ use docqueue::app::Role;
 use docqueue::job_state::JobState;
 use docqueue::queue::{ClaimedJob, DedicatedConnection, JobRecord, Queue, RetryDecision};
 use redis::Commands;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(600);
 
@@ -28,15 +28,23 @@ async fn claim(queue: &Queue, conn: &mut DedicatedConnection, id: &str) -> Claim
     job
 }
 
-#[actix_web::test]
-async fn a_deferred_job_waits_again_when_the_job_it_waits_for_completes() {
-    let env = TestEnv::new();
-    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+/// An API-only server (no workers, no maintenance) with two jobs claimed: alice's
+/// `holder`, then bob's `twin`.
+async fn holder_and_twin(env: &TestEnv, config: Value) -> (TestServer, DedicatedConnection, ClaimedJob, ClaimedJob) {
+    let server = TestServer::start(env.config(config), Role::Api).await;
     let queue = &server.app().queue;
     let mut conn = queue.dedicated_connection().await.unwrap();
     queue.enqueue(&[text_job("holder", "alice"), text_job("twin", "bob")]).await.unwrap();
     let holder = claim(queue, &mut conn, "holder").await;
     let twin = claim(queue, &mut conn, "twin").await;
+    (server, conn, holder, twin)
+}
+
+#[actix_web::test]
+async fn a_deferred_job_waits_again_when_the_job_it_waits_for_completes() {
+    let env = TestEnv::new();
+    let (server, mut conn, holder, twin) = holder_and_twin(&env, json!({})).await;
+    let queue = &server.app().queue;
 
     assert!(queue.defer(&twin, "holder", LONG).await.unwrap());
     let deferred = record(queue, "twin").await;
@@ -56,14 +64,11 @@ async fn a_deferred_job_waits_again_when_the_job_it_waits_for_completes() {
 #[actix_web::test]
 async fn a_deferred_job_waits_again_when_the_job_it_waits_for_fails_or_goes_back_to_retry() {
     let env = TestEnv::new();
-    let server = TestServer::start(env.config(json!({ "document_queue": { "retry_attempts": 1 } })), Role::Api).await;
+    let (server, mut conn, holder, twin) =
+        holder_and_twin(&env, json!({ "document_queue": { "retry_attempts": 1 } })).await;
     let queue = &server.app().queue;
-    let mut conn = queue.dedicated_connection().await.unwrap();
-    queue.enqueue(&[text_job("holder", "alice"), text_job("twin", "bob")]).await.unwrap();
 
     // A transient failure: the holder will retry, its twin runs now.
-    let holder = claim(queue, &mut conn, "holder").await;
-    let twin = claim(queue, &mut conn, "twin").await;
     assert!(queue.defer(&twin, "holder", LONG).await.unwrap());
     assert!(matches!(queue.retry_or_fail(&holder, "outage").await.unwrap(), RetryDecision::Retrying { .. }));
     assert_eq!(record(queue, "twin").await.state, JobState::Queued);
@@ -84,12 +89,8 @@ async fn a_deferred_job_waits_again_when_the_job_it_waits_for_fails_or_goes_back
 #[actix_web::test]
 async fn a_deferral_is_bounded_by_its_fallback_and_short_when_the_other_job_has_ended() {
     let env = TestEnv::new();
-    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let (server, mut conn, holder, twin) = holder_and_twin(&env, json!({})).await;
     let queue = &server.app().queue;
-    let mut conn = queue.dedicated_connection().await.unwrap();
-    queue.enqueue(&[text_job("holder", "alice"), text_job("twin", "bob")]).await.unwrap();
-    let holder = claim(queue, &mut conn, "holder").await;
-    let twin = claim(queue, &mut conn, "twin").await;
 
     // The holder never ends (its process died, say): the fallback brings the twin back.
     assert!(queue.defer(&twin, "holder", Duration::from_millis(300)).await.unwrap());
@@ -110,12 +111,8 @@ async fn a_deferral_is_bounded_by_its_fallback_and_short_when_the_other_job_has_
 #[actix_web::test]
 async fn a_deferred_job_can_be_cancelled_and_the_end_it_waited_for_leaves_it_cancelled() {
     let env = TestEnv::new();
-    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let (server, mut conn, holder, twin) = holder_and_twin(&env, json!({})).await;
     let queue = &server.app().queue;
-    let mut conn = queue.dedicated_connection().await.unwrap();
-    queue.enqueue(&[text_job("holder", "alice"), text_job("twin", "bob")]).await.unwrap();
-    let holder = claim(queue, &mut conn, "holder").await;
-    let twin = claim(queue, &mut conn, "twin").await;
     assert!(queue.defer(&twin, "holder", LONG).await.unwrap());
 
     queue.cancel("twin").await.unwrap();
