@@ -1,6 +1,6 @@
 //! The real `Processor`: extract → chunk → embed → store, with progress in four
-//! stages (extract 0–40, chunk 40–50, embed 50–95, store 95–100) and the per-document
-//! wall-time limit. The file is read in an extractor process of its own (see
+//! stages (extract 0–40, chunk 40–50, embed 50–95, store from 95; `document.completed`
+//! says 100) and the per-document wall-time limit. The file is read in an extractor process of its own (see
 //! `extractor`); the other CPU-bound steps run on the blocking pool, never on an event
 //! loop.
 //!
@@ -341,7 +341,7 @@ impl Pipeline {
         if !stored {
             return Err(ProcessError::Permanent("the document was deleted while it was processed".into()));
         }
-        ctx.on_progress(Stage::Storing, 100);
+        // No `storing 100`: `document.completed` follows at once and says 100 itself.
         Ok(Processed { chunk_count: count, reused_from: None, warning })
     }
 
