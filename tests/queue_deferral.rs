@@ -1,7 +1,8 @@
 //! A job deferred until another job ends (an identical document in flight) waits in
 //! the queue, not in a worker: the other job's end puts it back at once, whether that
-//! job completed, failed for good or went back to retry; a fallback bounds the wait
-//! should that end never come; the deferral is not counted as a try. An API-only
+//! job completed, failed for good, went back to retry or was cancelled; through the
+//! other job's rescue it keeps waiting; a fallback bounds the wait should a wake be
+//! missed; the deferral is not counted as a try. An API-only
 //! server has no workers or maintenance, so only the test moves jobs.
 
 mod common;
@@ -120,5 +121,48 @@ async fn a_deferred_job_can_be_cancelled_and_the_end_it_waited_for_leaves_it_can
     assert!(queue.end_job_and_claim(&holder, JobState::Completed, "", None).await.unwrap().0);
     assert_eq!(record(queue, "twin").await.state, JobState::Cancelled);
     assert!(queue.claim(&mut conn, "test-worker").await.unwrap().is_none());
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_deferred_job_keeps_waiting_through_a_rescue_and_wakes_when_the_rescued_job_ends() {
+    let env = TestEnv::new();
+    let (server, mut conn, holder, twin) =
+        holder_and_twin(&env, json!({ "document_queue": { "max_stalls": 1 } })).await;
+    let queue = &server.app().queue;
+    let mut redis = env.redis();
+    let expire_lease = |redis: &mut redis::Connection| {
+        let _: () = redis.zadd(format!("{}active", env.redis_prefix), "holder", 0).unwrap();
+    };
+    assert!(queue.defer(&twin, "holder", LONG).await.unwrap());
+
+    // The holder's worker died: rescued, it waits to run again, and so does its twin.
+    expire_lease(&mut redis);
+    assert_eq!(queue.rescue_stalled().await.unwrap().len(), 1);
+    assert_eq!(record(queue, "holder").await.state, JobState::Queued);
+    assert_eq!(record(queue, "twin").await.state, JobState::Delayed);
+    drop(holder);
+
+    // Its second run stalls too, beyond max_stalls: it fails, and the twin runs.
+    claim(queue, &mut conn, "holder").await;
+    expire_lease(&mut redis);
+    assert_eq!(queue.rescue_stalled().await.unwrap().len(), 1);
+    assert_eq!(record(queue, "holder").await.state, JobState::Failed);
+    assert_eq!(record(queue, "twin").await.state, JobState::Queued);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_deferred_job_wakes_when_the_job_it_waits_for_is_cancelled_while_it_waits() {
+    let env = TestEnv::new();
+    let (server, _conn, holder, twin) = holder_and_twin(&env, json!({})).await;
+    let queue = &server.app().queue;
+    assert!(queue.defer(&twin, "holder", LONG).await.unwrap());
+    assert!(queue.release(&holder).await.unwrap(), "the holder's process shut down");
+    assert_eq!(record(queue, "twin").await.state, JobState::Delayed);
+
+    queue.cancel("holder").await.unwrap();
+    assert_eq!(record(queue, "holder").await.state, JobState::Cancelled);
+    assert_eq!(record(queue, "twin").await.state, JobState::Queued);
     server.shutdown().await;
 }

@@ -18,9 +18,10 @@ use crate::queue::{ClaimedJob, RetryDecision};
 
 /// How long a processor that ignores its cancellation check gets before it is dropped.
 const CANCEL_GRACE: Duration = Duration::from_millis(800);
-/// How long a deferred job waits at most for the end that should wake it (a holder
-/// whose process died is rescued and ends later; its claim lapses meanwhile).
-const DEFER_FALLBACK: Duration = Duration::from_secs(10);
+/// How long a deferred job waits at most for the end that should wake it. Every end
+/// wakes it (a holder whose process died is rescued and ends later), so this only
+/// bounds a missed wake; it is long, since each round costs a claim and two row writes.
+const DEFER_FALLBACK: Duration = Duration::from_secs(60);
 /// A running job's row takes its progress at most this often (REST reads it; the
 /// snapshot reads the live figure from Redis).
 const PROGRESS_ROW_INTERVAL: Duration = Duration::from_secs(1);

@@ -1,8 +1,8 @@
 -- Put an active job back to wait until another job has ended: its processor cannot go
 -- on before (an identical document in flight, whose chunks it will copy), and a worker
 -- must not be held while it waits. The attempt does not count. The other job's end
--- wakes it (wake_waiters, from complete.lua and retry.lua); `fallback_ms` bounds the
--- wait should that end never come (its process died, it was handed back).
+-- wakes it (wake_waiters: every script that ends a job, and retry.lua); `fallback_ms`
+-- bounds the wait should that end be missed (the other job's record was lost).
 -- ARGV: prefix, job_id, token, job id waited for, fallback_ms, retry_ms.
 -- When the job waited for has ended already, its row is about to say how: the job
 -- waits `retry_ms` only. Returns 1, or 0 if the token no longer owns the job.

@@ -15,16 +15,18 @@ local function rescue(id)
     return
   end
   local f = redis.call('HMGET', jk, 'document_id', 'user_id', 'priority', 'seq', 'cancel_requested', 'worker',
-    'attempts')
+    'attempts', 'waiters')
   local stalls = redis.call('HINCRBY', jk, 'stalls', 1)
   redis.call('HINCRBY', p .. 'stats', 'stalled', 1)
   local outcome
   if f[5] then
     outcome = 'cancelled'
     finish(id, 'cancelled', '')
+    wake_waiters(id, f[8])
   elseif stalls > tonumber(ARGV[2]) then
     outcome = 'failed'
     finish(id, 'failed', 'the job stalled ' .. stalls .. ' times (its worker stopped responding)')
+    wake_waiters(id, f[8])
   else
     outcome = 'waiting'
     redis.call('HSET', jk, 'state', 'waiting')
