@@ -1,8 +1,8 @@
 //! The real `Processor`: extract → chunk → embed → store, with progress in four
 //! stages (extract 0–40, chunk 40–50, embed 50–95, store from 95; `document.completed`
-//! says 100) and the per-document wall-time limit. The file is read in an extractor process of its own (see
-//! `extractor`); the other CPU-bound steps run on the blocking pool, never on an event
-//! loop.
+//! says 100) and the per-document wall-time limit. The file is read in an extractor
+//! process of its own (see `extractor`); the other CPU-bound steps run on the blocking
+//! pool, never on an event loop.
 //!
 //! Before any of that, a document whose content was already processed with the same
 //! settings copies the chunks of that twin instead; identical documents in flight at
