@@ -245,10 +245,14 @@ fn run(redis_url: &str, postgres: Option<&str>, concurrency: usize, files: &[Fil
         // The client has a thread and runtime of its own, so it never waits behind the
         // server's event loop (it shares the machine's two cores all the same).
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let client = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let _ = tx.send(runtime.block_on(client_run(base, tokens, admin, files)));
-        });
+        // Named, so a profile tells its CPU from the server's.
+        let client = std::thread::Builder::new()
+            .name("bench-client".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let _ = tx.send(runtime.block_on(client_run(base, tokens, admin, files)));
+            })
+            .unwrap();
         let seen = rx.await.expect("the client thread reports");
         client.join().unwrap();
         app.shutdown().await;
