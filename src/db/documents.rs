@@ -95,8 +95,7 @@ pub fn find_completed_twin(
     Ok(query.first(conn).optional()?)
 }
 
-/// The document's state; None when it does not exist.
-/// The document's state and its current job's id.
+/// The document's state and its current job's id; None when it does not exist.
 pub fn state_and_job_of(conn: &mut DbConnection, id: &str) -> Result<Option<(JobState, String)>, DbError> {
     let row: Option<(String, String)> =
         documents::table.find(id).select((documents::queue_status, documents::job_id)).first(conn).optional()?;

@@ -14,10 +14,10 @@ if owner[1] ~= 'active' or owner[2] ~= token then
 end
 local other = p .. 'job:' .. until_ended
 local delay = tonumber(ARGV[6])
-local state = redis.call('HGET', other, 'state')
+local f = redis.call('HMGET', other, 'state', 'waiters')
+local state, waiters = f[1], f[2]
 if state == 'active' or state == 'waiting' or state == 'delayed' then
   delay = tonumber(ARGV[5])
-  local waiters = redis.call('HGET', other, 'waiters')
   if not waiters then
     redis.call('HSET', other, 'waiters', id)
   elseif not string.find(' ' .. waiters .. ' ', ' ' .. id .. ' ', 1, true) then

@@ -120,8 +120,6 @@ local function wake(count)
   end
 end
 
--- Ends a job in `state`. A completed job's duration is kept when `started_at` (ms)
--- is given. Returns the time it finished (ms).
 -- A delayed job waits again, at its user's place by priority (fairness.md).
 local function promote(id)
   redis.call('ZREM', p .. 'delayed', id)
@@ -149,6 +147,8 @@ local function wake_waiters(id, waiters)
   end
 end
 
+-- Ends a job in `state`. A completed job's duration is kept when `started_at` (ms)
+-- is given. Returns the time it finished (ms).
 local function finish(id, state, error_text, started_at)
   local jk = p .. 'job:' .. id
   local now = now_ms()
