@@ -10,6 +10,7 @@ pub mod documents;
 mod group_commit;
 pub mod models;
 pub mod schema;
+mod stable_plans;
 
 use std::time::Duration;
 
@@ -163,6 +164,7 @@ impl Db {
                 url
             }
             DatabaseUrl::Sqlite(path) => {
+                stable_plans::enable_for_new_connections();
                 if let Some(parent) = std::path::Path::new(&path).parent() {
                     if !parent.as_os_str().is_empty() {
                         std::fs::create_dir_all(parent)
