@@ -4,7 +4,7 @@
 //! plan, and so marks the statement to be prepared again whenever that parameter is
 //! bound again, even to the same value. Diesel binds every `LIMIT` (`.first()` is
 //! `LIMIT ?` with 1), so each run of a kept statement with one was parsed and planned
-//! anew: a tenth of the group-commit writer's time went to preparing the job's
+//! anew: a sixth of the group-commit writer's time went to preparing the job's
 //! `SELECT … LIMIT 1` again. With the guarantee, a plan never depends on bound values,
 //! and a kept statement stays prepared.
 //!
