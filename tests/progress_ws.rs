@@ -595,3 +595,54 @@ async fn a_jobs_events_wait_for_its_queued_announcement() {
     assert!(held >= Duration::from_millis(900), "held back {held:?}");
     assert!(started.elapsed() - held < Duration::from_millis(500));
 }
+
+/// Events ready together (an upload's announcements, a short document's stage changes)
+/// go out in one call, in order; one held back for its job's announcement holds back
+/// the ones after it too, so the owner still hears everything in order.
+#[actix_web::test]
+async fn events_published_together_keep_their_order_behind_a_held_one() {
+    use docqueue::progress::publisher::Missed;
+    use docqueue::progress::{Publisher, Subject};
+    use docqueue::queue::Queue;
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let events = Publisher::new(queue.clone(), 100);
+    let job = |i: usize| common::text_job(&format!("job-{i}"), "alice");
+    let positions = queue.enqueue_before_announcing(&[job(1), job(2)]).await.unwrap();
+    events.announce_enqueued(&[job(1)], &positions[..1]).await;
+
+    let (one, two) = (Subject::new("alice", "doc-job-1", "job-1"), Subject::new("alice", "doc-job-2", "job-2"));
+    let batch = vec![one.progress(10, "extracting"), two.progress(10, "extracting"), one.progress(20, "chunking")];
+    let publishing = tokio::spawn({
+        let events = events.clone();
+        async move { events.publish_all(&batch).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(events.current_seq("alice").await.unwrap(), 2, "job-1's first event out, the rest held back");
+    events.announce_enqueued(&[job(2)], &positions[1..]).await;
+    assert_eq!(publishing.await.unwrap(), vec![2, 4, 5]);
+
+    let Missed::Events(payloads) = events.missed_since("alice", 0).await.unwrap() else { panic!("a gap") };
+    let heard: Vec<(String, String, u64)> = payloads
+        .iter()
+        .map(|p| {
+            let event: Value = serde_json::from_str(p).unwrap();
+            (
+                event["type"].as_str().unwrap().into(),
+                event["job_id"].as_str().unwrap().into(),
+                event["seq"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("document.queued", "job-1"),
+        ("document.progress", "job-1"),
+        ("document.queued", "job-2"),
+        ("document.progress", "job-2"),
+        ("document.progress", "job-1"),
+    ];
+    let expected: Vec<(String, String, u64)> =
+        expected.iter().zip(1..).map(|((kind, job), seq)| (kind.to_string(), job.to_string(), seq)).collect();
+    assert_eq!(heard, expected);
+}

@@ -2,12 +2,13 @@
 //! at the queued documents of the users connected to it (it asks the Hub who they are)
 //! and announces the positions that changed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
 
 use super::eta::EtaModel;
-use super::event::Subject;
+use super::event::{Event, Subject};
 use super::hub::{CountSessions, Hub};
 use super::publisher::Publisher;
 use crate::db::{documents, Db};
@@ -82,16 +83,20 @@ pub async fn announce_position_changes(
     }
     let workers = queue.live_workers().await.map(|w| w.len()).unwrap_or(0);
     let eta = EtaModel::load(queue, workers).await.unwrap_or_default();
-    let mut announced = 0;
+    // Each user's changes go out in one call: after a claim, every waiting job moves.
+    let mut by_user: HashMap<&str, Vec<Event>> = HashMap::new();
     for ((i, position), changed) in waiting.into_iter().zip(changed) {
         if changed {
             let doc = &queued[i];
             let seconds = eta.queued_seconds(&doc.content_type, doc.size_bytes, position);
-            publisher
-                .announce(Subject::new(&doc.user_id, &doc.id, &doc.job_id).position(position, Some(seconds)))
-                .await;
-            announced += 1;
+            let event = Subject::new(&doc.user_id, &doc.id, &doc.job_id).position(position, Some(seconds));
+            by_user.entry(doc.user_id.as_str()).or_default().push(event);
         }
+    }
+    let mut announced = 0;
+    for events in by_user.values() {
+        publisher.announce_all(events).await;
+        announced += events.len();
     }
     Ok(announced)
 }

@@ -16,6 +16,8 @@ use crate::queue::{NewJob, Queue, QueueError};
 const ANNOUNCEMENT_WAIT: Duration = Duration::from_secs(1);
 /// How often an event held back for that announcement is tried again.
 const ANNOUNCEMENT_POLL: Duration = Duration::from_millis(1);
+/// Events published by one script run at most: Redis runs nothing else meanwhile.
+const EVENTS_PER_CALL: usize = 100;
 
 #[derive(Clone)]
 pub struct Publisher {
@@ -47,49 +49,81 @@ impl Publisher {
     /// `document.queued` is still to come (see `Queue::enqueue_before_announcing`) waits
     /// for it, up to `ANNOUNCEMENT_WAIT`.
     pub async fn publish(&self, event: Event) -> Result<u64, QueueError> {
-        let body = serde_json::to_string(&event).map_err(|e| QueueError::Reply(e.to_string()))?;
-        let held_since = Instant::now();
-        loop {
+        let seqs = self.publish_all(std::slice::from_ref(&event)).await?;
+        seqs.first().copied().ok_or_else(|| QueueError::Reply("no seq for a published event".into()))
+    }
+
+    /// Publishes events of one user, in order, in one script call where none is held
+    /// back, and returns their seqs. Held events wait as in `publish`.
+    pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<u64>, QueueError> {
+        let Some(first) = events.first() else { return Ok(Vec::new()) };
+        debug_assert!(events.iter().all(|event| event.user_id == first.user_id), "one user's events");
+        let bodies = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| QueueError::Reply(e.to_string()))?;
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut held_since = Instant::now();
+        while seqs.len() < events.len() {
             let give_up = held_since.elapsed() >= ANNOUNCEMENT_WAIT;
             if give_up {
+                let held = &events[seqs.len()];
                 log::info!(
                     "{} about job {} published before its announcement, which never came",
-                    event.kind,
-                    event.job_id
+                    held.kind,
+                    held.job_id
                 );
             }
-            let mut conn = self.queue.connection().await?;
-            let seq: i64 = self
-                .queue
-                .invocation(&self.publish)
-                .arg(&event.user_id)
-                .arg(&body)
-                .arg(self.stream_max_len)
-                .arg(if give_up { "1" } else { "0" })
-                .invoke_async(&mut conn)
-                .await?;
-            if let Ok(seq) = u64::try_from(seq) {
-                return Ok(seq);
+            let mut invocation = self.queue.invocation(&self.publish);
+            invocation.arg(&first.user_id).arg(self.stream_max_len).arg(if give_up { "1" } else { "0" });
+            for body in bodies[seqs.len()..].iter().take(EVENTS_PER_CALL) {
+                invocation.arg(body);
             }
+            let mut conn = self.queue.connection().await?;
+            let published: Vec<i64> = invocation.invoke_async(&mut conn).await?;
             drop(conn);
-            tokio::time::sleep(ANNOUNCEMENT_POLL).await;
+            if published.is_empty() {
+                return Err(QueueError::Reply("the publish script answered no seq".into()));
+            }
+            let before = seqs.len();
+            seqs.extend(published.iter().map_while(|seq| u64::try_from(*seq).ok()));
+            if published.last().is_some_and(|seq| *seq < 0) {
+                if seqs.len() > before {
+                    // The held event waits for its own announcement from now.
+                    held_since = Instant::now();
+                }
+                tokio::time::sleep(ANNOUNCEMENT_POLL).await;
+            }
         }
+        Ok(seqs)
     }
 
     /// Publishes, logging instead of failing: events must never break processing.
     pub async fn announce(&self, event: Event) {
-        let kind = event.kind.clone();
-        if let Err(err) = self.publish(event).await {
-            log::warn!("event {kind} not published: {err}");
+        self.announce_all(std::slice::from_ref(&event)).await;
+    }
+
+    /// `announce` for several events of one user, in one script call.
+    pub async fn announce_all(&self, events: &[Event]) {
+        if let Err(err) = self.publish_all(events).await {
+            let first = events.first().map_or("", |event| event.kind.as_str());
+            log::warn!("{} event(s) not published, the first {first}: {err}", events.len());
         }
     }
 
     /// Announces jobs just enqueued by `Queue::enqueue_before_announcing` (each one's
     /// `document.queued` with its position), then wakes idle workers: no worker can
-    /// report on a job before its owner heard it was queued.
+    /// report on a job before its owner heard it was queued. Each user's announcements
+    /// go in one call.
     pub async fn announce_enqueued(&self, jobs: &[NewJob], positions: &[Option<u64>]) {
-        for (job, position) in jobs.iter().zip(positions) {
-            self.announce(Subject::new(&job.user_id, &job.document_id, &job.job_id).queued(*position)).await;
+        let events: Vec<Event> = jobs
+            .iter()
+            .zip(positions)
+            .map(|(job, position)| Subject::new(&job.user_id, &job.document_id, &job.job_id).queued(*position))
+            .collect();
+        for one_user in events.chunk_by(|a, b| a.user_id == b.user_id) {
+            self.announce_all(one_user).await;
         }
         // Idle workers also look for work every second: a lost wake costs that.
         if let Err(err) = self.queue.wake_workers(jobs.len()).await {

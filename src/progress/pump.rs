@@ -1,6 +1,8 @@
 //! Coalesces a job's progress updates to at most `max_per_sec` deliveries, keeping the
 //! percentage monotone and delivering every stage change, every OCR page (each takes
-//! seconds, and users watch a scan go page by page) and the final value.
+//! seconds, and users watch a scan go page by page) and the final value. Stage changes
+//! that arrive while a delivery is under way go out together in the next one (a short
+//! document passes chunking, embedding and storing in well under a millisecond).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,10 +15,11 @@ use tokio::time::Instant;
 use crate::processing::processor::{ProgressFn, ProgressUpdate};
 
 /// Starts the pump: returns the callback for the processor and the task that delivers.
-/// Drop every clone of the callback, then await the task to flush the last update.
+/// Each delivery is one or more updates, in order. Drop every clone of the callback,
+/// then await the task to flush the last update.
 pub fn spawn_pump<F, Fut>(max_per_sec: u32, deliver: F) -> (ProgressFn, JoinHandle<()>)
 where
-    F: Fn(ProgressUpdate) -> Fut + Send + 'static,
+    F: Fn(Vec<ProgressUpdate>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = mpsc::unbounded_channel::<ProgressUpdate>();
@@ -28,46 +31,68 @@ where
     (callback, task)
 }
 
+/// What the pump has delivered and holds back.
+#[derive(Default)]
+struct Coalescer {
+    last: Option<(ProgressUpdate, Instant)>,
+    pending: Option<ProgressUpdate>,
+}
+
+impl Coalescer {
+    /// Takes in one update; returns it (raised to the percentage reached) when it is a
+    /// stage change, to deliver now, or holds it for the rate.
+    fn take(&mut self, update: ProgressUpdate, now: Instant) -> Option<ProgressUpdate> {
+        let newest = self.pending.or(self.last.map(|(u, _)| u));
+        let update = ProgressUpdate {
+            stage: update.stage,
+            percent: update.percent.max(newest.map_or(0, |u| u.percent)),
+            ocr_pages: update.ocr_pages,
+        };
+        if newest == Some(update) {
+            return None;
+        }
+        if newest.is_none_or(|u| u.stage != update.stage || u.ocr_pages != update.ocr_pages) {
+            self.last = Some((update, now));
+            self.pending = None;
+            Some(update)
+        } else {
+            self.pending = Some(update);
+            None
+        }
+    }
+}
+
 async fn pump<F, Fut>(mut rx: mpsc::UnboundedReceiver<ProgressUpdate>, interval: Duration, deliver: F)
 where
-    F: Fn(ProgressUpdate) -> Fut,
+    F: Fn(Vec<ProgressUpdate>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let mut last: Option<(ProgressUpdate, Instant)> = None;
-    let mut pending: Option<ProgressUpdate> = None;
+    let mut state = Coalescer::default();
     loop {
-        let due = pending.map(|_| last.map_or_else(Instant::now, |(_, at)| at + interval));
+        let due = state.pending.map(|_| state.last.map_or_else(Instant::now, |(_, at)| at + interval));
         tokio::select! {
             received = rx.recv() => {
                 let Some(update) = received else { break };
-                let newest = pending.or(last.map(|(u, _)| u));
-                let update = ProgressUpdate {
-                    stage: update.stage,
-                    percent: update.percent.max(newest.map_or(0, |u| u.percent)),
-                    ocr_pages: update.ocr_pages,
-                };
-                let stage_changed = newest.is_none_or(|u| u.stage != update.stage || u.ocr_pages != update.ocr_pages);
-                if newest == Some(update) {
-                    continue;
+                let now = Instant::now();
+                let mut batch: Vec<ProgressUpdate> = state.take(update, now).into_iter().collect();
+                // What arrived during the last delivery goes out in this one.
+                while let Ok(update) = rx.try_recv() {
+                    batch.extend(state.take(update, now));
                 }
-                if stage_changed {
-                    deliver(update).await;
-                    last = Some((update, Instant::now()));
-                    pending = None;
-                } else {
-                    pending = Some(update);
+                if !batch.is_empty() {
+                    deliver(batch).await;
                 }
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                if let Some(update) = pending.take() {
-                    deliver(update).await;
-                    last = Some((update, Instant::now()));
+                if let Some(update) = state.pending.take() {
+                    state.last = Some((update, Instant::now()));
+                    deliver(vec![update]).await;
                 }
             }
         }
     }
-    if let Some(update) = pending {
-        deliver(update).await;
+    if let Some(update) = state.pending {
+        deliver(vec![update]).await;
     }
 }
 
@@ -78,17 +103,23 @@ mod tests {
     use super::*;
     use crate::processing::Stage;
 
-    type Delivered = Arc<Mutex<Vec<(ProgressUpdate, Instant)>>>;
+    /// Each delivery: its updates and when it was made.
+    type Delivered = Arc<Mutex<Vec<(Vec<ProgressUpdate>, Instant)>>>;
 
-    /// A pump at 10 deliveries a second that records what it delivers and when.
-    fn recording_pump() -> (ProgressFn, JoinHandle<()>, Delivered) {
+    /// A pump at 10 deliveries a second that records what it delivers and when; each
+    /// delivery takes `delivery_time`.
+    fn recording_pump_taking(delivery_time: Duration) -> (ProgressFn, JoinHandle<()>, Delivered) {
         let delivered = Delivered::default();
         let sink = delivered.clone();
-        let (progress, task) = spawn_pump(10, move |update| {
-            sink.lock().unwrap().push((update, Instant::now()));
-            std::future::ready(())
+        let (progress, task) = spawn_pump(10, move |updates| {
+            sink.lock().unwrap().push((updates, Instant::now()));
+            tokio::time::sleep(delivery_time)
         });
         (progress, task, delivered)
+    }
+
+    fn recording_pump() -> (ProgressFn, JoinHandle<()>, Delivered) {
+        recording_pump_taking(Duration::ZERO)
     }
 
     fn at(stage: Stage, percent: u8) -> ProgressUpdate {
@@ -96,7 +127,7 @@ mod tests {
     }
 
     fn updates(delivered: &Delivered) -> Vec<ProgressUpdate> {
-        delivered.lock().unwrap().iter().map(|(update, _)| *update).collect()
+        delivered.lock().unwrap().iter().flat_map(|(updates, _)| updates.clone()).collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -155,6 +186,27 @@ mod tests {
         let gaps: Vec<Duration> = delivered.windows(2).map(|w| w[1].1 - w[0].1).collect();
         assert!(gaps.iter().all(|gap| *gap >= Duration::from_millis(100)), "{gaps:?}");
         assert!((10..=12).contains(&delivered.len()), "{} deliveries", delivered.len());
-        assert_eq!(delivered.last().unwrap().0, at(Stage::Embedding, 100));
+        assert_eq!(delivered.last().unwrap().0, vec![at(Stage::Embedding, 100)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stage_changes_made_during_a_delivery_go_out_together_in_the_next() {
+        let (progress, task, delivered) = recording_pump_taking(Duration::from_millis(5));
+        progress(at(Stage::Chunking, 40));
+        tokio::task::yield_now().await;
+        // The chunking delivery is under way: the rest of a short document arrives.
+        for update in
+            [at(Stage::Chunking, 50), at(Stage::Embedding, 50), at(Stage::Embedding, 95), at(Stage::Storing, 95)]
+        {
+            progress(update);
+        }
+        drop(progress);
+        task.await.unwrap();
+        let batches: Vec<Vec<ProgressUpdate>> = delivered.lock().unwrap().iter().map(|(u, _)| u.clone()).collect();
+        assert_eq!(
+            batches,
+            vec![vec![at(Stage::Chunking, 40)], vec![at(Stage::Embedding, 50), at(Stage::Storing, 95)]],
+            "every stage change, in order, in two deliveries"
+        );
     }
 }

@@ -84,19 +84,25 @@ pub async fn run_job(
         let (db, events) = (deps.db.clone(), deps.events.clone());
         let subject = subject_of(&job);
         let row_written = std::sync::Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
-        spawn_pump(deps.config.progress.max_events_per_sec, move |update| {
+        spawn_pump(deps.config.progress.max_events_per_sec, move |updates| {
             let (db, events, subject, row_written) = (db.clone(), events.clone(), subject.clone(), row_written.clone());
             async move {
-                let stage = update.stage.as_str();
-                let percent = i32::from(update.percent);
-                // The event also records the progress on the job in Redis (one script),
-                // where snapshots read it: the row is written at most once a second, so
-                // a short job writes no progress rows at all.
-                let event = match update.ocr_pages {
-                    Some(pages) => subject.ocr_progress(percent, stage, pages.done, pages.total),
-                    None => subject.progress(percent, stage),
-                };
-                events.announce(event).await;
+                // The events also record the progress on the job in Redis (one script
+                // for them all), where snapshots read it: the row is written at most
+                // once a second, so a short job writes no progress rows at all.
+                let progress_events: Vec<_> = updates
+                    .iter()
+                    .map(|update| {
+                        let (percent, stage) = (i32::from(update.percent), update.stage.as_str());
+                        match update.ocr_pages {
+                            Some(pages) => subject.ocr_progress(percent, stage, pages.done, pages.total),
+                            None => subject.progress(percent, stage),
+                        }
+                    })
+                    .collect();
+                events.announce_all(&progress_events).await;
+                let Some(update) = updates.last() else { return };
+                let (percent, stage) = (i32::from(update.percent), update.stage.as_str());
                 let due = {
                     let mut last = row_written.lock().unwrap_or_else(|e| e.into_inner());
                     let due = last.elapsed() >= PROGRESS_ROW_INTERVAL;
