@@ -538,6 +538,23 @@ async fn users_whose_ids_look_like_key_names_both_get_their_events() {
     server.shutdown().await;
 }
 
+/// alice's job `i` (job-1, job-2, …), as the tests below enqueue it.
+fn job(i: usize) -> docqueue::queue::NewJob {
+    common::text_job(&format!("job-{i}"), "alice")
+}
+
+/// A queue and a publisher on `env`'s Redis, with alice's job-1 and job-2 enqueued as an
+/// upload does before announcing them; returns their positions too.
+async fn two_jobs_enqueued_before_announcing(
+    env: &TestEnv,
+) -> (docqueue::queue::Queue, docqueue::progress::Publisher, Vec<Option<u64>>) {
+    let config = env.config(json!({}));
+    let queue = docqueue::queue::Queue::new(&config.redis, &config.document_queue).unwrap();
+    let events = docqueue::progress::Publisher::new(queue.clone(), 100);
+    let positions = queue.enqueue_before_announcing(&[job(1), job(2)]).await.unwrap();
+    (queue, events, positions)
+}
+
 /// An uploader enqueues its jobs, then announces them (`document.queued` carries the
 /// position); a busy worker can claim one in between. Whatever the worker reports
 /// about that job is held back until the announcement is out, so the owner hears
@@ -545,14 +562,9 @@ async fn users_whose_ids_look_like_key_names_both_get_their_events() {
 /// holds its events back for a second only.
 #[actix_web::test]
 async fn a_jobs_events_wait_for_its_queued_announcement() {
-    use docqueue::progress::{Publisher, Subject};
-    use docqueue::queue::Queue;
+    use docqueue::progress::Subject;
     let env = TestEnv::new();
-    let config = env.config(json!({}));
-    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
-    let events = Publisher::new(queue.clone(), 100);
-    let job = |i: usize| common::text_job(&format!("job-{i}"), "alice");
-    let positions = queue.enqueue_before_announcing(&[job(1), job(2)]).await.unwrap();
+    let (queue, events, positions) = two_jobs_enqueued_before_announcing(&env).await;
     let mut claimer = queue.dedicated_connection().await.unwrap();
     let claimed = queue.claim(&mut claimer, "busy-worker").await.unwrap().unwrap();
     assert_eq!(claimed.job_id, "job-1");
@@ -602,14 +614,9 @@ async fn a_jobs_events_wait_for_its_queued_announcement() {
 #[actix_web::test]
 async fn events_published_together_keep_their_order_behind_a_held_one() {
     use docqueue::progress::publisher::Missed;
-    use docqueue::progress::{Publisher, Subject};
-    use docqueue::queue::Queue;
+    use docqueue::progress::Subject;
     let env = TestEnv::new();
-    let config = env.config(json!({}));
-    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
-    let events = Publisher::new(queue.clone(), 100);
-    let job = |i: usize| common::text_job(&format!("job-{i}"), "alice");
-    let positions = queue.enqueue_before_announcing(&[job(1), job(2)]).await.unwrap();
+    let (_queue, events, positions) = two_jobs_enqueued_before_announcing(&env).await;
     events.announce_enqueued(&[job(1)], &positions[..1]).await;
 
     let (one, two) = (Subject::new("alice", "doc-job-1", "job-1"), Subject::new("alice", "doc-job-2", "job-2"));
