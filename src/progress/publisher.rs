@@ -53,11 +53,20 @@ impl Publisher {
         seqs.first().copied().ok_or_else(|| QueueError::Reply("no seq for a published event".into()))
     }
 
-    /// Publishes events of one user, in order, in one script call where none is held
-    /// back, and returns their seqs. Held events wait as in `publish`.
+    /// Publishes events in order and returns their seqs: each run of one user's events
+    /// in one script call where none is held back (a call reaches one user's stream
+    /// only). Held events wait as in `publish`.
     pub async fn publish_all(&self, events: &[Event]) -> Result<Vec<u64>, QueueError> {
+        let mut seqs = Vec::with_capacity(events.len());
+        for one_user in events.chunk_by(|a, b| a.user_id == b.user_id) {
+            seqs.extend(self.publish_to_one_user(one_user).await?);
+        }
+        Ok(seqs)
+    }
+
+    /// `publish_all` for events of one user.
+    async fn publish_to_one_user(&self, events: &[Event]) -> Result<Vec<u64>, QueueError> {
         let Some(first) = events.first() else { return Ok(Vec::new()) };
-        debug_assert!(events.iter().all(|event| event.user_id == first.user_id), "one user's events");
         let bodies = events
             .iter()
             .map(serde_json::to_string)
@@ -104,7 +113,7 @@ impl Publisher {
         self.announce_all(std::slice::from_ref(&event)).await;
     }
 
-    /// `announce` for several events of one user, in one script call.
+    /// `announce` for several events, each user's run of them in one script call.
     pub async fn announce_all(&self, events: &[Event]) {
         if let Err(err) = self.publish_all(events).await {
             let first = events.first().map_or("", |event| event.kind.as_str());
@@ -114,7 +123,7 @@ impl Publisher {
 
     /// Announces jobs just enqueued by `Queue::enqueue_before_announcing` (each one's
     /// `document.queued` with its position), then wakes idle workers: no worker can
-    /// report on a job before its owner heard it was queued. Each user's announcements
+    /// report on a job before its owner heard it was queued. An upload's announcements
     /// go in one call.
     pub async fn announce_enqueued(&self, jobs: &[NewJob], positions: &[Option<u64>]) {
         let events: Vec<Event> = jobs
@@ -122,9 +131,7 @@ impl Publisher {
             .zip(positions)
             .map(|(job, position)| Subject::new(&job.user_id, &job.document_id, &job.job_id).queued(*position))
             .collect();
-        for one_user in events.chunk_by(|a, b| a.user_id == b.user_id) {
-            self.announce_all(one_user).await;
-        }
+        self.announce_all(&events).await;
         // Idle workers also look for work every second: a lost wake costs that.
         if let Err(err) = self.queue.wake_workers(jobs.len()).await {
             log::warn!("workers not woken for {} newly queued jobs: {err}", jobs.len());
