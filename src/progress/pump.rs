@@ -60,6 +60,18 @@ impl Coalescer {
             None
         }
     }
+
+    /// When the update held for the rate may go out: `interval` after the last delivery.
+    fn due(&self, interval: Duration) -> Option<Instant> {
+        self.pending.map(|_| self.last.map_or_else(Instant::now, |(_, at)| at + interval))
+    }
+
+    /// The update held for the rate, taken out as delivered `now`.
+    fn release(&mut self, now: Instant) -> Option<ProgressUpdate> {
+        let update = self.pending.take()?;
+        self.last = Some((update, now));
+        Some(update)
+    }
 }
 
 async fn pump<F, Fut>(mut rx: mpsc::UnboundedReceiver<ProgressUpdate>, interval: Duration, deliver: F)
@@ -69,7 +81,7 @@ where
 {
     let mut state = Coalescer::default();
     loop {
-        let due = state.pending.map(|_| state.last.map_or_else(Instant::now, |(_, at)| at + interval));
+        let due = state.due(interval);
         tokio::select! {
             received = rx.recv() => {
                 let Some(update) = received else { break };
@@ -84,14 +96,13 @@ where
                 }
             }
             _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                if let Some(update) = state.pending.take() {
-                    state.last = Some((update, Instant::now()));
+                if let Some(update) = state.release(Instant::now()) {
                     deliver(vec![update]).await;
                 }
             }
         }
     }
-    if let Some(update) = state.pending {
+    if let Some(update) = state.release(Instant::now()) {
         deliver(vec![update]).await;
     }
 }
