@@ -13,7 +13,8 @@
 //! and in the extractor processes; and where a document's time goes, traced from the
 //! client by when each stage's first event arrived (upload and wait until `extracting`,
 //! reading in the extractor until `chunking`, then chunking, embedding, and storing
-//! with the completion). On SQLite, and on PostgreSQL when
+//! with the completion), and as the server times each step of a job
+//! (`docqueue_job_step_seconds`). On SQLite, and on PostgreSQL when
 //! `BENCH_POSTGRES_URL` is set (`scripts/bench.sh e2e` sets it when one answers);
 //! every run on a fresh database and Redis prefix.
 
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 use common::{default_config, figure, percentile, ScratchPostgres};
 use docqueue::app::Role;
 use docqueue::auth::Role as TokenRole;
+use docqueue::processing::step_times::Step;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -523,6 +525,24 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
             "upload_and_queue_wait": mean(0), "extracting": mean(1), "chunking": mean(2),
             "embedding": mean(3), "storing_and_completion": mean(4),
             "measured": "between the arrivals at the client of each stage's first document.progress event",
+        })),
+    );
+    // The server's own timing of each step of a job (`docqueue_job_step_seconds`).
+    let step_mean_ms = |step: Step| {
+        let label = format!("step=\"{}\"", step.name());
+        let count = metric(text, "docqueue_job_step_seconds_count", Some(&label));
+        metric(text, "docqueue_job_step_seconds_sum", Some(&label)) / count.max(1.0) * 1000.0
+    };
+    let steps: serde_json::Map<String, Value> =
+        Step::ALL.into_iter().map(|step| (step.name().to_string(), json!(step_mean_ms(step)))).collect();
+    figure(
+        "e2e",
+        &format!("job_steps_ms_c{concurrency}{suffix}"),
+        Step::ALL.into_iter().map(step_mean_ms).sum::<f64>(),
+        "ms (mean per job, summed over the steps)",
+        with(json!({
+            "steps": steps,
+            "source": "/metrics docqueue_job_step_seconds: start_row, duplicate_check, extract, chunk_embed, store, end",
         })),
     );
     let per_document = |seconds: f64| seconds * 1000.0 / completed.max(1) as f64;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::processors::ScriptedProcessor;
 use common::{scrape, text_job, token, value, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
+use docqueue::processing::step_times::Step;
 use docqueue::queue::{Queue, RetryDecision};
 use redis::Commands;
 use serde_json::json;
@@ -174,5 +175,33 @@ async fn metrics_report_the_longest_wait_redis_memory_evictions_and_jobs_the_rec
         let _: () = redis.set(format!("filler:{i}"), vec![b'x'; 10_000]).unwrap();
     }
     assert!(value(&scrape(&server).await, "docqueue_redis_evicted_keys_total", None) > 0.0);
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn job_step_times_count_each_step_a_real_document_went_through() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::All).await;
+    let alice = token("alice");
+    let text = b"Step times show where a document's processing time goes.\n".repeat(20);
+    let first = server.upload_one(&alice, "steps.txt", text.clone()).await;
+    server.wait_for_status(&alice, first["id"].as_str().unwrap(), "completed").await;
+    // The same content again: its chunks are copied, so it is never read or stored anew.
+    let copy = server.upload_one(&alice, "steps-again.txt", text).await;
+    server.wait_for_status(&alice, copy["id"].as_str().unwrap(), "completed").await;
+
+    let scrape = scrape(&server).await;
+    let count = |step: Step| value(&scrape, "docqueue_job_step_seconds", Some(("step", step.name())));
+    for (step, expected) in [
+        (Step::StartRow, 2.0),
+        (Step::DuplicateCheck, 2.0),
+        (Step::Extract, 1.0),
+        (Step::ChunkEmbed, 1.0),
+        (Step::Store, 1.0),
+        (Step::End, 2.0),
+    ] {
+        assert_eq!(count(step), expected, "{}", step.name());
+    }
+    assert_eq!(Step::ALL.len(), 6, "a new step needs a line above");
     server.shutdown().await;
 }

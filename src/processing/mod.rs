@@ -8,5 +8,6 @@ pub mod extract;
 pub mod extractor;
 pub mod pipeline;
 pub mod processor;
+pub mod step_times;
 
 pub use processor::{JobContext, ProcessError, Processed, Processor, Stage};

@@ -26,6 +26,7 @@ use crate::db::models::{ChunkRow, Document};
 use crate::db::{attempts, chunks, documents, Db};
 use crate::job_state::JobState;
 use crate::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
+use crate::processing::step_times::Step;
 use crate::queue::{Queue, TwinClaim};
 use crate::storage::Storage;
 
@@ -79,7 +80,10 @@ impl Pipeline {
     /// has ended, or else processes the document, holding the claim on its content.
     async fn run(self, ctx: JobContext) -> Result<Processed, ProcessError> {
         let claim = self.twin_claim_key(&ctx.document);
-        if let Some(reused) = self.reuse_twin_or_claim(&ctx, &claim).await? {
+        let checking = Instant::now();
+        let twin = self.reuse_twin_or_claim(&ctx, &claim).await;
+        ctx.step_took(Step::DuplicateCheck, checking);
+        if let Some(reused) = twin? {
             ctx.on_progress(Stage::Storing, 100);
             return Ok(reused);
         }
@@ -216,6 +220,7 @@ impl Pipeline {
             let percent = (read.fraction.clamp(0.0, 1.0) * 40.0) as u8;
             progress(ProgressUpdate { stage: Stage::Extracting, percent, ocr_pages: read.ocr_pages });
         };
+        let extracting = Instant::now();
         let extraction = self
             .extractor
             .run(
@@ -227,6 +232,7 @@ impl Pipeline {
                 tokio::time::Instant::from_std(deadline),
             )
             .await;
+        ctx.step_took(Step::Extract, extracting);
         let extracted = match extraction.result {
             Ok(extracted) => {
                 // Counted off the document's path: a clean read's count may land a moment
@@ -267,6 +273,7 @@ impl Pipeline {
     ) -> Result<Processed, ProcessError> {
         let document = &ctx.document;
         let warning = extracted.warning.clone();
+        let chunking = Instant::now();
         ctx.on_progress(Stage::Chunking, 40);
         let (size, overlap) = (self.config.chunk_size, self.config.chunk_overlap);
         // A short text is split on this thread: a hop to the blocking pool would cost
@@ -313,6 +320,7 @@ impl Pipeline {
             )));
         }
 
+        ctx.step_took(Step::ChunkEmbed, chunking);
         ctx.on_progress(Stage::Storing, 95);
         let rows: Vec<ChunkRow> = pieces
             .into_iter()
@@ -330,6 +338,7 @@ impl Pipeline {
         let count = rows.len() as i32;
         let (doc_id, job_id, attempt, run) = (document.id.clone(), document.job_id.clone(), ctx.attempt, report.run());
         let fingerprint = self.settings_fingerprint.clone();
+        let storing = Instant::now();
         let stored = self
             .db
             .write(move |conn| {
@@ -338,6 +347,7 @@ impl Pipeline {
             })
             .await
             .map_err(|e| ProcessError::Transient(format!("the chunks could not be stored: {e}")))?;
+        ctx.step_took(Step::Store, storing);
         if !stored {
             return Err(ProcessError::Permanent("the document was deleted while it was processed".into()));
         }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use crate::db::models::Document;
 use crate::processing::extract::OcrPages;
+use crate::processing::step_times::{Step, StepTimes};
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -91,6 +92,7 @@ pub struct JobContext {
     pub attempt: u32,
     progress: ProgressFn,
     cancel: watch::Receiver<Option<CancelReason>>,
+    step_times: StepTimes,
 }
 
 impl JobContext {
@@ -99,8 +101,14 @@ impl JobContext {
         attempt: u32,
         progress: ProgressFn,
         cancel: watch::Receiver<Option<CancelReason>>,
+        step_times: StepTimes,
     ) -> JobContext {
-        JobContext { document, attempt, progress, cancel }
+        JobContext { document, attempt, progress, cancel, step_times }
+    }
+
+    /// Records how long one of the job's steps took (`/metrics`).
+    pub fn step_took(&self, step: Step, since: std::time::Instant) {
+        self.step_times.observe(step, since.elapsed());
     }
 
     /// Reports progress; callable from any thread, cheap (updates are coalesced later).

@@ -10,6 +10,7 @@ use crate::db::models::Document;
 use crate::db::{documents, Db, DbError};
 use crate::job_state::JobState;
 use crate::processing::processor::{JobContext, ProcessError, Processor};
+use crate::processing::step_times::StepTimes;
 
 /// How often a deferred document (an identical one in flight) is tried again.
 const DEFERRED_POLL: Duration = Duration::from_millis(100);
@@ -32,7 +33,8 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
     };
     let (_cancel, never_cancelled) = watch::channel(None);
     let outcome = loop {
-        let context = JobContext::new(document.clone(), 1, Arc::new(|_| {}), never_cancelled.clone());
+        // The rollback switch keeps no worker figures: its step times go nowhere.
+        let context = JobContext::new(document.clone(), 1, Arc::new(|_| {}), never_cancelled.clone(), StepTimes::new());
         match tokio::spawn(processor.process(context)).await {
             // No queue to wait in: the request waits for the identical document.
             Ok(Err(ProcessError::Deferred { .. })) => tokio::time::sleep(DEFERRED_POLL).await,

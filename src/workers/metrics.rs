@@ -1,15 +1,19 @@
-//! This process's worker figures for `/metrics`: claim attempts and maintenance passes.
+//! This process's worker figures for `/metrics`: claim attempts, maintenance passes and
+//! the time jobs spend in each step.
 //! They show that idle workers keep asking and that upkeep runs; tests use them to show
 //! that something did not happen once a claim or a pass that began later has finished.
 
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, Opts, Registry};
 
+use crate::processing::step_times::StepTimes;
+
 #[derive(Clone)]
 pub struct WorkerMetrics {
     registry: Registry,
     claims: IntCounterVec,
     maintenance: IntCounterVec,
+    steps: StepTimes,
 }
 
 impl WorkerMetrics {
@@ -31,7 +35,9 @@ impl WorkerMetrics {
         .expect("valid metric");
         registry.register(Box::new(claims.clone())).expect("registered once");
         registry.register(Box::new(maintenance.clone())).expect("registered once");
-        WorkerMetrics { registry, claims, maintenance }
+        let steps = StepTimes::new();
+        steps.register(&registry);
+        WorkerMetrics { registry, claims, maintenance, steps }
     }
 
     /// Counts a claim attempt once the queue has answered it.
@@ -47,6 +53,10 @@ impl WorkerMetrics {
     /// Counts a maintenance pass that completed without error.
     pub fn count_maintenance(&self, task: &str) {
         self.maintenance.with_label_values(&[task]).inc();
+    }
+
+    pub fn steps(&self) -> &StepTimes {
+        &self.steps
     }
 
     pub fn gather(&self) -> Vec<MetricFamily> {

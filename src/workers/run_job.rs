@@ -12,6 +12,7 @@ use crate::db::attempts::{self, AttemptOutcome};
 use crate::db::documents;
 use crate::job_state::JobState;
 use crate::processing::processor::{CancelReason, JobContext, ProcessError, Processed};
+use crate::processing::step_times::Step;
 use crate::progress::pump::spawn_pump;
 use crate::progress::Subject;
 use crate::queue::{ClaimedJob, RetryDecision};
@@ -53,6 +54,7 @@ pub async fn run_job(
     // writes of the same moment share one transaction. The start need not wait for the
     // disk: lost in a crash of the database server, the row says `queued` and the job
     // runs again; the job's later, durable writes flush it first.
+    let start_row = std::time::Instant::now();
     let started = deps
         .db
         .write_async_commit(move |conn| {
@@ -64,6 +66,7 @@ pub async fn run_job(
             }
         })
         .await;
+    deps.metrics.steps().observe(Step::StartRow, start_row.elapsed());
     let document = match started {
         Ok(Some(document)) => document,
         Ok(None) => {
@@ -125,7 +128,7 @@ pub async fn run_job(
             }
         })
     };
-    let context = JobContext::new(document, job.attempts, progress, cancel.clone());
+    let context = JobContext::new(document, job.attempts, progress, cancel.clone(), deps.metrics.steps().clone());
     let outcome = supervise(&deps, context, cancel).await;
     settle(&deps, &job, &worker_id, outcome, next, [earlier, Some(pump)]).await
 }
@@ -206,7 +209,10 @@ async fn settle(
     let queue = &deps.queue;
     let mut next_job = None;
     let end = |state: JobState, error: String| async move {
-        match queue.end_job_and_claim(job, state, &error, next).await {
+        let ending = std::time::Instant::now();
+        let ended = queue.end_job_and_claim(job, state, &error, next).await;
+        deps.metrics.steps().observe(Step::End, ending.elapsed());
+        match ended {
             Ok((accepted, claimed)) => (Ok(accepted), claimed),
             Err(err) => (Err(err), None),
         }
