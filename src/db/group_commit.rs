@@ -32,6 +32,7 @@
 //! (and groups WAL flushes itself), so a few threads take batches in turn: one gathers
 //! the next batch while another waits for its commit's flush.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
@@ -134,16 +135,21 @@ impl GroupCommit {
 
     /// Runs `f` in the next batch's transaction and returns its result once the batch
     /// has committed (`commit`: on disk, or only visible). `f` may run more than once
-    /// (see the module's comment).
-    pub async fn write<T, F>(&self, commit: Commit, f: F) -> Result<T, DbError>
+    /// (see the module's comment). The write is handed to the writer at the call, not
+    /// when the returned future is first polled, so a caller decides which of its
+    /// writes goes first.
+    pub fn write<T, F>(&self, commit: Commit, f: F) -> impl Future<Output = Result<T, DbError>> + Send + 'static
     where
         F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
         let (caller, result) = tokio::sync::oneshot::channel();
         let write: Write = Box::new(Pending { commit, write: f, result: None, caller });
-        self.writes.send(write).map_err(|_| DbError::Task("the group-commit writer has stopped".into()))?;
-        result.await.map_err(|_| DbError::Task("the write was lost: the group-commit writer stopped".into()))?
+        let sent = self.writes.send(write).map_err(|_| DbError::Task("the group-commit writer has stopped".into()));
+        async move {
+            sent?;
+            result.await.map_err(|_| DbError::Task("the write was lost: the group-commit writer stopped".into()))?
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod models;
 pub mod schema;
 mod stable_plans;
 
+use std::future::Future;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -207,23 +208,23 @@ impl Db {
     /// moment (group commit: see `group_commit.rs`); returns once that transaction has
     /// committed to disk. For the workers' small writes per job. `f` runs again if
     /// another write of its batch fails: it must act on the database only.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    pub fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T, DbError>> + Send + 'static
     where
         F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        self.group_commit.write(Commit::Durable, f).await
+        self.group_commit.write(Commit::Durable, f)
     }
 
     /// As `write`, for a write whose loss in a crash of the database server the queue
     /// recovers from (a job's start, its progress): on PostgreSQL its batch, when no
     /// durable write shares it, returns once committed without waiting for the disk.
-    pub async fn write_async_commit<T, F>(&self, f: F) -> Result<T, DbError>
+    pub fn write_async_commit<T, F>(&self, f: F) -> impl Future<Output = Result<T, DbError>> + Send + 'static
     where
         F: FnMut(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
         T: Send + 'static,
     {
-        self.group_commit.write(Commit::Asynchronous, f).await
+        self.group_commit.write(Commit::Asynchronous, f)
     }
 
     /// Group-commit transactions so far, and the writes they carried.

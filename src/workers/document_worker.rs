@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::run_job::{run_job, RunEnded};
+use super::run_job::{run_job, Finishing, RunEnded};
 use super::WorkerDeps;
 use crate::processing::processor::CancelReason;
 use crate::queue::{ClaimedJob, DedicatedConnection, LeaseStatus, Queue, QueueError, WorkerInfo};
@@ -57,8 +56,8 @@ pub struct DocumentWorker {
     supervisor: Recipient<WorkerStopped>,
     connection: Option<DedicatedConnection>,
     in_hand: Option<JobInHand>,
-    /// The last job's row write and event, still running beside the job in hand.
-    finishing: Option<JoinHandle<()>>,
+    /// The last job's row write and event, to run beside the job in hand.
+    finishing: Option<Finishing>,
     claiming: bool,
     stopping: bool,
     jobs_done: u32,
@@ -120,7 +119,7 @@ impl DocumentWorker {
         let handed_back = async move {
             let released = queue.release(&job).await;
             if let Some(finishing) = finishing {
-                let _ = finishing.await;
+                finishing.await;
             }
             released
         };
@@ -210,6 +209,10 @@ impl Actor for DocumentWorker {
         actix::spawn(async move {
             let _ = queue.remove_worker(&id).await;
         });
+        // A last job's ending that no next job started still runs.
+        if let Some(finishing) = self.finishing.take() {
+            actix::spawn(finishing);
+        }
         let connection = self.connection.take();
         self.supervisor.do_send(WorkerStopped { n: self.n, worker_id: self.id.clone(), connection });
     }

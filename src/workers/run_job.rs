@@ -2,6 +2,8 @@
 //! watch (cancel, lease loss, timeout, panic), then settle the outcome in Redis first
 //! (where the lock token is checked) and in the database second.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -27,24 +29,29 @@ const DEFER_FALLBACK: Duration = Duration::from_secs(60);
 /// snapshot reads the live figure from Redis).
 const PROGRESS_ROW_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The rest of a job's ending (its row, then its event), for the worker's next job to
+/// start: see `run_job`.
+pub type Finishing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// How a run ended: the worker's next job, when ending this one claimed it, and the
-/// rest of this one's ending (its row and its event) still running beside that job.
+/// rest of this one's ending, to run beside that job.
 pub struct RunEnded {
     pub next_job: Option<ClaimedJob>,
-    pub finishing: Option<JoinHandle<()>>,
+    pub finishing: Option<Finishing>,
 }
 
 /// Runs `job` to its end. With `claim_next`, ending it also claims the worker's next
 /// job in the same round trip to Redis; that job is returned, for the worker to run,
 /// and it starts while this job's row is written (a job's time runs from its claim).
-/// `earlier` is the previous job's `finishing`, awaited before this job's row is.
+/// `earlier` is the previous job's `finishing`: it starts once this job's start is on
+/// its way to the database, and is awaited before this job's row is written again.
 pub async fn run_job(
     deps: WorkerDeps,
     worker_id: String,
     job: ClaimedJob,
     cancel: watch::Receiver<Option<CancelReason>>,
     claim_next: bool,
-    earlier: Option<JoinHandle<()>>,
+    earlier: Option<Finishing>,
 ) -> RunEnded {
     let process = super::process_id();
     let next = claim_next.then_some((worker_id.as_str(), process.as_str()));
@@ -55,17 +62,20 @@ pub async fn run_job(
     // disk: lost in a crash of the database server, the row says `queued` and the job
     // runs again; the job's later, durable writes flush it first.
     let start_row = std::time::Instant::now();
-    let started = deps
-        .db
-        .write_async_commit(move |conn| {
-            if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
-                attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
-                documents::find(conn, &doc_id)
-            } else {
-                Ok(None)
-            }
-        })
-        .await;
+    let started = deps.db.write_async_commit(move |conn| {
+        if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
+            attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
+            documents::find(conn, &doc_id)
+        } else {
+            Ok(None)
+        }
+    });
+    // The previous job's row write starts after this one's is handed to the writer
+    // (Db::write hands it over at the call): started first, it would often take the
+    // writer first, and this job, whose every step waits for its start, would wait for
+    // both commits.
+    let earlier = earlier.map(tokio::spawn);
+    let started = started.await;
     deps.metrics.steps().observe(Step::StartRow, start_row.elapsed());
     let document = match started {
         Ok(Some(document)) => document,
@@ -74,7 +84,7 @@ pub async fn run_job(
             log::info!("job {} dropped: its document is gone or finished", job.job_id);
             let ended = deps.queue.end_job_and_claim(&job, JobState::Cancelled, "the document no longer exists", next);
             let next_job = ended.await.ok().and_then(|(_, next_job)| next_job);
-            return RunEnded { next_job, finishing: earlier };
+            return RunEnded { next_job, finishing: earlier.map(awaiting) };
         }
         Err(err) => {
             log::warn!("job {}: database unavailable at start: {err}", job.job_id);
@@ -283,7 +293,7 @@ async fn settle(
         }
     };
     match next_job {
-        Some(_) => RunEnded { next_job, finishing: Some(tokio::spawn(finishing)) },
+        Some(_) => RunEnded { next_job, finishing: Some(Box::pin(finishing)) },
         None => {
             finishing.await;
             RunEnded { next_job, finishing: None }
@@ -358,6 +368,13 @@ async fn apply_row_update(deps: &WorkerDeps, job: &ClaimedJob, worker_id: &str, 
         Ok(false) => log::info!("job {}: its row has moved on; outcome not announced", job.job_id),
         Err(err) => log::error!("job {}: outcome not saved in the database: {err}", job.job_id),
     }
+}
+
+/// A finishing that is already running, to hand on as one not yet started.
+fn awaiting(running: JoinHandle<()>) -> Finishing {
+    Box::pin(async move {
+        let _ = running.await;
+    })
 }
 
 fn subject_of(job: &ClaimedJob) -> Subject {
