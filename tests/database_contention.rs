@@ -263,3 +263,31 @@ async fn job_starts_commit_without_waiting_for_the_disk_unless_a_durable_write_s
         assert_eq!(second.await.unwrap().unwrap(), expected, "second write, beside a durable one: {first_is_durable}");
     }
 }
+
+/// A job's start is one statement (`UPDATE … RETURNING`): the row it returns must be
+/// the row as stored, column for column, and a row that moved on returns nothing.
+#[actix_web::test]
+async fn a_job_start_returns_the_row_as_stored_and_nothing_once_the_row_moved_on() {
+    let env = TestEnv::new();
+    let db = migrated_db(&env, json!({}));
+    let row = queued_row("doc-started");
+    let (id, job) = (row.id.clone(), row.job_id.clone());
+    let (started, stored, moved_on) = db
+        .write(move |conn| {
+            documents::insert_all(conn, std::slice::from_ref(&row))?;
+            let started = documents::mark_processing(conn, &id, &job, "host:1:0", 3)?;
+            let stored = documents::find(conn, &id)?;
+            documents::mark_completed(conn, &id, &job, 2, None)?;
+            let moved_on = documents::mark_processing(conn, &id, &job, "host:1:1", 4)?;
+            Ok((started, stored, moved_on))
+        })
+        .await
+        .unwrap();
+    let (started, stored) = (started.expect("the queued row starts"), stored.unwrap());
+    assert_eq!(format!("{started:?}"), format!("{stored:?}"));
+    assert_eq!(
+        (started.queue_status.as_str(), started.worker_id.as_deref(), started.attempts),
+        ("processing", Some("host:1:0"), 3)
+    );
+    assert!(moved_on.is_none(), "a completed row does not start again");
+}

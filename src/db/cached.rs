@@ -9,7 +9,7 @@
 //! column to `None::<T>` is written `col = NULL` (a bound value), never left out.
 
 use diesel::backend::Backend;
-use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::{QueryResult, RunQueryDsl};
 
 /// `query`, whose SQL text is always the same, with its prepared statement kept.
@@ -37,6 +37,11 @@ where
 impl<Q> QueryId for Cached<Q> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+/// A statement that returns rows (`RETURNING`) still does.
+impl<Q: Query> Query for Cached<Q> {
+    type SqlType = Q::SqlType;
 }
 
 impl<Q, Conn> RunQueryDsl<Conn> for Cached<Q> {}

@@ -152,26 +152,35 @@ pub fn delete_for_user(conn: &mut DbConnection, user_id: &str, id: &str) -> Resu
     })
 }
 
-/// The worker took the job: the row says so, unless it has moved on (then false).
+/// The worker took the job: the row says so and is returned as it now is, unless it
+/// has moved on (then None). One statement: the row comes back with the UPDATE. It
+/// comes back as `all_columns`, read by position: `Document::as_returning()` does not
+/// pass through the two-backend connection (tests/database_contention.rs checks the
+/// returned row against a read of it).
 pub fn mark_processing(
     conn: &mut DbConnection,
     id: &str,
     job_id: &str,
     worker_id: &str,
     attempts: i32,
-) -> Result<bool, DbError> {
+) -> Result<Option<Document>, DbError> {
     write_transaction(conn, |conn| {
-        let updated = cached(diesel::update(owned_unfinished(id, job_id)).set((
-            documents::queue_status.eq(JobState::Processing.as_str()),
-            documents::worker_id.eq(worker_id),
-            documents::attempts.eq(attempts),
-            documents::progress.eq(0),
-            documents::stage.eq(None::<String>),
-            documents::started_at.eq(now()),
-            documents::finished_at.eq(None::<NaiveDateTime>),
-        )))
-        .execute(conn)?;
-        Ok(updated == 1)
+        let updated = cached(
+            diesel::update(owned_unfinished(id, job_id))
+                .set((
+                    documents::queue_status.eq(JobState::Processing.as_str()),
+                    documents::worker_id.eq(worker_id),
+                    documents::attempts.eq(attempts),
+                    documents::progress.eq(0),
+                    documents::stage.eq(None::<String>),
+                    documents::started_at.eq(now()),
+                    documents::finished_at.eq(None::<NaiveDateTime>),
+                ))
+                .returning(documents::all_columns),
+        )
+        .get_result(conn)
+        .optional()?;
+        Ok(updated)
     })
 }
 

@@ -19,16 +19,7 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
     let worker_id = format!("{}:inline", super::worker_id(0));
     let (doc_id, job_id) = (document.id.clone(), document.job_id.clone());
     let (id, job) = (doc_id.clone(), job_id.clone());
-    let Some(document) = db
-        .run(move |conn| {
-            if documents::mark_processing(conn, &id, &job, &worker_id, 1)? {
-                documents::find(conn, &id)
-            } else {
-                Ok(None)
-            }
-        })
-        .await?
-    else {
+    let Some(document) = db.run(move |conn| documents::mark_processing(conn, &id, &job, &worker_id, 1)).await? else {
         return Ok(());
     };
     let (_cancel, never_cancelled) = watch::channel(None);

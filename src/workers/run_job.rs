@@ -63,12 +63,11 @@ pub async fn run_job(
     // runs again; the job's later, durable writes flush it first.
     let start_row = std::time::Instant::now();
     let started = deps.db.write_async_commit(move |conn| {
-        if documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)? {
+        let document = documents::mark_processing(conn, &doc_id, &job_id, &worker, attempts)?;
+        if document.is_some() {
             attempts::record_start(conn, &doc_id, &job_id, attempts, &worker)?;
-            documents::find(conn, &doc_id)
-        } else {
-            Ok(None)
         }
+        Ok(document)
     });
     // The previous job's row write starts after this one's is handed to the writer
     // (Db::write hands it over at the call): started first, it would often take the
