@@ -395,6 +395,12 @@ fn metric(text: &str, name: &str, label: Option<&str>) -> f64 {
         .sum()
 }
 
+/// A histogram's mean in ms from Prometheus text (None without observations).
+fn histogram_mean_ms(text: &str, histogram: &str, label: Option<&str>) -> Option<f64> {
+    let count = metric(text, &format!("{histogram}_count"), label);
+    (count > 0.0).then(|| metric(text, &format!("{histogram}_sum"), label) / count * 1000.0)
+}
+
 fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next()?.parse().ok()).unwrap_or(0.0)
 }
@@ -468,11 +474,7 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
         with(json!({ "transactions": commits, "source": "/metrics docqueue_db_group_commit*" })),
     );
     // The queue times a job from its claim to its end in Redis.
-    let histogram = "docqueue_processing_duration_seconds";
-    let mean_ms = |label: Option<&str>| {
-        let count = metric(text, &format!("{histogram}_count"), label);
-        (count > 0.0).then(|| metric(text, &format!("{histogram}_sum"), label) / count * 1000.0)
-    };
+    let mean_ms = |label: Option<&str>| histogram_mean_ms(text, "docqueue_processing_duration_seconds", label);
     let by_type: serde_json::Map<String, Value> = [
         ("markdown", "text/markdown"),
         ("text", "text/plain"),
@@ -528,17 +530,19 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
         })),
     );
     // The server's own timing of each step of a job (`docqueue_job_step_seconds`).
-    let step_mean_ms = |step: Step| {
-        let label = format!("step=\"{}\"", step.name());
-        let count = metric(text, "docqueue_job_step_seconds_count", Some(&label));
-        metric(text, "docqueue_job_step_seconds_sum", Some(&label)) / count.max(1.0) * 1000.0
-    };
+    let step_means: Vec<(Step, f64)> = Step::ALL
+        .into_iter()
+        .map(|step| {
+            let label = format!("step=\"{}\"", step.name());
+            (step, histogram_mean_ms(text, "docqueue_job_step_seconds", Some(&label)).unwrap_or(0.0))
+        })
+        .collect();
     let steps: serde_json::Map<String, Value> =
-        Step::ALL.into_iter().map(|step| (step.name().to_string(), json!(step_mean_ms(step)))).collect();
+        step_means.iter().map(|(step, ms)| (step.name().to_string(), json!(ms))).collect();
     figure(
         "e2e",
         &format!("job_steps_ms_c{concurrency}{suffix}"),
-        Step::ALL.into_iter().map(step_mean_ms).sum::<f64>(),
+        step_means.iter().map(|(_, ms)| ms).sum::<f64>(),
         "ms (mean per job, summed over the steps)",
         with(json!({
             "steps": steps,
