@@ -108,7 +108,7 @@ impl JobContext {
 
     /// Records how long one of the job's steps took (`/metrics`).
     pub fn step_took(&self, step: Step, since: std::time::Instant) {
-        self.step_times.observe(step, since.elapsed());
+        self.step_times.took(step, since);
     }
 
     /// Reports progress; callable from any thread, cheap (updates are coalesced later).

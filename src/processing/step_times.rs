@@ -3,7 +3,7 @@
 //! operators and for `scripts/bench.sh e2e`. The worker times the steps around the
 //! processor (the row's start, the end in Redis); a processor times its own.
 
-use std::time::Duration;
+use std::time::Instant;
 
 use prometheus::{HistogramOpts, HistogramVec, Registry};
 
@@ -59,8 +59,9 @@ impl StepTimes {
         StepTimes { seconds }
     }
 
-    pub fn observe(&self, step: Step, took: Duration) {
-        self.seconds.with_label_values(&[step.name()]).observe(took.as_secs_f64());
+    /// Records `step` as having run from `since` until now.
+    pub fn took(&self, step: Step, since: Instant) {
+        self.seconds.with_label_values(&[step.name()]).observe(since.elapsed().as_secs_f64());
     }
 
     pub fn register(&self, registry: &Registry) {

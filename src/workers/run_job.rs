@@ -75,7 +75,7 @@ pub async fn run_job(
     // both commits.
     let earlier = earlier.map(tokio::spawn);
     let started = started.await;
-    deps.metrics.steps().observe(Step::StartRow, start_row.elapsed());
+    deps.metrics.steps().took(Step::StartRow, start_row);
     let document = match started {
         Ok(Some(document)) => document,
         Ok(None) => {
@@ -220,7 +220,7 @@ async fn settle(
     let end = |state: JobState, error: String| async move {
         let ending = std::time::Instant::now();
         let ended = queue.end_job_and_claim(job, state, &error, next).await;
-        deps.metrics.steps().observe(Step::End, ending.elapsed());
+        deps.metrics.steps().took(Step::End, ending);
         match ended {
             Ok((accepted, claimed)) => (Ok(accepted), claimed),
             Err(err) => (Err(err), None),
