@@ -8,6 +8,7 @@ pub mod extract;
 pub mod extractor;
 pub mod pipeline;
 pub mod processor;
+pub mod read_ahead;
 pub mod step_times;
 
 pub use processor::{JobContext, ProcessError, Processed, Processor, Stage};

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use super::chunk::chunk;
 use super::embed::{self, Embedder};
@@ -25,9 +26,12 @@ use crate::db::chunks::TwinCopy;
 use crate::db::models::{ChunkRow, Document};
 use crate::db::{attempts, chunks, documents, Db};
 use crate::job_state::JobState;
-use crate::processing::processor::{BoxFuture, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage};
+use crate::processing::processor::{
+    cancellation, BoxFuture, CancelReason, JobContext, ProcessError, Processed, Processor, ProgressUpdate, Stage,
+};
+use crate::processing::read_ahead::{ReadAhead, READ_AHEAD_BYTES};
 use crate::processing::step_times::Step;
-use crate::queue::{Queue, TwinClaim};
+use crate::queue::{ClaimedJob, Queue, TwinClaim};
 use crate::storage::Storage;
 
 /// How long a claim on a content's run lives unless renewed: how long twins wait
@@ -220,18 +224,17 @@ impl Pipeline {
             let percent = (read.fraction.clamp(0.0, 1.0) * 40.0) as u8;
             progress(ProgressUpdate { stage: Stage::Extracting, percent, ocr_pages: read.ocr_pages });
         };
-        let extracting = Instant::now();
-        let extraction = self
-            .extractor
-            .run(
-                &document.user_id,
-                &self.storage.absolute(&document.storage_path),
-                &document.content_type,
-                &mut on_progress,
-                ctx.cancelled(),
-                tokio::time::Instant::from_std(deadline),
-            )
-            .await;
+        let file = self.storage.absolute(&document.storage_path);
+        let read_ahead = ctx.take_read_ahead().filter(|read| read.reads(&file, &document.content_type));
+        let (extracting, extraction) = match read_ahead {
+            Some(read) => (read.began(), read.finish(&mut on_progress).await),
+            None => {
+                let extracting = Instant::now();
+                let deadline = tokio::time::Instant::from_std(deadline);
+                let (owner, kind) = (&document.user_id, &document.content_type);
+                (extracting, self.extractor.run(owner, &file, kind, &mut on_progress, ctx.cancelled(), deadline).await)
+            }
+        };
         ctx.step_took(Step::Extract, extracting);
         let extracted = match extraction.result {
             Ok(extracted) => {
@@ -439,6 +442,22 @@ impl Processor for Pipeline {
 
     fn warm_up(&self) {
         self.extractor.warm_up();
+    }
+
+    fn read_ahead(&self, job: &ClaimedJob, cancel: watch::Receiver<Option<CancelReason>>) -> Option<ReadAhead> {
+        if job.size_bytes > READ_AHEAD_BYTES || job.content_type.is_empty() {
+            return None;
+        }
+        let file = self.storage.absolute(&Storage::relative_path_for(&job.document_id));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.config.max_seconds);
+        Some(ReadAhead::begin(
+            self.extractor.clone(),
+            job.user_id.clone(),
+            file,
+            job.content_type.clone(),
+            cancellation(cancel),
+            deadline,
+        ))
     }
 }
 

@@ -4,14 +4,16 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::db::models::Document;
 use crate::processing::extract::OcrPages;
+use crate::processing::read_ahead::ReadAhead;
 use crate::processing::step_times::{Step, StepTimes};
+use crate::queue::ClaimedJob;
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -93,6 +95,8 @@ pub struct JobContext {
     progress: ProgressFn,
     cancel: watch::Receiver<Option<CancelReason>>,
     step_times: StepTimes,
+    /// The file's read, when it began at the claim (`Processor::read_ahead`).
+    read_ahead: Arc<Mutex<Option<ReadAhead>>>,
 }
 
 impl JobContext {
@@ -103,7 +107,16 @@ impl JobContext {
         cancel: watch::Receiver<Option<CancelReason>>,
         step_times: StepTimes,
     ) -> JobContext {
-        JobContext { document, attempt, progress, cancel, step_times }
+        JobContext { document, attempt, progress, cancel, step_times, read_ahead: Default::default() }
+    }
+
+    pub fn with_read_ahead(self, read_ahead: Option<ReadAhead>) -> JobContext {
+        JobContext { read_ahead: Arc::new(Mutex::new(read_ahead)), ..self }
+    }
+
+    /// The read begun at the claim, once; dropped unused, it stops.
+    pub fn take_read_ahead(&self) -> Option<ReadAhead> {
+        self.read_ahead.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Records how long one of the job's steps took (`/metrics`).
@@ -122,12 +135,7 @@ impl JobContext {
 
     /// Resolves when the job is asked to stop (never, if nobody can ask any more).
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + 'static {
-        let mut cancel = self.cancel.clone();
-        async move {
-            if cancel.wait_for(|reason| reason.is_some()).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
+        cancellation(self.cancel.clone())
     }
 
     /// A check to hand to blocking code (extraction, embedding loops).
@@ -142,8 +150,21 @@ impl JobContext {
     }
 }
 
+/// Resolves when the job is asked to stop (never, if nobody can ask any more).
+pub async fn cancellation(mut cancel: watch::Receiver<Option<CancelReason>>) {
+    if cancel.wait_for(|reason| reason.is_some()).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 pub trait Processor: Send + Sync + 'static {
     fn process(&self, ctx: JobContext) -> BoxFuture<Result<Processed, ProcessError>>;
+
+    /// Begins reading the job's file from what its claim says, before its row is marked;
+    /// `process` finds the read in its context. None: the read waits for `process`.
+    fn read_ahead(&self, _job: &ClaimedJob, _cancel: watch::Receiver<Option<CancelReason>>) -> Option<ReadAhead> {
+        None
+    }
 
     /// Gets ready for the first job; called once on the event loop when the worker pool
     /// starts.

@@ -14,7 +14,8 @@ pub enum Step {
     StartRow,
     /// The look for a completed document with the same content, and the claim on it.
     DuplicateCheck,
-    /// Reading the text in an extractor process.
+    /// Reading the text in an extractor process. A small file's read begins at the
+    /// claim (`processing::read_ahead`), beside the start row and the duplicate check.
     Extract,
     /// Chunking and embedding.
     ChunkEmbed,

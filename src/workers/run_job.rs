@@ -74,6 +74,7 @@ pub async fn run_job(
     // writer first, and this job, whose every step waits for its start, would wait for
     // both commits.
     let earlier = earlier.map(tokio::spawn);
+    let read_ahead = deps.processor.read_ahead(&job, cancel.clone());
     let started = started.await;
     deps.metrics.steps().took(Step::StartRow, start_row);
     let document = match started {
@@ -137,7 +138,8 @@ pub async fn run_job(
             }
         })
     };
-    let context = JobContext::new(document, job.attempts, progress, cancel.clone(), deps.metrics.steps().clone());
+    let context = JobContext::new(document, job.attempts, progress, cancel.clone(), deps.metrics.steps().clone())
+        .with_read_ahead(read_ahead);
     let outcome = supervise(&deps, context, cancel).await;
     settle(&deps, &job, &worker_id, outcome, next, [earlier, Some(pump)]).await
 }
