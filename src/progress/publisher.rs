@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Script;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::event::{Event, Subject};
@@ -67,11 +68,7 @@ impl Publisher {
     /// `publish_all` for events of one user.
     async fn publish_to_one_user(&self, events: &[Event]) -> Result<Vec<u64>, QueueError> {
         let Some(first) = events.first() else { return Ok(Vec::new()) };
-        let bodies = events
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(|e| QueueError::Reply(e.to_string()))?;
+        let parts = events.iter().map(script_args).collect::<Result<Vec<_>, _>>()?;
         let mut seqs = Vec::with_capacity(events.len());
         let mut held_since = Instant::now();
         while seqs.len() < events.len() {
@@ -86,8 +83,8 @@ impl Publisher {
             }
             let mut invocation = self.queue.invocation(&self.publish);
             invocation.arg(&first.user_id).arg(self.stream_max_len).arg(if give_up { "1" } else { "0" });
-            for body in bodies[seqs.len()..].iter().take(EVENTS_PER_CALL) {
-                invocation.arg(body);
+            for args in parts[seqs.len()..].iter().take(EVENTS_PER_CALL) {
+                invocation.arg(args);
             }
             let mut conn = self.queue.connection().await?;
             let published: Vec<i64> = invocation.invoke_async(&mut conn).await?;
@@ -154,5 +151,49 @@ impl Publisher {
             Some((status, events)) if status == "events" => Missed::Events(events.to_vec()),
             _ => Missed::Gap,
         })
+    }
+}
+
+/// An event as the publish script takes it: its type, job id, progress and stage
+/// (empty unless it is a progress event), and its JSON cut where the seq goes.
+fn script_args(event: &Event) -> Result<[String; 6], QueueError> {
+    const SEQ_FIELD: &str = "\"seq\":";
+    let json = serde_json::to_string(event).map_err(|e| QueueError::Reply(e.to_string()))?;
+    // The first `"seq":` is the field: inside a JSON string a quote is always escaped.
+    let at = json.find(SEQ_FIELD).ok_or_else(|| QueueError::Reply("an event without its seq field".into()))?
+        + SEQ_FIELD.len();
+    let digits = json[at..].bytes().take_while(u8::is_ascii_digit).count();
+    let (progress, stage) = match event.kind.as_str() {
+        "document.progress" => (
+            event.data.get("progress").and_then(Value::as_i64).unwrap_or_default().to_string(),
+            event.data.get("stage").and_then(Value::as_str).unwrap_or_default().to_string(),
+        ),
+        _ => (String::new(), String::new()),
+    };
+    let (head, tail) = (json[..at].to_string(), json[at + digits..].to_string());
+    Ok([event.kind.clone(), event.job_id.clone(), progress, stage, head, tail])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_cut_for_the_script_and_joined_with_its_seq_is_the_event_with_that_seq() {
+        // A user id that spells the field inside a string must not move the cut.
+        let subject = Subject::new("eve\"seq\":7", "doc-1", "job-1");
+        for event in [subject.progress(40, "chunking"), subject.completed(3, None, Some("a \"warning\""))] {
+            let [kind, job_id, progress, stage, head, tail] = script_args(&event).unwrap();
+            let joined: Event = serde_json::from_str(&format!("{head}42{tail}")).unwrap();
+            assert_eq!(joined.seq, 42);
+            assert_eq!((joined.kind.as_str(), joined.user_id.as_str()), (event.kind.as_str(), "eve\"seq\":7"));
+            assert_eq!(joined.data, event.data);
+            assert_eq!((kind, job_id), (event.kind.clone(), "job-1".to_string()));
+            let expected = match event.kind.as_str() {
+                "document.progress" => ("40", "chunking"),
+                _ => ("", ""),
+            };
+            assert_eq!((progress.as_str(), stage.as_str()), expected);
+        }
     }
 }

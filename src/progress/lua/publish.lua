@@ -3,7 +3,10 @@
 -- process. Several events go in one call where they are ready together (an upload's
 -- announcements, a short document's stage changes): one round trip, one script run.
 -- ARGV: prefix, user_id, stream max length, '1' to publish even about a job whose
--- document.queued has not been published yet, then each event's JSON (without seq).
+-- document.queued has not been published yet, then 6 per event: its type, job id,
+-- progress and stage (empty unless document.progress), and its JSON cut in two where
+-- the seq goes. The JSON is joined, not decoded and encoded again: cjson cost more
+-- Redis time per event than all of its commands together.
 -- Returns each published event's seq, in order. An event held back for that reason
 -- ends the list with -1, and the events after it are not published either: the
 -- uploader announces its jobs after enqueueing them (the announcement carries the
@@ -17,14 +20,14 @@
 local p, user, max_len, force = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local seq_key, stream = p .. 'events:seq:' .. user, p .. 'events:stream:' .. user
 local seqs = {}
-for i = 5, #ARGV do
-  local event = cjson.decode(ARGV[i])
-  local jk = p .. 'job:' .. event['job_id']
-  local announcement = event['type'] == 'document.queued' or force
+for i = 5, #ARGV, 6 do
+  local kind, job_id, progress, stage = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local jk = p .. 'job:' .. job_id
+  local announcement = kind == 'document.queued' or force
   if announcement then
     redis.call('HDEL', jk, 'announcing')
   end
-  if event['type'] == 'document.progress' then
+  if kind == 'document.progress' then
     -- A progress event also records the progress on its running job, in the same step:
     -- a snapshot that reads the seq after this event reads this progress too.
     local job = redis.call('HMGET', jk, 'state', 'announcing')
@@ -33,17 +36,17 @@ for i = 5, #ARGV do
       return seqs
     end
     if job[1] == 'active' then
-      redis.call('HSET', jk, 'progress', string.format('%d', event['progress']), 'stage', event['stage'])
+      redis.call('HSET', jk, 'progress', progress, 'stage', stage)
     end
   elseif not announcement and redis.call('HEXISTS', jk, 'announcing') == 1 then
     seqs[#seqs + 1] = -1
     return seqs
   end
   local seq = redis.call('INCR', seq_key)
-  event['seq'] = seq
-  local payload = cjson.encode(event)
   -- '%d': Lua's own number-to-text is a floating-point sprintf, several times dearer.
-  redis.call('XADD', stream, 'MAXLEN', max_len, string.format('%d-0', seq), 'event', payload)
+  local seq_text = string.format('%d', seq)
+  local payload = ARGV[i + 4] .. seq_text .. ARGV[i + 5]
+  redis.call('XADD', stream, 'MAXLEN', max_len, seq_text .. '-0', 'event', payload)
   redis.call('PUBLISH', p .. 'events', payload)
   seqs[#seqs + 1] = seq
 end
