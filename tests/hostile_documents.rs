@@ -214,14 +214,6 @@ async fn extractor_processes_run_confined_with_no_environment_and_no_descriptors
     }
 }
 
-/// CPU time a process has used, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
-    fields.get(11).zip(fields.get(12)).map_or(0, |(u, s)| u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0))
-}
-
 /// Uploads a document whose reader never finishes; returns its ids and the process id
 /// of the reader (the busy one among the server's descendants: the others are idle
 /// spares, or an extractor waiting for its pdftotext).
@@ -230,7 +222,7 @@ async fn start_endless_reading(server: &ServerProcess, user: &str) -> (String, S
     let id = doc["id"].as_str().unwrap().to_string();
     server.http.wait_for_status(user, &id, "processing").await;
     let reader = common::eventually(Duration::from_secs(10), "the extractor to be reading", || {
-        let busy = server.descendants().into_iter().find(|&pid| cpu_ticks(pid) >= 20);
+        let busy = server.descendants().into_iter().find(|&pid| common::cpu_ticks(pid) >= 20);
         async move { busy }
     })
     .await;

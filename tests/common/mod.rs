@@ -444,13 +444,7 @@ impl ServerProcess {
 
     /// The server's descendants: its extractor processes and what they started.
     pub fn descendants(&self) -> Vec<u32> {
-        let mut found = children_of(self.pid());
-        let mut i = 0;
-        while i < found.len() {
-            found.extend(children_of(found[i]));
-            i += 1;
-        }
-        found
+        descendants_of(self.pid())
     }
 
     /// A figure from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
@@ -497,6 +491,25 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         }
     }
     children
+}
+
+/// `pid`'s children, their children, and so on (zombies left out).
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut found = children_of(pid);
+    let mut i = 0;
+    while i < found.len() {
+        found.extend(children_of(found[i]));
+        i += 1;
+    }
+    found
+}
+
+/// CPU time a process has used, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command name.
+    fields.get(11).zip(fields.get(12)).map_or(0, |(u, s)| u.parse::<u64>().unwrap_or(0) + s.parse::<u64>().unwrap_or(0))
 }
 
 /// A Redis server of the test's own (for tests that FLUSHALL or kill connections).
