@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::extractor::{Extraction, Extractor, ExtractorError, ExtractorReport, ReadProgress};
+use super::extractor::{Extraction, Extractor, ExtractorError, ReadProgress};
 
 /// Files up to this size are read ahead: the size the extractor takes in one write.
 /// For a larger file the steps it would overlap are a small part of its time.
@@ -84,10 +84,7 @@ impl ReadAhead {
         }
         joined.unwrap_or_else(|err| {
             let reason = format!("the read of the file crashed: {err}");
-            Extraction {
-                result: Err(ExtractorError::MachineTrouble(reason.clone())),
-                report: ExtractorReport::not_started(reason),
-            }
+            Extraction::not_started(ExtractorError::MachineTrouble(reason.clone()), reason)
         })
     }
 }

@@ -75,6 +75,13 @@ pub struct Extraction {
     pub report: ExtractorReport,
 }
 
+impl Extraction {
+    /// A read that ended before any extractor process read the file; `why` is its report.
+    pub fn not_started(error: ExtractorError, why: String) -> Extraction {
+        Extraction { result: Err(error), report: ExtractorReport::not_started(why) }
+    }
+}
+
 impl Extractor {
     /// `processing.extractor_program`, or this executable when it is empty. It keeps
     /// `processing.extractor_spares` processes started ahead of need.
@@ -111,10 +118,6 @@ impl Extractor {
         cancelled: impl Future<Output = ()>,
         deadline: Instant,
     ) -> Extraction {
-        let not_started = |error: ExtractorError, exit: String| Extraction {
-            result: Err(error),
-            report: ExtractorReport::not_started(exit),
-        };
         // Opening a stored file, and reading a small one, cost less than the hops to
         // the blocking pool that tokio's file I/O takes.
         let opened = std::fs::File::open(file).and_then(|input| {
@@ -125,11 +128,11 @@ impl Extractor {
             Ok(opened) => opened,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let reason = "the uploaded file is missing from storage";
-                return not_started(ExtractorError::Permanent(reason.into()), reason.into());
+                return Extraction::not_started(ExtractorError::Permanent(reason.into()), reason.into());
             }
             Err(err) => {
                 let reason = format!("the uploaded file could not be read: {}", err.kind());
-                return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
+                return Extraction::not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
         let mut request = serde_json::to_vec(&Request { content_type: content_type.to_string(), bytes })
@@ -139,7 +142,7 @@ impl Extractor {
         let rest = if bytes <= INLINE_FILE_BYTES {
             if let Err(err) = std::io::Read::read_to_end(&mut std::io::Read::take(input, bytes), &mut request) {
                 let reason = format!("the uploaded file could not be read: {}", err.kind());
-                return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
+                return Extraction::not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
             None
         } else {
@@ -153,7 +156,7 @@ impl Extractor {
             Ok(reader) => reader,
             Err(err) => {
                 let reason = format!("the extractor process could not be started: {err}");
-                return not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
+                return Extraction::not_started(ExtractorError::MachineTrouble(reason.clone()), reason);
             }
         };
         let Started { watched: mut child, mut stdin, stdout: mut reader, stderr_tail } = process;
