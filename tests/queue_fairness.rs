@@ -73,6 +73,10 @@ async fn lower_priority_value_runs_first_within_a_user() {
 
 /// A queued row as an upload would create it (its file is never read: no worker runs).
 fn queued_document(user: &str, name: &str) -> Document {
+    queued_with_priority(user, name, 0)
+}
+
+fn queued_with_priority(user: &str, name: &str, priority: i32) -> Document {
     let file = FileFacts {
         filename: name.into(),
         content_type: "text/plain".into(),
@@ -80,7 +84,7 @@ fn queued_document(user: &str, name: &str) -> Document {
         sha256: String::new(),
         storage_path: String::new(),
     };
-    Document::queued(ulid::Ulid::generate().to_string(), user, file, 0, now())
+    Document::queued(ulid::Ulid::generate().to_string(), user, file, priority, now())
 }
 
 #[actix_web::test]
@@ -136,5 +140,56 @@ async fn positions_equal_the_claim_order_with_ten_thousand_users_waiting() {
         "the last single user ran at {last_single}, the flooder's second job at {}",
         flooder[1]
     );
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn one_batch_mixing_users_and_priorities_is_claimed_in_the_positions_it_reported() {
+    let env = TestEnv::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
+    let (db, queue) = (server.app().db.clone(), server.app().queue.clone());
+    // Alice already waits with one job; then one batch holds more of hers, two that
+    // rank before them (the second between the first and the rest), and bob's.
+    let earlier = queued_with_priority("alice", "a0", 10);
+    let batch = vec![
+        queued_with_priority("alice", "a1", 10),
+        queued_with_priority("bob", "b1", 0),
+        queued_with_priority("alice", "a2", 10),
+        queued_with_priority("alice", "urgent", -5),
+        queued_with_priority("alice", "soon", 0),
+        queued_with_priority("bob", "b2", 0),
+        queued_with_priority("alice", "a3", 10),
+    ];
+    let rows: Vec<Document> = std::iter::once(earlier.clone()).chain(batch.iter().cloned()).collect();
+    db.run(move |conn| documents::insert_all(conn, &rows)).await.unwrap();
+    queue.enqueue(&[NewJob::for_document(&earlier)]).await.unwrap();
+    let jobs: Vec<NewJob> = batch.iter().map(NewJob::for_document).collect();
+    let positions = queue.enqueue(&jobs).await.unwrap();
+
+    let mut conn = queue.dedicated_connection().await.unwrap();
+    let mut order = Vec::new();
+    while let Some(job) = queue.claim(&mut conn, "test-claimer").await.unwrap() {
+        order.push(job.job_id);
+    }
+    let name_of = |job_id: &String| {
+        std::iter::once(&earlier).chain(&batch).find(|d| &d.job_id == job_id).unwrap().filename.clone()
+    };
+    let names: Vec<String> = order.iter().map(name_of).collect();
+    for (document, position) in batch.iter().zip(&positions) {
+        let claimed = order.iter().position(|id| id == &document.job_id).unwrap() as u64 + 1;
+        assert_eq!(Some(claimed), *position, "{}: claimed at {claimed} of {names:?}", document.filename);
+    }
+    let of = |user: &str| -> Vec<String> {
+        order
+            .iter()
+            .filter(|id| std::iter::once(&earlier).chain(&batch).any(|d| &d.job_id == *id && d.user_id == user))
+            .map(name_of)
+            .collect()
+    };
+    assert_eq!(of("alice"), ["urgent", "soon", "a0", "a1", "a2", "a3"], "alice's own order: {names:?}");
+    assert_eq!(of("bob"), ["b1", "b2"], "bob's own order: {names:?}");
+    // Fair: bob's first job waits behind at most one of alice's, his second behind two.
+    let at = |name: &str| names.iter().position(|n| n == name).unwrap();
+    assert!(at("b1") <= 1 && at("b2") <= 3, "bob waited behind alice's flood: {names:?}");
     server.shutdown().await;
 }

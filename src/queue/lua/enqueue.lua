@@ -7,13 +7,13 @@
 -- it is (the reconciler and the upload may race).
 -- Returns each job's queue position (-1 when it is not waiting).
 local announcing = ARGV[2] == '0'
-local created = 0
 local ids = {}
 -- Each new job's fields, written once its position is known, so that one HSET writes
 -- the whole hash (the announced position included).
 local fresh = {}
+local new_ids = {}
 for i = 3, #ARGV, 7 do
-  local id, user, priority = ARGV[i], ARGV[i + 2], ARGV[i + 3]
+  local id = ARGV[i]
   local jk = p .. 'job:' .. id
   local state = redis.call('HGET', jk, 'state')
   if not fresh[id] and state ~= 'waiting' and state ~= 'active' and state ~= 'delayed' then
@@ -21,14 +21,22 @@ for i = 3, #ARGV, 7 do
       redis.call('ZREM', p .. state, id)
       redis.call('DEL', jk)
     end
-    local seq = redis.call('INCR', p .. 'seq')
-    add_waiting(id, user, priority, seq)
-    fresh[id] = {i, seq}
-    created = created + 1
+    fresh[id] = {i}
+    new_ids[#new_ids + 1] = id
   end
   ids[#ids + 1] = id
 end
+local created = #new_ids
 if created > 0 then
+  -- The new jobs' arrival numbers, taken in one step: seq - created + 1 .. seq.
+  local seq = redis.call('INCRBY', p .. 'seq', created) - created
+  for _, id in ipairs(new_ids) do
+    local new = fresh[id]
+    seq = seq + 1
+    new[2] = seq
+    add_waiting(id, ARGV[new[1] + 2], ARGV[new[1] + 3], seq)
+  end
+  waiting_since_now(new_ids)
   redis.call('HINCRBY', p .. 'stats', 'enqueued', int_text(created))
   if not announcing then
     wake(created)

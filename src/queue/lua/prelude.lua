@@ -55,27 +55,37 @@ local function count_waiting(user, change)
   end
 end
 
+-- Each user's last waiting job as this script run last saw it: its score in
+-- <p>waiting:<user> and its slot in <p>queue. A batch of one user's jobs reads them
+-- from Redis once; taking a job out of a user's waiting jobs forgets them.
+local last_waiting = {}
+
 -- Fair order: start-time fair queueing (see src/queue/fairness.md). Every waiting job
 -- holds a virtual start slot in <p>queue, the one global order of waiting jobs; a claim
 -- pops the lowest. A user's new job gets slot max(user's last waiting slot, the
 -- virtual time) + 1, the virtual time being the slot of the last claimed job. A user's
 -- own jobs hold their slots in their <p>waiting:<user> order (priority, then arrival).
+-- The caller records when the job began to wait (waiting_since_now): a batch does it
+-- in one command.
 local function add_waiting(id, user, priority, seq)
   local wk = p .. 'waiting:' .. user
   local qk = p .. 'queue'
   vtime = vtime or tonumber(redis.call('GET', p .. 'vtime') or 0)
   local score = waiting_score(priority, seq)
-  local last = redis.call('ZRANGE', wk, '-1', '-1', 'WITHSCORES')
-  local last_slot = last[1] and tonumber(redis.call('ZSCORE', qk, last[1])) or 0
-  local slot = int_text(math.max(last_slot, vtime) + 1)
+  local last = last_waiting[user]
+  if not last then
+    local found = redis.call('ZRANGE', wk, '-1', '-1', 'WITHSCORES')
+    last = {score = tonumber(found[2]), slot = found[1] and tonumber(redis.call('ZSCORE', qk, found[1])) or 0}
+  end
+  local slot = math.max(last.slot, vtime) + 1
   redis.call('ZADD', wk, int_text(score), id)
   count_waiting(user, '1')
-  redis.call('ZADD', p .. 'waiting_since', now_text(), id)
   -- The user's jobs that rank after this one (better-priority arrivals go ahead) each
   -- move one slot later: this job takes the first of their slots, the last of them
   -- takes the new slot. Usually there are none: the job ranks after the user's last.
-  if not last[1] or tonumber(last[2]) < score then
-    redis.call('ZADD', qk, slot, id)
+  if not last.score or last.score < score then
+    redis.call('ZADD', qk, int_text(slot), id)
+    last_waiting[user] = {score = score, slot = slot}
     return
   end
   local after = redis.call('ZRANGE', wk, int_text(redis.call('ZRANK', wk, id) + 1), '-1')
@@ -83,16 +93,32 @@ local function add_waiting(id, user, priority, seq)
   for i, other in ipairs(after) do
     slots[i] = redis.call('ZSCORE', qk, other)
   end
-  slots[#after + 1] = slot
+  slots[#after + 1] = int_text(slot)
   redis.call('ZADD', qk, slots[1], id)
   for i, other in ipairs(after) do
     redis.call('ZADD', qk, slots[i + 1], other)
+  end
+  last_waiting[user] = {score = last.score, slot = slot}
+end
+
+-- Jobs that began to wait now, for the oldest waiting job's age: one command per 500
+-- (unpack has a limit of a few thousand values).
+local function waiting_since_now(ids)
+  local members = {}
+  for n, id in ipairs(ids) do
+    members[#members + 1] = now_text()
+    members[#members + 1] = id
+    if n % 500 == 0 or n == #ids then
+      redis.call('ZADD', p .. 'waiting_since', unpack(members))
+      members = {}
+    end
   end
 end
 
 -- Takes a job out of its user's waiting jobs (and the user out of <p>users_waiting with
 -- the last one). Returns 1 when it was there.
 local function leave_user_waiting(id, user)
+  last_waiting[user] = nil
   local removed = redis.call('ZREM', p .. 'waiting:' .. user, id)
   if removed == 1 then
     count_waiting(user, '-1')
@@ -129,6 +155,7 @@ local function promote(id)
     redis.call('HSET', jk, 'state', 'waiting')
     redis.call('HDEL', jk, 'retry_at')
     add_waiting(id, f[1], f[2], f[3])
+    waiting_since_now({id})
     wake(1)
   end
 end
