@@ -20,12 +20,12 @@
 //! follows the load.
 //!
 //! A write may be marked *undurable* ([`Commit::Asynchronous`]): its loss in a crash of
-//! the database server is recovered by the queue (a job's start: the job runs again).
+//! the database server is recovered by the queue (a job's start or its chunks: the job
+//! runs again, as its end row, which is durable and written after them, is lost too).
 //! A batch of such writes alone commits on PostgreSQL without waiting for its WAL flush
 //! to disk (`synchronous_commit = off`, for that transaction only): it is visible at
 //! once and durable a moment later, and any later durable commit flushes it first, as
-//! the WAL is written in order. A worker's job start then waits for no flush, only the
-//! job's chunks and end do. On SQLite (WAL, `synchronous = NORMAL`) no commit waits for
+//! the WAL is written in order. A worker's job then waits for one flush, its end's. On SQLite (WAL, `synchronous = NORMAL`) no commit waits for
 //! a flush anyway.
 //!
 //! SQLite has one write lock, so one thread commits. PostgreSQL commits side by side

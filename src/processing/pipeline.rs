@@ -342,9 +342,12 @@ impl Pipeline {
         let (doc_id, job_id, attempt, run) = (document.id.clone(), document.job_id.clone(), ctx.attempt, report.run());
         let fingerprint = self.settings_fingerprint.clone();
         let storing = Instant::now();
+        // Lost in a crash of the database server, the chunks are written again: the job's
+        // end row, which comes after and waits for the disk, is lost with them (the
+        // document stays unfinished and its job runs again), or flushes them first.
         let stored = self
             .db
-            .write(move |conn| {
+            .write_async_commit(move |conn| {
                 attempts::record_extractor(conn, &job_id, attempt as i32, &run)?;
                 chunks::replace_for_job(conn, &doc_id, &job_id, &fingerprint, &rows)
             })
