@@ -33,13 +33,13 @@ fn main() {
         collect_pdfs(&dir, &mut files);
     }
     let config = Config::from_overrides(json!({
-        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") },
+        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue-extract") },
         "embedding": { "provider": "hash" },
     }))
     .expect("configuration");
     let extractor = Extractor::from_config(&config.processing).expect("the docqueue binary");
     let builtin_config = Config::from_overrides(json!({
-        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue"), "pdftotext": "" },
+        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue-extract"), "pdftotext": "" },
     }))
     .expect("configuration");
     let builtin = Extractor::from_config(&builtin_config.processing).expect("the docqueue binary");

@@ -3,7 +3,7 @@
 //! printing per format the files, pages, megabytes, throughput and peak memory, then how
 //! a 1 GiB DOCX zip bomb fares, then what the extractor process costs: the overhead per
 //! small document and the pages/s on every PDF, read in this process (before the sandbox)
-//! and through `docqueue extract` (as the service reads them now), then OCR: pages/s
+//! and through `docqueue-extract` (as the service reads them now), then OCR: pages/s
 //! at 300 DPI on a scan made from a real PDF, and how much of its text OCR recovers
 //! (`cargo bench --bench pipeline -- ocr` runs that part alone), then what reusing a
 //! duplicate upload costs in the database. One plain line and one JSON line per
@@ -214,7 +214,7 @@ struct ThroughProcess {
 impl ThroughProcess {
     fn new() -> ThroughProcess {
         let config = Config::from_overrides(json!({
-            "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") }
+            "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue-extract") }
         }))
         .expect("configuration");
         let extractor = Extractor::from_config(&config.processing).expect("the docqueue binary");

@@ -8,4 +8,6 @@ cd "$(dirname "$0")/.."
 
 ensure_packages
 ensure_redis
-exec cargo run --release -- serve "$@"
+# Both programs: the server finds its extractor, docqueue-extract, beside it.
+cargo build --release --bins
+exec "${CARGO_TARGET_DIR:-target}/release/docqueue" serve "$@"

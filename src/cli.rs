@@ -10,8 +10,9 @@ use crate::app::{self, Role};
 use crate::auth::{parse_ttl, Role as TokenRole, TokenKeys};
 use crate::config::Config;
 use crate::db::Db;
-use crate::processing::extract::{ExtractOptions, OcrEngine, OcrOptions};
+use crate::processing::extract::ExtractOptions;
 use crate::processing::extractor;
+use crate::processing::extractor::command_line::ExtractArgs;
 
 #[derive(Parser)]
 #[command(
@@ -57,101 +58,17 @@ enum Command {
     /// Print the API's OpenAPI 3.1 description (what /api/openapi.json serves).
     Openapi,
     /// Read one request line and document from stdin, write its text to stdout as
-    /// JSON-line frames. Started by the workers, under kernel limits, for every document.
+    /// JSON-line frames. Started by the workers, under kernel limits, for every document
+    /// when docqueue-extract, which does the same and starts faster, is not installed.
     #[command(hide = true)]
-    Extract {
-        /// Poppler's pdftotext; without it PDFs are read by the built-in reader.
-        #[arg(long)]
-        pdftotext: Option<PathBuf>,
-        /// docqueue-pdftext, kept running for short PDFs; without it pdftotext reads them.
-        #[arg(long)]
-        pdftext_helper: Option<PathBuf>,
-        #[arg(long)]
-        max_pages: u32,
-        #[arg(long)]
-        max_chars: usize,
-        #[arg(long)]
-        max_docx_uncompressed_bytes: u64,
-        #[arg(long)]
-        max_docx_entries: usize,
-        #[arg(long)]
-        max_html_depth: usize,
-        #[command(flatten)]
-        ocr: OcrArgs,
-    },
-}
-
-/// How the extractor runs OCR (`processing.ocr`, resolved by the server at start-up).
-#[derive(clap::Args)]
-pub struct OcrArgs {
-    /// The tesseract executable; without it, OCR is unavailable.
-    #[arg(long)]
-    tesseract: Option<PathBuf>,
-    /// OCR was turned off (`processing.ocr.enabled = false`), rather than not found.
-    #[arg(long)]
-    ocr_disabled: bool,
-    #[arg(long)]
-    pdftoppm: Option<PathBuf>,
-    #[arg(long)]
-    ocr_languages: String,
-    #[arg(long)]
-    tessdata_dir: Option<PathBuf>,
-    #[arg(long)]
-    ocr_dpi: u32,
-    #[arg(long)]
-    max_pages_ocr: u32,
-    #[arg(long)]
-    ocr_page_timeout_secs: u64,
-    #[arg(long)]
-    max_image_pixels: u64,
-}
-
-impl From<OcrArgs> for OcrOptions {
-    fn from(args: OcrArgs) -> Self {
-        let engine = match (args.tesseract, args.ocr_disabled) {
-            (_, true) => OcrEngine::Disabled,
-            (Some(path), false) => OcrEngine::Tesseract(path),
-            (None, false) => OcrEngine::NotInstalled,
-        };
-        OcrOptions {
-            engine,
-            pdftoppm: args.pdftoppm,
-            languages: args.ocr_languages,
-            tessdata_dir: args.tessdata_dir,
-            dpi: args.ocr_dpi,
-            max_pages: args.max_pages_ocr,
-            page_timeout: std::time::Duration::from_secs(args.ocr_page_timeout_secs),
-            max_image_pixels: args.max_image_pixels,
-        }
-    }
+    Extract(ExtractArgs),
 }
 
 pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Extract {
-            pdftotext,
-            pdftext_helper,
-            max_pages,
-            max_chars,
-            max_docx_uncompressed_bytes,
-            max_docx_entries,
-            max_html_depth,
-            ocr,
-        } => {
-            let limits = ExtractOptions {
-                pdftotext,
-                pdftext_helper,
-                max_pages,
-                max_chars,
-                max_docx_uncompressed_bytes,
-                max_docx_entries,
-                max_html_depth,
-                ocr: OcrOptions::from(ocr),
-            };
-            return extractor::run_child(&limits);
-        }
+        Command::Extract(args) => return extractor::run_child(&ExtractOptions::from(args)),
         Command::Serve { role, config } => serve(role, config),
         Command::Migrate { config } => migrate(config),
         Command::Token { user, admin, ttl, config } => token(&user, admin, &ttl, config),

@@ -1,14 +1,15 @@
 //! An extractor process that read a document cleanly reads its owner's next document
 //! too, and never another user's; it is not kept after a document it could not read,
 //! past `processing.max_documents_per_extractor`, or after its idle limit. The job's
-//! story names the process that read each attempt (`extractor_pid`).
+//! story names the process that read each attempt (`extractor_pid`). The extractor is
+//! docqueue-extract, found beside docqueue, or docqueue itself when configured so.
 
 mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{admin_token, hostile, token, TestEnv, TestServer};
+use common::{admin_token, hostile, token, ServerProcess, TestEnv, TestServer};
 use docqueue::app::Role;
 use serde_json::{json, Value};
 
@@ -121,4 +122,41 @@ async fn one_document_per_extractor_reads_every_document_in_a_new_process() {
     }
     assert_eq!(pids.len(), 3, "{pids:?}");
     server.shutdown().await;
+}
+
+/// The executable a process runs, from /proc.
+fn executable_of(pid: u64) -> String {
+    std::fs::read_link(format!("/proc/{pid}/exe")).map(|path| path.display().to_string()).unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn a_server_with_the_default_settings_reads_documents_with_docqueue_extract_found_beside_it() {
+    let env = TestEnv::new();
+    let server = ServerProcess::start(&env, &[]).await;
+    let alice = token("alice");
+    let doc = server.http.upload_one(&alice, "note.md", note(1)).await;
+    server.http.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
+    let extractors: Vec<String> =
+        server.descendants().into_iter().map(|pid| executable_of(pid.into())).filter(|exe| !exe.is_empty()).collect();
+    let beside = std::path::Path::new(env!("CARGO_BIN_EXE_docqueue")).with_file_name("docqueue-extract");
+    assert!(
+        extractors.iter().any(|exe| std::path::Path::new(exe) == beside),
+        "no extractor runs {}: {extractors:?}",
+        beside.display()
+    );
+    assert!(
+        extractors.iter().all(|exe| !exe.ends_with("/docqueue")),
+        "the server started itself as an extractor: {extractors:?}"
+    );
+}
+
+#[actix_web::test]
+async fn docqueue_itself_reads_documents_when_it_is_the_extractor_program() {
+    let env = TestEnv::new();
+    let config = env.config(json!({ "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") } }));
+    let server = TestServer::start(config, Role::All).await;
+    let attempt = read_one(&server, &token("alice"), "note.md", note(2), "completed").await;
+    assert_eq!(attempt["extractor_outcome"], "ok", "{attempt}");
+    let exe = executable_of(pid_of(&attempt));
+    assert!(exe.ends_with("/docqueue"), "the document was read by {exe:?}");
 }

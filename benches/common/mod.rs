@@ -48,7 +48,7 @@ pub fn default_config(redis_url: &str, database_url: Option<&str>, overrides: Va
         "database": { "url": database },
         "storage": { "root": dir.join("storage") },
         "auth": { "jwt_secret": SECRET, "dev_mode": false },
-        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") },
+        "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue-extract") },
     });
     merge(&mut base, overrides);
     Config::from_overrides(base).unwrap()

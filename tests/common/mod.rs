@@ -97,7 +97,7 @@ impl TestEnv {
             "database": { "url": self.database_url, "pool_size": 4 },
             "storage": { "root": self.storage_root() },
             "auth": { "jwt_secret": SECRET, "dev_mode": false },
-            "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue") },
+            "processing": { "extractor_program": env!("CARGO_BIN_EXE_docqueue-extract") },
             "document_queue": {
                 "lease_ms": 3000, "heartbeat_ms": 1000, "maintenance_interval_ms": 500,
                 "backoff_base_ms": 200, "backoff_max_ms": 2000, "shutdown_grace_secs": 10

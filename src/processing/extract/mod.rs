@@ -164,7 +164,7 @@ pub fn extract_reporting_ocr(
 }
 
 /// `name` as a path, or found on PATH; None when empty or not found.
-fn find_program(name: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<std::path::PathBuf> {
     let name = name.trim();
     if name.is_empty() {
         return None;

@@ -1,6 +1,6 @@
-//! The extractor's own side: `docqueue extract` reads requests and documents from
-//! stdin and writes their text to stdout as frames (see `protocol`), one document after
-//! another until stdin closes. It runs under the limits its parent set before exec,
+//! The extractor's own side (`docqueue-extract`, or `docqueue extract`): it reads
+//! requests and documents from stdin and writes their text to stdout as frames (see
+//! `protocol`), one document after another until stdin closes. It runs under the limits its parent set before exec,
 //! holds no connection and no secret, and writes no file. It may be started before its
 //! first document exists, as a spare.
 
@@ -23,12 +23,12 @@ pub fn run(limits: &ExtractOptions) -> ExitCode {
             Ok(None) => return ExitCode::SUCCESS,
             Ok(Some(request)) => {
                 if let Err(err) = extract_one(&request, &mut input, &mut out, limits) {
-                    eprintln!("docqueue extract: {err}");
+                    eprintln!("extractor: {err}");
                     return ExitCode::from(OUTPUT_FAILED);
                 }
             }
             Err(err) => {
-                eprintln!("docqueue extract: {err}");
+                eprintln!("extractor: {err}");
                 return ExitCode::from(OUTPUT_FAILED);
             }
         }

@@ -1,5 +1,5 @@
-//! Every uploaded file is read in a separate process: `docqueue extract` (the same
-//! executable), started under kernel limits (`confine`), fed the file on stdin,
+//! Every uploaded file is read in a separate process, `docqueue-extract extract` (see
+//! `command_line`), started under kernel limits (`confine`), fed the file on stdin,
 //! answering in frames on stdout (`protocol`). A hostile file can make that process
 //! crash, hang or bloat; the server only sees it end, kills it on cancel or at the
 //! deadline, and fails that one document with the reason. After a clean read the
@@ -7,6 +7,7 @@
 //! forking parser reuses its child. Tika's forking parser is the model.
 
 mod child;
+pub mod command_line;
 mod confine;
 mod kept;
 mod outcome;
@@ -66,6 +67,31 @@ pub struct ReadProgress {
     pub ocr_pages: Option<OcrPages>,
 }
 
+/// `processing.extractor_program`: a path; or a bare name, looked up beside this
+/// executable, then on PATH; or, when empty or not found, this executable (`docqueue
+/// extract`), which starts several times slower: it loads the database clients' libraries.
+fn find_program(configured: &str) -> std::io::Result<PathBuf> {
+    let configured = configured.trim();
+    if configured.contains('/') {
+        return Ok(PathBuf::from(configured));
+    }
+    let this = std::env::current_exe()?;
+    if configured.is_empty() {
+        return Ok(this);
+    }
+    let beside = this.parent().map(|dir| dir.join(configured)).filter(|path| path.is_file());
+    match beside.or_else(|| super::extract::find_program(configured)) {
+        Some(found) => Ok(found),
+        None => {
+            log::info!(
+                "{configured} was found neither beside {} nor on PATH: documents are read by its `extract`",
+                this.display()
+            );
+            Ok(this)
+        }
+    }
+}
+
 /// Writes the request and the document to the process, then hands its stdin back.
 type Feeder = tokio::task::JoinHandle<std::io::Result<ChildStdin>>;
 
@@ -83,13 +109,10 @@ impl Extraction {
 }
 
 impl Extractor {
-    /// `processing.extractor_program`, or this executable when it is empty. It keeps
+    /// `processing.extractor_program` (see `find_program`). It keeps
     /// `processing.extractor_spares` processes started ahead of need.
     pub fn from_config(config: &ProcessingConfig) -> std::io::Result<Extractor> {
-        let program = match config.extractor_program.trim() {
-            "" => std::env::current_exe()?,
-            path => PathBuf::from(path),
-        };
+        let program = find_program(&config.extractor_program)?;
         let limits = ExtractOptions::from(config);
         Ok(Extractor {
             program,
@@ -305,42 +328,7 @@ impl Extractor {
 
     fn start(&self) -> std::io::Result<Started> {
         let mut command = Command::new(&self.program);
-        let limits = &self.limits;
-        command
-            .arg("extract")
-            .args(["--max-pages", &limits.max_pages.to_string()])
-            .args(["--max-chars", &limits.max_chars.to_string()])
-            .args(["--max-docx-uncompressed-bytes", &limits.max_docx_uncompressed_bytes.to_string()])
-            .args(["--max-docx-entries", &limits.max_docx_entries.to_string()])
-            .args(["--max-html-depth", &limits.max_html_depth.to_string()]);
-        if let Some(pdftotext) = &limits.pdftotext {
-            command.arg("--pdftotext").arg(pdftotext);
-        }
-        if let Some(helper) = &limits.pdftext_helper {
-            command.arg("--pdftext-helper").arg(helper);
-        }
-        let ocr = &limits.ocr;
-        match &ocr.engine {
-            OcrEngine::Tesseract(tesseract) => {
-                command.arg("--tesseract").arg(tesseract);
-            }
-            OcrEngine::Disabled => {
-                command.arg("--ocr-disabled");
-            }
-            OcrEngine::NotInstalled => {}
-        }
-        if let Some(pdftoppm) = &ocr.pdftoppm {
-            command.arg("--pdftoppm").arg(pdftoppm);
-        }
-        if let Some(tessdata_dir) = &ocr.tessdata_dir {
-            command.arg("--tessdata-dir").arg(tessdata_dir);
-        }
-        command
-            .args(["--ocr-languages", &ocr.languages])
-            .args(["--ocr-dpi", &ocr.dpi.to_string()])
-            .args(["--max-pages-ocr", &ocr.max_pages.to_string()])
-            .args(["--ocr-page-timeout-secs", &ocr.page_timeout.as_secs().to_string()])
-            .args(["--max-image-pixels", &ocr.max_image_pixels.to_string()]);
+        command.args(command_line::arguments(&self.limits));
         self.confinement.apply(&mut command);
         process::start(&mut command)
     }
