@@ -34,7 +34,7 @@ if created > 0 then
     local new = fresh[id]
     seq = seq + 1
     new[2] = seq
-    add_waiting(id, ARGV[new[1] + 2], ARGV[new[1] + 3], seq)
+    place_waiting(id, ARGV[new[1] + 2], ARGV[new[1] + 3], seq)
   end
   waiting_since_now(new_ids)
   redis.call('HINCRBY', p .. 'stats', 'enqueued', int_text(created))

@@ -65,9 +65,9 @@ local last_waiting = {}
 -- pops the lowest. A user's new job gets slot max(user's last waiting slot, the
 -- virtual time) + 1, the virtual time being the slot of the last claimed job. A user's
 -- own jobs hold their slots in their <p>waiting:<user> order (priority, then arrival).
--- The caller records when the job began to wait (waiting_since_now): a batch does it
--- in one command.
-local function add_waiting(id, user, priority, seq)
+-- When the job began to wait is recorded by add_waiting, or for a batch by
+-- waiting_since_now in one command.
+local function place_waiting(id, user, priority, seq)
   local wk = p .. 'waiting:' .. user
   local qk = p .. 'queue'
   vtime = vtime or tonumber(redis.call('GET', p .. 'vtime') or 0)
@@ -115,6 +115,12 @@ local function waiting_since_now(ids)
   end
 end
 
+-- A job that begins to wait now, alone.
+local function add_waiting(id, user, priority, seq)
+  place_waiting(id, user, priority, seq)
+  waiting_since_now({id})
+end
+
 -- Takes a job out of its user's waiting jobs (and the user out of <p>users_waiting with
 -- the last one). Returns 1 when it was there.
 local function leave_user_waiting(id, user)
@@ -155,7 +161,6 @@ local function promote(id)
     redis.call('HSET', jk, 'state', 'waiting')
     redis.call('HDEL', jk, 'retry_at')
     add_waiting(id, f[1], f[2], f[3])
-    waiting_since_now({id})
     wake(1)
   end
 end

@@ -11,6 +11,5 @@ redis.call('HSET', jk, 'state', 'waiting')
 redis.call('HDEL', jk, 'token', 'lease_until', 'worker', 'process')
 redis.call('HINCRBY', jk, 'attempts', -1)
 add_waiting(id, owner[3], owner[4], owner[5])
-waiting_since_now({id})
 wake(1)
 return 1

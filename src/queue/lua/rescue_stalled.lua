@@ -32,7 +32,6 @@ local function rescue(id)
     redis.call('HSET', jk, 'state', 'waiting')
     redis.call('HDEL', jk, 'token', 'lease_until', 'process')
     add_waiting(id, f[2], f[3], f[4])
-    waiting_since_now({id})
     wake(1)
   end
   for _, value in ipairs({id, f[1], outcome, stalls, f[6] or '', f[7] or '0'}) do
