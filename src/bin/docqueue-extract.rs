@@ -8,27 +8,11 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use docqueue::processing::extract::ExtractOptions;
-use docqueue::processing::extractor::command_line::ExtractArgs;
+use clap::Parser;
+use docqueue::processing::extractor::command_line::ExtractorProgram;
 use docqueue::processing::extractor::run_child;
-
-#[derive(Parser)]
-#[command(name = "docqueue-extract", version, about = "Reads uploaded documents for docqueue's workers.")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Read one request line and document from stdin at a time, write its text to
-    /// stdout as JSON-line frames.
-    Extract(ExtractArgs),
-}
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let Command::Extract(args) = Cli::parse().command;
-    run_child(&ExtractOptions::from(args))
+    run_child(&ExtractorProgram::parse().limits())
 }

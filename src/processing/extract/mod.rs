@@ -163,6 +163,12 @@ pub fn extract_reporting_ocr(
     Ok(extracted)
 }
 
+/// The file `name` in the directory of this executable, when there is one.
+pub(crate) fn beside_this_executable(name: &str) -> Option<std::path::PathBuf> {
+    let executable = std::env::current_exe().ok()?;
+    Some(executable.parent()?.join(name)).filter(|path| path.is_file())
+}
+
 /// `name` as a path, or found on PATH; None when empty or not found.
 pub(crate) fn find_program(name: &str) -> Option<std::path::PathBuf> {
     let name = name.trim();

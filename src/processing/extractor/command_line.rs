@@ -1,8 +1,9 @@
 //! The extractor process's command line: `<program> extract` and the limits of
 //! `ExtractOptions` as flags. The workers write it (`arguments`); the two programs that
-//! read it parse it with `ExtractArgs`: `docqueue-extract` (src/bin), which links only
-//! what reading a document needs and so starts in about a millisecond, and `docqueue
-//! extract`, for an installation that has only the one executable.
+//! read it parse its flags with `ExtractArgs`: `docqueue-extract` (src/bin, through
+//! `ExtractorProgram`), which links only what reading a document needs and so starts in
+//! about a millisecond, and `docqueue extract`, for an installation that has only the
+//! one executable.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,7 +11,30 @@ use std::path::PathBuf;
 use crate::processing::extract::{ExtractOptions, OcrEngine, OcrOptions};
 
 /// The subcommand both programs take, so that either can be the extractor.
-pub const SUBCOMMAND: &str = "extract";
+const SUBCOMMAND: &str = "extract";
+
+/// docqueue-extract's whole command line.
+#[derive(clap::Parser, Debug)]
+#[command(name = "docqueue-extract", version, about = "Reads uploaded documents for docqueue's workers.")]
+pub struct ExtractorProgram {
+    #[command(subcommand)]
+    command: ExtractorCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum ExtractorCommand {
+    /// Read one request line and document from stdin at a time, write its text to
+    /// stdout as JSON-line frames.
+    Extract(ExtractArgs),
+}
+
+impl ExtractorProgram {
+    /// The limits the command line gives.
+    pub fn limits(self) -> ExtractOptions {
+        let ExtractorCommand::Extract(args) = self.command;
+        ExtractOptions::from(args)
+    }
+}
 
 #[derive(clap::Args, Debug)]
 pub struct ExtractArgs {
@@ -130,25 +154,13 @@ pub fn arguments(limits: &ExtractOptions) -> Vec<OsString> {
 
 #[cfg(test)]
 mod tests {
-    use clap::{Parser, Subcommand};
+    use clap::Parser;
 
     use super::*;
 
-    #[derive(Parser)]
-    struct Program {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(Subcommand)]
-    enum Command {
-        Extract(ExtractArgs),
-    }
-
     fn read_back(limits: &ExtractOptions) -> ExtractOptions {
         let line = std::iter::once(OsString::from("docqueue-extract")).chain(arguments(limits));
-        let Command::Extract(args) = Program::try_parse_from(line).expect("the command line parses").command;
-        ExtractOptions::from(args)
+        ExtractorProgram::try_parse_from(line).expect("the command line parses").limits()
     }
 
     #[test]

@@ -32,7 +32,7 @@ use process::{signal_name, Ended, Started};
 use protocol::{read_frame, Frame, Request, Sections};
 use spares::Spares;
 
-use super::extract::{ExtractOptions, ExtractedText, OcrEngine, OcrPages};
+use super::extract::{beside_this_executable, ExtractOptions, ExtractedText, OcrEngine, OcrPages};
 use crate::config::ProcessingConfig;
 
 /// How long stderr may stay open after the process ended (a grandchild holding it).
@@ -79,8 +79,7 @@ fn find_program(configured: &str) -> std::io::Result<PathBuf> {
     if configured.is_empty() {
         return Ok(this);
     }
-    let beside = this.parent().map(|dir| dir.join(configured)).filter(|path| path.is_file());
-    match beside.or_else(|| super::extract::find_program(configured)) {
+    match beside_this_executable(configured).or_else(|| super::extract::find_program(configured)) {
         Some(found) => Ok(found),
         None => {
             log::info!(

@@ -12,7 +12,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Mutex;
 
 use super::super::tool::die_like;
-use super::super::{find_program, ExtractError};
+use super::super::{beside_this_executable, find_program, ExtractError};
 use super::{checks_result, spelled_out, PageTexts, PASSWORD_PROTECTED, POPPLER_CANNOT_READ};
 
 /// Where this build compiled the helper, if it did (`build.rs`).
@@ -31,9 +31,10 @@ pub fn find(name: &str) -> Option<PathBuf> {
     if name.is_empty() || name.contains('/') {
         return find_program(name);
     }
-    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(name)));
-    let built = BUILT_AT.map(PathBuf::from).filter(|path| path.file_name().is_some_and(|file| file == name));
-    beside.into_iter().chain(built).find(|candidate| candidate.is_file()).or_else(|| find_program(name))
+    let built = || {
+        BUILT_AT.map(PathBuf::from).filter(|path| path.file_name().is_some_and(|file| file == name) && path.is_file())
+    };
+    beside_this_executable(name).or_else(built).or_else(|| find_program(name))
 }
 
 /// The running helper, started at this process's first short PDF.
