@@ -3,6 +3,7 @@
 
 mod browse;
 mod connection;
+mod endings;
 mod job;
 mod keys;
 mod registry;
@@ -31,7 +32,7 @@ pub use twins::TwinClaim;
 /// until that job's row says how it ended.
 const DEFER_AFTER_AN_END: Duration = Duration::from_millis(100);
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -119,6 +120,7 @@ pub struct Queue {
     scripts: Arc<Scripts>,
     config: QueueConfig,
     statistics: Arc<statistics::Statistics>,
+    endings: Arc<endings::Endings>,
 }
 
 /// Whether the lease heartbeat still owns the job, and whether someone asked to cancel it.
@@ -139,6 +141,7 @@ impl Queue {
             scripts: Arc::new(Scripts::load()),
             config: config.clone(),
             statistics: Default::default(),
+            endings: Default::default(),
         })
     }
 
@@ -324,18 +327,19 @@ impl Queue {
         if !state.is_terminal() {
             return Err(QueueError::Reply(format!("a job cannot end `{state}`")));
         }
-        let mut invocation = self.invocation(&self.scripts.complete);
-        invocation.arg(&job.job_id).arg(&job.token).arg(state.redis_name()).arg(error);
-        if let Some((worker_id, process)) = next {
-            invocation
-                .arg(worker_id)
-                .arg(ulid::Ulid::generate().to_string())
-                .arg(self.config.lease_ms)
-                .arg(process)
-                .arg(self.config.process_liveness_ms);
-        }
-        let mut conn = self.connection().await?;
-        let mut reply: Vec<String> = invocation.invoke_async(&mut conn).await?;
+        let next = next.map(|(worker_id, process)| endings::NextClaim {
+            worker_id: worker_id.to_string(),
+            process: process.to_string(),
+            token: ulid::Ulid::generate().to_string(),
+        });
+        let ending = endings::Ending {
+            job_id: job.job_id.clone(),
+            token: job.token.clone(),
+            state: state.redis_name(),
+            error: error.to_string(),
+            next,
+        };
+        let mut reply = self.send_ending(ending).await?;
         if reply.first().is_none_or(|flag| flag != "1") {
             return Ok((false, None));
         }

@@ -180,8 +180,9 @@ local function wake_waiters(id, waiters)
 end
 
 -- Ends a job in `state`. A completed job's duration is kept when `started_at` (ms)
--- is given. Returns the time it finished (ms).
-local function finish(id, state, error_text, started_at)
+-- is given. The end is counted in <p>stats unless `counted_by_caller` (a caller that
+-- ends many jobs counts them in one command). Returns the time it finished (ms).
+local function finish(id, state, error_text, started_at, counted_by_caller)
   local jk = p .. 'job:' .. id
   local now = now_ms()
   local fields = {'state', state, 'finished_at', now_text()}
@@ -198,7 +199,9 @@ local function finish(id, state, error_text, started_at)
   redis.call('ZREM', p .. 'active', id)
   redis.call('HSET', jk, unpack(fields))
   redis.call('ZADD', p .. state, now_text(), id)
-  redis.call('HINCRBY', p .. 'stats', state, '1')
+  if not counted_by_caller then
+    redis.call('HINCRBY', p .. 'stats', state, '1')
+  end
   return now
 end
 
@@ -213,14 +216,25 @@ local function positions(ids)
   return out
 end
 
+-- Whether the queue is paused, and the processes whose liveness key this script run
+-- renewed: asked once per run, however many jobs it claims.
+local paused = nil
+local renewed = {}
+-- The slot of the run's last claim, written to <p>vtime by save_vtime.
+local claimed_slot = nil
+
 -- Claim the next job in fair order: the lowest slot of <p>queue, whose slot becomes the
--- virtual time. A claim for a process also renews that process's liveness key, so the
--- key exists whenever the process owns a job. Returns what the worker needs of the job
--- (flat field/value pairs, as ClaimedJob::from_fields reads them) or false. Every
--- command here runs once per job, and the reply carries only those fields: each field
--- moved between Redis and Lua costs an allocation and a conversion.
+-- virtual time (the script calls save_vtime before it returns). A claim for a process
+-- also renews that process's liveness key, so the key exists whenever the process owns
+-- a job. Returns what the worker needs of the job (flat field/value pairs, as
+-- ClaimedJob::from_fields reads them) or false. Every command here runs once per job,
+-- and the reply carries only those fields: each field moved between Redis and Lua costs
+-- an allocation and a conversion.
 local function claim_next(worker, token, lease_ms, process, liveness_ms)
-  if redis.call('EXISTS', p .. 'paused') == 1 then
+  if paused == nil then
+    paused = redis.call('EXISTS', p .. 'paused') == 1
+  end
+  if paused then
     return false
   end
   while true do
@@ -229,7 +243,7 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
     if not id then
       return false
     end
-    redis.call('SET', p .. 'vtime', popped[2])
+    claimed_slot = popped[2]
     vtime = tonumber(popped[2])
     -- Here, not only in remove_waiting: an id whose job hash is gone must not stay the
     -- "oldest waiting job" for ever.
@@ -248,13 +262,21 @@ local function claim_next(worker, token, lease_ms, process, liveness_ms)
       if job[7] then
         redis.call('HDEL', jk, 'stage')
       end
-      if process ~= '' then
+      if process ~= '' and not renewed[process] then
         redis.call('SET', p .. 'alive:' .. process, '1', 'PX', liveness_ms)
+        renewed[process] = true
       end
       redis.call('ZADD', p .. 'active', lease_until, id)
       return {'id', id, 'user_id', user, 'document_id', job[2], 'content_type', job[3] or '',
         'size_bytes', job[4] or '0', 'enqueued_at', job[5] or '0', 'attempts', attempts, 'token', token,
         'started_at', now_text()}
     end
+  end
+end
+
+-- The virtual time after this run's claims.
+local function save_vtime()
+  if claimed_slot then
+    redis.call('SET', p .. 'vtime', claimed_slot)
   end
 end
