@@ -130,7 +130,10 @@ fn take_batch(waiting: &mut Vec<Waiting>) -> Vec<Waiting> {
 }
 
 /// A call on its way. When it ends (or its caller stops waiting for it), endings that
-/// waited meanwhile are sent by a task, since their callers wait for a call, not to make one.
+/// waited meanwhile are sent by a task, since their callers wait for a call, not to make
+/// one. So a worker's own call carries its ending alone (endings wait only while all
+/// calls are out), and a worker that stops waiting, its actor stopped, drops no one
+/// else's ending.
 struct Call<'a> {
     queue: &'a Queue,
 }
