@@ -217,7 +217,7 @@ local function positions(ids)
 end
 
 -- Whether the queue is paused, and the processes whose liveness key this script run
--- renewed: asked once per run, however many jobs it claims.
+-- renewed: asked and renewed once per run, however many jobs it claims.
 local paused = nil
 local renewed = {}
 -- The slot of the run's last claim, written to <p>vtime by save_vtime.
@@ -228,8 +228,9 @@ local claimed_slot = nil
 -- also renews that process's liveness key, so the key exists whenever the process owns
 -- a job. Returns what the worker needs of the job (flat field/value pairs, as
 -- ClaimedJob::from_fields reads them) or false. Every command here runs once per job,
--- and the reply carries only those fields: each field moved between Redis and Lua costs
--- an allocation and a conversion.
+-- but for the pause check and the liveness key (once per run), and the reply carries
+-- only those fields: each field moved between Redis and Lua costs an allocation and a
+-- conversion.
 local function claim_next(worker, token, lease_ms, process, liveness_ms)
   if paused == nil then
     paused = redis.call('EXISTS', p .. 'paused') == 1
