@@ -76,3 +76,38 @@ async fn endings_that_meet_are_each_answered_for_their_own_job_and_worker() {
     let stats = queue.stats().await.unwrap();
     assert_eq!((stats["completed"], stats["failed"]), (completed, failed), "{stats:?}");
 }
+
+#[actix_web::test]
+async fn an_ending_that_fails_in_redis_fails_alone_and_the_endings_beside_it_are_kept() {
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let jobs: Vec<_> = (0..12).map(|i| common::text_job(&format!("run-{i:02}"), &format!("user-{i}"))).collect();
+    queue.enqueue(&jobs).await.unwrap();
+    let mut conn = queue.dedicated_connection().await.unwrap();
+    let mut running = Vec::new();
+    for w in 0..12 {
+        running.push(queue.claim(&mut conn, &format!("w{w}")).await.unwrap().unwrap());
+    }
+    // Job 10 has a deferred twin whose hash lacks its place in line: waking it when job
+    // 10 ends raises an error inside the script, after job 10 itself has ended.
+    let mut redis = env.redis();
+    let _: () = redis.hset(queue.keys().job(&running[10].job_id), "waiters", "broken-twin").unwrap();
+    let _: () = redis.hset(queue.keys().job("broken-twin"), "user_id", "user-10").unwrap();
+    let _: () = redis.zadd(queue.keys().state_set(JobState::Delayed), "broken-twin", 0).unwrap();
+
+    let endings = running.iter().map(|job| queue.end_job(job, JobState::Completed, ""));
+    let results = futures_util::future::join_all(endings).await;
+    for (w, result) in results.into_iter().enumerate() {
+        match (w, result) {
+            (10, Err(err)) => assert!(!err.to_string().is_empty()),
+            (10, Ok(accepted)) => panic!("the failing ending was answered {accepted}"),
+            (_, result) => assert!(result.unwrap(), "worker {w}'s ending"),
+        }
+    }
+    // Every job ended, the failing one included (its end came before the error), and
+    // the counts written once for the whole call say so.
+    let counts = queue.counts().await.unwrap();
+    assert_eq!((counts.completed, counts.processing), (12, 0));
+    assert_eq!(queue.stats().await.unwrap()["completed"], 12);
+}

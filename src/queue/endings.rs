@@ -4,10 +4,11 @@
 //! Part of what a call costs single-threaded Redis is paid once per call, not per job:
 //! reading the call, setting up the script, writing the reply, and the commands a run
 //! does once however many jobs it ends (the pause check, the virtual time, the process's
-//! liveness key, the counters). Up to `CALLS_AT_ONCE` calls are on their way at once,
-//! each made by a worker whose ending it carries, so a pool of a few workers sends as
-//! before. Endings that arrive while all those calls are out wait, and go together in
-//! the next call.
+//! liveness key, the counters). Up to `CALLS_AT_ONCE` calls are on their way at once.
+//! A worker whose ending finds fewer out makes a call itself, with its ending alone, so a
+//! pool of a few workers sends as before. Endings that arrive while all those calls are
+//! out wait, and go together in the next call, made by a task; they are stamped as
+//! finished when that call runs, less than a round trip later.
 
 use std::sync::Mutex;
 
@@ -74,7 +75,7 @@ impl Queue {
             })
         };
         if let Some(batch) = batch {
-            let call = Call { queue: self };
+            let call = Call { queue: self.clone() };
             self.end_jobs(batch).await;
             drop(call);
         }
@@ -124,7 +125,11 @@ impl Queue {
     }
 }
 
+/// The next call's endings. An ending whose caller stopped waiting is left out, as it
+/// would never have been sent had its caller made the call: it would claim a job for a
+/// worker that is gone.
 fn take_batch(waiting: &mut Vec<Waiting>) -> Vec<Waiting> {
+    waiting.retain(|(_, answer)| !answer.is_closed());
     let rest = waiting.split_off(waiting.len().min(MOST_PER_CALL));
     std::mem::replace(waiting, rest)
 }
@@ -133,29 +138,34 @@ fn take_batch(waiting: &mut Vec<Waiting>) -> Vec<Waiting> {
 /// waited meanwhile are sent by a task, since their callers wait for a call, not to make
 /// one. So a worker's own call carries its ending alone (endings wait only while all
 /// calls are out), and a worker that stops waiting, its actor stopped, drops no one
-/// else's ending.
-struct Call<'a> {
-    queue: &'a Queue,
+/// else's ending. The task's call is a `Call` too, so its slot is handed on or given
+/// back even when the task is dropped before it runs.
+struct Call {
+    queue: Queue,
 }
 
-impl Drop for Call<'_> {
+impl Drop for Call {
     fn drop(&mut self) {
-        let mut state = self.queue.endings.state();
-        if state.waiting.is_empty() {
-            state.calls -= 1;
-            return;
-        }
-        let batch = take_batch(&mut state.waiting);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            // No runtime to send them from: their callers hear that the call stopped.
-            state.calls -= 1;
-            return;
+        let batch = {
+            let mut state = self.queue.endings.state();
+            let batch = take_batch(&mut state.waiting);
+            if batch.is_empty() {
+                state.calls -= 1;
+                return;
+            }
+            batch
         };
-        let queue = self.queue.clone();
-        runtime.spawn(async move {
-            let call = Call { queue: &queue };
-            queue.end_jobs(batch).await;
-            drop(call);
-        });
+        let call = Call { queue: self.queue.clone() };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    call.queue.end_jobs(batch).await;
+                    drop(call);
+                });
+            }
+            // No runtime to send them from: their callers hear that the call stopped, and
+            // dropping `call` does the same for the endings still waiting.
+            Err(_) => drop((batch, call)),
+        }
     }
 }

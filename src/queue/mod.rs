@@ -340,8 +340,10 @@ impl Queue {
             next,
         };
         let mut reply = self.send_ending(ending).await?;
-        if reply.first().is_none_or(|flag| flag != "1") {
-            return Ok((false, None));
+        match reply.first().map(String::as_str) {
+            Some("1") => {}
+            Some("E") => return Err(QueueError::Reply(reply.pop().unwrap_or_default())),
+            _ => return Ok((false, None)),
         }
         let finished_at_ms: i64 = reply.get(1).and_then(|at| at.parse().ok()).unwrap_or(job.started_at_ms);
         if state == JobState::Completed {
