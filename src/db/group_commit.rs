@@ -25,8 +25,8 @@
 //! A batch of such writes alone commits on PostgreSQL without waiting for its WAL flush
 //! to disk (`synchronous_commit = off`, for that transaction only): it is visible at
 //! once and durable a moment later, and any later durable commit flushes it first, as
-//! the WAL is written in order. A worker's job then waits for one flush, its end's. On SQLite (WAL, `synchronous = NORMAL`) no commit waits for
-//! a flush anyway.
+//! the WAL is written in order. A worker's job then waits for one flush, its end's. On
+//! SQLite (WAL, `synchronous = NORMAL`) no commit waits for a flush anyway.
 //!
 //! SQLite has one write lock, so one thread commits. PostgreSQL commits side by side
 //! (and groups WAL flushes itself), so a few threads take batches in turn: one gathers

@@ -1,8 +1,8 @@
 //! The extractor's own side (`docqueue-extract`, or `docqueue extract`): it reads
 //! requests and documents from stdin and writes their text to stdout as frames (see
-//! `protocol`), one document after another until stdin closes. It runs under the limits its parent set before exec,
-//! holds no connection and no secret, and writes no file. It may be started before its
-//! first document exists, as a spare.
+//! `protocol`), one document after another until stdin closes. It runs under the limits
+//! its parent set before exec, holds no connection and no secret, and writes no file. It
+//! may be started before its first document exists, as a spare.
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, BufWriter, Read, Write};

@@ -70,7 +70,7 @@ pub struct ReadProgress {
 /// `processing.extractor_program`: a path; or a bare name, looked up beside this
 /// executable, then on PATH; or, when empty or not found, this executable (`docqueue
 /// extract`), which starts several times slower: it loads the database clients' libraries.
-fn find_program(configured: &str) -> std::io::Result<PathBuf> {
+fn extractor_program(configured: &str) -> std::io::Result<PathBuf> {
     let configured = configured.trim();
     if configured.contains('/') {
         return Ok(PathBuf::from(configured));
@@ -108,10 +108,10 @@ impl Extraction {
 }
 
 impl Extractor {
-    /// `processing.extractor_program` (see `find_program`). It keeps
+    /// `processing.extractor_program` (see `extractor_program`). It keeps
     /// `processing.extractor_spares` processes started ahead of need.
     pub fn from_config(config: &ProcessingConfig) -> std::io::Result<Extractor> {
-        let program = find_program(&config.extractor_program)?;
+        let program = extractor_program(&config.extractor_program)?;
         let limits = ExtractOptions::from(config);
         Ok(Extractor {
             program,
