@@ -44,12 +44,14 @@ async fn a_documents_events_arrive_in_order_through_completion() {
     let server = server(&env, ScriptedProcessor::new(), json!({})).await;
     let alice = token("alice");
     let mut socket = WsClient::connect(&server.base, &alice).await;
-    socket.snapshot().await;
+    let snapshot = socket.snapshot().await;
     let doc = server.upload_one(&alice, "notes.txt", b"some notes".to_vec()).await;
     let id = doc["id"].as_str().unwrap();
     let frames = socket.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
     let events = of_document(&frames, id);
     assert_eq!(events.first().unwrap()["type"], "document.queued");
+    // A new user's snapshot starts the sequence: no hole between it and the first event.
+    assert_eq!(events.first().unwrap()["seq"].as_u64(), snapshot["seq"].as_u64().map(|seq| seq + 1));
     assert_eq!(events.first().unwrap()["position"], 1);
     assert_eq!(events.last().unwrap()["chunk_count"], 4);
     let progress: Vec<&&Value> = events.iter().filter(|f| f["type"] == "document.progress").collect();
@@ -63,6 +65,34 @@ async fn a_documents_events_arrive_in_order_through_completion() {
         assert_eq!(event["job_id"], doc["job_id"]);
         assert!(event["ts"].as_i64().unwrap() > 1_700_000_000_000);
     }
+    assert_increasing_seq(&events);
+    stop(server, vec![socket]).await;
+}
+
+/// Redis often keeps nothing on disk. When it loses its data, each user's seq starts
+/// again; a socket that stayed open drops what is not above what it last sent, so the
+/// new sequence must start above the old one.
+#[actix_web::test]
+async fn a_socket_left_open_while_redis_loses_its_data_hears_the_events_after() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let mut socket = WsClient::connect(&server.base, &alice).await;
+    socket.snapshot().await;
+    let first = server.upload_one(&alice, "first.txt", b"some notes".to_vec()).await;
+    let first_id = first["id"].as_str().unwrap();
+    let before = socket.collect_until(LIMIT, |f| is_event(f, "document.completed", first_id)).await;
+    let mut redis = env.redis();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}*", env.redis_prefix)).query(&mut redis).unwrap();
+    let _: () = redis::cmd("DEL").arg(&keys).query(&mut redis).unwrap();
+
+    let second = server.upload_one(&alice, "second.txt", b"more notes".to_vec()).await;
+    let id = second["id"].as_str().unwrap();
+    let frames = socket.collect_until(LIMIT, |f| is_event(f, "document.completed", id)).await;
+    let events = of_document(&frames, id);
+    assert_eq!(events.first().unwrap()["type"], "document.queued");
+    let last_before = before.last().unwrap()["seq"].as_u64().unwrap();
+    assert!(events[0]["seq"].as_u64().unwrap() > last_before, "the new sequence starts above the old");
     assert_increasing_seq(&events);
     stop(server, vec![socket]).await;
 }
@@ -590,11 +620,11 @@ async fn a_jobs_events_wait_for_its_queued_announcement() {
             .collect::<Vec<_>>(),
         docqueue::progress::publisher::Missed::Gap => panic!("the stream lost events"),
     };
+    // The user's first three events, in this order: their seqs end at completed_seq.
     assert_eq!(
-        kinds(events.missed_since("alice", 0).await.unwrap()),
+        kinds(events.missed_since("alice", completed_seq - 3).await.unwrap()),
         ["document.queued", "document.progress", "document.completed"]
     );
-    assert_eq!(completed_seq, 3);
 
     // job-2's uploader never announces: its first event goes out after a second, and
     // the next one at once.
@@ -618,6 +648,7 @@ async fn events_published_together_keep_their_order_behind_a_held_one() {
     let env = TestEnv::new();
     let (_queue, events, positions) = two_jobs_enqueued_before_announcing(&env).await;
     events.announce_enqueued(&[job(1)], &positions[..1]).await;
+    let first = events.current_seq("alice").await.unwrap();
 
     let (one, two) = (Subject::new("alice", "doc-job-1", "job-1"), Subject::new("alice", "doc-job-2", "job-2"));
     let batch = vec![one.progress(10, "extracting"), two.progress(10, "extracting"), one.progress(20, "chunking")];
@@ -626,11 +657,11 @@ async fn events_published_together_keep_their_order_behind_a_held_one() {
         async move { events.publish_all(&batch).await.unwrap() }
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(events.current_seq("alice").await.unwrap(), 2, "job-1's first event out, the rest held back");
+    assert_eq!(events.current_seq("alice").await.unwrap(), first + 1, "job-1's first event out, the rest held back");
     events.announce_enqueued(&[job(2)], &positions[1..]).await;
-    assert_eq!(publishing.await.unwrap(), vec![2, 4, 5]);
+    assert_eq!(publishing.await.unwrap(), vec![first + 1, first + 3, first + 4]);
 
-    let Missed::Events(payloads) = events.missed_since("alice", 0).await.unwrap() else { panic!("a gap") };
+    let Missed::Events(payloads) = events.missed_since("alice", first - 1).await.unwrap() else { panic!("a gap") };
     let heard: Vec<(String, String, u64)> = payloads
         .iter()
         .map(|p| {
@@ -650,6 +681,6 @@ async fn events_published_together_keep_their_order_behind_a_held_one() {
         ("document.progress", "job-1"),
     ];
     let expected: Vec<(String, String, u64)> =
-        expected.iter().zip(1..).map(|((kind, job), seq)| (kind.to_string(), job.to_string(), seq)).collect();
+        expected.iter().zip(first..).map(|((kind, job), seq)| (kind.to_string(), job.to_string(), seq)).collect();
     assert_eq!(heard, expected);
 }

@@ -25,6 +25,7 @@ pub struct Publisher {
     queue: Queue,
     publish: Arc<Script>,
     resume: Arc<Script>,
+    snapshot_seq: Arc<Script>,
     stream_max_len: usize,
 }
 
@@ -42,6 +43,7 @@ impl Publisher {
             queue,
             publish: Arc::new(Script::new(include_str!("lua/publish.lua"))),
             resume: Arc::new(Script::new(include_str!("lua/resume.lua"))),
+            snapshot_seq: Arc::new(Script::new(include_str!("lua/snapshot_seq.lua"))),
             stream_max_len: stream_max_len.max(1),
         }
     }
@@ -141,6 +143,14 @@ impl Publisher {
         let seq: Option<u64> =
             redis::cmd("GET").arg(self.queue.keys().events_seq(user_id)).query_async(&mut conn).await?;
         Ok(seq.unwrap_or(0))
+    }
+
+    /// The user's sequence number for a snapshot: the last event's, or a new sequence
+    /// started now, so the first event after the snapshot is its seq + 1.
+    pub async fn snapshot_seq(&self, user_id: &str) -> Result<u64, QueueError> {
+        let mut conn = self.queue.connection().await?;
+        let seq: String = self.queue.invocation(&self.snapshot_seq).arg(user_id).invoke_async(&mut conn).await?;
+        seq.parse().map_err(|_| QueueError::Reply(format!("the user's seq is not a number: {seq}")))
     }
 
     pub async fn missed_since(&self, user_id: &str, since: u64) -> Result<Missed, QueueError> {

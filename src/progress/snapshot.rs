@@ -41,7 +41,7 @@ pub struct Snapshot {
 /// out while it is away.
 pub async fn build(db: &Db, queue: &Queue, publisher: &Publisher, user_id: &str) -> Result<Snapshot, DbError> {
     // Read the sequence first: anything published after it is newer than the picture.
-    let seq = publisher.current_seq(user_id).await.unwrap_or(0);
+    let seq = publisher.snapshot_seq(user_id).await.unwrap_or(0);
     let user = user_id.to_string();
     let (counts, mut active, finished) = db
         .run(move |conn| {

@@ -43,6 +43,16 @@ for i = 5, #ARGV, 6 do
     return seqs
   end
   local seq = redis.call('INCR', seq_key)
+  if seq == 1 then
+    -- A new sequence: a new user, or Redis lost its data. It starts at the time in
+    -- microseconds, above any earlier sequence of the user (no user has a million events
+    -- a second), so that a socket still open, which drops what is not above what it
+    -- last sent, hears the new events, and a client resuming from an old seq gets a gap.
+    -- (A snapshot starts one the same way: snapshot_seq.lua.)
+    local t = redis.call('TIME')
+    seq = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('SET', seq_key, string.format('%d', seq))
+  end
   -- '%d': Lua's own number-to-text is a floating-point sprintf, several times dearer.
   local seq_text = string.format('%d', seq)
   local payload = ARGV[i + 4] .. seq_text .. ARGV[i + 5]

@@ -16,7 +16,8 @@ if not first or tonumber(string.match(first[1], '^(%d+)')) > since + 1 then
   return {'gap'}
 end
 local out = {'events'}
-for _, entry in ipairs(redis.call('XRANGE', stream, '(' .. since .. '-0', '+')) do
+-- The seq as text from ARGV: Lua writes a number of 16 digits in exponent form.
+for _, entry in ipairs(redis.call('XRANGE', stream, '(' .. ARGV[3] .. '-0', '+')) do
   table.insert(out, entry[2][2])
 end
 return out
