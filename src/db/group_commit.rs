@@ -36,10 +36,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 
-use super::{write_transaction, DbConnection, DbError};
+use super::{write_transaction, write_transaction_without_flush, DbConnection, DbError};
 
 /// Writes per transaction, at most: bounds how long one commit holds the write lock.
 const MAX_BATCH: usize = 64;
@@ -180,12 +179,7 @@ fn commit(conn: &mut DbConnection, mut batch: Vec<Write>, counts: &Counts) {
     while !batch.is_empty() {
         let mut failing = None;
         let asynchronous = batch.iter().all(|write| write.commit() == Commit::Asynchronous);
-        let committed = write_transaction(conn, |conn| {
-            if asynchronous {
-                if let DbConnection::Postgresql(pg) = conn {
-                    pg.batch_execute("SET LOCAL synchronous_commit = off")?;
-                }
-            }
+        let run_all = |conn: &mut DbConnection| {
             for (i, write) in batch.iter_mut().enumerate() {
                 if !write.run(conn) {
                     failing = Some(i);
@@ -193,7 +187,11 @@ fn commit(conn: &mut DbConnection, mut batch: Vec<Write>, counts: &Counts) {
                 }
             }
             Ok(())
-        });
+        };
+        let committed = match asynchronous {
+            true => write_transaction_without_flush(conn, run_all),
+            false => write_transaction(conn, run_all),
+        };
         counts.transactions.fetch_add(1, Ordering::Relaxed);
         match (committed, failing) {
             (Ok(()), _) => {
