@@ -15,6 +15,9 @@ pub enum AppError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A known path asked with a method it does not serve; holds the ones it does.
+    #[error("this path answers {0} only")]
+    MethodNotAllowed(String),
     #[error("{0}")]
     Conflict(String),
     #[error("file exceeds the upload limit of {limit} bytes")]
@@ -46,6 +49,7 @@ impl AppError {
             AppError::Unauthorized(_) => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
@@ -66,7 +70,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// bad_request, unauthorized, forbidden, not_found, conflict, payload_too_large,
+    /// bad_request, unauthorized, forbidden, not_found, method_not_allowed, conflict, payload_too_large,
     /// unsupported_media_type, too_many_requests, request_timeout,
     /// service_unavailable, internal_error.
     pub code: &'static str,
@@ -81,6 +85,7 @@ impl ResponseError for AppError {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -101,6 +106,9 @@ impl ResponseError for AppError {
         }
         if matches!(self, AppError::Busy(_)) {
             response.insert_header(("Retry-After", "1"));
+        }
+        if let AppError::MethodNotAllowed(allowed) = self {
+            response.insert_header((actix_web::http::header::ALLOW, allowed.as_str()));
         }
         response.json(ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } })
     }

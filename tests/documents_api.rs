@@ -250,6 +250,39 @@ async fn unknown_route_answers_json_404() {
     server.shutdown().await;
 }
 
+/// A path the API serves, asked with a method it does not serve, is 405 naming the
+/// methods it does, not 404: the client's mistake is the method, not the path.
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_naming_the_allowed_ones() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "notes.txt", b"some notes".to_vec()).await;
+    let id = doc["id"].as_str().unwrap();
+    let cases = [
+        (reqwest::Method::POST, format!("/api/documents/{id}"), "GET, DELETE"),
+        (reqwest::Method::PUT, "/api/documents/upload".to_string(), "POST"),
+        (reqwest::Method::GET, "/api/documents/upload".to_string(), "POST"),
+        (reqwest::Method::DELETE, "/api/documents/processing-status".to_string(), "GET"),
+        (reqwest::Method::GET, format!("/api/documents/cancel/{id}"), "DELETE"),
+        (reqwest::Method::POST, "/api/admin/queue/status".to_string(), "GET"),
+        (reqwest::Method::GET, "/api/ws-ticket".to_string(), "POST"),
+        (reqwest::Method::POST, "/healthz".to_string(), "GET"),
+    ];
+    for (method, path, allowed) in cases {
+        let response =
+            server.client.request(method.clone(), server.url(&path)).bearer_auth(&alice).send().await.unwrap();
+        let status = response.status().as_u16();
+        let allow = response.headers().get("allow").map(|v| v.to_str().unwrap().to_string());
+        let body: Value = response.json().await.unwrap();
+        assert_eq!((status, allow.as_deref()), (405, Some(allowed)), "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "method_not_allowed", "{method} {path}");
+    }
+    // The document is untouched, and its own methods still work.
+    assert_eq!(server.document(&alice, id).await["id"], id);
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn uploads_beyond_the_unfinished_limit_are_429_and_other_users_are_unaffected() {
     let env = TestEnv::new();

@@ -15,24 +15,41 @@ fn committed() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// (method, path) of every route registered in src/web: the top-level routes and
-/// scopes of web/mod.rs and the admin API's routes, read from the source.
-fn registered_routes() -> BTreeSet<(String, String)> {
+/// Every path `serve`d in src/web: the top-level paths and scopes of web/mod.rs and the
+/// admin API's paths, read from the source.
+fn served_paths() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
-    let mut routes = BTreeSet::new();
+    let mut paths = BTreeSet::new();
     for (file, mut prefix) in [("mod.rs", String::new()), ("admin/api.rs", "/api/admin".to_string())] {
-        for line in std::fs::read_to_string(root.join(file)).unwrap().lines() {
-            let quoted = |marker: &str| line.split(marker).nth(1).and_then(|rest| rest.split('"').next());
-            if let Some(scope) = quoted("web::scope(\"") {
-                prefix = scope.to_string();
+        let source = std::fs::read_to_string(root.join(file)).unwrap();
+        // In source order: a scope sets the prefix of the paths served after it.
+        let mut rest = source.as_str();
+        while let Some(at) = rest.find("serve(").into_iter().chain(rest.find("web::scope(")).min() {
+            let is_scope = rest[at..].starts_with("web::scope(");
+            rest = &rest[at + rest[at..].find('(').unwrap() + 1..];
+            let Some(quoted) = rest.trim_start().strip_prefix('"') else { continue };
+            let name = quoted.split('"').next().unwrap();
+            if is_scope {
+                prefix = name.to_string();
+            } else {
+                paths.insert(format!("{prefix}{name}"));
             }
-            // The method is the first `web::` after `.route(`: a scope and its one route
-            // may share a line.
-            let method = line.split(".route(\"").nth(1).and_then(|route| route.split("web::").nth(1));
-            if let (Some(path), Some(method)) = (quoted(".route(\""), method) {
-                let method = method.split("()").next().unwrap().to_string();
-                routes.insert((method, format!("{prefix}{path}")));
-            }
+        }
+    }
+    paths
+}
+
+/// (method, path) of every route the server has: each served path asked with a method
+/// no route serves answers 405 with the methods it does serve in `Allow`.
+async fn registered_routes(server: &TestServer) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for path in served_paths() {
+        let url = server.url(&path.replace("{id}", "no-such-id").replace("{job_id}", "no-such-job"));
+        let response = server.client.patch(url).send().await.unwrap();
+        assert_eq!(response.status(), 405, "PATCH {path}");
+        let allow = response.headers().get("allow").unwrap().to_str().unwrap().to_string();
+        for method in allow.split(", ") {
+            routes.insert((method.to_lowercase(), path.clone()));
         }
     }
     routes
@@ -61,7 +78,9 @@ async fn the_served_description_is_openapi_3_1_and_the_committed_copy() {
 async fn every_route_is_described_and_every_described_route_exists() {
     let description = committed();
     let paths = description["paths"].as_object().unwrap();
-    let registered = registered_routes();
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let registered = registered_routes(&server).await;
     assert!(registered.len() >= 20, "routes read from src/web: {registered:?}");
     for (method, path) in &registered {
         if path == "/api/openapi.json" {
@@ -70,8 +89,6 @@ async fn every_route_is_described_and_every_described_route_exists() {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not described");
     }
 
-    let env = TestEnv::new();
-    let server = TestServer::start(env.config(json!({})), Role::Api).await;
     for (path, operations) in paths {
         for method in operations.as_object().unwrap().keys() {
             assert!(registered.contains(&(method.clone(), path.clone())), "{method} {path} is described, not routed");

@@ -62,6 +62,26 @@ async fn a_ticket_opens_one_socket_as_its_user_and_only_once() {
     server.shutdown().await;
 }
 
+/// A plain GET of /ws (no upgrade) is a JSON 400, and a ticket it carries stays
+/// unspent: the client can still open its socket with it.
+#[actix_web::test]
+async fn a_request_that_is_no_websocket_handshake_is_a_json_400_and_spends_no_ticket() {
+    let env = TestEnv::new();
+    let server = server(&env).await;
+    let alice = token("alice");
+    let ticket = ticket(&server, &alice).await;
+    for query in [format!("ticket={ticket}"), format!("token={alice}")] {
+        let response = server.client.get(server.url(&format!("/ws?{query}"))).send().await.unwrap();
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    }
+    let mut socket = open(&server, &format!("ticket={ticket}")).await;
+    socket.snapshot().await;
+    drop(socket);
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn a_ticket_lives_in_redis_for_30_seconds_under_its_hash_and_expired_is_refused() {
     let env = TestEnv::new();

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
-use actix_web::web;
+use actix_web::{web, HttpResponse, Resource, Route};
 
 use crate::config::Config;
 use crate::db::Db;
@@ -67,25 +67,45 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::QueryConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| json_error_handler(e)))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/api/openapi.json", web::get().to(openapi::serve))
-        .route("/ws", web::get().to(ws::connect))
-        .route("/metrics", web::get().to(metrics::metrics))
+        .service(serve("/healthz", [(Method::GET, web::to(health::healthz))]))
+        .service(serve("/readyz", [(Method::GET, web::to(health::readyz))]))
+        .service(serve("/api/openapi.json", [(Method::GET, web::to(openapi::serve))]))
+        .service(serve("/ws", [(Method::GET, web::to(ws::connect))]))
+        .service(serve("/metrics", [(Method::GET, web::to(metrics::metrics))]))
         .service(
             web::scope("/api/documents")
                 .wrap(cors(cors_allowed_origins))
-                .route("", web::get().to(documents::list))
-                .route("/upload", web::post().to(upload::upload))
-                .route("/processing-status", web::get().to(documents::processing_status))
-                .route("/search", web::get().to(search::search))
-                .route("/{id}/chunks", web::get().to(search::list_chunks))
-                .route("/cancel/{id}", web::delete().to(documents::cancel))
-                .route("/{id}", web::get().to(documents::get_one))
-                .route("/{id}", web::delete().to(documents::delete)),
+                .service(serve("", [(Method::GET, web::to(documents::list))]))
+                .service(serve("/upload", [(Method::POST, web::to(upload::upload))]))
+                .service(serve("/processing-status", [(Method::GET, web::to(documents::processing_status))]))
+                .service(serve("/search", [(Method::GET, web::to(search::search))]))
+                .service(serve("/{id}/chunks", [(Method::GET, web::to(search::list_chunks))]))
+                .service(serve("/cancel/{id}", [(Method::DELETE, web::to(documents::cancel))]))
+                .service(serve(
+                    "/{id}",
+                    [(Method::GET, web::to(documents::get_one)), (Method::DELETE, web::to(documents::delete))],
+                )),
         )
-        .service(web::scope("/api/ws-ticket").wrap(cors(cors_allowed_origins)).route("", web::post().to(ws::ticket)))
+        .service(
+            web::scope("/api/ws-ticket")
+                .wrap(cors(cors_allowed_origins))
+                .service(serve("", [(Method::POST, web::to(ws::ticket))])),
+        )
         .service(web::scope("/api/admin").wrap(cors(cors_allowed_origins)).configure(admin::api::routes))
         .service(web::scope("/admin").configure(admin::dashboard::routes))
         .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
+}
+
+/// The resource at `path`, serving each of `routes` for its method. Any other method
+/// gets 405 with an `Allow` header and the JSON error body, where a route of its own
+/// per method would let the request fall through to the catch-all 404.
+pub(crate) fn serve<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allowed = routes.iter().map(|(method, _)| method.as_str()).collect::<Vec<_>>().join(", ");
+    routes
+        .into_iter()
+        .fold(web::resource(path), |resource, (method, route)| resource.route(route.method(method)))
+        .default_service(web::to(move || {
+            let allowed = allowed.clone();
+            async move { Err::<HttpResponse, _>(AppError::MethodNotAllowed(allowed)) }
+        }))
 }

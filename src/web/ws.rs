@@ -84,13 +84,21 @@ pub async fn connect(
         .map_err(|e| AppError::BadRequest(format!("bad query string: {e}")))?
         .into_inner();
     let user = match query.ticket {
-        Some(ticket) => match redeem_ws_ticket(&state.queue, &ticket).await? {
-            Some(user) => user,
-            // A browser sees only close codes, never the status of a refused handshake.
-            None => return ws::start(RefusedTicket, &request, stream),
-        },
+        Some(ticket) => {
+            // A request that cannot become a socket must not spend the ticket.
+            handshake_checked(&request)?;
+            match redeem_ws_ticket(&state.queue, &ticket).await? {
+                Some(user) => user,
+                // A browser sees only close codes, never the status of a refused handshake.
+                None => return ws::start(RefusedTicket, &request, stream),
+            }
+        }
         // Checked before the upgrade: non-browser clients read the 401.
-        None => authenticate(&request, true)?,
+        None => {
+            let user = authenticate(&request, true)?;
+            handshake_checked(&request)?;
+            user
+        }
     };
     let limits = &state.config.server;
     let frames = FrameBudget::new(limits.ws_frames_per_sec, limits.ws_frame_burst);
@@ -110,6 +118,14 @@ pub async fn connect(
         snapshot_seq: 0,
     };
     ws::start(session, &request, stream)
+}
+
+/// Whether `request` is a WebSocket handshake; if not, the JSON error of every other
+/// bad request (actix would answer with an empty body).
+fn handshake_checked(request: &HttpRequest) -> Result<(), AppError> {
+    ws::handshake(request).map(|_| ()).map_err(|err| {
+        AppError::BadRequest(format!("this path opens a WebSocket, and the request is no handshake: {err}"))
+    })
 }
 
 /// A socket opened with a refused ticket: closed at once with `TICKET_REFUSED`.
@@ -181,12 +197,12 @@ pub enum ClientFrame {
 pub enum ControlFrame {
     /// A frame the server could not act on; the socket stays open.
     #[serde(rename = "error")]
-    Error { code: String, message: String },
+    Error { code: String, message: String, ts: i64 },
     #[serde(rename = "pong")]
     Pong { ts: i64 },
     /// The answer to `cancel`: the document's status after it.
     #[serde(rename = "cancel.accepted")]
-    CancelAccepted { document_id: String, queue_status: JobState },
+    CancelAccepted { document_id: String, queue_status: JobState, ts: i64 },
 }
 
 impl ControlFrame {
@@ -195,9 +211,14 @@ impl ControlFrame {
     }
 }
 
+/// A frame's `ts`: milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 impl SessionActor {
     fn send_error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str) {
-        ctx.text(ControlFrame::Error { code: code.into(), message: message.into() }.text());
+        ctx.text(ControlFrame::Error { code: code.into(), message: message.into(), ts: now_ms() }.text());
     }
 
     /// Sends a fresh snapshot; live events wait until it is out (no longer), and those
@@ -291,8 +312,12 @@ impl SessionActor {
         ctx.spawn(cancel.into_actor(self).map(|result: Result<Document, AppError>, _, ctx| match result {
             Ok(document) => {
                 ctx.text(
-                    ControlFrame::CancelAccepted { document_id: document.id, queue_status: document.queue_status }
-                        .text(),
+                    ControlFrame::CancelAccepted {
+                        document_id: document.id,
+                        queue_status: document.queue_status,
+                        ts: now_ms(),
+                    }
+                    .text(),
                 );
             }
             Err(err) => {
@@ -312,7 +337,7 @@ impl SessionActor {
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
             Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx),
             Ok(ClientFrame::Ping) => {
-                ctx.text(ControlFrame::Pong { ts: chrono::Utc::now().timestamp_millis() }.text());
+                ctx.text(ControlFrame::Pong { ts: now_ms() }.text());
             }
             Err(err) => Self::send_error(
                 ctx,

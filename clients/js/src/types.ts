@@ -116,9 +116,9 @@ export type DocumentEvent =
 
 /** The server's frames other than snapshots and events. */
 export type ControlFrame =
-  | { type: "error"; code: string; message: string }
+  | { type: "error"; code: string; message: string; ts: number }
   | { type: "pong"; ts: number }
-  | { type: "cancel.accepted"; document_id: string; queue_status: QueueStatus };
+  | { type: "cancel.accepted"; document_id: string; queue_status: QueueStatus; ts: number };
 
 export type ServerFrame = Snapshot | DocumentEvent | ControlFrame;
 

@@ -1,5 +1,6 @@
 //! The admin JSON API under `/api/admin` (role = admin; anyone else signed in: 403).
 
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -9,7 +10,7 @@ use super::{jobs, overview};
 use crate::auth::AdminUser;
 use crate::db::models::DocumentView;
 use crate::error::{AppError, ErrorBody};
-use crate::web::AppState;
+use crate::web::{serve, AppState};
 
 /// A job sent round again under a new job id.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -35,15 +36,18 @@ struct Paused {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/queue/status", web::get().to(status))
-        .route("/queue/jobs", web::get().to(list_jobs))
-        .route("/queue/jobs/{job_id}", web::get().to(job))
-        .route("/queue/retry-failed", web::post().to(retry_failed))
-        .route("/queue/retry/{job_id}", web::post().to(retry))
-        .route("/queue/cancel/{job_id}", web::delete().to(cancel))
-        .route("/queue/clean", web::delete().to(clean))
-        .route("/queue/pause", web::post().to(pause))
-        .route("/queue/resume", web::post().to(resume));
+    let get = |handler| [(Method::GET, handler)];
+    let post = |handler| [(Method::POST, handler)];
+    let delete = |handler| [(Method::DELETE, handler)];
+    cfg.service(serve("/queue/status", get(web::to(status))))
+        .service(serve("/queue/jobs", get(web::to(list_jobs))))
+        .service(serve("/queue/jobs/{job_id}", get(web::to(job))))
+        .service(serve("/queue/retry-failed", post(web::to(retry_failed))))
+        .service(serve("/queue/retry/{job_id}", post(web::to(retry))))
+        .service(serve("/queue/cancel/{job_id}", delete(web::to(cancel))))
+        .service(serve("/queue/clean", delete(web::to(clean))))
+        .service(serve("/queue/pause", post(web::to(pause))))
+        .service(serve("/queue/resume", post(web::to(resume))));
 }
 
 #[utoipa::path(get, path = "/api/admin/queue/status", tag = "admin", security(("bearer" = [])),
