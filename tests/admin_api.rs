@@ -76,6 +76,38 @@ async fn status_reports_counts_workers_throughput_and_redis() {
     server.shutdown().await;
 }
 
+/// DESIGN.md: timestamps in JSON bodies are RFC 3339. Each one here is, and names the
+/// same instant as its `_ms` sibling where there is one.
+#[actix_web::test]
+async fn the_admin_apis_timestamps_are_rfc_3339() {
+    let env = TestEnv::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(ScriptedProcessor::new())).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "times.txt", b"x".to_vec()).await;
+    server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
+    let rfc_3339 = |value: &Value, what: &str| -> i64 {
+        let text = value.as_str().unwrap_or_else(|| panic!("{what} is a string: {value}"));
+        chrono::DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{what} {text}: {e}")).timestamp_millis()
+    };
+
+    let (_, jobs) = admin(&server, reqwest::Method::GET, "/api/admin/queue/jobs?state=completed").await;
+    let job = &jobs["jobs"][0];
+    for field in ["enqueued_at", "started_at", "finished_at"] {
+        assert_eq!(rfc_3339(&job[field], field), job[format!("{field}_ms")].as_i64().unwrap(), "{job}");
+    }
+    let (_, story) =
+        admin(&server, reqwest::Method::GET, &format!("/api/admin/queue/jobs/{}", job["job_id"].as_str().unwrap()))
+            .await;
+    let attempt = &story["attempts"][0];
+    rfc_3339(&attempt["started_at"], "an attempt's started_at");
+    rfc_3339(&attempt["finished_at"], "an attempt's finished_at");
+    let (_, status) = admin(&server, reqwest::Method::GET, "/api/admin/queue/status").await;
+    let worker = &status["workers"][0];
+    assert_eq!(rfc_3339(&worker["last_heartbeat"], "last_heartbeat"), worker["last_heartbeat_ms"].as_i64().unwrap());
+    assert_eq!(rfc_3339(&worker["started_at"], "started_at"), worker["started_at_ms"].as_i64().unwrap());
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn retry_sends_a_failed_job_back_and_it_completes() {
     let env = TestEnv::new();

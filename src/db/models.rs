@@ -169,7 +169,9 @@ pub struct JobAttempt {
     pub job_id: String,
     pub attempt: i32,
     pub worker_id: String,
+    #[serde(serialize_with = "as_utc")]
     pub started_at: NaiveDateTime,
+    #[serde(serialize_with = "as_utc_if_some")]
     pub finished_at: Option<NaiveDateTime>,
     pub outcome: Option<String>,
     pub error: Option<String>,
@@ -180,4 +182,13 @@ pub struct JobAttempt {
     pub extractor_peak_memory_kb: Option<i64>,
     pub extractor_cpu_ms: Option<i64>,
     pub extractor_pid: Option<i64>,
+}
+
+/// A stored time, which is UTC, in RFC 3339 with its zone: the columns hold none.
+fn as_utc<S: serde::Serializer>(time: &NaiveDateTime, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&time.and_utc(), serializer)
+}
+
+fn as_utc_if_some<S: serde::Serializer>(time: &Option<NaiveDateTime>, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&time.map(|t| t.and_utc()), serializer)
 }

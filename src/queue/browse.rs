@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use serde::Serialize;
 
@@ -32,6 +33,11 @@ pub struct JobRecord {
     pub finished_at_ms: Option<i64>,
     pub retry_at_ms: Option<i64>,
     pub duration_ms: Option<i64>,
+    /// The same instants as the `_ms` fields, in RFC 3339 as every JSON body has them.
+    pub enqueued_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl JobRecord {
@@ -39,6 +45,7 @@ impl JobRecord {
     fn from_fields(job_id: &str, f: HashMap<String, String>) -> Option<JobRecord> {
         let text = |k: &str| f.get(k).cloned().filter(|v| !v.is_empty());
         let num = |k: &str| f.get(k).and_then(|v| v.parse::<f64>().ok()).map(|v| v as i64);
+        let instant = |k: &str| num(k).and_then(DateTime::from_timestamp_millis);
         let state = match JobState::from_redis(&text("state")?) {
             Ok(state) => state,
             Err(err) => {
@@ -67,6 +74,10 @@ impl JobRecord {
             finished_at_ms: num("finished_at"),
             retry_at_ms: num("retry_at"),
             duration_ms: num("duration_ms"),
+            enqueued_at: instant("enqueued_at"),
+            started_at: instant("started_at"),
+            finished_at: instant("finished_at"),
+            retry_at: instant("retry_at"),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Live workers, as each one reports itself on every heartbeat: for the admin view,
 //! and for ETAs (how many workers share the queue).
 
+use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,12 @@ pub struct WorkerInfo {
     pub jobs_done: u32,
     pub started_at_ms: i64,
     pub last_heartbeat_ms: i64,
+    /// The same instants in RFC 3339, as every JSON body has them: filled in when read
+    /// back (`live_workers`), not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<DateTime<Utc>>,
 }
 
 /// A worker silent for this long is gone (its process died).
@@ -42,7 +49,11 @@ impl Queue {
         let mut live = Vec::new();
         for (id, json) in all {
             match serde_json::from_str::<WorkerInfo>(&json) {
-                Ok(info) if now - info.last_heartbeat_ms < STALE_AFTER_MS => live.push(info),
+                Ok(info) if now - info.last_heartbeat_ms < STALE_AFTER_MS => live.push(WorkerInfo {
+                    started_at: DateTime::from_timestamp_millis(info.started_at_ms),
+                    last_heartbeat: DateTime::from_timestamp_millis(info.last_heartbeat_ms),
+                    ..info
+                }),
                 _ => {
                     let _: () = conn.hdel(self.keys().workers(), &id).await?;
                 }

@@ -136,6 +136,8 @@ impl DocumentWorker {
             jobs_done: self.jobs_done,
             started_at_ms: self.started_at_ms,
             last_heartbeat_ms: chrono::Utc::now().timestamp_millis(),
+            started_at: None,
+            last_heartbeat: None,
         };
         let queue = self.deps.queue.clone();
         ctx.spawn(async move { queue.report_worker(&info).await }.into_actor(self).map(|result, _, _| {
