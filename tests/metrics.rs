@@ -205,3 +205,30 @@ async fn job_step_times_count_each_step_a_real_document_went_through() {
     assert_eq!(Step::ALL.len(), 6, "a new step needs a line above");
     server.shutdown().await;
 }
+
+/// Any token is an HTTP method: requests with invented ones are counted under
+/// method="other", not each under a series of its own that would be kept for ever.
+#[actix_web::test]
+async fn invented_http_methods_add_no_series_of_their_own() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let response = server.client.request(method, server.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 405);
+    }
+    let text = server.client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains("INVENTED"), "an invented method became a label");
+    let others = scrape(&server).await;
+    let counted: f64 = others
+        .samples
+        .iter()
+        .filter(|s| s.metric == "docqueue_http_requests_total" && s.labels.get("method") == Some("other"))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert_eq!(counted, 20.0);
+    server.shutdown().await;
+}

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use actix::Addr;
 use actix_web::dev::ServiceResponse;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
@@ -42,8 +43,24 @@ impl HttpMetrics {
     /// Counts a finished request; the route is the matched pattern (ids stay out).
     pub fn observe<B>(&self, response: &ServiceResponse<B>) {
         let route = response.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-        let method = response.request().method().as_str().to_string();
-        self.requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
+        let method = method_label(response.request().method());
+        self.requests.with_label_values(&[&route, method, response.status().as_str()]).inc();
+    }
+}
+
+/// A request's method as a label: one of a fixed few. Any token is a method to HTTP,
+/// and each new label value is a series kept for ever, so a client inventing methods
+/// would grow the registry without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
     }
 }
 
