@@ -283,6 +283,31 @@ async fn a_known_path_with_another_method_is_405_naming_the_allowed_ones() {
     server.shutdown().await;
 }
 
+/// Text no stored id holds (a NUL byte, which PostgreSQL refuses in any parameter) is
+/// "no such document" or a bad cursor, never a 500; an overlong search is a 400.
+#[actix_web::test]
+async fn ids_and_queries_no_document_could_match_are_4xx_with_a_json_error() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({})).await;
+    let alice = token("alice");
+    server.upload_one(&alice, "notes.txt", b"some notes".to_vec()).await;
+    let long_query = format!("/api/documents/search?q={}", "a".repeat(2001));
+    for (path, status) in [
+        ("/api/documents/a%00b", 404),
+        ("/api/documents/a%00b/chunks", 404),
+        ("/api/documents?cursor=a%00b", 400),
+        (long_query.as_str(), 400),
+    ] {
+        let (got, body) = server.get_json(&alice, path).await;
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+    }
+    let response =
+        server.client.delete(server.url("/api/documents/cancel/a%00b")).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn uploads_beyond_the_unfinished_limit_are_429_and_other_users_are_unaffected() {
     let env = TestEnv::new();

@@ -491,6 +491,52 @@ async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
     server.shutdown().await;
 }
 
+/// A client that stops reading while its user's events keep coming: once its socket's
+/// buffers and its session's mailbox are full, the session is dropped, so its events
+/// cannot pile up in the server without bound. The user's other socket gets every
+/// event; the stalled one, when it reads again, finds the close code that says resume.
+#[actix_web::test]
+async fn a_socket_whose_client_stops_reading_is_dropped_before_its_events_pile_up() {
+    use docqueue::progress::{Publisher, Subject};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let env = TestEnv::new();
+    let quick = json!({ "server": { "ws_ping_interval_ms": 200, "ws_silence_limit_ms": 600000 } });
+    let server = server(&env, ScriptedProcessor::new(), quick).await;
+    let hub = server.app().hub.clone().unwrap();
+    let alice = token("alice");
+    let mut stalled = WsClient::connect(&server.base, &alice).await;
+    stalled.snapshot().await;
+    let mut reader = WsClient::connect(&server.base, &alice).await;
+    reader.snapshot().await;
+
+    let total = 3_000;
+    let reading = tokio::spawn(async move {
+        let seen = AtomicUsize::new(0);
+        reader
+            .collect_until(LIMIT, |f| {
+                f["type"] == "document.failed" && seen.fetch_add(1, Ordering::Relaxed) + 1 == total
+            })
+            .await;
+        reader
+    });
+    let config = env.config(json!({}));
+    let events = Publisher::new(docqueue::queue::Queue::new(&config.redis, &config.document_queue).unwrap(), 100);
+    let subject = Subject::new("alice", "01JDOCUMENT", "01JJOB");
+    let reason = "x".repeat(8 * 1024);
+    for _ in 0..total / 100 {
+        let batch: Vec<_> = (0..100).map(|_| subject.failed(&reason, true, 1)).collect();
+        events.publish_all(&batch).await.unwrap();
+    }
+    let reader = reading.await.unwrap();
+    common::eventually(LIMIT, "the stalled session to be dropped", || {
+        let hub = hub.clone();
+        async move { (hub.send(CountSessions).await.unwrap().sessions == 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(stalled.close_code(LIMIT).await, Some(docqueue::web::ws::TOO_FAR_BEHIND));
+    stop(server, vec![reader, stalled]).await;
+}
+
 fn token_expiring_in(user: &str, seconds: u64) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let claims = json!({ "sub": user, "role": "user", "exp": now + seconds, "iat": now });

@@ -1,6 +1,7 @@
-//! Slow and oversized upload bodies cost one request, never the server: a stalled
-//! body gets 408 and leaves no file, concurrent uploads are capped per user (429 with
-//! Retry-After), and non-file parts are bounded.
+//! Slow and oversized request bodies cost one request, never the server: a stalled
+//! upload gets 408 and leaves no file, concurrent uploads are capped per user (429 with
+//! Retry-After), non-file parts are bounded in bytes and in number, and a dashboard
+//! form trickled a byte at a time still ends in time.
 
 mod common;
 
@@ -101,5 +102,50 @@ async fn non_file_parts_past_their_byte_limit_are_refused() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("max_form_field_bytes"), "{body}");
     assert!(env.stored_files().is_empty());
+    server.shutdown().await;
+}
+
+/// Empty parts take nothing from the form's byte budget; their number is bounded.
+#[actix_web::test]
+async fn an_upload_of_endless_empty_parts_is_refused() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({})), Role::Api).await;
+    let form = (0..100).fold(reqwest::multipart::Form::new(), |form, i| form.text(format!("empty{i}"), ""));
+    let form = form.part("file", reqwest::multipart::Part::bytes(b"text".to_vec()).file_name("a.txt"));
+    let response = server.upload_form(&token("alice"), form).await;
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("parts besides its files"), "{body}");
+    assert!(env.stored_files().is_empty());
+    server.shutdown().await;
+}
+
+/// The dashboard reads a form before it checks the session. One sent a byte every
+/// 200 ms never trips the idle timeout, yet is answered 408 within
+/// `server.body_timeout_secs`.
+#[actix_web::test]
+async fn a_dashboard_form_trickled_a_byte_at_a_time_gets_408_in_time() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({ "server": { "body_timeout_secs": 1 } })), Role::Api).await;
+    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "POST /admin/login HTTP/1.1\r\nHost: localhost\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\ntoken="
+    )
+    .unwrap();
+    let mut trickle = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(200));
+            if trickle.write_all(b"x").is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(10))).await.unwrap();
+    // Without the deadline the bytes keep the request alive past the 10 s read limit.
+    assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());
     server.shutdown().await;
 }

@@ -5,9 +5,11 @@
 //! sends it messages; the queue-position sweep is `PositionSweeper`'s).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::dev::SendError;
 use actix::prelude::*;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -32,6 +34,15 @@ pub enum SessionMessage {
 pub struct Connect {
     pub user_id: String,
     pub session: Recipient<SessionMessage>,
+    /// Set when the Hub gives up on the session: its mailbox was full (the client
+    /// stopped reading), so it gets no more events and must close (`TOO_FAR_BEHIND`).
+    pub dropped: Arc<AtomicBool>,
+}
+
+/// A session as the Hub holds it.
+struct Listener {
+    session: Recipient<SessionMessage>,
+    dropped: Arc<AtomicBool>,
 }
 
 #[derive(Message)]
@@ -74,7 +85,7 @@ struct Routing {
 pub struct Hub {
     queue: Queue,
     channel: String,
-    sessions: HashMap<String, HashMap<u64, Recipient<SessionMessage>>>,
+    sessions: HashMap<String, HashMap<u64, Listener>>,
     next_id: u64,
 }
 
@@ -129,7 +140,8 @@ impl Handler<Connect> for Hub {
 
     fn handle(&mut self, msg: Connect, _: &mut Self::Context) -> u64 {
         self.next_id += 1;
-        self.sessions.entry(msg.user_id).or_default().insert(self.next_id, msg.session);
+        let listener = Listener { session: msg.session, dropped: msg.dropped };
+        self.sessions.entry(msg.user_id).or_default().insert(self.next_id, listener);
         self.next_id
     }
 }
@@ -155,11 +167,22 @@ impl Handler<Incoming> for Hub {
             log::warn!("progress hub dropped a malformed event");
             return;
         };
-        if let Some(sessions) = self.sessions.get(&routing.user_id) {
-            let payload: Arc<str> = Arc::from(msg.0);
-            for session in sessions.values() {
-                session.do_send(SessionMessage::Event(payload.clone()));
+        let Some(sessions) = self.sessions.get_mut(&routing.user_id) else { return };
+        let payload: Arc<str> = Arc::from(msg.0);
+        // A session whose mailbox is full has a client that stopped reading: its events
+        // would pile up without bound. It is dropped and told so; its client resumes
+        // from its last seq when it reconnects.
+        sessions.retain(|_, listener| match listener.session.try_send(SessionMessage::Event(payload.clone())) {
+            Ok(()) => true,
+            Err(SendError::Full(_)) => {
+                log::warn!("a WebSocket session of {} fell too far behind; dropped", routing.user_id);
+                listener.dropped.store(true, Ordering::Relaxed);
+                false
             }
+            Err(SendError::Closed(_)) => false,
+        });
+        if sessions.is_empty() {
+            self.sessions.remove(&routing.user_id);
         }
     }
 }
@@ -168,8 +191,8 @@ impl Handler<Resubscribed> for Hub {
     type Result = ();
 
     fn handle(&mut self, _: Resubscribed, _: &mut Self::Context) {
-        for session in self.sessions.values().flat_map(|s| s.values()) {
-            session.do_send(SessionMessage::Refresh);
+        for listener in self.sessions.values().flat_map(|s| s.values()) {
+            listener.session.do_send(SessionMessage::Refresh);
         }
     }
 }
@@ -178,8 +201,8 @@ impl Handler<CloseSessions> for Hub {
     type Result = ();
 
     fn handle(&mut self, _: CloseSessions, _: &mut Self::Context) {
-        for session in self.sessions.values().flat_map(|s| s.values()) {
-            session.do_send(SessionMessage::GoingAway);
+        for listener in self.sessions.values().flat_map(|s| s.values()) {
+            listener.session.do_send(SessionMessage::GoingAway);
         }
     }
 }

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use super::{comparable_with_stored, AppState};
 use crate::auth::AuthUser;
 use crate::db::documents;
 use crate::db::models::{Document, DocumentView};
@@ -56,6 +56,9 @@ pub async fn list(
         return Err(AppError::BadRequest(format!("`limit` must be between 1 and {MAX_PAGE}")));
     }
     let cursor = query.cursor.clone().filter(|c| !c.is_empty());
+    if !cursor.as_deref().is_none_or(comparable_with_stored) {
+        return Err(AppError::BadRequest("`cursor` is not one this API gave".into()));
+    }
     let user_id = user.id.clone();
     // One extra row tells whether another page follows.
     let mut page = state
@@ -143,6 +146,9 @@ pub async fn processing_status(user: AuthUser, state: web::Data<AppState>) -> Re
 }
 
 async fn find_own(state: &AppState, user: &AuthUser, id: String) -> Result<Document, AppError> {
+    if !comparable_with_stored(&id) {
+        return Err(not_found());
+    }
     let user_id = user.id.clone();
     state.db.run(move |conn| documents::find_for_user(conn, &user_id, &id)).await?.ok_or_else(not_found)
 }

@@ -12,9 +12,11 @@ pub mod upload;
 mod upload_slots;
 pub mod ws;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use actix_cors::Cors;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpResponse, Resource, Route};
 
@@ -92,7 +94,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
                 .service(serve("", [(Method::POST, web::to(ws::ticket))])),
         )
         .service(web::scope("/api/admin").wrap(cors(cors_allowed_origins)).configure(admin::api::routes))
-        .service(web::scope("/admin").configure(admin::dashboard::routes))
+        .service(web::scope("/admin").wrap_fn(within_body_deadline).configure(admin::dashboard::routes))
         .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
 }
 
@@ -108,4 +110,37 @@ pub(crate) fn serve<const N: usize>(path: &str, routes: [(Method, Route); N]) ->
             let allowed = allowed.clone();
             async move { Err::<HttpResponse, _>(AppError::MethodNotAllowed(allowed)) }
         }))
+}
+
+/// Whether text from a request can be compared with stored text at all. PostgreSQL
+/// refuses a NUL byte in any text parameter (the query fails: a 500), and no id,
+/// cursor or name docqueue stores holds one; a caller answers "no such …" instead.
+pub(crate) fn comparable_with_stored(text: &str) -> bool {
+    !text.contains('\0')
+}
+
+/// Ends a request that is not answered within `server.body_timeout_secs`, the reading
+/// of its body included, with 408. For the dashboard, whose forms are a few KiB and
+/// are read before the handler checks the session: one sent a byte at a time would
+/// hold its connection for as long as the client liked (the idle timeout of uploads
+/// restarts with every byte).
+fn within_body_deadline<S>(
+    request: ServiceRequest,
+    service: &S,
+) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>> + 'static
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let seconds = request.app_data::<web::Data<AppState>>().map_or(30, |state| state.config.server.body_timeout_secs);
+    let response = service.call(request);
+    async move {
+        match tokio::time::timeout(std::time::Duration::from_secs(seconds), response).await {
+            Ok(response) => response,
+            Err(_) => Err(AppError::RequestTimeout(format!(
+                "the request was not complete within {seconds} s (server.body_timeout_secs)"
+            ))
+            .into()),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use super::{comparable_with_stored, AppState};
 use crate::auth::AuthUser;
 use crate::db::{chunks, documents};
 use crate::error::{AppError, ErrorBody};
@@ -12,6 +12,9 @@ use crate::processing::embed::rank::{self, SearchHit};
 use crate::processing::embed::EmbedError;
 
 const MAX_K: usize = 50;
+/// A question, not a document: a longer one would be refused by embedding models (a 503
+/// from the service) after costing its tokens.
+const MAX_QUERY_CHARS: usize = 2_000;
 const CHUNK_PAGE: i64 = 100;
 /// How long a search waits for a turn before it is answered 429.
 const SEARCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -60,6 +63,9 @@ pub async fn list_chunks(
         return Err(AppError::BadRequest("`limit` must be between 1 and 500".into()));
     }
     let (user_id, id, after) = (user.id.clone(), path.into_inner(), query.cursor);
+    if !comparable_with_stored(&id) {
+        return Err(AppError::NotFound("no such document".into()));
+    }
     let mut page = state
         .db
         .run(move |conn| {
@@ -92,7 +98,7 @@ pub async fn list_chunks(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// What to look for.
+    /// What to look for: up to 2,000 characters.
     q: Option<String>,
     /// How many chunks to return: 1 to 50 (default 5).
     k: Option<usize>,
@@ -111,6 +117,9 @@ pub async fn search(
     let q = query.q.as_deref().map(str::trim).unwrap_or_default().to_string();
     if q.is_empty() {
         return Err(AppError::BadRequest("`q` must not be empty".into()));
+    }
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(AppError::BadRequest(format!("`q` is longer than {MAX_QUERY_CHARS} characters")));
     }
     let k = query.k.unwrap_or(5);
     if !(1..=MAX_K).contains(&k) {

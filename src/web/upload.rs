@@ -26,6 +26,9 @@ use crate::storage::{filename, sniff, Storage};
 use crate::workers::inline::process_inline;
 
 const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
+/// Parts other than files an upload may carry (`priority`, and fields a client adds):
+/// each costs a round of parsing even when empty, so their number is bounded too.
+const MAX_NON_FILE_PARTS: usize = 16;
 
 /// A received file waiting for the request to succeed; removed from disk if dropped.
 struct StagedFile {
@@ -118,8 +121,18 @@ pub async fn upload(
     let mut staged: Vec<StagedFile> = Vec::new();
     let mut priority = 0;
     let mut form_bytes_left = limits.max_form_field_bytes;
+    let mut other_parts = 0;
     while let Some(field) = next_in_time(&mut payload, idle).await? {
         let field = field.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+        if field.name() != Some("file") {
+            // Empty parts take no bytes from the form's budget: they are counted here.
+            other_parts += 1;
+            if other_parts > MAX_NON_FILE_PARTS {
+                return Err(AppError::BadRequest(format!(
+                    "an upload has at most {MAX_NON_FILE_PARTS} parts besides its files"
+                )));
+            }
+        }
         match field.name() {
             Some("file") => {
                 if staged.len() >= limits.max_files_per_upload {

@@ -13,6 +13,7 @@
 //! faster than `server.ws_frames_per_sec` (burst `server.ws_frame_burst`) gets a
 //! `rate_limited` error frame and is closed with 1008 (policy violation).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +22,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
+use super::{comparable_with_stored, AppState};
 use crate::auth::{authenticate, issue_ws_ticket, redeem_ws_ticket, AuthUser, WS_TICKET_TTL};
 use crate::db::documents;
 use crate::db::models::Document;
@@ -36,6 +37,14 @@ use crate::progress::{snapshot, Hub};
 pub const TOKEN_EXPIRED: u16 = 4001;
 /// The close code for a socket whose ticket is unknown, expired or already used.
 pub const TICKET_REFUSED: u16 = 4401;
+/// The close code for a session whose client stopped reading while events kept coming:
+/// the Hub dropped it (see `SESSION_MAILBOX`). Reconnecting with `since` resumes.
+pub const TOO_FAR_BEHIND: u16 = 4008;
+
+/// Events waiting for a session, at most, beyond what the socket's buffers hold. A
+/// client that reads keeps this near empty; one that stops would otherwise make every
+/// event of its user pile up here for as long as its connection stays open.
+const SESSION_MAILBOX: usize = 1024;
 
 /// A one-time ticket for opening `/ws` from a browser.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -116,6 +125,7 @@ pub async fn connect(
         resume_after_snapshot: None,
         sent_seq: 0,
         snapshot_seq: 0,
+        dropped: Arc::new(AtomicBool::new(false)),
     };
     ws::start(session, &request, stream)
 }
@@ -168,6 +178,8 @@ pub struct SessionActor {
     /// The seq of the last snapshot sent: every event after it up to `sent_seq` has
     /// gone out live, so a `resume` does not send it again.
     snapshot_seq: u64,
+    /// Set by the Hub when it gave up on this session (its mailbox was full).
+    dropped: Arc<AtomicBool>,
 }
 
 #[derive(Deserialize)]
@@ -239,7 +251,11 @@ impl SessionActor {
                     act.sent_seq = act.sent_seq.max(snapshot.seq);
                     act.snapshot_seq = snapshot.seq;
                 }
-                Err(err) => Self::send_error(ctx, "snapshot_unavailable", &err.to_string()),
+                Err(err) => {
+                    // The detail (SQL, the pool) is for the log, as for every other error.
+                    log::error!("snapshot for {} failed: {err}", act.user.id);
+                    Self::send_error(ctx, "snapshot_unavailable", "the database is unavailable; try again shortly");
+                }
             }
             if let Some(since) = act.resume_after_snapshot.take() {
                 act.resume(since, ctx);
@@ -301,6 +317,9 @@ impl SessionActor {
     fn cancel(&self, document_id: String, ctx: &mut ws::WebsocketContext<Self>) {
         let (state, user_id) = (self.state.clone(), self.user.id.clone());
         let cancel = async move {
+            if !comparable_with_stored(&document_id) {
+                return Err(AppError::NotFound("no such document".into()));
+            }
             let id = document_id.clone();
             let document = state
                 .db
@@ -390,7 +409,12 @@ impl Actor for SessionActor {
             }));
             ctx.stop();
         });
-        let connect = Connect { user_id: self.user.id.clone(), session: ctx.address().recipient() };
+        ctx.set_mailbox_capacity(SESSION_MAILBOX);
+        let connect = Connect {
+            user_id: self.user.id.clone(),
+            session: ctx.address().recipient(),
+            dropped: self.dropped.clone(),
+        };
         self.hub
             .send(connect)
             .into_actor(self)
@@ -406,7 +430,13 @@ impl Actor for SessionActor {
         let server = &self.state.config.server;
         let silence_limit = Duration::from_millis(server.ws_silence_limit_ms);
         ctx.run_interval(Duration::from_millis(server.ws_ping_interval_ms), move |act, ctx| {
-            if act.last_heard.elapsed() > silence_limit {
+            if act.dropped.load(Ordering::Relaxed) {
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Other(TOO_FAR_BEHIND),
+                    description: Some("this socket fell too far behind its events; reconnect with since".into()),
+                }));
+                ctx.stop();
+            } else if act.last_heard.elapsed() > silence_limit {
                 log::info!("dropping silent WebSocket client of {}", act.user.id);
                 ctx.stop();
             } else {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::Markup;
 
@@ -14,24 +14,25 @@ use super::{jobs, overview, pages};
 use crate::auth::TokenKeys;
 use crate::error::AppError;
 use crate::job_state::JobState;
-use crate::web::AppState;
+use crate::web::{serve, AppState};
 
 type Form = Option<web::Form<HashMap<String, String>>>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("", web::get().to(show_overview))
-        .route("/", web::get().to(show_overview))
-        .route("/login", web::get().to(show_login))
-        .route("/login", web::post().to(log_in))
-        .route("/logout", web::post().to(log_out))
-        .route("/jobs", web::get().to(show_jobs))
-        .route("/jobs/{job_id}", web::get().to(show_job))
-        .route("/actions/retry-failed", web::post().to(retry_failed))
-        .route("/actions/retry/{job_id}", web::post().to(retry))
-        .route("/actions/cancel/{job_id}", web::post().to(cancel))
-        .route("/actions/clean", web::post().to(clean))
-        .route("/actions/pause", web::post().to(pause))
-        .route("/actions/resume", web::post().to(resume));
+    let get = |handler| [(Method::GET, handler)];
+    let post = |handler| [(Method::POST, handler)];
+    cfg.service(serve("", get(web::to(show_overview))))
+        .service(serve("/", get(web::to(show_overview))))
+        .service(serve("/login", [(Method::GET, web::to(show_login)), (Method::POST, web::to(log_in))]))
+        .service(serve("/logout", post(web::to(log_out))))
+        .service(serve("/jobs", get(web::to(show_jobs))))
+        .service(serve("/jobs/{job_id}", get(web::to(show_job))))
+        .service(serve("/actions/retry-failed", post(web::to(retry_failed))))
+        .service(serve("/actions/retry/{job_id}", post(web::to(retry))))
+        .service(serve("/actions/cancel/{job_id}", post(web::to(cancel))))
+        .service(serve("/actions/clean", post(web::to(clean))))
+        .service(serve("/actions/pause", post(web::to(pause))))
+        .service(serve("/actions/resume", post(web::to(resume))));
 }
 
 fn html(markup: Markup) -> HttpResponse {
