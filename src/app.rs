@@ -184,6 +184,7 @@ async fn start_inner(
             embedder,
             processor,
             uploads: Default::default(),
+            searchers: Default::default(),
             searches: Arc::new(tokio::sync::Semaphore::new(config.server.max_concurrent_searches)),
         });
         let keys = web::Data::new(token_keys.clone());

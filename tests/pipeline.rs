@@ -230,3 +230,47 @@ async fn search_scores_every_chunk_a_page_at_a_time_and_keeps_the_best() {
     assert!(others.is_empty(), "another user's chunks were scored");
     server.shutdown().await;
 }
+
+/// An embeddings API that answers each request after a second: searches overlap.
+fn slow_embeddings_api() -> String {
+    async fn embeddings(body: actix_web::web::Json<serde_json::Value>) -> actix_web::HttpResponse {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let count = body["input"].as_array().map_or(1, Vec::len);
+        let data: Vec<_> = (0..count)
+            .map(|index| json!({ "object": "embedding", "index": index, "embedding": [1.0, 0.0, 0.0] }))
+            .collect();
+        actix_web::HttpResponse::Ok().json(json!({ "object": "list", "data": data, "model": "slow" }))
+    }
+    let server = actix_web::HttpServer::new(|| {
+        actix_web::App::new().route("/v1/embeddings", actix_web::web::post().to(embeddings))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let address = server.addrs()[0];
+    actix_web::rt::spawn(server.run());
+    format!("http://{address}/v1")
+}
+
+/// One user may have half of `server.max_concurrent_searches` under way: past that,
+/// 429 at once, and another user still gets a turn.
+#[actix_web::test]
+async fn one_user_cannot_take_every_search_turn() {
+    let env = TestEnv::new();
+    let embedding =
+        json!({ "provider": "openai", "base_url": slow_embeddings_api(), "dimensions": 3, "model": "slow" });
+    let config = env.config(json!({ "server": { "max_concurrent_searches": 4 }, "embedding": embedding }));
+    let server = TestServer::start(config, Role::Api).await;
+    let (alice, bob) = (token("alice"), token("bob"));
+    let search = |user: String| {
+        let request = server.client.get(server.url("/api/documents/search?q=anything")).bearer_auth(user).send();
+        async move { request.await.unwrap().status().as_u16() }
+    };
+    let alices = futures_util::future::join_all((0..3).map(|_| search(alice.clone())));
+    let (alices, bobs) = tokio::join!(alices, search(bob.clone()));
+    let mut alices = alices;
+    alices.sort_unstable();
+    assert_eq!(alices, vec![200, 200, 429], "two of alice's searches run, the third is refused");
+    assert_eq!(bobs, 200);
+    server.shutdown().await;
+}

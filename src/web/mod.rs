@@ -8,8 +8,8 @@ pub mod metrics;
 mod multipart_headers;
 pub mod openapi;
 pub mod search;
+mod slots;
 pub mod upload;
-mod upload_slots;
 pub mod ws;
 
 use std::future::Future;
@@ -30,7 +30,7 @@ use crate::queue::Queue;
 use crate::storage::Storage;
 
 pub use access_log::logger as access_logger;
-pub use upload_slots::UploadSlots;
+pub use slots::Slots;
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -44,7 +44,10 @@ pub struct AppState {
     /// Used only in `processing.mode = "inline"`.
     pub processor: Arc<dyn Processor>,
     /// Uploads being received, for the per-user and per-process caps.
-    pub uploads: Arc<UploadSlots>,
+    pub uploads: Arc<Slots>,
+    /// Searches of each user at work, for the per-user share of
+    /// `server.max_concurrent_searches` (see `search::search`).
+    pub searchers: Arc<Slots>,
     /// Searches running at once in this process (`server.max_concurrent_searches`).
     pub searches: Arc<tokio::sync::Semaphore>,
 }

@@ -125,6 +125,11 @@ pub async fn search(
     if !(1..=MAX_K).contains(&k) {
         return Err(AppError::BadRequest(format!("`k` must be between 1 and {MAX_K}")));
     }
+    // One user may hold half the turns at most, so that the others still get theirs.
+    let per_user = (state.config.server.max_concurrent_searches / 2).max(1);
+    let _mine = state.searchers.take(&user.id, per_user, usize::MAX).ok_or_else(|| {
+        AppError::Busy(format!("you have {per_user} searches running; try again when one has finished"))
+    })?;
     // Past the cap a search waits its turn (holding nothing but its query), for a while.
     let _turn = tokio::time::timeout(SEARCH_TURN_WAIT, state.searches.acquire())
         .await

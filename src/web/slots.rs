@@ -1,12 +1,12 @@
-//! Uploads being received, per user and in all. A slow or stalled upload holds a
-//! connection and a staging file; these caps keep one user (or a crowd) from holding
-//! all of them.
+//! Requests of one kind at work, per user and in all. A slow or stalled upload holds a
+//! connection and a staging file, a search a turn at scoring; these caps keep one user
+//! (or a crowd) from holding all of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 #[derive(Default)]
-pub struct UploadSlots {
+pub struct Slots {
     taken: Mutex<Taken>,
 }
 
@@ -16,16 +16,16 @@ struct Taken {
     by_user: HashMap<String, usize>,
 }
 
-/// One upload's place; given back when dropped.
-pub struct UploadSlot {
-    slots: Arc<UploadSlots>,
+/// One request's place; given back when dropped.
+pub struct Slot {
+    slots: Arc<Slots>,
     user: String,
 }
 
-impl UploadSlots {
-    /// A place for one more upload of `user`, unless the user has `per_user` already or
+impl Slots {
+    /// A place for one more request of `user`, unless the user has `per_user` already or
     /// the process `total`.
-    pub fn take(self: &Arc<Self>, user: &str, per_user: usize, total: usize) -> Option<UploadSlot> {
+    pub fn take(self: &Arc<Self>, user: &str, per_user: usize, total: usize) -> Option<Slot> {
         let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
         let mine = taken.by_user.get(user).copied().unwrap_or(0);
         if mine >= per_user || taken.total >= total {
@@ -33,11 +33,11 @@ impl UploadSlots {
         }
         taken.total += 1;
         taken.by_user.insert(user.to_string(), mine + 1);
-        Some(UploadSlot { slots: self.clone(), user: user.to_string() })
+        Some(Slot { slots: self.clone(), user: user.to_string() })
     }
 }
 
-impl Drop for UploadSlot {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut taken = self.slots.taken.lock().unwrap_or_else(|e| e.into_inner());
         taken.total -= 1;
