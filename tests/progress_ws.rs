@@ -562,6 +562,24 @@ async fn a_session_is_closed_with_4001_when_its_token_expires_and_a_fresh_token_
     stop(server, vec![again]).await;
 }
 
+/// Pongs nobody asked for are frames like any other: a flood of them closes the
+/// session as a flood of text frames does.
+#[actix_web::test]
+async fn a_flood_of_unasked_pongs_closes_the_session_with_1008() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let mut flooder = WsClient::connect(&server.base, &token("alice")).await;
+    flooder.snapshot().await;
+    for _ in 0..5000 {
+        let pong = tokio_tungstenite::tungstenite::Message::Pong(b"x".to_vec().into());
+        if flooder.socket.send(pong).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(flooder.close_code(LIMIT).await, Some(1008));
+    stop(server, vec![flooder]).await;
+}
+
 #[actix_web::test]
 async fn a_frame_flood_closes_only_that_session_and_another_users_upload_completes() {
     let env = TestEnv::new();

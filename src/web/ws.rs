@@ -476,7 +476,9 @@ impl Handler<SessionMessage> for SessionActor {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
-        let counted = !matches!(msg, Ok(ws::Message::Pong(_) | ws::Message::Close(_)));
+        // Pongs too: the answers to the server's pings are one per ping interval, and
+        // unasked-for ones are frames to read like any other.
+        let counted = !matches!(msg, Ok(ws::Message::Close(_)));
         if counted && !self.frames.take() {
             log::warn!("closing a WebSocket of {}: over its frame rate", self.user.id);
             Self::send_error(ctx, "rate_limited", "too many frames; see server.ws_frames_per_sec");
