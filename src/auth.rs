@@ -213,6 +213,8 @@ impl FromRequest for AdminUser {
 /// How long a WebSocket ticket waits to be used: long enough to open a socket right
 /// after asking for it, short enough that one read from a log is worthless.
 pub const WS_TICKET_TTL: Duration = Duration::from_secs(30);
+/// Tickets one user may be issued within `WS_TICKET_TTL`.
+pub const MAX_WS_TICKETS_PER_TTL: u64 = 30;
 
 /// What a ticket stands for: the caller of `POST /api/ws-ticket`, and when the token
 /// they asked with expires (the session it opens ends then, as a token's would).
@@ -226,6 +228,14 @@ struct TicketHolder {
 /// Issues a one-time ticket for `/ws?ticket=`: 32 random bytes, kept in Redis under
 /// their SHA-256 for `WS_TICKET_TTL`.
 pub async fn issue_ws_ticket(queue: &Queue, user: &AuthUser) -> Result<String, AppError> {
+    // Each ticket is a key in Redis until it is used or expires: one user keeps a
+    // bounded number of them. A page opens one socket at a time.
+    if queue.count_ws_ticket_issued(&user.id, WS_TICKET_TTL).await? > MAX_WS_TICKETS_PER_TTL {
+        return Err(AppError::Busy(format!(
+            "more than {MAX_WS_TICKETS_PER_TTL} tickets in {} s; use the ones you have, or wait",
+            WS_TICKET_TTL.as_secs()
+        )));
+    }
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(AppError::internal)?;
     let ticket = hex::encode(bytes);

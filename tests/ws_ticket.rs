@@ -82,6 +82,25 @@ async fn a_request_that_is_no_websocket_handshake_is_a_json_400_and_spends_no_ti
     server.shutdown().await;
 }
 
+/// Each ticket is a key in Redis until used or expired: one user is issued at most
+/// 30 in 30 s, and the next is 429 with Retry-After; another user is unaffected.
+#[actix_web::test]
+async fn one_user_is_issued_a_bounded_number_of_tickets() {
+    let env = TestEnv::new();
+    let server = server(&env).await;
+    let alice = token("alice");
+    for _ in 0..docqueue::auth::MAX_WS_TICKETS_PER_TTL {
+        ticket(&server, &alice).await;
+    }
+    let response = server.client.post(server.url("/api/ws-ticket")).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+    ticket(&server, &token("bob")).await;
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn a_ticket_lives_in_redis_for_30_seconds_under_its_hash_and_expired_is_refused() {
     let env = TestEnv::new();

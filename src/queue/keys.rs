@@ -26,6 +26,7 @@
 //! | `events:seq:<user>` | string | the user's last event `seq` |
 //! | `events:stream:<user>` | stream | the user's recent events, for resume |
 //! | `ws_ticket:<sha256 of the ticket>` | string with a 30 s TTL | a one-time WebSocket ticket's user, role and token expiry (JSON); taken with GETDEL |
+//! | `ws_tickets_issued:<user>` | string with a 30 s TTL | tickets issued to the user in the current 30 s: bounds the tickets one user keeps in Redis |
 //! | `twin_run:<scope>:<sha256>:<settings>` | string with a TTL | the document whose run makes the chunks of this content with these settings; its twins wait for it and copy (queue/twins.rs) |
 
 use crate::job_state::JobState;
@@ -127,6 +128,10 @@ impl Keys {
     /// A WebSocket ticket, named by its hash so the key never holds a usable ticket.
     pub fn ws_ticket(&self, ticket_sha256: &str) -> String {
         format!("{}ws_ticket:{ticket_sha256}", self.prefix)
+    }
+
+    pub fn ws_tickets_issued(&self, user_id: &str) -> String {
+        format!("{}ws_tickets_issued:{user_id}", self.prefix)
     }
 
     /// The claim on processing one content with one set of settings, within a scope

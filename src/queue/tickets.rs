@@ -7,6 +7,26 @@ use std::time::Duration;
 use super::{Queue, QueueError};
 
 impl Queue {
+    /// Counts one more ticket issued to `user_id` in the window of `ttl` that the
+    /// user's first ticket in it opened; returns the count so far. Every call sets the
+    /// expiry if the key has none (NX), so an expiry lost to a dropped connection is
+    /// set by the next call: no transaction needed, which a cluster may not route.
+    pub async fn count_ws_ticket_issued(&self, user_id: &str, ttl: Duration) -> Result<u64, QueueError> {
+        let mut conn = self.connection().await?;
+        let key = self.keys().ws_tickets_issued(user_id);
+        let (issued,): (u64,) = redis::pipe()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(ttl.as_secs().max(1))
+            .arg("NX")
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(issued)
+    }
+
     /// Keeps `holder` under the ticket's hash for `ttl`.
     pub async fn keep_ws_ticket(&self, ticket_hash: &str, holder: &str, ttl: Duration) -> Result<(), QueueError> {
         let mut conn = self.connection().await?;

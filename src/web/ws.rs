@@ -59,6 +59,7 @@ pub struct WsTicket {
 /// in logs and histories; a ticket used or expired is worthless.
 #[utoipa::path(post, path = "/api/ws-ticket", tag = "progress", security(("bearer" = [])),
     responses((status = 200, body = WsTicket), (status = 401, body = ErrorBody),
+        (status = 429, description = "More than 30 tickets in 30 s for this user; sent with Retry-After", body = ErrorBody),
         (status = 503, description = "Redis cannot be reached", body = ErrorBody)))]
 pub async fn ticket(user: AuthUser, state: web::Data<AppState>) -> Result<web::Json<WsTicket>, AppError> {
     let ticket = issue_ws_ticket(&state.queue, &user).await?;
