@@ -500,7 +500,9 @@ async fn a_socket_whose_client_stops_reading_is_dropped_before_its_events_pile_u
     use docqueue::progress::{Publisher, Subject};
     use std::sync::atomic::{AtomicUsize, Ordering};
     let env = TestEnv::new();
-    let quick = json!({ "server": { "ws_ping_interval_ms": 200, "ws_silence_limit_ms": 600000 } });
+    let quick = json!({ "server": {
+        "ws_ping_interval_ms": 200, "ws_silence_limit_ms": 600000, "ws_max_pending_events": 256
+    } });
     let server = server(&env, ScriptedProcessor::new(), quick).await;
     let hub = server.app().hub.clone().unwrap();
     let alice = token("alice");

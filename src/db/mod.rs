@@ -115,9 +115,18 @@ fn begun_with<T>(
     f: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
     use diesel::connection::{AnsiTransactionManager as Manager, TransactionManager};
-    match conn {
-        DbConnection::Postgresql(pg) => Manager::begin_transaction_sql(pg, begin)?,
-        DbConnection::Sqlite(sqlite) => Manager::begin_transaction_sql(sqlite, begin)?,
+    let begun = match conn {
+        DbConnection::Postgresql(pg) => Manager::begin_transaction_sql(pg, begin),
+        DbConnection::Sqlite(sqlite) => Manager::begin_transaction_sql(sqlite, begin),
+    };
+    if let Err(err) = begun {
+        // `begin` may hold more than BEGIN: when a later statement of it failed, the
+        // transaction it began must end here, or the connection goes back to the pool
+        // inside an aborted transaction that Diesel does not know of.
+        if let DbConnection::Postgresql(pg) = conn {
+            let _ = pg.batch_execute("ROLLBACK");
+        }
+        return Err(err.into());
     }
     let result = f(conn);
     let ended = match (conn, result.is_ok()) {

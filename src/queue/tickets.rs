@@ -8,22 +8,17 @@ use super::{Queue, QueueError};
 
 impl Queue {
     /// Counts one more ticket issued to `user_id` in the window of `ttl` that the
-    /// user's first ticket in it opened; returns the count so far. Every call sets the
-    /// expiry if the key has none (NX), so an expiry lost to a dropped connection is
-    /// set by the next call: no transaction needed, which a cluster may not route.
+    /// user's first ticket in it opened; returns the count so far. The window's expiry
+    /// is set whenever the key has none, so one lost with a dropped connection is set by
+    /// the next call (EXPIRE's NX option would do it in one step, but needs Redis 7).
     pub async fn count_ws_ticket_issued(&self, user_id: &str, ttl: Duration) -> Result<u64, QueueError> {
         let mut conn = self.connection().await?;
         let key = self.keys().ws_tickets_issued(user_id);
-        let (issued,): (u64,) = redis::pipe()
-            .cmd("INCR")
-            .arg(&key)
-            .cmd("EXPIRE")
-            .arg(&key)
-            .arg(ttl.as_secs().max(1))
-            .arg("NX")
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
+        let (issued, expires_in): (u64, i64) =
+            redis::pipe().cmd("INCR").arg(&key).cmd("TTL").arg(&key).query_async(&mut conn).await?;
+        if expires_in < 0 {
+            redis::cmd("EXPIRE").arg(&key).arg(ttl.as_secs().max(1)).query_async::<()>(&mut conn).await?;
+        }
         Ok(issued)
     }
 

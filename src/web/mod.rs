@@ -12,13 +12,16 @@ mod slots;
 pub mod upload;
 pub mod ws;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
 use actix_web::{web, HttpResponse, Resource, Route};
+use futures_util::StreamExt;
 
 use crate::config::Config;
 use crate::db::Db;
@@ -97,7 +100,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
                 .service(serve("", [(Method::POST, web::to(ws::ticket))])),
         )
         .service(web::scope("/api/admin").wrap(cors(cors_allowed_origins)).configure(admin::api::routes))
-        .service(web::scope("/admin").wrap_fn(within_body_deadline).configure(admin::dashboard::routes))
+        .service(
+            web::scope("/admin")
+                .wrap(actix_web::middleware::from_fn(dashboard_body_in_time))
+                .configure(admin::dashboard::routes),
+        )
         .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
 }
 
@@ -122,28 +129,36 @@ pub(crate) fn comparable_with_stored(text: &str) -> bool {
     !text.contains('\0')
 }
 
-/// Ends a request that is not answered within `server.body_timeout_secs`, the reading
-/// of its body included, with 408. For the dashboard, whose forms are a few KiB and
-/// are read before the handler checks the session: one sent a byte at a time would
-/// hold its connection for as long as the client liked (the idle timeout of uploads
-/// restarts with every byte).
-fn within_body_deadline<S>(
-    request: ServiceRequest,
-    service: &S,
-) -> impl Future<Output = Result<ServiceResponse, actix_web::Error>> + 'static
-where
-    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
-    S::Future: 'static,
-{
+/// A dashboard form, at most: its fields are a token, a CSRF token and a few choices.
+const MAX_DASHBOARD_FORM_BYTES: usize = 16 * 1024;
+
+/// Reads a dashboard request's body within `server.body_timeout_secs` (408 past it),
+/// then hands the request on with the body in hand. The dashboard reads its forms
+/// before it checks the session, and a form trickled a byte at a time would otherwise
+/// hold its connection for as long as the client liked: the idle timeout of uploads
+/// restarts with every byte. The handler's own work (a retry of thousands of jobs) has
+/// no deadline, so it is never cut off half done.
+async fn dashboard_body_in_time(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let seconds = request.app_data::<web::Data<AppState>>().map_or(30, |state| state.config.server.body_timeout_secs);
-    let response = service.call(request);
-    async move {
-        match tokio::time::timeout(std::time::Duration::from_secs(seconds), response).await {
-            Ok(response) => response,
-            Err(_) => Err(AppError::RequestTimeout(format!(
-                "the request was not complete within {seconds} s (server.body_timeout_secs)"
-            ))
-            .into()),
+    let mut payload = request.take_payload();
+    let read = async {
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            body.extend_from_slice(&chunk?);
+            if body.len() > MAX_DASHBOARD_FORM_BYTES {
+                return Err(AppError::BadRequest("the form is larger than 16 KiB".into()).into());
+            }
         }
-    }
+        Ok::<_, actix_web::Error>(body.freeze())
+    };
+    let body = tokio::time::timeout(std::time::Duration::from_secs(seconds), read).await.map_err(|_| {
+        AppError::RequestTimeout(format!(
+            "the request body was not complete within {seconds} s (server.body_timeout_secs)"
+        ))
+    })??;
+    request.set_payload(actix_web::dev::Payload::from(body));
+    next.call(request).await
 }

@@ -18,6 +18,8 @@ const MAX_QUERY_CHARS: usize = 2_000;
 const CHUNK_PAGE: i64 = 100;
 /// How long a search waits for a turn before it is answered 429.
 const SEARCH_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often a search that waits for one of its user's own to end looks again.
+const OWN_TURN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -125,17 +127,27 @@ pub async fn search(
     if !(1..=MAX_K).contains(&k) {
         return Err(AppError::BadRequest(format!("`k` must be between 1 and {MAX_K}")));
     }
-    // One user may hold half the turns at most, so that the others still get theirs.
+    // Past the cap a search waits its turn (holding nothing but its query), for a while;
+    // first for one of its user's own, as one user may hold half the turns at most, so
+    // that the others still get theirs.
+    let waiting_since = tokio::time::Instant::now();
+    let too_busy = || AppError::Busy("too many searches are running; try again shortly".into());
     let per_user = (state.config.server.max_concurrent_searches / 2).max(1);
-    let _mine = state.searchers.take(&user.id, per_user, usize::MAX).ok_or_else(|| {
-        AppError::Busy(format!("you have {per_user} searches running; try again when one has finished"))
-    })?;
-    // Past the cap a search waits its turn (holding nothing but its query), for a while.
-    let _turn = tokio::time::timeout(SEARCH_TURN_WAIT, state.searches.acquire())
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| AppError::Busy("too many searches are running; try again shortly".into()))?;
+    let _mine = loop {
+        if let Some(slot) = state.searchers.take(&user.id, per_user, usize::MAX) {
+            break slot;
+        }
+        if waiting_since.elapsed() >= SEARCH_TURN_WAIT {
+            return Err(too_busy());
+        }
+        tokio::time::sleep(OWN_TURN_POLL).await;
+    };
+    let _turn =
+        tokio::time::timeout(SEARCH_TURN_WAIT.saturating_sub(waiting_since.elapsed()), state.searches.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(too_busy)?;
     let vector = state
         .embedder
         .embed(std::slice::from_ref(&q))

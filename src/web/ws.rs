@@ -11,7 +11,9 @@
 //! A session lives no longer than its token: at the token's `exp` it is closed with
 //! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
 //! faster than `server.ws_frames_per_sec` (burst `server.ws_frame_burst`) gets a
-//! `rate_limited` error frame and is closed with 1008 (policy violation).
+//! `rate_limited` error frame and is closed with 1008 (policy violation). One that
+//! stops reading while more than `server.ws_max_pending_events` wait for it is dropped
+//! and, if it ever reads again, closed with 4008.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -38,13 +40,10 @@ pub const TOKEN_EXPIRED: u16 = 4001;
 /// The close code for a socket whose ticket is unknown, expired or already used.
 pub const TICKET_REFUSED: u16 = 4401;
 /// The close code for a session whose client stopped reading while events kept coming:
-/// the Hub dropped it (see `SESSION_MAILBOX`). Reconnecting with `since` resumes.
+/// more than `server.ws_max_pending_events` waited, and the Hub dropped it (without a
+/// bound, every event of its user would pile up for as long as the connection stays
+/// open). Reconnecting with `since` resumes.
 pub const TOO_FAR_BEHIND: u16 = 4008;
-
-/// Events waiting for a session, at most, beyond what the socket's buffers hold. A
-/// client that reads keeps this near empty; one that stops would otherwise make every
-/// event of its user pile up here for as long as its connection stays open.
-const SESSION_MAILBOX: usize = 1024;
 
 /// A one-time ticket for opening `/ws` from a browser.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -410,7 +409,7 @@ impl Actor for SessionActor {
             }));
             ctx.stop();
         });
-        ctx.set_mailbox_capacity(SESSION_MAILBOX);
+        ctx.set_mailbox_capacity(self.state.config.server.ws_max_pending_events);
         let connect = Connect {
             user_id: self.user.id.clone(),
             session: ctx.address().recipient(),
