@@ -29,6 +29,18 @@ struct RedisCluster {
 
 impl RedisCluster {
     fn start() -> RedisCluster {
+        // Ports found free can be taken by another test before a node binds them: a
+        // node that exits at once is started again on other ports.
+        for _ in 0..3 {
+            if let Some(cluster) = RedisCluster::start_nodes() {
+                return cluster.joined();
+            }
+        }
+        panic!("three redis-server nodes did not start, three times");
+    }
+
+    /// Three cluster-enabled nodes on free ports, answering; None if one exited.
+    fn start_nodes() -> Option<RedisCluster> {
         let dir = std::env::temp_dir().join("docqueue-tests").join(format!("cluster-{}", ulid::Ulid::generate()));
         std::fs::create_dir_all(&dir).unwrap();
         // A client port and a cluster bus port per node, all free. The bus port is set:
@@ -50,11 +62,22 @@ impl RedisCluster {
                 .expect("redis-server on PATH (scripts/test.sh installs it)");
             cluster.nodes.push(child);
         }
-        for port in cluster.ports.clone() {
-            wait_until(Duration::from_secs(10), &format!("redis-server on port {port}"), || {
-                cluster.node(port).is_some()
-            });
+        let start = Instant::now();
+        for (i, port) in cluster.ports.clone().into_iter().enumerate() {
+            while cluster.node(port).is_none() {
+                let exited = cluster.nodes[i].try_wait().ok().flatten().is_some();
+                if exited || start.elapsed() > Duration::from_secs(10) {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
+        Some(cluster)
+    }
+
+    /// The nodes made one cluster, every slot served.
+    fn joined(self) -> RedisCluster {
+        let cluster = self;
         let addresses: Vec<String> = cluster.ports.iter().map(|port| format!("127.0.0.1:{port}")).collect();
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
