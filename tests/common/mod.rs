@@ -520,9 +520,16 @@ pub struct OwnRedis {
 
 impl OwnRedis {
     pub fn start() -> OwnRedis {
-        // A statement of its own: the listener must be closed before Redis binds the port.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        OwnRedis::start_on(port)
+        // A port found free can be taken by another test before Redis binds it: then
+        // Redis exits, and it is started again on another port.
+        for _ in 0..3 {
+            // A statement of its own: the listener must be closed before Redis binds the port.
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            if let Some(redis) = OwnRedis::start_on(port) {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on a free port, three times");
     }
 
     /// Stops this server and starts a new, empty one on the same port.
@@ -530,10 +537,12 @@ impl OwnRedis {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let port = self.url.trim_end_matches('/').rsplit(':').next().unwrap().parse().unwrap();
-        *self = OwnRedis::start_on(port);
+        *self = OwnRedis::start_on(port).unwrap_or_else(|| panic!("redis-server did not start again on port {port}"));
     }
 
-    fn start_on(port: u16) -> OwnRedis {
+    /// A Redis on `port`, answering; None if it exited (the port was taken) or did not
+    /// answer within 5 s.
+    fn start_on(port: u16) -> Option<OwnRedis> {
         let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
@@ -541,15 +550,26 @@ impl OwnRedis {
             .expect("redis-server on PATH (scripts/test.sh installs it)");
         let url = format!("redis://127.0.0.1:{port}/");
         let client = redis::Client::open(url.as_str()).unwrap();
+        // The server that answers must be this child: another test's Redis may hold the port.
+        let answered_by_child = |client: &redis::Client, pid: u32| {
+            let info: Option<String> = client
+                .get_connection()
+                .ok()
+                .and_then(|mut conn| redis::cmd("INFO").arg("server").query(&mut conn).ok());
+            info.is_some_and(|info| info.lines().any(|line| line.trim() == format!("process_id:{pid}")))
+        };
         for _ in 0..100 {
-            if client.get_connection().is_ok() {
-                return OwnRedis { child, url };
+            if child.try_wait().ok().flatten().is_some() {
+                return None;
+            }
+            if answered_by_child(&client, child.id()) {
+                return Some(OwnRedis { child, url });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = child.kill();
         let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
+        None
     }
 }
 
