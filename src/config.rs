@@ -336,10 +336,10 @@ impl Config {
         if self.server.ws_ping_interval_ms == 0 {
             return invalid("server.ws_ping_interval_ms", "must be above 0");
         }
-        // Silence is judged at each ping: a limit within one interval drops clients that answer.
         if self.server.ws_max_pending_events == 0 {
             return invalid("server.ws_max_pending_events", "must be at least 1");
         }
+        // Silence is judged at each ping: a limit within one interval drops clients that answer.
         if self.server.ws_silence_limit_ms <= self.server.ws_ping_interval_ms {
             return invalid("server.ws_silence_limit_ms", "must be above ws_ping_interval_ms");
         }
