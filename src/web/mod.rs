@@ -20,7 +20,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
-use actix_web::{web, HttpResponse, Resource, Route};
+use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, Route};
 use futures_util::StreamExt;
 
 use crate::config::Config;
@@ -75,30 +75,23 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::QueryConfig::default().error_handler(|e, _| json_error_handler(e)))
         .app_data(web::PathConfig::default().error_handler(|e, _| json_error_handler(e)))
-        .service(serve("/healthz", [(Method::GET, web::to(health::healthz))]))
-        .service(serve("/readyz", [(Method::GET, web::to(health::readyz))]))
-        .service(serve("/api/openapi.json", [(Method::GET, web::to(openapi::serve))]))
-        .service(serve("/ws", [(Method::GET, web::to(ws::connect))]))
-        .service(serve("/metrics", [(Method::GET, web::to(metrics::metrics))]))
+        .service(serve("/healthz", [get(health::healthz)]))
+        .service(serve("/readyz", [get(health::readyz)]))
+        .service(serve("/api/openapi.json", [get(openapi::serve)]))
+        .service(serve("/ws", [get(ws::connect)]))
+        .service(serve("/metrics", [get(metrics::metrics)]))
         .service(
             web::scope("/api/documents")
                 .wrap(cors(cors_allowed_origins))
-                .service(serve("", [(Method::GET, web::to(documents::list))]))
-                .service(serve("/upload", [(Method::POST, web::to(upload::upload))]))
-                .service(serve("/processing-status", [(Method::GET, web::to(documents::processing_status))]))
-                .service(serve("/search", [(Method::GET, web::to(search::search))]))
-                .service(serve("/{id}/chunks", [(Method::GET, web::to(search::list_chunks))]))
-                .service(serve("/cancel/{id}", [(Method::DELETE, web::to(documents::cancel))]))
-                .service(serve(
-                    "/{id}",
-                    [(Method::GET, web::to(documents::get_one)), (Method::DELETE, web::to(documents::delete))],
-                )),
+                .service(serve("", [get(documents::list)]))
+                .service(serve("/upload", [post(upload::upload)]))
+                .service(serve("/processing-status", [get(documents::processing_status)]))
+                .service(serve("/search", [get(search::search)]))
+                .service(serve("/{id}/chunks", [get(search::list_chunks)]))
+                .service(serve("/cancel/{id}", [delete(documents::cancel)]))
+                .service(serve("/{id}", [get(documents::get_one), delete(documents::delete)])),
         )
-        .service(
-            web::scope("/api/ws-ticket")
-                .wrap(cors(cors_allowed_origins))
-                .service(serve("", [(Method::POST, web::to(ws::ticket))])),
-        )
+        .service(web::scope("/api/ws-ticket").wrap(cors(cors_allowed_origins)).service(serve("", [post(ws::ticket)])))
         .service(web::scope("/api/admin").wrap(cors(cors_allowed_origins)).configure(admin::api::routes))
         .service(
             web::scope("/admin")
@@ -106,6 +99,36 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
                 .configure(admin::dashboard::routes),
         )
         .default_service(web::to(|| async { Err::<String, _>(AppError::NotFound("no such route".into())) }));
+}
+
+/// A route for `serve`: `handler` answers GET.
+pub(crate) fn get<F, Args>(handler: F) -> (Method, Route)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (Method::GET, web::to(handler))
+}
+
+/// A route for `serve`: `handler` answers POST.
+pub(crate) fn post<F, Args>(handler: F) -> (Method, Route)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (Method::POST, web::to(handler))
+}
+
+/// A route for `serve`: `handler` answers DELETE.
+pub(crate) fn delete<F, Args>(handler: F) -> (Method, Route)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (Method::DELETE, web::to(handler))
 }
 
 /// The resource at `path`, serving each of `routes` for its method. Any other method

@@ -1,6 +1,5 @@
 //! The admin JSON API under `/api/admin` (role = admin; anyone else signed in: 403).
 
-use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +9,7 @@ use super::{jobs, overview};
 use crate::auth::AdminUser;
 use crate::db::models::DocumentView;
 use crate::error::{AppError, ErrorBody};
-use crate::web::{serve, AppState};
+use crate::web::{delete, get, post, serve, AppState};
 
 /// A job sent round again under a new job id.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -36,18 +35,15 @@ struct Paused {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let get = |handler| [(Method::GET, handler)];
-    let post = |handler| [(Method::POST, handler)];
-    let delete = |handler| [(Method::DELETE, handler)];
-    cfg.service(serve("/queue/status", get(web::to(status))))
-        .service(serve("/queue/jobs", get(web::to(list_jobs))))
-        .service(serve("/queue/jobs/{job_id}", get(web::to(job))))
-        .service(serve("/queue/retry-failed", post(web::to(retry_failed))))
-        .service(serve("/queue/retry/{job_id}", post(web::to(retry))))
-        .service(serve("/queue/cancel/{job_id}", delete(web::to(cancel))))
-        .service(serve("/queue/clean", delete(web::to(clean))))
-        .service(serve("/queue/pause", post(web::to(pause))))
-        .service(serve("/queue/resume", post(web::to(resume))));
+    cfg.service(serve("/queue/status", [get(status)]))
+        .service(serve("/queue/jobs", [get(list_jobs)]))
+        .service(serve("/queue/jobs/{job_id}", [get(job)]))
+        .service(serve("/queue/retry-failed", [post(retry_failed)]))
+        .service(serve("/queue/retry/{job_id}", [post(retry)]))
+        .service(serve("/queue/cancel/{job_id}", [delete(cancel)]))
+        .service(serve("/queue/clean", [delete(clean)]))
+        .service(serve("/queue/pause", [post(pause)]))
+        .service(serve("/queue/resume", [post(resume)]));
 }
 
 #[utoipa::path(get, path = "/api/admin/queue/status", tag = "admin", security(("bearer" = [])),

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::{header, Method};
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::Markup;
 
@@ -14,25 +14,23 @@ use super::{jobs, overview, pages};
 use crate::auth::TokenKeys;
 use crate::error::AppError;
 use crate::job_state::JobState;
-use crate::web::{serve, AppState};
+use crate::web::{get, post, serve, AppState};
 
 type Form = Option<web::Form<HashMap<String, String>>>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let get = |handler| [(Method::GET, handler)];
-    let post = |handler| [(Method::POST, handler)];
-    cfg.service(serve("", get(web::to(show_overview))))
-        .service(serve("/", get(web::to(show_overview))))
-        .service(serve("/login", [(Method::GET, web::to(show_login)), (Method::POST, web::to(log_in))]))
-        .service(serve("/logout", post(web::to(log_out))))
-        .service(serve("/jobs", get(web::to(show_jobs))))
-        .service(serve("/jobs/{job_id}", get(web::to(show_job))))
-        .service(serve("/actions/retry-failed", post(web::to(retry_failed))))
-        .service(serve("/actions/retry/{job_id}", post(web::to(retry))))
-        .service(serve("/actions/cancel/{job_id}", post(web::to(cancel))))
-        .service(serve("/actions/clean", post(web::to(clean))))
-        .service(serve("/actions/pause", post(web::to(pause))))
-        .service(serve("/actions/resume", post(web::to(resume))));
+    cfg.service(serve("", [get(show_overview)]))
+        .service(serve("/", [get(show_overview)]))
+        .service(serve("/login", [get(show_login), post(log_in)]))
+        .service(serve("/logout", [post(log_out)]))
+        .service(serve("/jobs", [get(show_jobs)]))
+        .service(serve("/jobs/{job_id}", [get(show_job)]))
+        .service(serve("/actions/retry-failed", [post(retry_failed)]))
+        .service(serve("/actions/retry/{job_id}", [post(retry)]))
+        .service(serve("/actions/cancel/{job_id}", [post(cancel)]))
+        .service(serve("/actions/clean", [post(clean)]))
+        .service(serve("/actions/pause", [post(pause)]))
+        .service(serve("/actions/resume", [post(resume)]));
 }
 
 fn html(markup: Markup) -> HttpResponse {
