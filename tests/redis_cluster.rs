@@ -65,7 +65,7 @@ impl RedisCluster {
         let start = Instant::now();
         for (i, port) in cluster.ports.clone().into_iter().enumerate() {
             let pid = cluster.nodes[i].id();
-            while !cluster.answers_as(port, pid) {
+            while !common::redis_answers_as(&cluster.url(port), pid) {
                 let exited = cluster.nodes[i].try_wait().ok().flatten().is_some();
                 if exited || start.elapsed() > Duration::from_secs(10) {
                     return None;
@@ -99,13 +99,6 @@ impl RedisCluster {
 
     fn url(&self, port: u16) -> String {
         format!("redis://127.0.0.1:{port}/")
-    }
-
-    /// Whether the server on `port` is the process `pid`: another test's may hold the port.
-    fn answers_as(&self, port: u16, pid: u32) -> bool {
-        let info: Option<String> =
-            self.node(port).and_then(|mut node| redis::cmd("INFO").arg("server").query(&mut node).ok());
-        info.is_some_and(|info| info.lines().any(|line| line.trim() == format!("process_id:{pid}")))
     }
 
     /// A plain (not cluster-aware) connection to one node, if it answers.

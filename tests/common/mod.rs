@@ -513,6 +513,16 @@ pub fn cpu_ticks(pid: u32) -> u64 {
 }
 
 /// A Redis server of the test's own (for tests that FLUSHALL or kill connections).
+/// Whether the Redis at `url` answers and is the process `pid`: a port found free can
+/// be taken by another test's server before this one binds it.
+pub fn redis_answers_as(url: &str, pid: u32) -> bool {
+    let info: Option<String> = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .ok()
+        .and_then(|mut conn| redis::cmd("INFO").arg("server").query(&mut conn).ok());
+    info.is_some_and(|info| info.lines().any(|line| line.trim() == format!("process_id:{pid}")))
+}
+
 pub struct OwnRedis {
     child: std::process::Child,
     pub url: String,
@@ -549,20 +559,11 @@ impl OwnRedis {
             .spawn()
             .expect("redis-server on PATH (scripts/test.sh installs it)");
         let url = format!("redis://127.0.0.1:{port}/");
-        let client = redis::Client::open(url.as_str()).unwrap();
-        // The server that answers must be this child: another test's Redis may hold the port.
-        let answered_by_child = |client: &redis::Client, pid: u32| {
-            let info: Option<String> = client
-                .get_connection()
-                .ok()
-                .and_then(|mut conn| redis::cmd("INFO").arg("server").query(&mut conn).ok());
-            info.is_some_and(|info| info.lines().any(|line| line.trim() == format!("process_id:{pid}")))
-        };
         for _ in 0..100 {
             if child.try_wait().ok().flatten().is_some() {
                 return None;
             }
-            if answered_by_child(&client, child.id()) {
+            if redis_answers_as(&url, child.id()) {
                 return Some(OwnRedis { child, url });
             }
             std::thread::sleep(Duration::from_millis(50));
