@@ -18,6 +18,11 @@ async fn server(env: &TestEnv, origins: &[&str]) -> TestServer {
 }
 
 async fn preflight(server: &TestServer, path: &str, origin: &str, method: &str) -> (u16, HeaderMap) {
+    let (status, headers, _) = preflight_with_body(server, path, origin, method).await;
+    (status, headers)
+}
+
+async fn preflight_with_body(server: &TestServer, path: &str, origin: &str, method: &str) -> (u16, HeaderMap, String) {
     let response = server
         .client
         .request(reqwest::Method::OPTIONS, server.url(path))
@@ -27,7 +32,8 @@ async fn preflight(server: &TestServer, path: &str, origin: &str, method: &str) 
         .send()
         .await
         .unwrap();
-    (response.status().as_u16(), response.headers().clone())
+    let (status, headers) = (response.status().as_u16(), response.headers().clone());
+    (status, headers, response.text().await.unwrap())
 }
 
 async fn get(server: &TestServer, path: &str, origin: &str) -> (u16, HeaderMap) {
@@ -83,6 +89,27 @@ async fn another_origin_gets_no_cors_header_at_all() {
     let (status, headers) = get(&server, "/api/documents", OTHER).await;
     assert_eq!(status, 200);
     assert!(no_cors_headers(&headers), "{headers:?}");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn a_refused_preflight_says_why_in_the_json_error_body() {
+    let env = TestEnv::new();
+    let server = server(&env, &[CHAT_APP]).await;
+    for (path, origin, method) in [
+        ("/api/documents/upload", OTHER, "POST"),
+        ("/api/ws-ticket", OTHER, "POST"),
+        ("/api/admin/queue/status", OTHER, "GET"),
+        ("/api/documents", CHAT_APP, "PATCH"),
+    ] {
+        let (status, headers, body) = preflight_with_body(&server, path, origin, method).await;
+        assert_eq!(status, 400, "preflight of {method} {path} from {origin}");
+        assert_eq!(header(&headers, "content-type"), Some("application/json"), "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("CORS: "), "{body}");
+        assert!(no_cors_headers(&headers), "{headers:?}");
+    }
     server.shutdown().await;
 }
 

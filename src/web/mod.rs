@@ -14,13 +14,13 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use actix_cors::Cors;
+use actix_cors::{Cors, CorsError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
-use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, Route};
+use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, ResponseError, Route};
 use futures_util::StreamExt;
 
 use crate::config::Config;
@@ -70,6 +70,24 @@ fn cors(allowed_origins: &[String]) -> Cors {
         .max_age(600)
 }
 
+/// actix-cors answers a refused preflight (an unlisted origin, method or header) itself,
+/// in plain text; this gives that answer the API's JSON error body, status unchanged.
+async fn cors_refusal_as_json(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(request).await?;
+    let Some(refusal) = response.response().error().and_then(|err| err.as_error::<CorsError>()) else {
+        return Ok(response.map_into_left_body());
+    };
+    let mut json = AppError::BadRequest(format!("CORS: {refusal}")).error_response();
+    if let Some(vary) = response.headers().get(header::VARY) {
+        json.headers_mut().insert(header::VARY, vary.clone());
+    }
+    let (request, _) = response.into_parts();
+    Ok(ServiceResponse::new(request, json).map_into_right_body())
+}
+
 /// The routes; `cors_allowed_origins` is `server.cors_allowed_origins`.
 pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
@@ -83,6 +101,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
         .service(
             web::scope("/api/documents")
                 .wrap(cors(cors_allowed_origins))
+                .wrap(actix_web::middleware::from_fn(cors_refusal_as_json))
                 .service(serve("", [get(documents::list)]))
                 .service(serve("/upload", [post(upload::upload)]))
                 .service(serve("/processing-status", [get(documents::processing_status)]))
@@ -91,8 +110,18 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
                 .service(serve("/cancel/{id}", [delete(documents::cancel)]))
                 .service(serve("/{id}", [get(documents::get_one), delete(documents::delete)])),
         )
-        .service(web::scope("/api/ws-ticket").wrap(cors(cors_allowed_origins)).service(serve("", [post(ws::ticket)])))
-        .service(web::scope("/api/admin").wrap(cors(cors_allowed_origins)).configure(admin::api::routes))
+        .service(
+            web::scope("/api/ws-ticket")
+                .wrap(cors(cors_allowed_origins))
+                .wrap(actix_web::middleware::from_fn(cors_refusal_as_json))
+                .service(serve("", [post(ws::ticket)])),
+        )
+        .service(
+            web::scope("/api/admin")
+                .wrap(cors(cors_allowed_origins))
+                .wrap(actix_web::middleware::from_fn(cors_refusal_as_json))
+                .configure(admin::api::routes),
+        )
         .service(
             web::scope("/admin")
                 .wrap(actix_web::middleware::from_fn(dashboard_body_in_time))
