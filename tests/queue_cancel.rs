@@ -6,10 +6,17 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix_web::ResponseError;
 use common::processors::ScriptedProcessor;
 use common::{admin_token, token, OwnRedis, TestEnv, TestServer};
 use docqueue::app::Role;
 use docqueue::db::documents;
+use docqueue::documents::{cancel_document, CancelError};
+use docqueue::error::AppError;
+use docqueue::job_state::JobState;
+use docqueue::progress::Publisher;
+use docqueue::queue::{NewJob, Queue};
+use redis::Commands;
 use serde_json::{json, Value};
 
 async fn cancel(server: &TestServer, user_token: &str, id: &str) -> (u16, Value) {
@@ -81,6 +88,49 @@ async fn cancelling_a_finished_job_is_409_and_another_users_is_404() {
     let (status, _) = cancel(&server, &token("mallory"), id).await;
     assert_eq!(status, 404);
     server.shutdown().await;
+}
+
+/// A cancel meets a running job that ends on its own before its worker looks for a
+/// cancel (every 250 ms): the answer is the 409 of any finished job, not a 202 that
+/// promises a `document.cancelled` that never comes. The test plays the worker, so the
+/// job ends exactly inside that window.
+#[actix_web::test]
+async fn a_job_that_completes_before_its_worker_sees_the_cancel_is_a_conflict() {
+    let env = TestEnv::new();
+    let config = env.config(json!({}));
+    let db = common::migrated_db(&env, json!({}));
+    let queue = Queue::new(&config.redis, &config.document_queue).unwrap();
+    let events = Publisher::new(queue.clone(), 100);
+    let row = common::queued_row("report");
+    let job = NewJob { job_id: row.job_id.clone(), document_id: row.id.clone(), ..common::text_job("report", "alice") };
+    let inserted = row.clone();
+    db.run(move |conn| documents::insert_all(conn, &[inserted])).await.unwrap();
+    queue.enqueue(&[job]).await.unwrap();
+    let mut conn = queue.dedicated_connection().await.unwrap();
+    let claimed = queue.claim(&mut conn, "w0").await.unwrap().unwrap();
+    let (id, job_id) = (row.id.clone(), row.job_id.clone());
+    let started = db.run(move |conn| documents::mark_processing(conn, &id, &job_id, "w0", 1)).await.unwrap();
+
+    let cancelling = tokio::spawn({
+        let (db, queue) = (db.clone(), queue.clone());
+        async move { cancel_document(&db, &queue, &events, started.unwrap()).await }
+    });
+    let mut redis = env.redis();
+    let job_key = redis.keys::<_, Vec<String>>(format!("*job:{}", row.job_id)).unwrap().remove(0);
+    common::eventually(Duration::from_secs(5), "the cancel to be asked", || {
+        let asked: Option<String> = redis.hget(&job_key, "cancel_requested").unwrap();
+        async move { asked.map(|_| ()) }
+    })
+    .await;
+    let (accepted, _) = queue.end_job_and_claim(&claimed, JobState::Completed, "", None).await.unwrap();
+    assert!(accepted, "the worker's completion");
+    let (id, job_id) = (row.id.clone(), row.job_id.clone());
+    assert!(db.run(move |conn| documents::mark_completed(conn, &id, &job_id, 2, None)).await.unwrap());
+
+    let answer = cancelling.await.unwrap();
+    assert!(matches!(answer, Err(CancelError::AlreadyFinished(JobState::Completed))), "{answer:?}");
+    let error = AppError::from(answer.unwrap_err());
+    assert_eq!(error.status_code(), 409, "{error}");
 }
 
 #[actix_web::test]

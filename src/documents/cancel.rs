@@ -58,7 +58,12 @@ pub async fn cancel_document(
         }
         CancelOutcome::Finished(state) => return Err(CancelError::AlreadyFinished(state)),
     }
-    reload(db, &document.id).await
+    let document = reload(db, &document.id).await?;
+    match document.queue_status {
+        // The job ended on its own while its worker had not yet seen the cancel.
+        state @ (JobState::Completed | JobState::Failed) => Err(CancelError::AlreadyFinished(state)),
+        _ => Ok(document),
+    }
 }
 
 async fn mark_cancelled(db: &Db, document: &Document) -> Result<bool, DbError> {
