@@ -52,6 +52,8 @@ async fn a_documents_events_arrive_in_order_through_completion() {
     assert_eq!(events.first().unwrap()["type"], "document.queued");
     // A new user's snapshot starts the sequence: no hole between it and the first event.
     assert_eq!(events.first().unwrap()["seq"].as_u64(), snapshot["seq"].as_u64().map(|seq| seq + 1));
+    // Under the REST API's name, and under the name earlier clients read.
+    assert_eq!(events.first().unwrap()["queue_position"], 1);
     assert_eq!(events.first().unwrap()["position"], 1);
     assert_eq!(events.last().unwrap()["chunk_count"], 4);
     let progress: Vec<&&Value> = events.iter().filter(|f| f["type"] == "document.progress").collect();
@@ -473,7 +475,7 @@ async fn a_killed_pubsub_connection_keeps_sockets_open_and_a_snapshot_fills_the_
 }
 
 #[actix_web::test]
-async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
+async fn a_client_that_stops_answering_pings_is_closed_with_1001_and_forgotten() {
     let env = TestEnv::new();
     let quick = json!({ "server": { "ws_ping_interval_ms": 200, "ws_silence_limit_ms": 1000 } });
     let server = server(&env, ScriptedProcessor::new(), quick).await;
@@ -488,6 +490,7 @@ async fn a_client_that_stops_answering_pings_is_dropped_and_forgotten() {
         async move { (hub.send(CountSessions).await.unwrap().sessions == 0).then_some(()) }
     })
     .await;
+    assert_eq!(silent.close_code(LIMIT).await, Some(1001), "reading again, it finds why it was closed");
     server.shutdown().await;
 }
 

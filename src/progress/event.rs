@@ -55,8 +55,13 @@ impl Subject {
         }
     }
 
+    /// The position goes out twice: as `queue_position`, its name in the REST API and
+    /// the snapshot, and as `position`, the name clients written before it read.
     pub fn queued(&self, position: Option<u64>) -> Event {
-        self.event("document.queued", json!({ "queue_status": JobState::Queued, "position": position }))
+        self.event(
+            "document.queued",
+            json!({ "queue_status": JobState::Queued, "queue_position": position, "position": position }),
+        )
     }
 
     pub fn progress(&self, progress: i32, stage: &str) -> Event {
@@ -103,7 +108,11 @@ impl Subject {
         self.event("document.cancelled", json!({ "queue_status": JobState::Cancelled }))
     }
 
+    /// The position under both names, as in `queued`.
     pub fn position(&self, position: u64, eta_seconds: Option<f64>) -> Event {
-        self.event("queue.position", json!({ "position": position, "eta_seconds": eta_seconds }))
+        self.event(
+            "queue.position",
+            json!({ "queue_position": position, "position": position, "eta_seconds": eta_seconds }),
+        )
     }
 }

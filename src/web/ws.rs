@@ -2,7 +2,8 @@
 //! for its user's events, sends a snapshot on connect (or, opened with `?since=SEQ`,
 //! the events after SEQ), and another whenever the Hub lost events; it answers
 //! `resume`, `cancel` and `ping` frames, pings the client every
-//! `server.ws_ping_interval_ms` and drops it once silent for `server.ws_silence_limit_ms`.
+//! `server.ws_ping_interval_ms` and closes it with 1001 once silent for
+//! `server.ws_silence_limit_ms`.
 //! Live events are never held back longer than a snapshot or a replay takes to send.
 //!
 //! Browsers open it with `?ticket=` (from `POST /api/ws-ticket`); other clients with
@@ -438,6 +439,11 @@ impl Actor for SessionActor {
                 ctx.stop();
             } else if act.last_heard.elapsed() > silence_limit {
                 log::info!("dropping silent WebSocket client of {}", act.user.id);
+                // A client still there (its pongs lost) learns why, and reconnects.
+                ctx.close(Some(ws::CloseReason {
+                    code: ws::CloseCode::Away,
+                    description: Some(format!("nothing heard from this client for {} ms", silence_limit.as_millis())),
+                }));
                 ctx.stop();
             } else {
                 ctx.ping(b"");

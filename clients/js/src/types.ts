@@ -67,6 +67,9 @@ interface EventFields<Type extends string> {
 
 export interface DocumentQueuedEvent extends EventFields<"document.queued"> {
   queue_status: "queued";
+  /** The queue position, under its name in the REST API and the snapshot. */
+  queue_position: number | null;
+  /** The same number, under the name earlier servers sent alone. */
   position: number | null;
 }
 
@@ -102,6 +105,8 @@ export interface DocumentCancelledEvent extends EventFields<"document.cancelled"
 }
 
 export interface QueuePositionEvent extends EventFields<"queue.position"> {
+  queue_position: number;
+  /** The same number as `queue_position`. */
   position: number;
   eta_seconds: number | null;
 }

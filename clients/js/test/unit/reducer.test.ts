@@ -8,8 +8,8 @@ function story(documentId: string, firstSeq: number): DocumentEvent[] {
   const on = { ...base, document_id: documentId };
   let seq = firstSeq;
   return [
-    { ...on, seq: seq++, type: "document.queued", queue_status: "queued", position: 3 },
-    { ...on, seq: seq++, type: "queue.position", position: 1, eta_seconds: 4.5 },
+    { ...on, seq: seq++, type: "document.queued", queue_status: "queued", queue_position: 3, position: 3 },
+    { ...on, seq: seq++, type: "queue.position", queue_position: 1, position: 1, eta_seconds: 4.5 },
     { ...on, seq: seq++, type: "document.progress", queue_status: "processing", progress: 10, stage: "extracting" },
     { ...on, seq: seq++, type: "document.progress", queue_status: "processing", progress: 55, stage: "chunking" },
     { ...on, seq: seq++, type: "document.failed", queue_status: "queued", error: "Redis went away", will_retry: true, attempt: 1 },
