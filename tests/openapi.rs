@@ -15,12 +15,16 @@ fn committed() -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-/// Every path `serve`d in src/web: the top-level paths and scopes of web/mod.rs and the
-/// admin API's paths, read from the source.
+/// Every path `serve`d in src/web: the top-level paths and scopes of web/mod.rs, the
+/// admin API's paths and the dashboard's, read from the source.
 fn served_paths() -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
     let mut paths = BTreeSet::new();
-    for (file, mut prefix) in [("mod.rs", String::new()), ("admin/api.rs", "/api/admin".to_string())] {
+    for (file, mut prefix) in [
+        ("mod.rs", String::new()),
+        ("admin/api.rs", "/api/admin".to_string()),
+        ("admin/dashboard.rs", "/admin".to_string()),
+    ] {
         let source = std::fs::read_to_string(root.join(file)).unwrap();
         // In source order: a scope sets the prefix of the paths served after it.
         let mut rest = source.as_str();
@@ -82,8 +86,11 @@ async fn every_route_is_described_and_every_described_route_exists() {
     let server = TestServer::start(env.config(json!({})), Role::Api).await;
     let registered = registered_routes(&server).await;
     assert!(registered.len() >= 20, "routes read from src/web: {registered:?}");
+    assert!(registered.contains(&("get".into(), "/admin/login".into())), "the dashboard's routes: {registered:?}");
     for (method, path) in &registered {
-        if path == "/api/openapi.json" {
+        // The dashboard is described by its entry, GET /admin: the rest are its pages
+        // and forms, for a browser.
+        if path.starts_with("/admin/") {
             continue;
         }
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} is not described");

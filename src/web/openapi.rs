@@ -9,6 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::admin::api as admin;
+use super::admin::dashboard;
 use super::{documents, health, metrics, search, upload, ws};
 use crate::progress::event::Event;
 
@@ -41,6 +42,8 @@ use crate::progress::event::Event;
         health::healthz,
         health::readyz,
         metrics::metrics,
+        serve,
+        dashboard::show_overview,
     ),
     components(schemas(Event, ws::ClientFrame, ws::ControlFrame)),
     modifiers(&BearerAuth),
@@ -49,7 +52,7 @@ use crate::progress::event::Event;
         (name = "search", description = "Using the result: chunks and semantic search"),
         (name = "progress", description = "Progress over WebSocket"),
         (name = "admin", description = "Watching and steering the queue (admin role)"),
-        (name = "health", description = "Liveness and readiness"),
+        (name = "health", description = "Liveness, readiness, metrics and this description"),
     )
 )]
 pub struct ApiDoc;
@@ -70,6 +73,9 @@ pub fn document() -> String {
     ApiDoc::openapi().to_pretty_json().unwrap_or_default()
 }
 
+/// This description.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "health", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 description of every route", content_type = "application/json")))]
 pub async fn serve() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(document())
 }

@@ -46,11 +46,17 @@ fn to_login() -> HttpResponse {
 }
 
 #[derive(serde::Deserialize)]
-struct Flash {
+pub(crate) struct Flash {
     flash: Option<String>,
 }
 
-async fn show_overview(
+/// The dashboard: its overview page for a signed-in admin, otherwise a redirect to its
+/// login page. Its other pages and forms are for a browser, not an API client.
+#[utoipa::path(get, path = "/admin", tag = "admin", operation_id = "dashboard",
+    responses(
+        (status = 200, description = "The overview page", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /admin/login")))]
+pub(crate) async fn show_overview(
     request: HttpRequest,
     state: web::Data<AppState>,
     flash: web::Query<Flash>,
