@@ -19,6 +19,15 @@ pub enum JobState {
     Cancelled,
 }
 
+/// The OpenAPI schema of a document's `queue_status`: `JobState` without `delayed`,
+/// which only Redis and the admin views know.
+pub fn document_status_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(JobState::OF_DOCUMENTS.iter().map(|state| state.as_str())))
+        .build()
+}
+
 /// A state name that is none of ours: stored data from elsewhere, or corrupted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown job state `{0}`")]

@@ -107,6 +107,7 @@ pub struct DocumentView {
     pub content_type: String,
     pub size_bytes: i64,
     pub sha256: String,
+    #[schema(schema_with = crate::job_state::document_status_schema)]
     pub queue_status: JobState,
     pub queue_priority: i32,
     pub progress: i32,

@@ -56,6 +56,7 @@ struct UploadedDocument {
     content_type: String,
     size_bytes: i64,
     sha256: String,
+    #[schema(schema_with = crate::job_state::document_status_schema)]
     queue_status: JobState,
     queue_position: Option<u64>,
 }

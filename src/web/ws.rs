@@ -215,7 +215,12 @@ pub enum ControlFrame {
     Pong { ts: i64 },
     /// The answer to `cancel`: the document's status after it.
     #[serde(rename = "cancel.accepted")]
-    CancelAccepted { document_id: String, queue_status: JobState, ts: i64 },
+    CancelAccepted {
+        document_id: String,
+        #[schema(schema_with = crate::job_state::document_status_schema)]
+        queue_status: JobState,
+        ts: i64,
+    },
 }
 
 impl ControlFrame {
