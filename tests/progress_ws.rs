@@ -416,6 +416,26 @@ async fn a_bad_token_is_refused_before_the_upgrade() {
 }
 
 #[actix_web::test]
+async fn an_empty_since_starts_with_a_snapshot_and_a_malformed_one_is_refused_with_400() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({})).await;
+    let alice = token("alice");
+    let ws = server.base.replacen("http", "ws", 1);
+    let (socket, _) = tokio_tungstenite::connect_async(format!("{ws}/ws?token={alice}&since=")).await.unwrap();
+    let mut fresh = WsClient { socket };
+    assert_eq!(fresh.next_json(LIMIT).await.unwrap()["type"], "snapshot");
+    match tokio_tungstenite::connect_async(format!("{ws}/ws?token={alice}&since=undefined")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert!(body["error"]["message"].as_str().unwrap().contains("since"), "{body}");
+        }
+        other => panic!("expected a 400, got {:?}", other.map(|_| "an upgrade")),
+    }
+    stop(server, vec![fresh]).await;
+}
+
+#[actix_web::test]
 async fn progress_from_a_worker_process_reaches_a_client_of_an_api_process() {
     let env = TestEnv::new();
     let api = TestServer::start(env.config(json!({})), Role::Api).await;

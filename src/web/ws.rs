@@ -69,7 +69,20 @@ pub async fn ticket(user: AuthUser, state: web::Data<AppState>) -> Result<web::J
 #[derive(Deserialize)]
 struct ConnectQuery {
     ticket: Option<String>,
-    since: Option<u64>,
+    since: Option<String>,
+}
+
+impl ConnectQuery {
+    /// `since`, when given: an empty one (a URL built before any event came) asks for
+    /// nothing to resume, as no `since` does.
+    fn resume_from(&self) -> Result<Option<u64>, AppError> {
+        match self.since.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(seq) => seq.parse().map(Some).map_err(|_| {
+                AppError::BadRequest("`since` must be the seq of an event the client received (a whole number)".into())
+            }),
+        }
+    }
 }
 
 /// The progress socket. Frames are JSON text: the server sends a `snapshot` (or, with
@@ -93,6 +106,7 @@ pub async fn connect(
     let query = web::Query::<ConnectQuery>::from_query(request.query_string())
         .map_err(|e| AppError::BadRequest(format!("bad query string: {e}")))?
         .into_inner();
+    let resume_from = query.resume_from()?;
     let user = match query.ticket {
         Some(ticket) => {
             // A request that cannot become a socket must not spend the ticket.
@@ -119,7 +133,7 @@ pub async fn connect(
         hub: hub.get_ref().clone(),
         session_id: None,
         last_heard: Instant::now(),
-        resume_from: query.since,
+        resume_from,
         held_back: None,
         snapshot_in_flight: false,
         replaying: false,
