@@ -82,6 +82,8 @@ async fn every_hostile_file_fails_with_its_reason_and_the_server_is_untouched() 
         ("inflating.pdf", hostile::inflating_pdf(2 << 30), "processing.max_"),
         ("bomb.docx", hostile::docx_zip_bomb(), "max_docx_uncompressed_bytes"),
         ("truncated.pdf", hostile::truncated_pdf(), "damaged or truncated"),
+        // 1 MiB of attribute in a few KB, quoted by the reader's error.
+        ("long-type.xlsx", hostile::xlsx_with_a_long_cell_type(1 << 20), "Unknown cell 't' attribute"),
     ];
     let mut uploaded = Vec::new();
     for (name, bytes, reason) in cases {
@@ -99,6 +101,7 @@ async fn every_hostile_file_fails_with_its_reason_and_the_server_is_untouched() 
         assert_eq!(doc["queue_status"], "failed", "{name}: {doc}\n{}", server.log_text());
         let error = doc["error"].as_str().unwrap_or_default();
         assert!(error.contains(reason), "{name}: the reason {error:?} should name {reason:?}");
+        assert!(error.chars().count() <= 1_001, "{name}: a reason of {} characters", error.chars().count());
         println!("{name}: {error}");
         jobs.insert(*name, job_id.clone());
     }

@@ -66,6 +66,21 @@ pub enum ProcessError {
     Deferred { until_ended: String },
 }
 
+/// A failure's reason or a completion's warning is kept in the row and the job hash,
+/// sent in events and in every snapshot. A reader's message may quote what a hostile
+/// file holds (a 1 MB attribute from a 2 KB spreadsheet), so it is cut to this many
+/// characters.
+const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`], an ellipsis marking the cut.
+pub fn bounded_message(mut text: String) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Processed {
     pub chunk_count: i32,

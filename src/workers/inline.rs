@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::db::models::Document;
 use crate::db::{documents, Db, DbError};
 use crate::job_state::JobState;
-use crate::processing::processor::{JobContext, ProcessError, Processor};
+use crate::processing::processor::{bounded_message, JobContext, ProcessError, Processor};
 use crate::processing::step_times::StepTimes;
 
 /// How often a deferred document (an identical one in flight) is tried again.
@@ -36,9 +36,13 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
     db.run(move |conn| {
         match outcome {
             Ok(processed) => {
-                documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count, processed.warning.as_deref())?
+                let warning = processed.warning.map(bounded_message);
+                documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count, warning.as_deref())?
             }
-            Err(err) => documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&err.to_string()))?,
+            Err(err) => {
+                let reason = bounded_message(err.to_string());
+                documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&reason))?
+            }
         };
         Ok(())
     })

@@ -13,7 +13,7 @@ use super::WorkerDeps;
 use crate::db::attempts::{self, AttemptOutcome};
 use crate::db::documents;
 use crate::job_state::JobState;
-use crate::processing::processor::{CancelReason, JobContext, ProcessError, Processed};
+use crate::processing::processor::{bounded_message, CancelReason, JobContext, ProcessError, Processed};
 use crate::processing::step_times::Step;
 use crate::progress::pump::spawn_pump;
 use crate::progress::Subject;
@@ -186,13 +186,19 @@ async fn supervise(deps: &WorkerDeps, context: JobContext, cancel: watch::Receiv
 
     let reason = *cancel.borrow();
     match (outcome, reason) {
-        (Ok(processed), _) => Outcome::Done(processed),
+        (Ok(processed), _) => Outcome::Done(Processed { warning: processed.warning.map(bounded_message), ..processed }),
         // Whatever a cancelled processor returns, it stopped because it was told to.
         (Err(_), Some(reason)) => Outcome::Cancelled(reason),
         (Err(ProcessError::Cancelled), None) => {
             Outcome::Failed(ProcessError::Transient("the processor stopped without a reason".into()))
         }
-        (Err(err), None) => Outcome::Failed(err),
+        (Err(ProcessError::Permanent(reason)), None) => {
+            Outcome::Failed(ProcessError::Permanent(bounded_message(reason)))
+        }
+        (Err(ProcessError::Transient(reason)), None) => {
+            Outcome::Failed(ProcessError::Transient(bounded_message(reason)))
+        }
+        (Err(deferred @ ProcessError::Deferred { .. }), None) => Outcome::Failed(deferred),
     }
 }
 

@@ -93,3 +93,28 @@ pub fn truncated_pdf() -> Vec<u8> {
     let whole = super::fixture("debian-reference-excerpt.pdf");
     whole[..whole.len() / 2].to_vec()
 }
+
+/// A real spreadsheet whose first sheet is one cell with a type (`t`) of `chars`
+/// letters: a few KB compressed, and its reader's error quotes the whole attribute.
+pub fn xlsx_with_a_long_cell_type(chars: usize) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(super::fixture("harbours.xlsx"))).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).unwrap();
+        let name = entry.name().unwrap().to_string();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            bytes = format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1"><c r="A1" t="{}"><v>1</v></c></row></sheetData></worksheet>"#,
+                "A".repeat(chars)
+            )
+            .into_bytes();
+        }
+        out.start_file(name, options).unwrap();
+        out.write_all(&bytes).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
