@@ -185,6 +185,7 @@ async fn start_inner(
             processor,
             uploads: Default::default(),
             searchers: Default::default(),
+            sockets: Default::default(),
             searches: Arc::new(tokio::sync::Semaphore::new(config.server.max_concurrent_searches)),
         });
         let keys = web::Data::new(token_keys.clone());

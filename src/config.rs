@@ -41,6 +41,8 @@ pub struct ServerConfig {
     pub ws_silence_limit_ms: u64,
     /// Events that may wait for one WebSocket session beyond what its socket holds.
     pub ws_max_pending_events: usize,
+    /// WebSockets one user may have open in this process.
+    pub ws_max_sockets_per_user: usize,
     pub body_timeout_secs: u64,
     pub max_concurrent_searches: usize,
     /// Origins (`scheme://host[:port]`) whose pages may call the API from a browser.
@@ -338,6 +340,9 @@ impl Config {
         }
         if self.server.ws_max_pending_events == 0 {
             return invalid("server.ws_max_pending_events", "must be at least 1");
+        }
+        if self.server.ws_max_sockets_per_user == 0 {
+            return invalid("server.ws_max_sockets_per_user", "must be at least 1");
         }
         // Silence is judged at each ping: a limit within one interval drops clients that answer.
         if self.server.ws_silence_limit_ms <= self.server.ws_ping_interval_ms {

@@ -435,6 +435,57 @@ async fn an_empty_since_starts_with_a_snapshot_and_a_malformed_one_is_refused_wi
     stop(server, vec![fresh]).await;
 }
 
+/// A user has at most `server.ws_max_sockets_per_user` sockets open: one more is
+/// refused with 429, or, opened with a ticket as a browser does, closed with 4029.
+/// Another user's socket opens, and closing one of the user's makes room.
+#[actix_web::test]
+async fn a_user_past_the_socket_limit_is_refused_and_a_closed_socket_makes_room() {
+    let env = TestEnv::new();
+    let server = server(&env, ScriptedProcessor::new(), json!({ "server": { "ws_max_sockets_per_user": 3 } })).await;
+    let alice = token("alice");
+    let ws = server.base.replacen("http", "ws", 1);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut socket = WsClient::connect(&server.base, &alice).await;
+        socket.snapshot().await;
+        open.push(socket);
+    }
+    match tokio_tungstenite::connect_async(format!("{ws}/ws?token={alice}")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            let body: Value = serde_json::from_slice(response.body().as_deref().unwrap_or_default()).unwrap();
+            assert!(body["error"]["message"].as_str().unwrap().contains("ws_max_sockets_per_user"), "{body}");
+        }
+        other => panic!("expected a 429, got {:?}", other.map(|_| "an upgrade")),
+    }
+    let ticket: Value = server
+        .client
+        .post(server.url("/api/ws-ticket"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("{ws}/ws?ticket={}", ticket["ticket"].as_str().unwrap());
+    let mut refused = WsClient { socket: tokio_tungstenite::connect_async(url).await.unwrap().0 };
+    assert_eq!(refused.close_code(LIMIT).await, Some(4029));
+
+    let mut bob = WsClient::connect(&server.base, &token("bob")).await;
+    bob.snapshot().await;
+    let mut closed = open.remove(0);
+    closed.socket.close(None).await.unwrap();
+    let mut again = common::eventually(LIMIT, "room for another of alice's sockets", || {
+        let url = format!("{ws}/ws?token={alice}");
+        async move { tokio_tungstenite::connect_async(url).await.ok().map(|(socket, _)| WsClient { socket }) }
+    })
+    .await;
+    again.snapshot().await;
+    open.extend([bob, again]);
+    stop(server, open).await;
+}
+
 #[actix_web::test]
 async fn progress_from_a_worker_process_reaches_a_client_of_an_api_process() {
     let env = TestEnv::new();

@@ -51,6 +51,8 @@ pub struct AppState {
     /// Searches of each user at work, for the per-user share of
     /// `server.max_concurrent_searches` (see `search::search`).
     pub searchers: Arc<Slots>,
+    /// Open WebSockets, for `server.ws_max_sockets_per_user`.
+    pub sockets: Arc<Slots>,
     /// Searches running at once in this process (`server.max_concurrent_searches`).
     pub searches: Arc<tokio::sync::Semaphore>,
 }

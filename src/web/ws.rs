@@ -8,6 +8,8 @@
 //!
 //! Browsers open it with `?ticket=` (from `POST /api/ws-ticket`); other clients with
 //! the bearer token, in the header or `?token=`. A refused ticket is closed with 4401.
+//! A user has at most `server.ws_max_sockets_per_user` sockets open in a process: one
+//! more is refused with 429 (closed with 4029 when it came with a ticket).
 //!
 //! A session lives no longer than its token: at the token's `exp` it is closed with
 //! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
@@ -25,6 +27,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use serde::{Deserialize, Serialize};
 
+use super::slots::Slot;
 use super::{comparable_with_stored, AppState};
 use crate::auth::{authenticate, issue_ws_ticket, redeem_ws_ticket, AuthUser, WS_TICKET_TTL};
 use crate::db::documents;
@@ -45,6 +48,9 @@ pub const TICKET_REFUSED: u16 = 4401;
 /// bound, every event of its user would pile up for as long as the connection stays
 /// open). Reconnecting with `since` resumes.
 pub const TOO_FAR_BEHIND: u16 = 4008;
+/// The close code for a socket opened with a ticket while its user already has
+/// `server.ws_max_sockets_per_user` open (as HTTP's 429).
+pub const TOO_MANY_SOCKETS: u16 = 4029;
 
 /// A one-time ticket for opening `/ws` from a browser.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -96,7 +102,8 @@ impl ConnectQuery {
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol: frames are Snapshot, Event and ControlFrame; the client sends ClientFrame"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, description = "The user has server.ws_max_sockets_per_user WebSockets open; opened with a ticket, the socket is closed with 4029 instead", body = ErrorBody)))]
 pub async fn connect(
     request: HttpRequest,
     stream: web::Payload,
@@ -107,27 +114,38 @@ pub async fn connect(
         .map_err(|e| AppError::BadRequest(format!("bad query string: {e}")))?
         .into_inner();
     let resume_from = query.resume_from()?;
-    let user = match query.ticket {
+    let limits = &state.config.server;
+    let take_socket = |user: &AuthUser| state.sockets.take(&user.id, limits.ws_max_sockets_per_user, usize::MAX);
+    let (user, socket) = match query.ticket {
         Some(ticket) => {
             // A request that cannot become a socket must not spend the ticket.
             handshake_checked(&request)?;
-            match redeem_ws_ticket(&state.queue, &ticket).await? {
-                Some(user) => user,
-                // A browser sees only close codes, never the status of a refused handshake.
-                None => return ws::start(RefusedTicket, &request, stream),
+            // A browser sees only close codes, never the status of a refused handshake.
+            let Some(user) = redeem_ws_ticket(&state.queue, &ticket).await? else {
+                return ws::start(Refused::ticket(), &request, stream);
+            };
+            match take_socket(&user) {
+                Some(socket) => (user, socket),
+                None => return ws::start(Refused::too_many_sockets(limits.ws_max_sockets_per_user), &request, stream),
             }
         }
-        // Checked before the upgrade: non-browser clients read the 401.
+        // Checked before the upgrade: non-browser clients read the 401 or the 429.
         None => {
             let user = authenticate(&request, true)?;
             handshake_checked(&request)?;
-            user
+            let socket = take_socket(&user).ok_or_else(|| {
+                AppError::TooManyRequests(format!(
+                    "this user has {} WebSockets open (server.ws_max_sockets_per_user); close one first",
+                    limits.ws_max_sockets_per_user
+                ))
+            })?;
+            (user, socket)
         }
     };
-    let limits = &state.config.server;
     let frames = FrameBudget::new(limits.ws_frames_per_sec, limits.ws_frame_burst);
     let session = SessionActor {
         user,
+        _socket: socket,
         frames,
         state,
         hub: hub.get_ref().clone(),
@@ -153,27 +171,49 @@ fn handshake_checked(request: &HttpRequest) -> Result<(), AppError> {
     })
 }
 
-/// A socket opened with a refused ticket: closed at once with `TICKET_REFUSED`.
-struct RefusedTicket;
+/// A socket opened only to be closed at once with a code a browser can read.
+struct Refused {
+    code: u16,
+    description: String,
+}
 
-impl Actor for RefusedTicket {
+impl Refused {
+    fn ticket() -> Refused {
+        Refused {
+            code: TICKET_REFUSED,
+            description: "ticket unknown, expired or already used; get a new one from POST /api/ws-ticket".into(),
+        }
+    }
+
+    fn too_many_sockets(limit: usize) -> Refused {
+        Refused {
+            code: TOO_MANY_SOCKETS,
+            description: format!("this user has {limit} WebSockets open (server.ws_max_sockets_per_user)"),
+        }
+    }
+}
+
+impl Actor for Refused {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::Other(TICKET_REFUSED),
-            description: Some("ticket unknown, expired or already used; get a new one from POST /api/ws-ticket".into()),
+            code: ws::CloseCode::Other(self.code),
+            description: Some(std::mem::take(&mut self.description)),
         }));
         ctx.stop();
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for RefusedTicket {
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Refused {
     fn handle(&mut self, _: Result<ws::Message, ws::ProtocolError>, _: &mut Self::Context) {}
 }
 
 pub struct SessionActor {
     user: AuthUser,
+    /// The user's place among `server.ws_max_sockets_per_user`, held until the actor is
+    /// gone: also while its client has stopped reading and the Hub has let it go.
+    _socket: Slot,
     frames: FrameBudget,
     state: web::Data<AppState>,
     hub: Addr<Hub>,
