@@ -133,7 +133,7 @@ pub async fn search(
     let waiting_since = tokio::time::Instant::now();
     let too_busy = || AppError::Busy("too many searches are running; try again shortly".into());
     let per_user = (state.config.server.max_concurrent_searches / 2).max(1);
-    let _mine = loop {
+    let mine = loop {
         if let Some(slot) = state.searchers.take(&user.id, per_user, usize::MAX) {
             break slot;
         }
@@ -142,12 +142,14 @@ pub async fn search(
         }
         tokio::time::sleep(OWN_TURN_POLL).await;
     };
-    let _turn =
-        tokio::time::timeout(SEARCH_TURN_WAIT.saturating_sub(waiting_since.elapsed()), state.searches.acquire())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(too_busy)?;
+    let turn = tokio::time::timeout(
+        SEARCH_TURN_WAIT.saturating_sub(waiting_since.elapsed()),
+        state.searches.clone().acquire_owned(),
+    )
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .ok_or_else(too_busy)?;
     let vector = state
         .embedder
         .embed(std::slice::from_ref(&q))
@@ -162,6 +164,14 @@ pub async fn search(
         .ok_or_else(|| AppError::internal("the embedder returned no vector"))?;
 
     let user_id = user.id.clone();
-    let results = state.db.run(move |conn| rank::nearest_chunks(conn, &user_id, &vector, k)).await?;
+    let results = state
+        .db
+        .run(move |conn| {
+            // Given back when the scan ends, not when the request does: a client that
+            // hangs up cannot free its turn while the scan it started runs on.
+            let _held = (mine, turn);
+            rank::nearest_chunks(conn, &user_id, &vector, k)
+        })
+        .await?;
     Ok(HttpResponse::Ok().json(SearchResults { results }))
 }
