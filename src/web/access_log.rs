@@ -1,13 +1,16 @@
 //! The access log: one line per request, with every credential taken out. A bearer
 //! token in `?token=` (WebSocket clients that cannot set headers) or a one-time
 //! `?ticket=` would otherwise sit in log files for as long as they are kept; headers,
-//! `Authorization` among them, are never logged.
+//! `Authorization` among them, are never logged. Query values are logged only for the
+//! parameters known to hold none: a list of secrets to hide would miss `%74oken=`,
+//! which the server decodes and accepts as `token=`.
 
 use actix_web::dev::ServiceRequest;
 use actix_web::middleware::Logger;
 
-/// Query parameters whose values are credentials.
-const SECRET_PARAMETERS: &[&str] = &["token", "ticket", "access_token"];
+/// Query parameters whose values are logged: paging, filters and resumption, never a
+/// credential nor what a user wrote (a search's `q`).
+const LOGGED_PARAMETERS: &[&str] = &["since", "cursor", "limit", "status", "state", "k", "user", "older_than"];
 
 /// "GET /ws?token=[redacted] HTTP/1.1 101 3ms", not /healthz.
 pub fn logger() -> Logger {
@@ -25,15 +28,19 @@ fn request_line(request: &ServiceRequest) -> String {
     }
 }
 
-/// The query with the values of credential parameters replaced by `[redacted]`.
+/// The query with every value but those of `LOGGED_PARAMETERS` (named as the server
+/// decodes them) replaced by `[redacted]`.
 pub fn redacted_query(query: &str) -> String {
     query
         .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if SECRET_PARAMETERS.iter().any(|secret| name.eq_ignore_ascii_case(secret)) => {
+        .map(|pair| {
+            let Some((name, _)) = pair.split_once('=') else { return pair.to_string() };
+            let decoded = form_urlencoded::parse(pair.as_bytes()).next().map(|(name, _)| name).unwrap_or_default();
+            if LOGGED_PARAMETERS.contains(&decoded.as_ref()) {
+                pair.to_string()
+            } else {
                 format!("{name}=[redacted]")
             }
-            _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
         .join("&")
@@ -44,10 +51,19 @@ mod tests {
     use super::redacted_query;
 
     #[test]
-    fn credential_parameters_are_redacted_and_the_rest_kept() {
+    fn credentials_and_unknown_values_are_redacted_and_paging_kept() {
         assert_eq!(redacted_query("token=abc.def.ghi&since=4"), "token=[redacted]&since=4");
         assert_eq!(redacted_query("since=4&TICKET=xyz"), "since=4&TICKET=[redacted]");
-        assert_eq!(redacted_query("q=token&k=5"), "q=token&k=5");
+        assert_eq!(redacted_query("status=failed&limit=50&cursor=01J"), "status=failed&limit=50&cursor=01J");
+        assert_eq!(redacted_query("q=my+secret+plans&k=5"), "q=[redacted]&k=5");
         assert_eq!(redacted_query(""), "");
+    }
+
+    #[test]
+    fn a_credential_under_an_encoded_name_is_redacted_too() {
+        assert_eq!(redacted_query("%74oken=abc.def.ghi"), "%74oken=[redacted]");
+        assert_eq!(redacted_query("since=4&ti%63ket=xyz"), "since=4&ti%63ket=[redacted]");
+        // A logged parameter under an encoded name is still itself.
+        assert_eq!(redacted_query("%73ince=4"), "%73ince=4");
     }
 }
