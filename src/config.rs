@@ -76,6 +76,8 @@ pub struct StorageConfig {
     pub max_upload_bytes: u64,
     pub max_files_per_upload: usize,
     pub max_unfinished_per_user: i64,
+    /// The bytes one user's stored files may take, whatever their documents' status.
+    pub max_bytes_per_user: i64,
     pub max_form_field_bytes: u64,
     pub max_concurrent_uploads_per_user: usize,
     pub max_concurrent_uploads: usize,
@@ -358,6 +360,9 @@ impl Config {
         }
         if self.server.body_timeout_secs == 0 {
             return invalid("server.body_timeout_secs", "must be above 0");
+        }
+        if self.storage.max_bytes_per_user < 1 {
+            return invalid("storage.max_bytes_per_user", "must be at least 1");
         }
         if self.storage.max_concurrent_uploads_per_user == 0 || self.storage.max_concurrent_uploads == 0 {
             return invalid("storage.max_concurrent_uploads", "must be at least 1 (per user and in all)");

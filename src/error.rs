@@ -24,6 +24,9 @@ pub enum AppError {
     PayloadTooLarge { limit: u64 },
     #[error("unsupported file type {detected}; accepted: PDF, DOCX, XLSX, PPTX, ODT, ODS, EPUB, HTML, Markdown, plain text, CSV, and PNG, JPEG, TIFF and WebP images")]
     UnsupportedMediaType { detected: String },
+    /// The user's stored files would exceed `storage.max_bytes_per_user`.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("{0}")]
     TooManyRequests(String),
     /// Too many requests at this moment: worth retrying shortly (sent with Retry-After).
@@ -53,6 +56,7 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
+            AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::TooManyRequests(_) | AppError::Busy(_) => "too_many_requests",
             AppError::RequestTimeout(_) => "request_timeout",
             AppError::Unavailable(_) => "service_unavailable",
@@ -89,6 +93,7 @@ impl ResponseError for AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::TooManyRequests(_) | AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

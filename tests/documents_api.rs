@@ -324,6 +324,37 @@ async fn uploads_beyond_the_unfinished_limit_are_429_and_other_users_are_unaffec
     server.shutdown().await;
 }
 
+/// Every stored file counts, finished documents' too, until its document is deleted:
+/// past `storage.max_bytes_per_user` an upload is 507 and stores nothing, at once when
+/// the user is full already; deleting makes room, and another user is unaffected.
+#[actix_web::test]
+async fn uploads_past_the_users_stored_bytes_are_507_until_a_document_is_deleted() {
+    let env = TestEnv::new();
+    let server = api_server(&env, json!({ "storage": { "max_bytes_per_user": 3000 } })).await;
+    let alice = token("alice");
+    let kilobytes = |n: usize| vec![b'a'; n * 1000];
+    let first = server.upload(&alice, &[("one.txt", kilobytes(2))], None).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let over = server.upload(&alice, &[("two.txt", kilobytes(2))], None).await;
+    assert_eq!(over.status(), 507);
+    let body: Value = over.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "insufficient_storage");
+    assert!(body["error"]["message"].as_str().unwrap().contains("storage.max_bytes_per_user"), "{body}");
+    assert_eq!(env.stored_files().len(), 1, "nothing stored for the refused upload");
+    assert_eq!(server.upload(&alice, &[("small.txt", kilobytes(1))], None).await.status(), 202);
+    // Full: refused before the body is read.
+    assert_eq!(server.upload(&alice, &[("tiny.txt", b"x".to_vec())], None).await.status(), 507);
+    assert_eq!(server.upload(&token("bob"), &[("bob.txt", kilobytes(2))], None).await.status(), 202);
+
+    let id = first["documents"][0]["id"].as_str().unwrap();
+    let deleted =
+        server.client.delete(server.url(&format!("/api/documents/{id}"))).bearer_auth(&alice).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    assert_eq!(server.upload(&alice, &[("two.txt", kilobytes(2))], None).await.status(), 202);
+    server.shutdown().await;
+}
+
 #[actix_web::test]
 async fn twelve_concurrent_uploads_under_a_limit_of_two_accept_exactly_two() {
     let env = TestEnv::new();

@@ -43,16 +43,29 @@ fn insert_rows(conn: &mut DbConnection, rows: &[Document]) -> Result<(), DbError
     Ok(())
 }
 
+/// Why a user's new rows were not inserted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverLimit {
+    /// They would take the user past `max_unfinished` documents queued or processing;
+    /// holds how many the user has.
+    Unfinished(i64),
+    /// Their files would take the user's stored bytes past `max_bytes`; holds how many
+    /// the user's documents take.
+    StoredBytes(i64),
+}
+
 /// Inserts a user's new rows unless they would take the user past `max_unfinished`
-/// documents queued or processing; then nothing is inserted and the count is returned.
-/// The count and the insert are one step: concurrent uploads of one user wait for each
-/// other (a per-user advisory lock on PostgreSQL, the write lock on SQLite).
+/// documents queued or processing, or past `max_bytes` of stored files; then nothing
+/// is inserted. The checks and the insert are one step: concurrent uploads of one user
+/// wait for each other (a per-user advisory lock on PostgreSQL, the write lock on
+/// SQLite).
 pub fn insert_within_limit(
     conn: &mut DbConnection,
     user_id: &str,
     rows: &[Document],
     max_unfinished: i64,
-) -> Result<Result<(), i64>, DbError> {
+    max_bytes: i64,
+) -> Result<Result<(), OverLimit>, DbError> {
     write_transaction(conn, |conn| {
         if let DbConnection::Postgresql(pg) = conn {
             diesel::sql_query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -61,7 +74,11 @@ pub fn insert_within_limit(
         }
         let unfinished = count_unfinished_for_user(conn, user_id)?;
         if unfinished + rows.len() as i64 > max_unfinished {
-            return Ok(Err(unfinished));
+            return Ok(Err(OverLimit::Unfinished(unfinished)));
+        }
+        let stored = stored_bytes_for_user(conn, user_id)?;
+        if stored + rows.iter().map(|row| row.size_bytes).sum::<i64>() > max_bytes {
+            return Ok(Err(OverLimit::StoredBytes(stored)));
         }
         insert_rows(conn, rows).map(Ok)
     })
@@ -350,6 +367,19 @@ pub fn queued_for_users(conn: &mut DbConnection, user_ids: &[String], limit: i64
 /// How many of the user's documents are queued or processing.
 pub fn count_unfinished_for_user(conn: &mut DbConnection, user_id: &str) -> Result<i64, DbError> {
     Ok(documents::table.filter(documents::user_id.eq(user_id)).filter(unfinished()).count().get_result(conn)?)
+}
+
+/// The bytes of the user's stored files: every document's, whatever its status, as
+/// each keeps its file until it is deleted.
+pub fn stored_bytes_for_user(conn: &mut DbConnection, user_id: &str) -> Result<i64, DbError> {
+    // Diesel types a sum of bigints as numeric; no user stores 2^63 bytes.
+    let total: Option<i64> = documents::table
+        .filter(documents::user_id.eq(user_id))
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(
+            "CAST(SUM(size_bytes) AS BIGINT)",
+        ))
+        .first(conn)?;
+    Ok(total.unwrap_or(0))
 }
 
 /// Counts of the user's documents per status.

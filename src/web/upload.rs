@@ -17,7 +17,7 @@ use super::multipart_headers::{self, PartHeaderSanitizer};
 use super::AppState;
 use crate::auth::AuthUser;
 use crate::config::ProcessingMode;
-use crate::db::documents;
+use crate::db::documents::{self, OverLimit};
 use crate::db::models::{now, Document, FileFacts};
 use crate::error::{AppError, ErrorBody};
 use crate::job_state::JobState;
@@ -89,7 +89,8 @@ struct UploadForm {
         (status = 408, description = "The body stalled", body = ErrorBody),
         (status = 413, description = "Over the size limit", body = ErrorBody),
         (status = 415, description = "Not a supported type", body = ErrorBody),
-        (status = 429, description = "Too many unfinished documents or uploads at once", body = ErrorBody)))]
+        (status = 429, description = "Too many unfinished documents or uploads at once", body = ErrorBody),
+        (status = 507, description = "The user's stored files would pass storage.max_bytes_per_user", body = ErrorBody)))]
 pub async fn upload(
     user: AuthUser,
     state: web::Data<AppState>,
@@ -111,12 +112,21 @@ pub async fn upload(
     let idle = std::time::Duration::from_secs(state.config.server.body_timeout_secs);
     // Refused before a byte is stored: one user cannot flood the queue without bound.
     let user_id = user.id.clone();
-    let unfinished = state.db.run(move |conn| documents::count_unfinished_for_user(conn, &user_id)).await?;
+    let (unfinished, stored) = state
+        .db
+        .run(move |conn| {
+            let unfinished = documents::count_unfinished_for_user(conn, &user_id)?;
+            Ok((unfinished, documents::stored_bytes_for_user(conn, &user_id)?))
+        })
+        .await?;
     if unfinished >= limits.max_unfinished_per_user {
         return Err(AppError::TooManyRequests(format!(
             "you already have {unfinished} documents waiting or processing (at most {}); try again when some finish",
             limits.max_unfinished_per_user
         )));
+    }
+    if stored >= limits.max_bytes_per_user {
+        return Err(over_storage(stored, limits.max_bytes_per_user));
     }
     let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
     let mut staged: Vec<StagedFile> = Vec::new();
@@ -184,16 +194,18 @@ pub async fn upload(
         }
     }
     let inserted = {
-        let (rows, user_id, max) = (rows.clone(), user.id.clone(), limits.max_unfinished_per_user);
-        state.db.run(move |conn| documents::insert_within_limit(conn, &user_id, &rows, max)).await
+        let (rows, user_id) = (rows.clone(), user.id.clone());
+        let (max_unfinished, max_bytes) = (limits.max_unfinished_per_user, limits.max_bytes_per_user);
+        state.db.run(move |conn| documents::insert_within_limit(conn, &user_id, &rows, max_unfinished, max_bytes)).await
     };
     let refusal = match inserted {
         Ok(Ok(())) => None,
-        Ok(Err(_)) => Some(AppError::TooManyRequests(format!(
+        Ok(Err(OverLimit::Unfinished(_))) => Some(AppError::TooManyRequests(format!(
             "these {} files would take you past {} documents waiting or processing",
             staged.len(),
             limits.max_unfinished_per_user
         ))),
+        Ok(Err(OverLimit::StoredBytes(stored))) => Some(over_storage(stored, limits.max_bytes_per_user)),
         Err(err) => Some(err.into()),
     };
     if let Some(refusal) = refusal {
@@ -245,6 +257,15 @@ pub async fn upload(
 /// worker reports on a document before its `document.queued`. If Redis is unreachable
 /// the upload still succeeds: the rows stay `queued` and the reconciler enqueues them
 /// when Redis is back.
+/// The refusal of an upload past `storage.max_bytes_per_user`: the user's documents
+/// take `stored` bytes.
+fn over_storage(stored: i64, max: i64) -> AppError {
+    AppError::InsufficientStorage(format!(
+        "your documents take {stored} bytes of the {max} you may store (storage.max_bytes_per_user); \
+         delete some to upload more"
+    ))
+}
+
 async fn enqueue(state: &AppState, rows: &[Document]) -> Vec<Option<u64>> {
     let jobs: Vec<NewJob> = rows.iter().map(NewJob::for_document).collect();
     match state.queue.enqueue_before_announcing(&jobs).await {
