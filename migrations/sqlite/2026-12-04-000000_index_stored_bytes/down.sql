@@ -1,0 +1,1 @@
+DROP INDEX documents_bytes_by_user;
