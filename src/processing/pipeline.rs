@@ -295,11 +295,14 @@ impl Pipeline {
         ctx.on_progress(Stage::Chunking, 50);
 
         ctx.on_progress(Stage::Embedding, 50);
-        let texts: Vec<String> = pieces.iter().map(|c| c.text.clone()).collect();
-        let batches: Vec<Vec<String>> =
-            texts.chunks(self.embedder.batch_size().max(1)).map(<[String]>::to_vec).collect();
+        // The requests' texts, copied once from the chunks (a large document's text is
+        // held by its chunks and these batches, no third time).
+        let batches: Vec<Vec<String>> = pieces
+            .chunks(self.embedder.batch_size().max(1))
+            .map(|batch| batch.iter().map(|piece| piece.text.clone()).collect())
+            .collect();
         let total = batches.len();
-        let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(texts.len());
+        let mut embeddings: Vec<Vec<f32>> = Vec::with_capacity(pieces.len());
         let mut results = futures_util::stream::iter(batches)
             .map(|batch| self.embed_batch(batch))
             .buffered(self.concurrent_requests.max(1));
