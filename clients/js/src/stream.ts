@@ -40,6 +40,8 @@ export interface ProgressStreamOptions {
 const TOKEN_EXPIRED = 4001;
 /** Close code of a refused (unknown, expired or used) ticket. */
 const TICKET_REFUSED = 4401;
+/** Close code of a socket past the user's limit of open sockets (other tabs hold them). */
+const TOO_MANY_SOCKETS = 4029;
 /** A fresh ticket refused right after another one: not a race, the sign-in is gone. */
 const TICKET_REFUSALS_BEFORE_SIGN_IN = 2;
 
@@ -154,12 +156,14 @@ export class ProgressStream {
     this.socket = socket;
     socket.onopen = () => {
       if (socket !== this.socket) return;
-      this.failedAttempts = 0;
       this.startHeartbeat();
       this.update({ connection: "open" });
     };
     socket.onmessage = (message: MessageEvent) => {
       if (socket !== this.socket) return;
+      // Back-off starts over once the server speaks: a socket it closes right after
+      // opening (a refused ticket, too many sockets) keeps backing off.
+      this.failedAttempts = 0;
       this.heardSincePing = true;
       this.receive(String(message.data));
     };
@@ -176,6 +180,9 @@ export class ProgressStream {
         }
       } else {
         this.ticketRefusals = 0;
+      }
+      if (close.code === TOO_MANY_SOCKETS) {
+        this.update({ lastError: close.reason || "too many connections are open for this user" });
       }
       // TOKEN_EXPIRED and everything else: a new ticket tells whether the token still holds.
       this.retryLater(close.code === TOKEN_EXPIRED || close.code === TICKET_REFUSED);
