@@ -72,9 +72,12 @@ pub enum ProcessError {
 /// characters.
 const MAX_MESSAGE_CHARS: usize = 1_000;
 
-/// `text` cut to [`MAX_MESSAGE_CHARS`], an ellipsis marking the cut.
+/// `text` cut to [`MAX_MESSAGE_CHARS`], an ellipsis (the last of them) marking the cut.
 pub fn bounded_message(mut text: String) -> String {
-    if let Some((cut, _)) = text.char_indices().nth(MAX_MESSAGE_CHARS) {
+    if text.chars().count() <= MAX_MESSAGE_CHARS {
+        return text;
+    }
+    if let Some((cut, _)) = text.char_indices().nth(MAX_MESSAGE_CHARS - 1) {
         text.truncate(cut);
         text.push('…');
     }
@@ -184,4 +187,18 @@ pub trait Processor: Send + Sync + 'static {
     /// Gets ready for the first job; called once on the event loop when the worker pool
     /// starts.
     fn warm_up(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bounded_message, MAX_MESSAGE_CHARS};
+
+    #[test]
+    fn a_message_is_cut_to_its_bound_with_an_ellipsis_and_a_short_one_kept() {
+        let fits = "é".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(bounded_message(fits.clone()), fits);
+        let cut = bounded_message("é".repeat(MAX_MESSAGE_CHARS + 1));
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(cut.ends_with("é…"), "{cut}");
+    }
 }

@@ -263,7 +263,7 @@ async fn settle(
             }
             Ok(RetryDecision::Failed { failures }) => Some(RowUpdate::Ended(
                 JobState::Failed,
-                Some(format!("{reason} (gave up after {failures} failed attempts)")),
+                Some(bounded_message(format!("{reason} (gave up after {failures} failed attempts)"))),
             )),
             Ok(RetryDecision::LeaseLost) => None,
             // Redis is away: the row stays queued and the reconciler enqueues it again.
