@@ -46,9 +46,8 @@ fn insert_rows(conn: &mut DbConnection, rows: &[Document]) -> Result<(), DbError
 /// Why a user's new rows were not inserted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverLimit {
-    /// They would take the user past `max_unfinished` documents queued or processing;
-    /// holds how many the user has.
-    Unfinished(i64),
+    /// They would take the user past `max_unfinished` documents queued or processing.
+    Unfinished,
     /// Their files would take the user's stored bytes past `max_bytes`; holds how many
     /// the user's documents take.
     StoredBytes(i64),
@@ -74,7 +73,7 @@ pub fn insert_within_limit(
         }
         let unfinished = count_unfinished_for_user(conn, user_id)?;
         if unfinished + rows.len() as i64 > max_unfinished {
-            return Ok(Err(OverLimit::Unfinished(unfinished)));
+            return Ok(Err(OverLimit::Unfinished));
         }
         let stored = stored_bytes_for_user(conn, user_id)?;
         if stored + rows.iter().map(|row| row.size_bytes).sum::<i64>() > max_bytes {

@@ -126,7 +126,7 @@ pub async fn upload(
         )));
     }
     if stored >= limits.max_bytes_per_user {
-        return Err(over_storage(stored, limits.max_bytes_per_user));
+        return Err(over_storage(stored, 0, limits.max_bytes_per_user));
     }
     let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
     let mut staged: Vec<StagedFile> = Vec::new();
@@ -168,6 +168,10 @@ pub async fn upload(
             limits.max_unfinished_per_user
         )));
     }
+    let uploading = staged.iter().map(|file| file.size_bytes as i64).sum::<i64>();
+    if stored + uploading > limits.max_bytes_per_user {
+        return Err(over_storage(stored, uploading, limits.max_bytes_per_user));
+    }
 
     let created = now();
     let rows: Vec<Document> = staged
@@ -200,12 +204,12 @@ pub async fn upload(
     };
     let refusal = match inserted {
         Ok(Ok(())) => None,
-        Ok(Err(OverLimit::Unfinished(_))) => Some(AppError::TooManyRequests(format!(
+        Ok(Err(OverLimit::Unfinished)) => Some(AppError::TooManyRequests(format!(
             "these {} files would take you past {} documents waiting or processing",
             staged.len(),
             limits.max_unfinished_per_user
         ))),
-        Ok(Err(OverLimit::StoredBytes(stored))) => Some(over_storage(stored, limits.max_bytes_per_user)),
+        Ok(Err(OverLimit::StoredBytes(stored))) => Some(over_storage(stored, uploading, limits.max_bytes_per_user)),
         Err(err) => Some(err.into()),
     };
     if let Some(refusal) = refusal {
@@ -253,19 +257,19 @@ pub async fn upload(
     Ok(HttpResponse::Accepted().json(Uploaded { documents: uploaded, next_cursor: None }))
 }
 
+/// The refusal of an upload of `uploading` bytes past `storage.max_bytes_per_user`,
+/// the user's documents taking `stored` bytes.
+fn over_storage(stored: i64, uploading: i64, max: i64) -> AppError {
+    AppError::InsufficientStorage(format!(
+        "your documents take {stored} bytes of the {max} you may store (storage.max_bytes_per_user), \
+         and this upload brings {uploading} more; delete some to upload more"
+    ))
+}
+
 /// Enqueues the new documents, announces them, then wakes idle workers, so that no
 /// worker reports on a document before its `document.queued`. If Redis is unreachable
 /// the upload still succeeds: the rows stay `queued` and the reconciler enqueues them
 /// when Redis is back.
-/// The refusal of an upload past `storage.max_bytes_per_user`: the user's documents
-/// take `stored` bytes.
-fn over_storage(stored: i64, max: i64) -> AppError {
-    AppError::InsufficientStorage(format!(
-        "your documents take {stored} bytes of the {max} you may store (storage.max_bytes_per_user); \
-         delete some to upload more"
-    ))
-}
-
 async fn enqueue(state: &AppState, rows: &[Document]) -> Vec<Option<u64>> {
     let jobs: Vec<NewJob> = rows.iter().map(NewJob::for_document).collect();
     match state.queue.enqueue_before_announcing(&jobs).await {
