@@ -29,17 +29,23 @@ fn request_line(request: &ServiceRequest) -> String {
 }
 
 /// The query with every value but those of `LOGGED_PARAMETERS` (named as the server
-/// decodes them) replaced by `[redacted]`.
+/// decodes them) replaced by `[redacted]`. A name is kept where it is a plain word;
+/// anything else (a bare token sent as `?eyJ…`) is redacted whole.
 pub fn redacted_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| {
-            let Some((name, _)) = pair.split_once('=') else { return pair.to_string() };
             let decoded = form_urlencoded::parse(pair.as_bytes()).next().map(|(name, _)| name).unwrap_or_default();
             if LOGGED_PARAMETERS.contains(&decoded.as_ref()) {
-                pair.to_string()
-            } else {
-                format!("{name}=[redacted]")
+                return pair.to_string();
+            }
+            let plain = |name: &str| {
+                (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            };
+            match pair.split_once('=') {
+                Some((name, _)) if plain(name) => format!("{name}=[redacted]"),
+                _ if pair.is_empty() => String::new(),
+                _ => "[redacted]".to_string(),
             }
         })
         .collect::<Vec<_>>()
@@ -61,9 +67,15 @@ mod tests {
 
     #[test]
     fn a_credential_under_an_encoded_name_is_redacted_too() {
-        assert_eq!(redacted_query("%74oken=abc.def.ghi"), "%74oken=[redacted]");
-        assert_eq!(redacted_query("since=4&ti%63ket=xyz"), "since=4&ti%63ket=[redacted]");
+        assert_eq!(redacted_query("%74oken=abc.def.ghi"), "[redacted]");
+        assert_eq!(redacted_query("since=4&ti%63ket=xyz"), "since=4&[redacted]");
         // A logged parameter under an encoded name is still itself.
         assert_eq!(redacted_query("%73ince=4"), "%73ince=4");
+    }
+
+    #[test]
+    fn an_item_that_is_no_plain_name_and_value_is_redacted_whole() {
+        assert_eq!(redacted_query("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln&since=4"), "[redacted]&since=4");
+        assert_eq!(redacted_query("a.b.c=1"), "[redacted]");
     }
 }
