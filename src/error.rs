@@ -119,6 +119,13 @@ impl ResponseError for AppError {
     }
 }
 
+/// A preflight actix-cors refused (an unlisted origin, method or header).
+impl From<&actix_cors::CorsError> for AppError {
+    fn from(err: &actix_cors::CorsError) -> AppError {
+        AppError::BadRequest(format!("CORS: {err}"))
+    }
+}
+
 impl From<crate::db::DbError> for AppError {
     fn from(err: crate::db::DbError) -> AppError {
         match err {

@@ -2,6 +2,7 @@
 
 mod access_log;
 pub mod admin;
+mod cors;
 pub mod documents;
 pub mod health;
 pub mod metrics;
@@ -14,13 +15,12 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use actix_cors::{Cors, CorsError};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, Method};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
-use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, ResponseError, Route};
+use actix_web::{web, FromRequest, Handler, HttpResponse, Resource, Responder, Route};
 use futures_util::StreamExt;
 
 use crate::config::Config;
@@ -57,39 +57,6 @@ pub struct AppState {
     pub searches: Arc<tokio::sync::Semaphore>,
 }
 
-/// CORS for the API scopes: the configured origins may call them from a browser, with
-/// their bearer token in `Authorization`; any other origin gets no CORS header (its
-/// browser then refuses the answer), and no origin gets credentials (cookies), which
-/// the API never uses. Preflights are answered here, before authentication. No header
-/// is exposed: actix-cors would name them to every origin, and errors say all in their
-/// JSON bodies.
-fn cors(allowed_origins: &[String]) -> Cors {
-    allowed_origins
-        .iter()
-        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-        .allowed_methods([Method::GET, Method::POST, Method::DELETE])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
-        .max_age(600)
-}
-
-/// actix-cors answers a refused preflight (an unlisted origin, method or header) itself,
-/// in plain text; this gives that answer the API's JSON error body, status unchanged.
-async fn cors_refusal_as_json(
-    request: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let response = next.call(request).await?;
-    let Some(refusal) = response.response().error().and_then(|err| err.as_error::<CorsError>()) else {
-        return Ok(response.map_into_left_body());
-    };
-    let mut json = AppError::BadRequest(format!("CORS: {refusal}")).error_response();
-    if let Some(vary) = response.headers().get(header::VARY) {
-        json.headers_mut().insert(header::VARY, vary.clone());
-    }
-    let (request, _) = response.into_parts();
-    Ok(ServiceResponse::new(request, json).map_into_right_body())
-}
-
 /// The routes; `cors_allowed_origins` is `server.cors_allowed_origins`.
 pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
     cfg.app_data(web::JsonConfig::default().error_handler(|e, _| json_error_handler(e)))
@@ -102,8 +69,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
         .service(serve("/metrics", [get(metrics::metrics)]))
         .service(
             web::scope("/api/documents")
-                .wrap(cors(cors_allowed_origins))
-                .wrap(actix_web::middleware::from_fn(cors_refusal_as_json))
+                .wrap(cors::layer(cors_allowed_origins))
+                .wrap(actix_web::middleware::from_fn(cors::refusal_as_json))
                 .service(serve("", [get(documents::list)]))
                 .service(serve("/upload", [post(upload::upload)]))
                 .service(serve("/processing-status", [get(documents::processing_status)]))
@@ -114,14 +81,14 @@ pub fn routes(cfg: &mut web::ServiceConfig, cors_allowed_origins: &[String]) {
         )
         .service(
             web::scope("/api/ws-ticket")
-                .wrap(cors(cors_allowed_origins))
-                .wrap(actix_web::middleware::from_fn(cors_refusal_as_json))
+                .wrap(cors::layer(cors_allowed_origins))
+                .wrap(actix_web::middleware::from_fn(cors::refusal_as_json))
                 .service(serve("", [post(ws::ticket)])),
         )
         .service(
             web::scope("/api/admin")
-                .wrap(cors(cors_allowed_origins))
-                .wrap(actix_web::middleware::from_fn(cors_refusal_as_json))
+                .wrap(cors::layer(cors_allowed_origins))
+                .wrap(actix_web::middleware::from_fn(cors::refusal_as_json))
                 .configure(admin::api::routes),
         )
         .service(
