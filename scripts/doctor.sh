@@ -325,8 +325,8 @@ if [ -n "$scrape" ]; then
     report OK extractor "$figure"
   fi
 
-  refused=$(grep -E '^docqueue_http_requests_total\{.*status="(408|413|415|429)"' <<<"$scrape" | sed -E 's/.*status="([0-9]+)".* ([0-9.]+)$/\1 \2/' | awk '{ n[$1] += $2 } END { for (s in n) printf "%s×%d\n", s, n[s] }' | paste -sd ' ')
-  report OK uploads "refused answers (408, 413, 415, 429): ${refused:-none}"
+  refused=$(grep -E '^docqueue_http_requests_total\{.*status="(408|413|415|429|507)"' <<<"$scrape" | sed -E 's/.*status="([0-9]+)".* ([0-9.]+)$/\1 \2/' | awk '{ n[$1] += $2 } END { for (s in n) printf "%s×%d\n", s, n[s] }' | paste -sd ' ')
+  report OK uploads "refused answers (408, 413, 415, 429, 507): ${refused:-none}"
 
   server_errors=$(grep -E '^docqueue_http_requests_total\{.*status="5[0-9][0-9]"' <<<"$scrape" | sed -E 's/.*route="([^"]*)".*status="([0-9]+)".* ([0-9.]+)$/\2 \1 \3/' | awk '{ printf "%s %s ×%d; ", $1, $2, $3 }')
   if [ -n "$server_errors" ]; then

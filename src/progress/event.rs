@@ -9,7 +9,7 @@ use crate::job_state::JobState;
 
 /// An event frame: `type` is one of document.queued, document.progress,
 /// document.completed, document.failed, document.cancelled, queue.position; the other
-/// fields depend on it (queue_status, position, progress, stage, chunk_count,
+/// fields depend on it (queue_status, queue_position and position, progress, stage, chunk_count,
 /// reused_from, error, will_retry, attempt, eta_seconds; ocr_pages_done and ocr_pages
 /// while OCR runs).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]

@@ -1,6 +1,6 @@
 //! Requests of one kind at work, per user and in all. A slow or stalled upload holds a
-//! connection and a staging file, a search a turn at scoring; these caps keep one user
-//! (or a crowd) from holding all of them.
+//! connection and a staging file, a search a turn at scoring, a WebSocket its buffers
+//! and mailbox; these caps keep one user (or a crowd) from holding all of them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -98,7 +98,7 @@ impl ConnectQuery {
     params(
         ("ticket" = Option<String>, Query, description = "A one-time ticket from POST /api/ws-ticket (browsers); refused tickets close the socket with 4401"),
         ("token" = Option<String>, Query, description = "The bearer token, for clients that cannot set headers and cannot use tickets"),
-        ("since" = Option<u64>, Query, description = "Resume: instead of a snapshot, the events after this seq, then live ones (a snapshot if some are no longer kept)")),
+        ("since" = Option<u64>, Query, description = "Resume: instead of a snapshot, the events after this seq, then live ones (a snapshot if some are no longer kept); empty is the same as absent")),
     security(("bearer" = [])),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol: frames are Snapshot, Event and ControlFrame; the client sends ClientFrame"),
@@ -122,11 +122,13 @@ pub async fn connect(
             handshake_checked(&request)?;
             // A browser sees only close codes, never the status of a refused handshake.
             let Some(user) = redeem_ws_ticket(&state.queue, &ticket).await? else {
-                return ws::start(Refused::ticket(), &request, stream);
+                return ws::start(RefusedSocket::ticket(), &request, stream);
             };
             match take_socket(&user) {
                 Some(socket) => (user, socket),
-                None => return ws::start(Refused::too_many_sockets(limits.ws_max_sockets_per_user), &request, stream),
+                None => {
+                    return ws::start(RefusedSocket::too_many_sockets(limits.ws_max_sockets_per_user), &request, stream)
+                }
             }
         }
         // Checked before the upgrade: non-browser clients read the 401 or the 429.
@@ -172,28 +174,28 @@ fn handshake_checked(request: &HttpRequest) -> Result<(), AppError> {
 }
 
 /// A socket opened only to be closed at once with a code a browser can read.
-struct Refused {
+struct RefusedSocket {
     code: u16,
     description: String,
 }
 
-impl Refused {
-    fn ticket() -> Refused {
-        Refused {
+impl RefusedSocket {
+    fn ticket() -> RefusedSocket {
+        RefusedSocket {
             code: TICKET_REFUSED,
             description: "ticket unknown, expired or already used; get a new one from POST /api/ws-ticket".into(),
         }
     }
 
-    fn too_many_sockets(limit: usize) -> Refused {
-        Refused {
+    fn too_many_sockets(limit: usize) -> RefusedSocket {
+        RefusedSocket {
             code: TOO_MANY_SOCKETS,
             description: format!("this user has {limit} WebSockets open (server.ws_max_sockets_per_user)"),
         }
     }
 }
 
-impl Actor for Refused {
+impl Actor for RefusedSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -205,7 +207,7 @@ impl Actor for Refused {
     }
 }
 
-impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for Refused {
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for RefusedSocket {
     fn handle(&mut self, _: Result<ws::Message, ws::ProtocolError>, _: &mut Self::Context) {}
 }
 
