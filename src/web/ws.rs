@@ -135,12 +135,8 @@ pub async fn connect(
         None => {
             let user = authenticate(&request, true)?;
             handshake_checked(&request)?;
-            let socket = take_socket(&user).ok_or_else(|| {
-                AppError::TooManyRequests(format!(
-                    "this user has {} WebSockets open (server.ws_max_sockets_per_user); close one first",
-                    limits.ws_max_sockets_per_user
-                ))
-            })?;
+            let socket = take_socket(&user)
+                .ok_or_else(|| AppError::TooManyRequests(too_many_sockets(limits.ws_max_sockets_per_user)))?;
             (user, socket)
         }
     };
@@ -188,22 +184,29 @@ impl RefusedSocket {
     }
 
     fn too_many_sockets(limit: usize) -> RefusedSocket {
-        RefusedSocket {
-            code: TOO_MANY_SOCKETS,
-            description: format!("this user has {limit} WebSockets open (server.ws_max_sockets_per_user)"),
-        }
+        RefusedSocket { code: TOO_MANY_SOCKETS, description: too_many_sockets(limit) }
     }
+}
+
+/// Why a user's socket past `server.ws_max_sockets_per_user` (`limit`) is refused.
+fn too_many_sockets(limit: usize) -> String {
+    format!("this user has {limit} WebSockets open (server.ws_max_sockets_per_user); close one first")
+}
+
+/// Closes the socket with `code` and a reason its client can show, and stops the actor.
+fn close_socket<A>(ctx: &mut ws::WebsocketContext<A>, code: ws::CloseCode, reason: impl Into<String>)
+where
+    A: Actor<Context = ws::WebsocketContext<A>>,
+{
+    ctx.close(Some(ws::CloseReason { code, description: Some(reason.into()) }));
+    ctx.stop();
 }
 
 impl Actor for RefusedSocket {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::Other(self.code),
-            description: Some(std::mem::take(&mut self.description)),
-        }));
-        ctx.stop();
+        close_socket(ctx, ws::CloseCode::Other(self.code), std::mem::take(&mut self.description));
     }
 }
 
@@ -465,11 +468,11 @@ impl Actor for SessionActor {
         let lifetime = Duration::from_secs(self.user.expires_at.saturating_sub(now));
         ctx.run_later(lifetime, |act, ctx| {
             log::info!("closing the WebSocket of {}: its token expired", act.user.id);
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Other(TOKEN_EXPIRED),
-                description: Some("token expired; reconnect with a fresh token and resume".into()),
-            }));
-            ctx.stop();
+            close_socket(
+                ctx,
+                ws::CloseCode::Other(TOKEN_EXPIRED),
+                "token expired; reconnect with a fresh token and resume",
+            );
         });
         ctx.set_mailbox_capacity(self.state.config.server.ws_max_pending_events);
         let connect = Connect {
@@ -493,19 +496,16 @@ impl Actor for SessionActor {
         let silence_limit = Duration::from_millis(server.ws_silence_limit_ms);
         ctx.run_interval(Duration::from_millis(server.ws_ping_interval_ms), move |act, ctx| {
             if act.dropped.load(Ordering::Relaxed) {
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Other(TOO_FAR_BEHIND),
-                    description: Some("this socket fell too far behind its events; reconnect with since".into()),
-                }));
-                ctx.stop();
+                close_socket(
+                    ctx,
+                    ws::CloseCode::Other(TOO_FAR_BEHIND),
+                    "this socket fell too far behind its events; reconnect with since",
+                );
             } else if act.last_heard.elapsed() > silence_limit {
                 log::info!("dropping silent WebSocket client of {}", act.user.id);
                 // A client still there (its pongs lost) learns why, and reconnects.
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Away,
-                    description: Some(format!("nothing heard from this client for {} ms", silence_limit.as_millis())),
-                }));
-                ctx.stop();
+                let reason = format!("nothing heard from this client for {} ms", silence_limit.as_millis());
+                close_socket(ctx, ws::CloseCode::Away, reason);
             } else {
                 ctx.ping(b"");
             }
@@ -530,11 +530,7 @@ impl Handler<SessionMessage> for SessionActor {
             },
             SessionMessage::Refresh => self.send_snapshot(ctx),
             SessionMessage::GoingAway => {
-                ctx.close(Some(ws::CloseReason {
-                    code: ws::CloseCode::Away,
-                    description: Some("the server is stopping; reconnect".into()),
-                }));
-                ctx.stop();
+                close_socket(ctx, ws::CloseCode::Away, "the server is stopping; reconnect");
             }
         }
     }
@@ -549,11 +545,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for SessionActor {
         if counted && !self.frames.take() {
             log::warn!("closing a WebSocket of {}: over its frame rate", self.user.id);
             Self::send_error(ctx, "rate_limited", "too many frames; see server.ws_frames_per_sec");
-            ctx.close(Some(ws::CloseReason {
-                code: ws::CloseCode::Policy,
-                description: Some("too many frames".into()),
-            }));
-            ctx.stop();
+            close_socket(ctx, ws::CloseCode::Policy, "too many frames");
             return;
         }
         match msg {
