@@ -84,6 +84,17 @@ pub fn bounded_message(mut text: String) -> String {
     text
 }
 
+impl ProcessError {
+    /// The same error, its reason cut by [`bounded_message`].
+    pub fn bounded(self) -> ProcessError {
+        match self {
+            ProcessError::Transient(reason) => ProcessError::Transient(bounded_message(reason)),
+            ProcessError::Permanent(reason) => ProcessError::Permanent(bounded_message(reason)),
+            other => other,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Processed {
     pub chunk_count: i32,
@@ -92,6 +103,13 @@ pub struct Processed {
     pub reused_from: Option<String>,
     /// What the reader had to leave out, told to the user with the completion.
     pub warning: Option<String>,
+}
+
+impl Processed {
+    /// The same result, its warning cut by [`bounded_message`].
+    pub fn bounded(self) -> Processed {
+        Processed { warning: self.warning.map(bounded_message), ..self }
+    }
 }
 
 /// A progress update: overall percentage (0–100) within a stage, and while OCR runs,

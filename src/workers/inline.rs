@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use crate::db::models::Document;
 use crate::db::{documents, Db, DbError};
 use crate::job_state::JobState;
-use crate::processing::processor::{bounded_message, JobContext, ProcessError, Processor};
+use crate::processing::processor::{JobContext, ProcessError, Processed, Processor};
 use crate::processing::step_times::StepTimes;
 
 /// How often a deferred document (an identical one in flight) is tried again.
@@ -33,16 +33,13 @@ pub async fn process_inline(db: &Db, processor: &Arc<dyn Processor>, document: D
             Err(_) => break Err(ProcessError::Transient("the processor crashed".into())),
         }
     };
+    let outcome = outcome.map(Processed::bounded).map_err(ProcessError::bounded);
     db.run(move |conn| {
         match outcome {
             Ok(processed) => {
-                let warning = processed.warning.map(bounded_message);
-                documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count, warning.as_deref())?
+                documents::mark_completed(conn, &doc_id, &job_id, processed.chunk_count, processed.warning.as_deref())?
             }
-            Err(err) => {
-                let reason = bounded_message(err.to_string());
-                documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&reason))?
-            }
+            Err(err) => documents::mark_ended(conn, &doc_id, &job_id, JobState::Failed, Some(&err.to_string()))?,
         };
         Ok(())
     })

@@ -186,19 +186,13 @@ async fn supervise(deps: &WorkerDeps, context: JobContext, cancel: watch::Receiv
 
     let reason = *cancel.borrow();
     match (outcome, reason) {
-        (Ok(processed), _) => Outcome::Done(Processed { warning: processed.warning.map(bounded_message), ..processed }),
+        (Ok(processed), _) => Outcome::Done(processed.bounded()),
         // Whatever a cancelled processor returns, it stopped because it was told to.
         (Err(_), Some(reason)) => Outcome::Cancelled(reason),
         (Err(ProcessError::Cancelled), None) => {
             Outcome::Failed(ProcessError::Transient("the processor stopped without a reason".into()))
         }
-        (Err(ProcessError::Permanent(reason)), None) => {
-            Outcome::Failed(ProcessError::Permanent(bounded_message(reason)))
-        }
-        (Err(ProcessError::Transient(reason)), None) => {
-            Outcome::Failed(ProcessError::Transient(bounded_message(reason)))
-        }
-        (Err(deferred @ ProcessError::Deferred { .. }), None) => Outcome::Failed(deferred),
+        (Err(err), None) => Outcome::Failed(err.bounded()),
     }
 }
 
