@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, HttpResponse};
 use common::ws::{is_event, WsClient};
 use common::{eventually, token, TestEnv, TestServer};
 use diesel::prelude::*;
@@ -222,14 +222,9 @@ async fn identical_uploads_in_flight_run_one_extraction_and_wait_in_the_queue_no
     let (release, released) = watch::channel(false);
     let api = Arc::new(HeldEmbeddings { requests: AtomicUsize::new(0), released });
     let data = web::Data::from(api.clone());
-    let embeddings = HttpServer::new(move || {
-        App::new().app_data(data.clone()).route("/v1/embeddings", web::post().to(held_embeddings))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let embeddings_url = format!("http://{}/v1", embeddings.addrs()[0]);
-    actix_web::rt::spawn(embeddings.run());
+    let embeddings_url = common::embeddings_api::serve(move |routes| {
+        routes.app_data(data.clone()).route("/v1/embeddings", web::post().to(held_embeddings));
+    });
 
     let env = TestEnv::new();
     // Two workers: one holds the first of the identical documents; had its twins waited

@@ -1,12 +1,15 @@
 //! The embedders through the library API. The `openai` embedder talks to a real HTTP
 //! server started here that speaks the OpenAI embeddings API and records what it got.
 
+#[path = "common/embeddings_api.rs"]
+mod embeddings_api;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::FutureExt;
 use serde_json::{json, Value};
 
@@ -77,14 +80,9 @@ async fn embeddings(api: web::Data<FakeEmbeddingsApi>, request: HttpRequest, bod
 /// Serves the fake API on a free local port; returns the base URL (ending in /v1).
 fn serve(api: Arc<FakeEmbeddingsApi>) -> String {
     let data = web::Data::from(api);
-    let server =
-        HttpServer::new(move || App::new().app_data(data.clone()).route("/v1/embeddings", web::post().to(embeddings)))
-            .workers(1)
-            .bind(("127.0.0.1", 0))
-            .unwrap();
-    let address = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    format!("http://{address}/v1")
+    embeddings_api::serve(move |routes| {
+        routes.app_data(data.clone()).route("/v1/embeddings", web::post().to(embeddings));
+    })
 }
 
 fn openai_config(base_url: &str, batch_size: usize, max_retries: u32) -> EmbeddingConfig {

@@ -241,15 +241,9 @@ fn slow_embeddings_api() -> String {
             .collect();
         actix_web::HttpResponse::Ok().json(json!({ "object": "list", "data": data, "model": "slow" }))
     }
-    let server = actix_web::HttpServer::new(|| {
-        actix_web::App::new().route("/v1/embeddings", actix_web::web::post().to(embeddings))
+    common::embeddings_api::serve(|routes| {
+        routes.route("/v1/embeddings", actix_web::web::post().to(embeddings));
     })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let address = server.addrs()[0];
-    actix_web::rt::spawn(server.run());
-    format!("http://{address}/v1")
 }
 
 /// One user may have half of `server.max_concurrent_searches` under way; the user's

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod doctor;
+pub mod embeddings_api;
 pub mod hostile;
 pub mod pdf_writer;
 pub mod processors;
