@@ -185,12 +185,16 @@ fn reuse_report(files: &[PathBuf], limits: &ExtractOptions, config: &Config) {
                     let found =
                         documents::find_completed_twin(conn, Some("reader"), &"0".repeat(64), FINGERPRINT, &id)?;
                     let found = found.expect("the completed original");
-                    chunks::copy_from_twin(conn, &found, FINGERPRINT, &id, &job_id)
+                    chunks::copy_from_twin(conn, &found, FINGERPRINT, &id, &job_id).map(|copied| (found, copied))
                 })
                 .await
                 .expect("copied");
             took.push(started.elapsed());
-            assert_eq!(copied, chunks::TwinCopy::Copied { chunk_count: count as i32, warning: None });
+            let (found, copied) = copied;
+            assert_eq!(
+                copied,
+                chunks::TwinCopy::Copied { chunk_count: count as i32, warning: None, reused_from: Some(found) }
+            );
         }
     });
     let _ = std::fs::remove_dir_all(&dir);

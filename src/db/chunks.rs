@@ -37,8 +37,10 @@ pub fn replace_for_job(
 /// How copying a twin's chunks went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TwinCopy {
-    /// This many chunks were copied; the twin's warning comes with them.
-    Copied { chunk_count: i32, warning: Option<String> },
+    /// This many chunks were copied; the twin's warning comes with them. `reused_from`
+    /// names the twin when it is the same user's (another user's document is never
+    /// named to the uploader, not even by id).
+    Copied { chunk_count: i32, warning: Option<String>, reused_from: Option<String> },
     /// The twin was deleted, or is no longer completed with those settings.
     TwinGone,
     /// The document no longer carries the job (deleted or re-enqueued).
@@ -57,14 +59,17 @@ pub fn copy_from_twin(
     job_id: &str,
 ) -> Result<TwinCopy, DbError> {
     write_transaction(conn, |conn| {
-        let still_a_twin: Option<Option<String>> = documents::table
+        let still_a_twin: Option<(Option<String>, String)> = documents::table
             .filter(documents::id.eq(twin))
             .filter(documents::queue_status.eq(JobState::Completed.as_str()))
             .filter(documents::settings_fingerprint.eq(settings_fingerprint))
-            .select(documents::warning)
+            .select((documents::warning, documents::user_id))
             .first(conn)
             .optional()?;
-        let Some(warning) = still_a_twin else { return Ok(TwinCopy::TwinGone) };
+        let Some((warning, twin_owner)) = still_a_twin else { return Ok(TwinCopy::TwinGone) };
+        let owner: Option<String> =
+            documents::table.find(document_id).select(documents::user_id).first(conn).optional()?;
+        let reused_from = (owner.as_deref() == Some(twin_owner.as_str())).then(|| twin.to_string());
         let mut rows: Vec<ChunkRow> = document_chunks::table
             .filter(document_chunks::document_id.eq(twin))
             .select(ChunkRow::as_select())
@@ -77,11 +82,13 @@ pub fn copy_from_twin(
             return Ok(TwinCopy::NotOwned);
         }
         cached(
-            diesel::update(documents::table.filter(documents::id.eq(document_id)))
-                .set((documents::settings_fingerprint.eq(settings_fingerprint), documents::reused_from.eq(twin))),
+            diesel::update(documents::table.filter(documents::id.eq(document_id))).set((
+                documents::settings_fingerprint.eq(settings_fingerprint),
+                documents::reused_from.eq(&reused_from),
+            )),
         )
         .execute(conn)?;
-        Ok(TwinCopy::Copied { chunk_count: rows.len() as i32, warning })
+        Ok(TwinCopy::Copied { chunk_count: rows.len() as i32, warning, reused_from })
     })
 }
 

@@ -121,7 +121,8 @@ pub struct DocumentView {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     /// Set when this upload's content was already processed (same bytes, same
-    /// settings): the id of the document its chunks were copied from.
+    /// settings): the id of the caller's document its chunks were copied from (null
+    /// when that document is another user's, under `processing.dedup_scope = "global"`).
     pub reused_from: Option<String>,
     /// Set when the document completed without part of its content: for example PDF
     /// pages with no text layer while OCR is unavailable. Says what was left out.

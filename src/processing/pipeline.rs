@@ -190,15 +190,15 @@ impl Pipeline {
     /// Copies `twin`'s chunks; None when it was deleted since it was found.
     async fn copy_twin(&self, document: &Document, twin: String) -> Result<Option<Processed>, ProcessError> {
         let (from, fingerprint, id, job_id) =
-            (twin.clone(), self.settings_fingerprint.clone(), document.id.clone(), document.job_id.clone());
+            (twin, self.settings_fingerprint.clone(), document.id.clone(), document.job_id.clone());
         let copied = self
             .db
             .write(move |conn| chunks::copy_from_twin(conn, &from, &fingerprint, &id, &job_id))
             .await
             .map_err(database_unavailable)?;
         match copied {
-            TwinCopy::Copied { chunk_count, warning } => {
-                Ok(Some(Processed { chunk_count, reused_from: Some(twin), warning }))
+            TwinCopy::Copied { chunk_count, warning, reused_from } => {
+                Ok(Some(Processed { chunk_count, reused_from, warning }))
             }
             TwinCopy::TwinGone => Ok(None),
             TwinCopy::NotOwned => {

@@ -85,7 +85,8 @@ impl Subject {
         )
     }
 
-    /// `reused_from`: the document whose chunks were copied (null when processed).
+    /// `reused_from`: the owner's document whose chunks were copied (null when processed,
+    /// or copied from another user's).
     pub fn completed(&self, chunk_count: i32, reused_from: Option<&str>, warning: Option<&str>) -> Event {
         self.event(
             "document.completed",
