@@ -10,6 +10,7 @@ use actix::prelude::*;
 use actix_web::dev::Service;
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::pace::RequestPace;
 use crate::auth::{Role as TokenRole, TokenKeys};
 use crate::config::{Config, ProcessingMode};
 use crate::db::Db;
@@ -189,6 +190,10 @@ async fn start_inner(
             searches: Arc::new(tokio::sync::Semaphore::new(config.server.max_concurrent_searches)),
         });
         let keys = web::Data::new(token_keys.clone());
+        let pace = web::Data::new(RequestPace::new(
+            config.server.requests_per_sec_per_user,
+            config.server.request_burst_per_user,
+        ));
         let http_metrics = web::Data::new(HttpMetrics::new());
         let worker_metrics = web::Data::new(worker_metrics);
         let address = format!("{}:{}", config.server.host, config.server.port);
@@ -197,6 +202,7 @@ async fn start_inner(
             App::new()
                 .app_data(state.clone())
                 .app_data(keys.clone())
+                .app_data(pace.clone())
                 .app_data(hub.clone())
                 .app_data(http_metrics.clone())
                 .app_data(worker_metrics.clone())

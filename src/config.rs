@@ -43,6 +43,10 @@ pub struct ServerConfig {
     pub ws_max_pending_events: usize,
     /// WebSockets one user may have open in this process.
     pub ws_max_sockets_per_user: usize,
+    /// Requests one signed-in user may send a second to this process (0: no limit),
+    /// and how many may come at once before the pace holds.
+    pub requests_per_sec_per_user: u32,
+    pub request_burst_per_user: u32,
     pub body_timeout_secs: u64,
     pub max_concurrent_searches: usize,
     /// Origins (`scheme://host[:port]`) whose pages may call the API from a browser.
@@ -336,6 +340,9 @@ impl Config {
         }
         if self.server.max_concurrent_searches == 0 {
             return invalid("server.max_concurrent_searches", "must be at least 1");
+        }
+        if self.server.requests_per_sec_per_user > 0 && self.server.request_burst_per_user == 0 {
+            return invalid("server.request_burst_per_user", "must be at least 1 while the pace is on");
         }
         if self.server.ws_ping_interval_ms == 0 {
             return invalid("server.ws_ping_interval_ms", "must be above 0");

@@ -6,6 +6,7 @@
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::admin::api as admin;
@@ -57,7 +58,9 @@ use crate::progress::event::Event;
 )]
 pub struct ApiDoc;
 
-/// Bearer JWTs (HS256), as `docqueue token` issues them.
+/// Bearer JWTs (HS256), as `docqueue token` issues them. Every operation that takes
+/// one can also answer 401 (no valid token) and 429 (the caller is over its request
+/// pace), whatever else it answers: both are added here, once.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -65,7 +68,27 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for operation in operations.into_iter().flatten().filter(|o| o.security.is_some()) {
+                let responses = &mut operation.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| error_response("No valid bearer token").into());
+                responses.entry("429".into()).or_insert_with(|| {
+                    error_response(
+                        "The caller sent more than server.requests_per_sec_per_user requests a second (beyond its \
+                         burst); Retry-After says when to try again",
+                    )
+                    .into()
+                });
+            }
+        }
     }
+}
+
+/// A response with the API's JSON error body.
+fn error_response(description: &str) -> Response {
+    let body = Content::new(Some(Ref::from_schema_name("ErrorBody")));
+    ResponseBuilder::new().description(description).content("application/json", body).build()
 }
 
 /// The description as pretty JSON (what `/api/openapi.json` serves).

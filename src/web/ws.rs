@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use super::slots::Slot;
 use super::{comparable_with_stored, AppState};
+use crate::auth::pace::TokenBucket;
 use crate::auth::{authenticate, issue_ws_ticket, redeem_ws_ticket, AuthUser, WS_TICKET_TTL};
 use crate::db::documents;
 use crate::db::models::Document;
@@ -140,7 +141,7 @@ pub async fn connect(
             (user, socket)
         }
     };
-    let frames = FrameBudget::new(limits.ws_frames_per_sec, limits.ws_frame_burst);
+    let frames = TokenBucket::new(limits.ws_frames_per_sec, limits.ws_frame_burst);
     let session = SessionActor {
         user,
         _socket: socket,
@@ -219,7 +220,7 @@ pub struct SessionActor {
     /// The user's place among `server.ws_max_sockets_per_user`, held until the actor is
     /// gone: also while its client has stopped reading and the Hub has let it go.
     _socket: Slot,
-    frames: FrameBudget,
+    frames: TokenBucket,
     state: web::Data<AppState>,
     hub: Addr<Hub>,
     session_id: Option<u64>,
@@ -429,34 +430,6 @@ impl SessionActor {
                 &format!("expected a JSON object with type resume, cancel, subscribe or ping: {err}"),
             ),
         }
-    }
-}
-
-/// A token bucket over the frames a client sends.
-struct FrameBudget {
-    per_sec: f64,
-    burst: f64,
-    available: f64,
-    refilled_at: Instant,
-}
-
-impl FrameBudget {
-    fn new(per_sec: u32, burst: u32) -> FrameBudget {
-        let burst = f64::from(burst.max(1));
-        FrameBudget { per_sec: f64::from(per_sec), burst, available: burst, refilled_at: Instant::now() }
-    }
-
-    /// Takes one frame's worth; false when the client is over its rate.
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.refilled_at).as_secs_f64() * self.per_sec;
-        self.available = (self.available + refill).min(self.burst);
-        self.refilled_at = now;
-        if self.available < 1.0 {
-            return false;
-        }
-        self.available -= 1.0;
-        true
     }
 }
 

@@ -1,6 +1,9 @@
 //! Bearer tokens (JWT, HS256) and the extractors that guard routes: `AuthUser` for
 //! any signed-in caller, `AdminUser` for `role = admin`; and one-time WebSocket
 //! tickets, which let a browser open `/ws` without putting its long-lived token in a URL.
+//! Every request a token authenticates also takes a turn of its user's pace (`pace`).
+
+pub mod pace;
 
 use std::future::{ready, Ready};
 use std::time::Duration;
@@ -10,8 +13,10 @@ use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, 
 use serde::{Deserialize, Serialize};
 
 use crate::config::AuthConfig;
+
 use crate::error::AppError;
 use crate::queue::Queue;
+use pace::RequestPace;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +184,15 @@ pub fn authenticate(req: &HttpRequest, allow_query: bool) -> Result<AuthUser, Ap
     let keys = req.app_data::<web::Data<TokenKeys>>().ok_or_else(|| AppError::internal("token keys not configured"))?;
     let token = bearer_token(req, allow_query).ok_or_else(|| AppError::Unauthorized("missing bearer token".into()))?;
     let claims = keys.verify(&token)?;
+    if let Some(pace) = req.app_data::<web::Data<RequestPace>>() {
+        if !pace.admit(&claims.sub) {
+            return Err(AppError::Busy(format!(
+                "more than {} requests a second from one user (bursts of up to {}); slow down",
+                pace.per_sec(),
+                pace.burst()
+            )));
+        }
+    }
     Ok(AuthUser { id: claims.sub, role: claims.role, expires_at: claims.exp })
 }
 
