@@ -22,7 +22,7 @@ use crate::progress::hub::CloseSessions;
 use crate::progress::{Hub, PositionSweeper, Publisher};
 use crate::queue::Queue;
 use crate::storage::Storage;
-use crate::web::metrics::HttpMetrics;
+use crate::web::metrics::{HttpMetrics, LatestScrape};
 use crate::web::AppState;
 use crate::workers::metrics::WorkerMetrics;
 use crate::workers::supervisor::Shutdown;
@@ -195,6 +195,7 @@ async fn start_inner(
             config.server.request_burst_per_user,
         ));
         let http_metrics = web::Data::new(HttpMetrics::new());
+        let latest_scrape = web::Data::new(LatestScrape::default());
         let worker_metrics = web::Data::new(worker_metrics);
         let address = format!("{}:{}", config.server.host, config.server.port);
         let cors_allowed_origins = config.server.cors_allowed_origins.clone();
@@ -205,6 +206,7 @@ async fn start_inner(
                 .app_data(pace.clone())
                 .app_data(hub.clone())
                 .app_data(http_metrics.clone())
+                .app_data(latest_scrape.clone())
                 .app_data(worker_metrics.clone())
                 .wrap_fn(|request, service| {
                     let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();
