@@ -237,6 +237,36 @@ async fn clean_removes_exactly_the_finished_jobs_past_the_age() {
 }
 
 #[actix_web::test]
+async fn an_age_past_100_years_is_refused_and_a_job_id_no_row_can_hold_is_not_found() {
+    let env = TestEnv::new();
+    let server = TestServer::start_with(env.config(json!({})), Role::All, Arc::new(ScriptedProcessor::new())).await;
+    let alice = token("alice");
+    let doc = server.upload_one(&alice, "kept.txt", b"kept".to_vec()).await;
+    server.wait_for_status(&alice, doc["id"].as_str().unwrap(), "completed").await;
+    // 2^64 / 1000 seconds, 2^64 / 86,400 days: ages that used to wrap into "now" and
+    // remove every finished job.
+    for age in ["18446744073709551", "213503982334601d", "36501d"] {
+        let path = format!("/api/admin/queue/clean?state=completed&older_than={age}");
+        let (status, body) = admin(&server, reqwest::Method::DELETE, &path).await;
+        assert_eq!(status, 400, "{age}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    }
+    let (status, body) =
+        admin(&server, reqwest::Method::DELETE, "/api/admin/queue/clean?state=completed&older_than=36500d").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["removed"], 0, "nothing finished 100 years ago: {body}");
+
+    for path in ["/api/admin/queue/jobs/%00", "/api/admin/queue/jobs/a%00b"] {
+        let (status, body) = admin(&server, reqwest::Method::GET, path).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found", "{body}");
+    }
+    let (status, body) = admin(&server, reqwest::Method::POST, "/api/admin/queue/retry/%00").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
 async fn search_finds_a_job_by_part_of_its_filename_its_ids_or_its_user() {
     let env = TestEnv::new();
     let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;

@@ -131,19 +131,23 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Parses `24h`, `30m`, `90s`, `7d` or a plain number of seconds.
+/// The longest lifetime or age `parse_ttl` takes: 100 years.
+pub const MAX_TTL_SECS: u64 = 100 * 365 * 86_400;
+
+/// Parses `24h`, `30m`, `90s`, `7d` or a plain number of seconds, from 1 s to 100 years.
 pub fn parse_ttl(text: &str) -> Option<Duration> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = number.parse().ok()?;
-    let seconds = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return None,
     };
-    (seconds > 0).then(|| Duration::from_secs(seconds))
+    let seconds = n.checked_mul(unit_secs)?;
+    (1..=MAX_TTL_SECS).contains(&seconds).then(|| Duration::from_secs(seconds))
 }
 
 /// The signed-in caller.

@@ -473,7 +473,7 @@ impl Queue {
         now_ms: i64,
     ) -> Result<Vec<String>, QueueError> {
         let mut conn = self.connection().await?;
-        let cutoff = now_ms - older_than.as_millis() as i64;
+        let cutoff = now_ms.saturating_sub(i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX));
         Ok(self
             .invocation(&self.scripts.clean)
             .arg(state.redis_name())

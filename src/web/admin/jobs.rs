@@ -11,7 +11,7 @@ use crate::documents::cancel_document;
 use crate::error::AppError;
 use crate::job_state::JobState;
 use crate::queue::{JobRecord, NewJob};
-use crate::web::AppState;
+use crate::web::{comparable_with_stored, AppState};
 
 /// How many job ids one search looks at, at most, per state.
 const SCAN_LIMIT: usize = 20_000;
@@ -80,6 +80,9 @@ pub struct JobStory {
 }
 
 async fn document_of_job(state: &AppState, job_id: &str) -> Result<Document, AppError> {
+    if !comparable_with_stored(job_id) {
+        return Err(AppError::NotFound("no such job".into()));
+    }
     let id = job_id.to_string();
     state
         .db
@@ -176,8 +179,10 @@ pub fn parse_age(text: Option<&str>) -> Result<Option<Duration>, AppError> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(None),
         Some("0") => Ok(Some(Duration::ZERO)),
-        Some(text) => crate::auth::parse_ttl(text)
-            .map(Some)
-            .ok_or_else(|| AppError::BadRequest(format!("`older_than` {text:?}: use seconds or 30s, 15m, 24h, 7d"))),
+        Some(text) => crate::auth::parse_ttl(text).map(Some).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "`older_than` {text:?}: use seconds or 30s, 15m, 24h, 7d, at most 100 years (36500d)"
+            ))
+        }),
     }
 }
