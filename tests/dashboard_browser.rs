@@ -64,7 +64,7 @@ async fn an_admin_logs_in_retries_a_failed_job_and_watches_it_complete() {
 }
 
 #[actix_web::test]
-async fn a_dashboard_post_without_the_csrf_token_is_403() {
+async fn a_dashboard_post_without_the_csrf_token_is_403_and_the_session_cookie_is_guarded() {
     let env = TestEnv::new();
     let server = TestServer::start_with(env.config(json!({})), Role::Api, Arc::new(ScriptedProcessor::new())).await;
     common::http_client();
@@ -73,6 +73,16 @@ async fn a_dashboard_post_without_the_csrf_token_is_403() {
     assert_eq!(login.status(), 303);
     let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP keeps a cookie the browser can send back: {cookie}");
+    let behind_tls = client
+        .post(server.url("/admin/login"))
+        .header("x-forwarded-proto", "https")
+        .form(&[("token", admin_token("ops"))])
+        .send()
+        .await
+        .unwrap();
+    let tls_cookie = behind_tls.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(tls_cookie.contains("Secure"), "over HTTPS the token never goes back over plain HTTP: {tls_cookie}");
     let session = cookie.split(';').next().unwrap().to_string();
 
     let page = client.get(server.url("/admin")).header("cookie", &session).send().await.unwrap().text().await.unwrap();
@@ -100,11 +110,13 @@ async fn a_dashboard_post_without_the_csrf_token_is_403() {
     let genuine = client
         .post(server.url("/admin/actions/pause"))
         .header("cookie", &session)
-        .form(&[("csrf", csrf.as_str())])
+        .form(&[("csrf", csrf.as_str()), ("back", "/admin\n")])
         .send()
         .await
         .unwrap();
-    assert_eq!(genuine.status(), 303);
+    assert_eq!(genuine.status(), 303, "a `back` no header can hold falls back to the overview");
+    let location = genuine.headers().get("location").unwrap().to_str().unwrap();
+    assert!(location.starts_with("/admin?flash="), "{location}");
     let (_, status) = server.get_json(&admin_token("ops"), "/api/admin/queue/status").await;
     assert_eq!(status["paused"], true);
 

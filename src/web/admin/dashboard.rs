@@ -77,12 +77,12 @@ async fn show_login(request: HttpRequest) -> HttpResponse {
     html(pages::login(None))
 }
 
-async fn log_in(keys: web::Data<TokenKeys>, form: Form) -> HttpResponse {
+async fn log_in(request: HttpRequest, keys: web::Data<TokenKeys>, form: Form) -> HttpResponse {
     let token = form.as_ref().and_then(|f| f.get("token")).map(|t| t.trim().to_string()).unwrap_or_default();
     match keys.verify(&token) {
         Ok(claims) if claims.role == crate::auth::Role::Admin => HttpResponse::SeeOther()
             .insert_header((header::LOCATION, "/admin"))
-            .cookie(session::cookie_for(&token))
+            .cookie(session::cookie_for(&request, &token))
             .finish(),
         Ok(_) => HttpResponse::Forbidden()
             .content_type("text/html; charset=utf-8")
@@ -101,12 +101,13 @@ fn authorised(request: &HttpRequest, form: &Form) -> Result<Session, AppError> {
     Ok(session)
 }
 
-/// Where to go after an action: the form's `back` if it is a dashboard page.
+/// Where to go after an action: the form's `back` if it is a dashboard page, written
+/// in printable ASCII (anything else could not be a `Location` header).
 fn back(form: &Form, flash: &str) -> HttpResponse {
     let page = form
         .as_ref()
         .and_then(|f| f.get("back"))
-        .filter(|b| b.starts_with("/admin") && !b.contains("//"))
+        .filter(|b| b.starts_with("/admin") && !b.contains("//") && b.bytes().all(|c| c.is_ascii_graphic()))
         .map_or("/admin", String::as_str);
     let flash: String = flash
         .bytes()
@@ -119,7 +120,7 @@ async fn log_out(request: HttpRequest, form: Form) -> Result<HttpResponse, AppEr
     authorised(&request, &form)?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/admin/login"))
-        .cookie(session::expired_cookie())
+        .cookie(session::expired_cookie(&request))
         .finish())
 }
 

@@ -18,12 +18,22 @@ pub struct Session {
     pub csrf: String,
 }
 
-pub fn cookie_for(token: &str) -> Cookie<'static> {
-    Cookie::build(COOKIE, token.to_string()).path("/admin").http_only(true).same_site(SameSite::Strict).finish()
+/// The session cookie for `token`. Marked `Secure` when the dashboard is reached over
+/// HTTPS (directly, or through a proxy that says so in `X-Forwarded-Proto` or
+/// `Forwarded`): the browser then never sends the admin's token over plain HTTP. A
+/// development server on plain HTTP still gets a cookie it can use.
+pub fn cookie_for(request: &HttpRequest, token: &str) -> Cookie<'static> {
+    let secure = request.connection_info().scheme().eq_ignore_ascii_case("https");
+    Cookie::build(COOKIE, token.to_string())
+        .path("/admin")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .finish()
 }
 
-pub fn expired_cookie() -> Cookie<'static> {
-    let mut cookie = cookie_for("");
+pub fn expired_cookie(request: &HttpRequest) -> Cookie<'static> {
+    let mut cookie = cookie_for(request, "");
     cookie.make_removal();
     cookie
 }
