@@ -22,6 +22,7 @@ use crate::progress::hub::CloseSessions;
 use crate::progress::{Hub, PositionSweeper, Publisher};
 use crate::queue::Queue;
 use crate::storage::Storage;
+use crate::web::health::LatestReadiness;
 use crate::web::metrics::{HttpMetrics, LatestScrape};
 use crate::web::AppState;
 use crate::workers::metrics::WorkerMetrics;
@@ -196,6 +197,7 @@ async fn start_inner(
         ));
         let http_metrics = web::Data::new(HttpMetrics::new());
         let latest_scrape = web::Data::new(LatestScrape::default());
+        let latest_readiness = web::Data::new(LatestReadiness::default());
         let worker_metrics = web::Data::new(worker_metrics);
         let address = format!("{}:{}", config.server.host, config.server.port);
         let cors_allowed_origins = config.server.cors_allowed_origins.clone();
@@ -207,6 +209,7 @@ async fn start_inner(
                 .app_data(hub.clone())
                 .app_data(http_metrics.clone())
                 .app_data(latest_scrape.clone())
+                .app_data(latest_readiness.clone())
                 .app_data(worker_metrics.clone())
                 .wrap_fn(|request, service| {
                     let metrics = request.app_data::<web::Data<HttpMetrics>>().cloned();

@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use super::coalesced::Coalesced;
 use super::AppState;
 use crate::error::ErrorDetail;
 
@@ -28,6 +29,16 @@ pub struct Checks {
     redis: &'static str,
 }
 
+/// Whether the database and Redis answered. `/readyz` needs no token, and each check
+/// takes a connection from pools the workers share, so checks are coalesced.
+pub type LatestReadiness = Coalesced<Answered>;
+
+#[derive(Clone, Copy)]
+pub struct Answered {
+    database: bool,
+    redis: bool,
+}
+
 /// The process is alive and serving HTTP.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
@@ -37,14 +48,18 @@ pub async fn healthz() -> HttpResponse {
 /// The database and Redis both answer; otherwise 503 naming the one that failed.
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (db, redis) = tokio::join!(state.db.ping(), state.queue.ping());
+pub async fn readyz(state: web::Data<AppState>, latest: web::Data<LatestReadiness>) -> HttpResponse {
+    let answered = latest.fresh(|| async {
+        let (db, redis) = tokio::join!(state.db.ping(), state.queue.ping());
+        Ok::<_, std::convert::Infallible>(Answered { database: db.is_ok(), redis: redis.is_ok() })
+    });
+    let Ok(Answered { database, redis }) = answered.await;
     let status = |ok: bool| if ok { "ok" } else { "unavailable" };
-    let checks = Checks { database: status(db.is_ok()), redis: status(redis.is_ok()) };
-    if db.is_ok() && redis.is_ok() {
+    let checks = Checks { database: status(database), redis: status(redis) };
+    if database && redis {
         return HttpResponse::Ok().json(Readiness { status: "ok", checks, error: None });
     }
-    let failed: Vec<&str> = [("database", db.is_err()), ("redis", redis.is_err())]
+    let failed: Vec<&str> = [("database", !database), ("redis", !redis)]
         .into_iter()
         .filter_map(|(name, failed)| failed.then_some(name))
         .collect();

@@ -5,7 +5,6 @@
 //! this process's own. `docker/prometheus/alerts.yml` alerts on these names.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use actix::Addr;
 use actix_web::dev::ServiceResponse;
@@ -15,6 +14,7 @@ use actix_web::{web, HttpResponse};
 use prometheus::proto::{Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
+use super::coalesced::Coalesced;
 use super::AppState;
 use crate::error::AppError;
 use crate::job_state::JobState;
@@ -134,37 +134,9 @@ fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
     m
 }
 
-/// The last scrape this process made, and when it began. `/metrics` needs no token
-/// (Prometheus scrapes it), and each scrape reads Redis eight times: scrapes are made
-/// one at a time, and a request that arrives while one is under way is answered by the
-/// next one begun after it arrived. Every answer is as fresh as its request, and a
-/// flood of requests costs Redis one scrape at a time, not one each.
-#[derive(Default)]
-pub struct LatestScrape {
-    scrape: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
-}
-
-impl LatestScrape {
-    /// A scrape begun no earlier than this call: the last one when it qualifies, else
-    /// one `make`s now (waiting for the one under way first).
-    async fn fresh<F, Fut>(&self, make: F) -> Result<Bytes, AppError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = Result<Vec<u8>, AppError>>,
-    {
-        let arrived = Instant::now();
-        let mut last = self.scrape.lock().await;
-        if let Some((began, body)) = &*last {
-            if *began >= arrived {
-                return Ok(body.clone());
-            }
-        }
-        let began = Instant::now();
-        let body = Bytes::from(make().await?);
-        *last = Some((began, body.clone()));
-        Ok(body)
-    }
-}
+/// The last scrape of this process: `/metrics` needs no token (Prometheus scrapes it)
+/// and each scrape reads Redis eight times, so scrapes are coalesced.
+pub type LatestScrape = Coalesced<Bytes>;
 
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
@@ -175,7 +147,7 @@ pub async fn metrics(
     hub: web::Data<Addr<Hub>>,
     latest: web::Data<LatestScrape>,
 ) -> Result<HttpResponse, AppError> {
-    let body = latest.fresh(|| scrape(&state, &http, &worker_metrics, &hub)).await?;
+    let body = latest.fresh(|| async { scrape(&state, &http, &worker_metrics, &hub).await.map(Bytes::from) }).await?;
     Ok(HttpResponse::Ok().content_type(prometheus::TEXT_FORMAT).body(body))
 }
 
@@ -315,34 +287,4 @@ async fn scrape(
     let mut body = Vec::new();
     TextEncoder::new().encode(&families, &mut body).map_err(AppError::internal)?;
     Ok(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-
-    use super::*;
-
-    #[actix_web::test]
-    async fn requests_during_a_scrape_share_the_next_one_and_later_requests_get_a_new_one() {
-        let latest = LatestScrape::default();
-        let made = AtomicUsize::new(0);
-        let make = || async {
-            let n = made.fetch_add(1, Ordering::SeqCst) + 1;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok(n.to_string().into_bytes())
-        };
-        let answers = futures_util::future::join_all((0..20).map(|_| latest.fresh(make))).await;
-        assert!(answers.iter().all(Result::is_ok));
-        let made_for_the_flood = made.load(Ordering::SeqCst);
-        assert!(made_for_the_flood <= 2, "20 requests at once made {made_for_the_flood} scrapes");
-        let later = latest.fresh(make).await.unwrap();
-        assert_eq!(
-            made.load(Ordering::SeqCst),
-            made_for_the_flood + 1,
-            "a later request is never served an older scrape"
-        );
-        assert_eq!(later, (made_for_the_flood + 1).to_string().into_bytes());
-    }
 }

@@ -2,6 +2,7 @@
 
 mod access_log;
 pub mod admin;
+mod coalesced;
 mod cors;
 pub mod documents;
 pub mod health;
