@@ -206,13 +206,15 @@ async fn openai_embedder_fails_permanently_when_the_model_has_other_dimensions()
 }
 
 #[actix_web::test]
-async fn openai_embedder_reports_an_unreachable_service_as_transient() {
+async fn openai_embedder_reports_an_unreachable_service_as_transient_without_its_address() {
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let embedder = embed::from_config(&openai_config(&format!("http://127.0.0.1:{port}/v1"), 8, 3));
     match embedder.embed(&texts(1)).await {
         Err(EmbedError::Transient(message)) => {
             assert!(message.contains("could not be reached"), "{message}");
+            // The reason reaches the document's owner; the service's address is not theirs.
+            assert!(!message.contains(&port.to_string()) && !message.contains("/v1"), "{message}");
         }
         other => panic!("expected a transient failure, got {other:?}"),
     }

@@ -81,7 +81,7 @@ impl OpenAiEmbedder {
             request = request.bearer_auth(&self.api_key);
         }
         let response = request.send().await.map_err(|e| {
-            EmbedError::Transient(format!("the embedding service could not be reached: {}", describe(&e)))
+            EmbedError::Transient(format!("the embedding service could not be reached: {}", describe(e)))
         })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -101,7 +101,7 @@ impl OpenAiEmbedder {
             )));
         }
         let body: EmbeddingsResponse = response.json().await.map_err(|e| {
-            EmbedError::Transient(format!("the embedding service sent an unreadable response: {}", describe(&e)))
+            EmbedError::Transient(format!("the embedding service sent an unreadable response: {}", describe(e)))
         })?;
         self.vectors_in_input_order(body, texts.len()).map(Attempt::Done)
     }
@@ -181,11 +181,13 @@ enum Attempt {
     RetryLater { reason: String, wait: Option<Duration> },
 }
 
-/// reqwest's error with its causes: "error sending request" alone does not say that
-/// the connection was refused.
-fn describe(error: &reqwest::Error) -> String {
+/// reqwest's error with its causes ("error sending request" alone does not say that
+/// the connection was refused), without the URL: the reason reaches the document's
+/// owner, and the embedding service's address is the operator's business.
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
     let mut reason = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         reason = format!("{reason}: {cause}");
         source = cause.source();
