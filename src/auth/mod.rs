@@ -190,11 +190,7 @@ pub fn authenticate(req: &HttpRequest, allow_query: bool) -> Result<AuthUser, Ap
     let claims = keys.verify(&token)?;
     if let Some(pace) = req.app_data::<web::Data<RequestPace>>() {
         if !pace.admit(&claims.sub) {
-            return Err(AppError::Busy(format!(
-                "more than {} requests a second from one user (bursts of up to {}); slow down",
-                pace.per_sec(),
-                pace.burst()
-            )));
+            return Err(AppError::Busy(pace.refusal()));
         }
     }
     Ok(AuthUser { id: claims.sub, role: claims.role, expires_at: claims.exp })

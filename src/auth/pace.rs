@@ -1,12 +1,17 @@
 //! How fast a signed-in caller may send requests: a token bucket per user, in this
 //! process. Every request a token authenticates takes one turn; past the pace it is
-//! answered 429 with Retry-After and costs nothing more. A flood of cheap-looking
-//! reads (a snapshot reads every waiting document's position) would otherwise have no
-//! bound but the server's capacity.
+//! answered 429 with Retry-After and costs nothing more. A snapshot takes
+//! `SNAPSHOT_TURNS`: it reads every waiting document's position and sends them all.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The turns a snapshot (`GET /api/documents/processing-status`, a WebSocket
+/// `subscribe`) takes: one of a user with 1,000 documents waiting costs about as much
+/// CPU as fifty plain requests; ten keeps a client polling twenty times a second going
+/// under the default pace.
+pub const SNAPSHOT_TURNS: u32 = 10;
 
 /// A token bucket: `per_sec` turns a second, at most `burst` saved up.
 pub struct TokenBucket {
@@ -24,11 +29,17 @@ impl TokenBucket {
 
     /// Takes one turn; false when the caller is over its pace.
     pub fn take(&mut self) -> bool {
+        self.take_turns(1)
+    }
+
+    /// Takes `turns` at once, or none (false) when fewer are left.
+    fn take_turns(&mut self, turns: u32) -> bool {
         self.refill(Instant::now());
-        if self.available < 1.0 {
+        let turns = f64::from(turns).min(self.burst);
+        if self.available < turns {
             return false;
         }
-        self.available -= 1.0;
+        self.available -= turns;
         true
     }
 
@@ -69,16 +80,31 @@ impl RequestPace {
         RequestPace { per_sec, burst, buckets: Mutex::new(buckets) }
     }
 
-    pub fn per_sec(&self) -> u32 {
-        self.per_sec
+    /// Why a request past the pace is refused.
+    pub fn refusal(&self) -> String {
+        format!(
+            "more than {} requests a second from one user (bursts of up to {}); slow down",
+            self.per_sec, self.burst
+        )
     }
 
-    pub fn burst(&self) -> u32 {
-        self.burst
+    /// Why a snapshot past the pace is refused.
+    pub fn snapshot_refusal(&self) -> String {
+        format!(
+            "a snapshot counts as {SNAPSHOT_TURNS} of the {} requests a second one user may send; ask for them less \
+             often, or follow the WebSocket's events",
+            self.per_sec
+        )
     }
 
     /// Takes one request's turn for `user`; false when the user is over the pace.
     pub fn admit(&self, user: &str) -> bool {
+        self.admit_turns(user, 1)
+    }
+
+    /// Takes `turns` of `user`'s pace for one costlier request; false (taking none)
+    /// when the user is over the pace.
+    pub fn admit_turns(&self, user: &str, turns: u32) -> bool {
         if self.per_sec == 0 {
             return true;
         }
@@ -89,10 +115,10 @@ impl RequestPace {
             buckets.forget_at = (buckets.by_user.len() * 2).max(FORGET_AT_LEAST);
         }
         if let Some(bucket) = buckets.by_user.get_mut(user) {
-            return bucket.take();
+            return bucket.take_turns(turns);
         }
         let mut bucket = TokenBucket::new(self.per_sec, self.burst);
-        let admitted = bucket.take();
+        let admitted = bucket.take_turns(turns);
         buckets.by_user.insert(user.to_string(), bucket);
         admitted
     }
@@ -114,6 +140,16 @@ mod tests {
         assert!((0..3).all(|_| pace.admit("alice")));
         assert!(!pace.admit("alice"));
         assert!(pace.admit("bob"));
+    }
+
+    #[test]
+    fn a_costlier_request_takes_its_turns_or_none() {
+        let pace = RequestPace::new(1, 25);
+        assert!(pace.admit_turns("alice", SNAPSHOT_TURNS));
+        assert!(pace.admit_turns("alice", SNAPSHOT_TURNS));
+        assert!(!pace.admit_turns("alice", SNAPSHOT_TURNS), "5 turns left");
+        assert!((0..5).all(|_| pace.admit("alice")), "the refused one took none");
+        assert!(!pace.admit("alice"));
     }
 
     #[test]

@@ -5,6 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{comparable_with_stored, AppState};
+use crate::auth::pace::{RequestPace, SNAPSHOT_TURNS};
 use crate::auth::AuthUser;
 use crate::db::documents;
 use crate::db::models::{Document, DocumentView};
@@ -140,7 +141,15 @@ pub async fn cancel(
 /// The caller's queue: the same picture as the WebSocket snapshot.
 #[utoipa::path(get, path = "/api/documents/processing-status", tag = "documents", security(("bearer" = [])),
     responses((status = 200, body = Snapshot), (status = 503, body = ErrorBody)))]
-pub async fn processing_status(user: AuthUser, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+pub async fn processing_status(
+    user: AuthUser,
+    state: web::Data<AppState>,
+    pace: web::Data<RequestPace>,
+) -> Result<HttpResponse, AppError> {
+    // The request's own turn is taken already.
+    if !pace.admit_turns(&user.id, SNAPSHOT_TURNS - 1) {
+        return Err(AppError::Busy(pace.snapshot_refusal()));
+    }
     let snapshot = snapshot::build(&state.db, &state.queue, &state.events, &user.id).await?;
     Ok(HttpResponse::Ok().json(snapshot))
 }

@@ -14,7 +14,9 @@
 //! A session lives no longer than its token: at the token's `exp` it is closed with
 //! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
 //! faster than `server.ws_frames_per_sec` (burst `server.ws_frame_burst`) gets a
-//! `rate_limited` error frame and is closed with 1008 (policy violation). One that
+//! `rate_limited` error frame and is closed with 1008 (policy violation). A `subscribe`
+//! (a fresh snapshot) takes `SNAPSHOT_TURNS` of the user's request pace; past it the
+//! client gets a `rate_limited` error frame instead, and the socket stays. One that
 //! stops reading while more than `server.ws_max_pending_events` wait for it is dropped
 //! and, if it ever reads again, closed with 4008.
 
@@ -29,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use super::slots::Slot;
 use super::{comparable_with_stored, AppState};
-use crate::auth::pace::TokenBucket;
+use crate::auth::pace::{RequestPace, TokenBucket, SNAPSHOT_TURNS};
 use crate::auth::{authenticate, issue_ws_ticket, redeem_ws_ticket, AuthUser, WS_TICKET_TTL};
 use crate::db::documents;
 use crate::db::models::Document;
@@ -110,6 +112,7 @@ pub async fn connect(
     stream: web::Payload,
     state: web::Data<AppState>,
     hub: web::Data<Addr<Hub>>,
+    pace: web::Data<RequestPace>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let query = web::Query::<ConnectQuery>::from_query(request.query_string())
         .map_err(|e| AppError::BadRequest(format!("bad query string: {e}")))?
@@ -146,6 +149,7 @@ pub async fn connect(
         user,
         _socket: socket,
         frames,
+        pace,
         state,
         hub: hub.get_ref().clone(),
         session_id: None,
@@ -221,6 +225,8 @@ pub struct SessionActor {
     /// gone: also while its client has stopped reading and the Hub has let it go.
     _socket: Slot,
     frames: TokenBucket,
+    /// The user's request pace, which a `subscribe` (a snapshot) draws on.
+    pace: web::Data<RequestPace>,
     state: web::Data<AppState>,
     hub: Addr<Hub>,
     session_id: Option<u64>,
@@ -420,7 +426,13 @@ impl SessionActor {
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(ClientFrame::Resume { since }) => self.resume(since, ctx),
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
-            Ok(ClientFrame::Subscribe) => self.send_snapshot(ctx),
+            Ok(ClientFrame::Subscribe) => {
+                if self.pace.admit_turns(&self.user.id, SNAPSHOT_TURNS) {
+                    self.send_snapshot(ctx);
+                } else {
+                    Self::send_error(ctx, "rate_limited", &self.pace.snapshot_refusal());
+                }
+            }
             Ok(ClientFrame::Ping) => {
                 ctx.text(ControlFrame::Pong { ts: now_ms() }.text());
             }
