@@ -1,5 +1,6 @@
 //! Slow and oversized request bodies cost one request, never the server: a stalled
-//! upload gets 408 and leaves no file, concurrent uploads are capped per user (429 with
+//! upload gets 408 and leaves no file, and so does one trickled slower than
+//! `server.min_body_bytes_per_sec`; concurrent uploads are capped per user (429 with
 //! Retry-After), non-file parts are bounded in bytes and in number, and a dashboard
 //! form trickled a byte at a time still ends in time.
 
@@ -47,6 +48,34 @@ async fn a_stalled_upload_gets_408_and_its_staging_file_is_removed() {
     .await;
     let started = Instant::now();
     let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(10))).await.unwrap();
+    assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());
+    common::eventually(Duration::from_secs(5), "the partial file removed", || {
+        let files = env.stored_files();
+        async move { files.is_empty().then_some(()) }
+    })
+    .await;
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn an_upload_trickled_below_the_minimum_rate_gets_408_though_it_never_stalls() {
+    let env = TestEnv::new();
+    let config = env.config(json!({ "server": { "body_timeout_secs": 2, "min_body_bytes_per_sec": 100 } }));
+    let server = TestServer::start(config, Role::Api).await;
+    let stream = stall_an_upload(&server.base, &token("alice"));
+    // A byte every 200 ms: never a gap near the 2 s idle limit, and 5 bytes a second
+    // earn the body 0.05 s each, so it runs out of time after about 2 s.
+    let mut writer = stream.try_clone().unwrap();
+    std::thread::spawn(move || {
+        for _ in 0..100 {
+            std::thread::sleep(Duration::from_millis(200));
+            if writer.write_all(b"x").is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(15))).await.unwrap();
     assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());
     common::eventually(Duration::from_secs(5), "the partial file removed", || {
         let files = env.stored_files();

@@ -2,6 +2,7 @@
 
 mod access_log;
 pub mod admin;
+mod body_pace;
 mod coalesced;
 mod cors;
 pub mod documents;

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use actix_multipart::{Field, Multipart};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
+use super::body_pace::BodyPace;
 use super::multipart_headers::{self, PartHeaderSanitizer};
 use super::AppState;
 use crate::auth::AuthUser;
@@ -109,7 +109,10 @@ pub async fn upload(
         .uploads
         .take(&user.id, limits.max_concurrent_uploads_per_user, limits.max_concurrent_uploads)
         .ok_or_else(|| AppError::Busy("too many uploads are being received at once; try again shortly".into()))?;
-    let idle = std::time::Duration::from_secs(state.config.server.body_timeout_secs);
+    let mut pace = BodyPace::new(
+        std::time::Duration::from_secs(state.config.server.body_timeout_secs),
+        state.config.server.min_body_bytes_per_sec,
+    );
     // Refused before a byte is stored: one user cannot flood the queue without bound.
     let user_id = user.id.clone();
     let (unfinished, stored) = state
@@ -133,7 +136,7 @@ pub async fn upload(
     let mut priority = 0;
     let mut form_bytes_left = limits.max_form_field_bytes;
     let mut other_parts = 0;
-    while let Some(field) = next_in_time(&mut payload, idle).await? {
+    while let Some(field) = pace.next(&mut payload).await? {
         let field = field.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
         if field.name() != Some("file") {
             // Empty parts take no bytes from the form's budget: they are counted here.
@@ -152,10 +155,10 @@ pub async fn upload(
                         limits.max_files_per_upload
                     )));
                 }
-                staged.push(receive_file(field, &state.storage, limits.max_upload_bytes, idle).await?);
+                staged.push(receive_file(field, &state.storage, limits.max_upload_bytes, &mut pace).await?);
             }
-            Some("priority") => priority = read_priority(field, idle).await?,
-            _ => drain(field, &mut form_bytes_left, idle).await?,
+            Some("priority") => priority = read_priority(field, &mut pace).await?,
+            _ => drain(field, &mut form_bytes_left, &mut pace).await?,
         }
     }
     if staged.is_empty() {
@@ -291,23 +294,13 @@ async fn process_all_inline(state: &AppState, rows: &[Document]) -> Result<(), A
     Ok(())
 }
 
-/// The stream's next item, unless the client sends nothing for `idle`.
-async fn next_in_time<S: futures_util::Stream + Unpin>(
-    stream: &mut S,
-    idle: std::time::Duration,
-) -> Result<Option<S::Item>, AppError> {
-    tokio::time::timeout(idle, stream.next()).await.map_err(|_| {
-        AppError::RequestTimeout(format!("the upload sent nothing for {} s (server.body_timeout_secs)", idle.as_secs()))
-    })
-}
-
 /// Streams one file part to a staging file, hashing it and enforcing the size limit
 /// as the bytes arrive. The staging file goes if anything fails, a stall included.
 async fn receive_file(
     mut field: Field,
     storage: &Storage,
     limit: u64,
-    idle: std::time::Duration,
+    pace: &mut BodyPace,
 ) -> Result<StagedFile, AppError> {
     let raw_name = field.content_disposition().and_then(|cd| cd.get_filename()).unwrap_or_default().to_string();
     let mut staged = StagedFile {
@@ -322,8 +315,9 @@ async fn receive_file(
     let mut out = BufWriter::with_capacity(256 * 1024, file);
     let mut hasher = Sha256::new();
     let mut head: Vec<u8> = Vec::with_capacity(sniff::HEAD_BYTES);
-    while let Some(chunk) = next_in_time(&mut field, idle).await? {
+    while let Some(chunk) = pace.next(&mut field).await? {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("upload interrupted: {e}")))?;
+        pace.count(chunk.len());
         staged.size_bytes += chunk.len() as u64;
         if staged.size_bytes > limit {
             return Err(AppError::PayloadTooLarge { limit });
@@ -342,10 +336,11 @@ async fn receive_file(
     Ok(staged)
 }
 
-async fn read_priority(mut field: Field, idle: std::time::Duration) -> Result<i32, AppError> {
+async fn read_priority(mut field: Field, pace: &mut BodyPace) -> Result<i32, AppError> {
     let mut text = Vec::new();
-    while let Some(chunk) = next_in_time(&mut field, idle).await? {
+    while let Some(chunk) = pace.next(&mut field).await? {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+        pace.count(chunk.len());
         if text.len() + chunk.len() > 32 {
             return Err(AppError::BadRequest("`priority` must be an integer".into()));
         }
@@ -367,9 +362,10 @@ async fn read_priority(mut field: Field, idle: std::time::Duration) -> Result<i3
 
 /// Reads and discards a part the API does not know, counting it against the bytes
 /// all non-file parts may take (`storage.max_form_field_bytes`).
-async fn drain(mut field: Field, bytes_left: &mut u64, idle: std::time::Duration) -> Result<(), AppError> {
-    while let Some(chunk) = next_in_time(&mut field, idle).await? {
+async fn drain(mut field: Field, bytes_left: &mut u64, pace: &mut BodyPace) -> Result<(), AppError> {
+    while let Some(chunk) = pace.next(&mut field).await? {
         let chunk = chunk.map_err(|e| AppError::BadRequest(format!("malformed multipart body: {e}")))?;
+        pace.count(chunk.len());
         *bytes_left = bytes_left.checked_sub(chunk.len() as u64).ok_or_else(|| {
             AppError::BadRequest("the non-file parts of the upload exceed storage.max_form_field_bytes".into())
         })?;
