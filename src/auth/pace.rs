@@ -7,11 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The turns a snapshot (`GET /api/documents/processing-status`, a WebSocket
-/// `subscribe`) takes: one of a user with 1,000 documents waiting costs about as much
-/// CPU as fifty plain requests; ten keeps a client polling twenty times a second going
-/// under the default pace.
-pub const SNAPSHOT_TURNS: u32 = 10;
+pub use crate::config::SNAPSHOT_TURNS;
 
 /// A token bucket: `per_sec` turns a second, at most `burst` saved up.
 pub struct TokenBucket {
@@ -35,7 +31,7 @@ impl TokenBucket {
     /// Takes `turns` at once, or none (false) when fewer are left.
     fn take_turns(&mut self, turns: u32) -> bool {
         self.refill(Instant::now());
-        let turns = f64::from(turns).min(self.burst);
+        let turns = f64::from(turns);
         if self.available < turns {
             return false;
         }
@@ -169,5 +165,14 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert!(pace.admit("newcomer"));
         assert_eq!(pace.remembered(), 1, "the quiet users' full buckets are dropped");
+
+        // One a second: every user is still short of a full bucket, so none is dropped.
+        let pace = RequestPace::new(1, 1);
+        for user in 0..FORGET_AT_LEAST {
+            assert!(pace.admit(&format!("user-{user}")));
+        }
+        assert!(pace.admit("newcomer"));
+        assert_eq!(pace.remembered(), FORGET_AT_LEAST + 1, "busy users keep their buckets");
+        assert!(!pace.admit("user-0"), "and their pace");
     }
 }

@@ -14,9 +14,11 @@
 //! A session lives no longer than its token: at the token's `exp` it is closed with
 //! code 4001 (reconnect with a fresh token and `resume`). A client that sends frames
 //! faster than `server.ws_frames_per_sec` (burst `server.ws_frame_burst`) gets a
-//! `rate_limited` error frame and is closed with 1008 (policy violation). A `subscribe`
-//! (a fresh snapshot) takes `SNAPSHOT_TURNS` of the user's request pace; past it the
-//! client gets a `rate_limited` error frame instead, and the socket stays. One that
+//! `rate_limited` error frame and is closed with 1008 (policy violation). A snapshot the
+//! client causes (opening with a token and no `since`, `subscribe`, a `resume` from
+//! before what is kept) takes `SNAPSHOT_TURNS` of the user's request pace; past it the
+//! client gets 429 before the upgrade, or a `snapshot_rate_limited` error frame and the
+//! socket stays. One that
 //! stops reading while more than `server.ws_max_pending_events` wait for it is dropped
 //! and, if it ever reads again, closed with 4008.
 
@@ -139,6 +141,11 @@ pub async fn connect(
         None => {
             let user = authenticate(&request, true)?;
             handshake_checked(&request)?;
+            // The handshake took one turn; a socket opened without `since` starts with a
+            // snapshot, which takes the rest of a snapshot's turns.
+            if resume_from.is_none() && !pace.admit_turns(&user.id, SNAPSHOT_TURNS - 1) {
+                return Err(AppError::Busy(pace.snapshot_refusal()).into());
+            }
             let socket = take_socket(&user)
                 .ok_or_else(|| AppError::TooManyRequests(too_many_sockets(limits.ws_max_sockets_per_user)))?;
             (user, socket)
@@ -305,6 +312,18 @@ impl SessionActor {
         ctx.text(ControlFrame::Error { code: code.into(), message: message.into(), ts: now_ms() }.text());
     }
 
+    /// A snapshot the client asked for (`subscribe`, or a resume from before what is
+    /// kept): it takes `SNAPSHOT_TURNS` of the user's pace, or the client gets a
+    /// `snapshot_rate_limited` error frame and the events that waited, and may ask again.
+    fn send_asked_snapshot(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.pace.admit_turns(&self.user.id, SNAPSHOT_TURNS) {
+            self.send_snapshot(ctx);
+        } else {
+            Self::send_error(ctx, "snapshot_rate_limited", &self.pace.snapshot_refusal());
+            self.release_held_back(ctx);
+        }
+    }
+
     /// Sends a fresh snapshot; live events wait until it is out (no longer), and those
     /// it already reflects (seq not above its own) are dropped.
     fn send_snapshot(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -366,7 +385,7 @@ impl SessionActor {
                     }
                     act.release_held_back(ctx);
                 }
-                Ok(Missed::Gap) | Err(_) => act.send_snapshot(ctx),
+                Ok(Missed::Gap) | Err(_) => act.send_asked_snapshot(ctx),
             }
         }));
     }
@@ -426,13 +445,7 @@ impl SessionActor {
         match serde_json::from_str::<ClientFrame>(text) {
             Ok(ClientFrame::Resume { since }) => self.resume(since, ctx),
             Ok(ClientFrame::Cancel { document_id }) => self.cancel(document_id, ctx),
-            Ok(ClientFrame::Subscribe) => {
-                if self.pace.admit_turns(&self.user.id, SNAPSHOT_TURNS) {
-                    self.send_snapshot(ctx);
-                } else {
-                    Self::send_error(ctx, "rate_limited", &self.pace.snapshot_refusal());
-                }
-            }
+            Ok(ClientFrame::Subscribe) => self.send_asked_snapshot(ctx),
             Ok(ClientFrame::Ping) => {
                 ctx.text(ControlFrame::Pong { ts: now_ms() }.text());
             }

@@ -44,6 +44,8 @@ const TICKET_REFUSED = 4401;
 const TOO_MANY_SOCKETS = 4029;
 /** A fresh ticket refused right after another one: not a race, the sign-in is gone. */
 const TICKET_REFUSALS_BEFORE_SIGN_IN = 2;
+/** A snapshot refused for the user's request pace is asked for again after this long. */
+const SNAPSHOT_RETRY_MS = 1000;
 
 /**
  * The user's documents, live: one WebSocket shared by every subscriber, opened with a
@@ -64,6 +66,7 @@ export class ProgressStream {
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private heardSincePing = true;
   private stopTimer: ReturnType<typeof setTimeout> | null = null;
+  private subscribeTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly options: Required<Omit<ProgressStreamOptions, "WebSocket">> & { WebSocket?: WebSocketConstructor };
 
   constructor(
@@ -203,6 +206,8 @@ export class ProgressStream {
         break;
       case "error":
         this.update({ lastError: frame.message });
+        // The gap the snapshot would fill stays until one comes: ask again shortly.
+        if (frame.code === "snapshot_rate_limited") this.subscribeLater();
         break;
       case "pong":
       case "cancel.accepted":
@@ -215,6 +220,15 @@ export class ProgressStream {
         this.update({ state: applyEvent(state, frame) });
       }
     }
+  }
+
+  private subscribeLater(): void {
+    if (this.subscribeTimer) return;
+    const socket = this.socket;
+    this.subscribeTimer = setTimeout(() => {
+      this.subscribeTimer = null;
+      if (socket === this.socket) this.send({ type: "subscribe" });
+    }, SNAPSHOT_RETRY_MS);
   }
 
   private send(frame: ClientFrame): void {
@@ -283,6 +297,8 @@ export class ProgressStream {
 
   private closeSocket(): void {
     this.stopHeartbeat();
+    if (this.subscribeTimer) clearTimeout(this.subscribeTimer);
+    this.subscribeTimer = null;
     const socket = this.socket;
     this.socket = null;
     socket?.close(1000);

@@ -27,6 +27,38 @@ class RefusedSocket {
   close(): void {}
 }
 
+/** A socket that opens, sends a snapshot, and records what the client sends. */
+class OpenSocket {
+  static last: OpenSocket | null = null;
+  readyState = 0;
+  sent: string[] = [];
+  onopen: ((event: unknown) => void) | null = null;
+  onmessage: ((event: { data: string }) => void) | null = null;
+  onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+
+  constructor(readonly url: string) {
+    OpenSocket.last = this;
+    setTimeout(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+      this.receive({ type: "snapshot", seq: 1, ts: 0, counts: {}, documents: [] });
+    }, 0);
+  }
+
+  receive(frame: unknown): void {
+    this.onmessage?.({ data: JSON.stringify(frame) });
+  }
+
+  send(text: string): void {
+    this.sent.push(text);
+  }
+
+  close(): void {
+    this.readyState = 3;
+  }
+}
+
 const client = {
   wsTicket: async () => ({ ticket: "ticket", expires_in: 30 }),
   socketUrl: (ticket: string) => `ws://docqueue.test/ws?ticket=${ticket}`,
@@ -51,6 +83,26 @@ describe("ProgressStream", () => {
     expect(RefusedSocket.opened).toBeGreaterThanOrEqual(4);
     expect(RefusedSocket.opened).toBeLessThanOrEqual(9);
     expect(stream.current.lastError).toContain("ws_max_sockets_per_user");
+    stop();
+    await vi.advanceTimersByTimeAsync(0);
+  });
+
+  it("asks again for a snapshot the server refused for the user's request pace", async () => {
+    vi.useFakeTimers();
+    const stream = new ProgressStream(client, { WebSocket: OpenSocket as unknown as typeof WebSocket });
+    const stop = stream.subscribe(() => {});
+    await vi.advanceTimersByTimeAsync(0);
+    const socket = OpenSocket.last!;
+    const subscribes = () => socket.sent.filter((text) => JSON.parse(text).type === "subscribe").length;
+    // Seq 3 after 1: an event went missing, so the client asks for a snapshot.
+    socket.receive({ type: "document.progress", document_id: "d", job_id: "j", seq: 3, ts: 0, progress: 50 });
+    expect(subscribes()).toBe(1);
+    socket.receive({ type: "error", code: "snapshot_rate_limited", message: "a snapshot counts as 10", ts: 0 });
+    expect(stream.current.lastError).toContain("snapshot");
+    await vi.advanceTimersByTimeAsync(999);
+    expect(subscribes()).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(subscribes()).toBe(2);
     stop();
     await vi.advanceTimersByTimeAsync(0);
   });
