@@ -19,23 +19,25 @@ impl<T> Default for Coalesced<T> {
 
 impl<T: Clone> Coalesced<T> {
     /// A value made no earlier than this call: the last one when it qualifies, else
-    /// one `make`s now (waiting for the one under way first).
-    pub async fn fresh<F, Fut, E>(&self, make: F) -> Result<T, E>
+    /// one `make`s now (waiting for the one under way first). A failure is a value
+    /// like any other (`T` may be a `Result`): the requests that waited for it share it
+    /// instead of each trying again, one after another, while a dependency is down.
+    pub async fn fresh<F, Fut>(&self, make: F) -> T
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        Fut: Future<Output = T>,
     {
         let arrived = Instant::now();
         let mut latest = self.latest.lock().await;
         if let Some((began, value)) = &*latest {
             if *began >= arrived {
-                return Ok(value.clone());
+                return value.clone();
             }
         }
         let began = Instant::now();
-        let value = make().await?;
+        let value = make().await;
         *latest = Some((began, value.clone()));
-        Ok(value)
+        value
     }
 }
 
@@ -53,13 +55,13 @@ mod tests {
         let make = || async {
             let n = made.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            Ok::<_, ()>(n)
+            n
         };
         let answers = futures_util::future::join_all((0..20).map(|_| latest.fresh(make))).await;
-        assert!(answers.iter().all(Result::is_ok));
+        assert!(answers.iter().all(|n| *n <= 2), "{answers:?}");
         let made_for_the_flood = made.load(Ordering::SeqCst);
         assert!(made_for_the_flood <= 2, "20 requests at once made {made_for_the_flood}");
-        let later = latest.fresh(make).await.unwrap();
+        let later = latest.fresh(make).await;
         assert_eq!(later, made_for_the_flood + 1, "a later request is never answered with an older one");
     }
 }

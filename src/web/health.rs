@@ -49,11 +49,12 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "health",
     responses((status = 200, body = Readiness), (status = 503, description = "Not ready", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>, latest: web::Data<LatestReadiness>) -> HttpResponse {
-    let answered = latest.fresh(|| async {
-        let (db, redis) = tokio::join!(state.db.ping(), state.queue.ping());
-        Ok::<_, std::convert::Infallible>(Answered { database: db.is_ok(), redis: redis.is_ok() })
-    });
-    let Ok(Answered { database, redis }) = answered.await;
+    let Answered { database, redis } = latest
+        .fresh(|| async {
+            let (db, redis) = tokio::join!(state.db.ping(), state.queue.ping());
+            Answered { database: db.is_ok(), redis: redis.is_ok() }
+        })
+        .await;
     let status = |ok: bool| if ok { "ok" } else { "unavailable" };
     let checks = Checks { database: status(database), redis: status(redis) };
     if database && redis {

@@ -136,7 +136,7 @@ fn histogram(labels: Vec<LabelPair>, fields: &HashMap<String, f64>) -> Metric {
 
 /// The last scrape of this process: `/metrics` needs no token (Prometheus scrapes it)
 /// and each scrape reads Redis eight times, so scrapes are coalesced.
-pub type LatestScrape = Coalesced<Bytes>;
+pub type LatestScrape = Coalesced<Result<Bytes, AppError>>;
 
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain")))]
