@@ -48,8 +48,10 @@ pub struct ServerConfig {
     pub requests_per_sec_per_user: u32,
     pub request_burst_per_user: u32,
     pub body_timeout_secs: u64,
-    /// An upload's body may take `body_timeout_secs` plus a second per this many bytes.
+    /// An upload's body may take `body_timeout_secs` plus a second per this many bytes,
+    /// and at most `max_body_secs` (0: no ceiling).
     pub min_body_bytes_per_sec: u64,
+    pub max_body_secs: u64,
     pub max_concurrent_searches: usize,
     /// Origins (`scheme://host[:port]`) whose pages may call the API from a browser.
     pub cors_allowed_origins: Vec<String>,

@@ -63,8 +63,8 @@ async fn an_upload_trickled_below_the_minimum_rate_gets_408_though_it_never_stal
     let config = env.config(json!({ "server": { "body_timeout_secs": 2, "min_body_bytes_per_sec": 100 } }));
     let server = TestServer::start(config, Role::Api).await;
     let stream = stall_an_upload(&server.base, &token("alice"));
-    // A byte every 200 ms: never a gap near the 2 s idle limit, and 5 bytes a second
-    // earn the body 0.05 s each, so it runs out of time after about 2 s.
+    // A byte every 200 ms: never a gap near the 2 s idle limit, and at 100 bytes a
+    // second each byte earns the body 0.01 s, so it runs out of time after about 2 s.
     let mut writer = stream.try_clone().unwrap();
     std::thread::spawn(move || {
         for _ in 0..100 {
@@ -74,6 +74,11 @@ async fn an_upload_trickled_below_the_minimum_rate_gets_408_though_it_never_stal
             }
         }
     });
+    common::eventually(Duration::from_secs(5), "the partial file on disk", || {
+        let staged = !env.stored_files().is_empty();
+        async move { staged.then_some(()) }
+    })
+    .await;
     let started = Instant::now();
     let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(15))).await.unwrap();
     assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());

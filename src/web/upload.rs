@@ -109,10 +109,6 @@ pub async fn upload(
         .uploads
         .take(&user.id, limits.max_concurrent_uploads_per_user, limits.max_concurrent_uploads)
         .ok_or_else(|| AppError::Busy("too many uploads are being received at once; try again shortly".into()))?;
-    let mut pace = BodyPace::new(
-        std::time::Duration::from_secs(state.config.server.body_timeout_secs),
-        state.config.server.min_body_bytes_per_sec,
-    );
     // Refused before a byte is stored: one user cannot flood the queue without bound.
     let user_id = user.id.clone();
     let (unfinished, stored) = state
@@ -131,6 +127,11 @@ pub async fn upload(
     if stored >= limits.max_bytes_per_user {
         return Err(over_storage(stored, 0, limits.max_bytes_per_user));
     }
+    // The body's clock starts when it is first read, not while the server checks limits.
+    let server = &state.config.server;
+    let most = (server.max_body_secs > 0).then(|| std::time::Duration::from_secs(server.max_body_secs));
+    let mut pace =
+        BodyPace::new(std::time::Duration::from_secs(server.body_timeout_secs), server.min_body_bytes_per_sec, most);
     let mut payload = Multipart::new(request.headers(), PartHeaderSanitizer::new(body, &boundary));
     let mut staged: Vec<StagedFile> = Vec::new();
     let mut priority = 0;
