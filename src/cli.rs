@@ -142,7 +142,7 @@ fn token(user: &str, admin: bool, ttl: &str, config: Option<PathBuf>) -> Result<
                     logs its own demo tokens at start-up"
             .into());
     }
-    let ttl = parse_ttl(ttl).ok_or_else(|| format!("--ttl `{ttl}`: use e.g. 90s, 30m, 24h, 7d"))?;
+    let ttl = parse_ttl(ttl).ok_or_else(|| format!("--ttl `{ttl}`: use e.g. 90s, 30m, 24h, 7d (at most 100 years)"))?;
     if user.trim().is_empty() {
         return Err("--user must not be empty".into());
     }

@@ -81,7 +81,7 @@ impl OpenAiEmbedder {
             request = request.bearer_auth(&self.api_key);
         }
         let response = request.send().await.map_err(|e| {
-            EmbedError::Transient(format!("the embedding service could not be reached: {}", describe(e)))
+            EmbedError::Transient(format!("the embedding service could not be reached: {}", self.describe(e)))
         })?;
         let status = response.status();
         if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -101,7 +101,7 @@ impl OpenAiEmbedder {
             )));
         }
         let body: EmbeddingsResponse = response.json().await.map_err(|e| {
-            EmbedError::Transient(format!("the embedding service sent an unreadable response: {}", describe(e)))
+            EmbedError::Transient(format!("the embedding service sent an unreadable response: {}", self.describe(e)))
         })?;
         self.vectors_in_input_order(body, texts.len()).map(Attempt::Done)
     }
@@ -130,6 +130,26 @@ impl OpenAiEmbedder {
                 Ok(vector)
             })
             .collect()
+    }
+
+    /// reqwest's error with its causes ("error sending request" alone does not say that
+    /// the connection was refused), without the service's address: the reason reaches
+    /// the document's owner, and where the embedding service lives is the operator's
+    /// business. reqwest's URL goes, and so does the host wherever a cause names it (a
+    /// TLS certificate "not valid for name").
+    fn describe(&self, error: reqwest::Error) -> String {
+        let error = error.without_url();
+        let mut reason = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            reason = format!("{reason}: {cause}");
+            source = cause.source();
+        }
+        let host = reqwest::Url::parse(&self.url).ok().and_then(|url| url.host_str().map(str::to_string));
+        match host.filter(|host| !host.is_empty()) {
+            Some(host) => reason.replace(&host, "<the embedding host>"),
+            None => reason,
+        }
     }
 
     /// The server's own explanation: OpenAI's `{"error":{"message"}}`, the
@@ -179,20 +199,6 @@ impl Embedder for OpenAiEmbedder {
 enum Attempt {
     Done(Vec<Vec<f32>>),
     RetryLater { reason: String, wait: Option<Duration> },
-}
-
-/// reqwest's error with its causes ("error sending request" alone does not say that
-/// the connection was refused), without the URL: the reason reaches the document's
-/// owner, and the embedding service's address is the operator's business.
-fn describe(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut reason = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        reason = format!("{reason}: {cause}");
-        source = cause.source();
-    }
-    reason
 }
 
 #[derive(Serialize)]
