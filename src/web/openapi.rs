@@ -4,9 +4,11 @@
 //! cannot be operations, so they are schemas: Snapshot, Event, ControlFrame (server to
 //! client) and ClientFrame (client to server).
 
+use std::collections::btree_map::Entry;
+
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, Ref, Response, ResponseBuilder};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::admin::api as admin;
@@ -73,17 +75,24 @@ impl Modify for BearerAuth {
             for operation in operations.into_iter().flatten().filter(|o| o.security.is_some()) {
                 let responses = &mut operation.responses.responses;
                 responses.entry("401".into()).or_insert_with(|| error_response("No valid bearer token").into());
-                responses.entry("429".into()).or_insert_with(|| {
-                    error_response(
-                        "The caller sent more than server.requests_per_sec_per_user requests a second (beyond its \
-                         burst); Retry-After says when to try again",
-                    )
-                    .into()
-                });
+                match responses.entry("429".into()) {
+                    Entry::Vacant(entry) => {
+                        entry.insert(error_response(PACED).into());
+                    }
+                    Entry::Occupied(mut entry) => {
+                        if let RefOr::T(response) = entry.get_mut() {
+                            response.description = format!("{}. Or: {PACED}", response.description);
+                        }
+                    }
+                }
             }
         }
     }
 }
+
+/// The 429 of every operation that takes a bearer token.
+const PACED: &str = "The caller sent more than server.requests_per_sec_per_user requests a second (beyond its \
+                     burst; a snapshot counts as 10); Retry-After says when to try again";
 
 /// A response with the API's JSON error body.
 fn error_response(description: &str) -> Response {
