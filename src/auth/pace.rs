@@ -98,9 +98,21 @@ impl RequestPace {
         self.admit_turns(user, 1)
     }
 
-    /// Takes `turns` of `user`'s pace for one costlier request; false (taking none)
-    /// when the user is over the pace.
-    pub fn admit_turns(&self, user: &str, turns: u32) -> bool {
+    /// Takes a snapshot's turns for `user`, asked for on a socket already open; false
+    /// (taking none) when the user is over the pace.
+    pub fn admit_snapshot(&self, user: &str) -> bool {
+        self.admit_turns(user, SNAPSHOT_TURNS)
+    }
+
+    /// The rest of a snapshot's turns, for a request whose own turn `authenticate`
+    /// took already; false (taking none) when the user is over the pace.
+    pub fn admit_rest_of_snapshot(&self, user: &str) -> bool {
+        self.admit_turns(user, SNAPSHOT_TURNS - 1)
+    }
+
+    /// Takes `turns` of `user`'s pace at once; false (taking none) when the user is
+    /// over the pace.
+    fn admit_turns(&self, user: &str, turns: u32) -> bool {
         if self.per_sec == 0 {
             return true;
         }
@@ -141,9 +153,9 @@ mod tests {
     #[test]
     fn a_costlier_request_takes_its_turns_or_none() {
         let pace = RequestPace::new(1, 25);
-        assert!(pace.admit_turns("alice", SNAPSHOT_TURNS));
-        assert!(pace.admit_turns("alice", SNAPSHOT_TURNS));
-        assert!(!pace.admit_turns("alice", SNAPSHOT_TURNS), "5 turns left");
+        assert!(pace.admit_snapshot("alice"));
+        assert!(pace.admit_snapshot("alice"));
+        assert!(!pace.admit_snapshot("alice"), "5 turns left");
         assert!((0..5).all(|_| pace.admit("alice")), "the refused one took none");
         assert!(!pace.admit("alice"));
     }

@@ -5,7 +5,7 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::{comparable_with_stored, AppState};
-use crate::auth::pace::{RequestPace, SNAPSHOT_TURNS};
+use crate::auth::pace::RequestPace;
 use crate::auth::AuthUser;
 use crate::db::documents;
 use crate::db::models::{Document, DocumentView};
@@ -146,8 +146,7 @@ pub async fn processing_status(
     state: web::Data<AppState>,
     pace: web::Data<RequestPace>,
 ) -> Result<HttpResponse, AppError> {
-    // The request's own turn is taken already.
-    if !pace.admit_turns(&user.id, SNAPSHOT_TURNS - 1) {
+    if !pace.admit_rest_of_snapshot(&user.id) {
         return Err(AppError::Busy(pace.snapshot_refusal()));
     }
     let snapshot = snapshot::build(&state.db, &state.queue, &state.events, &user.id).await?;

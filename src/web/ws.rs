@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use super::slots::Slot;
 use super::{comparable_with_stored, AppState};
-use crate::auth::pace::{RequestPace, TokenBucket, SNAPSHOT_TURNS};
+use crate::auth::pace::{RequestPace, TokenBucket};
 use crate::auth::{authenticate, issue_ws_ticket, redeem_ws_ticket, AuthUser, WS_TICKET_TTL};
 use crate::db::documents;
 use crate::db::models::Document;
@@ -143,7 +143,7 @@ pub async fn connect(
             handshake_checked(&request)?;
             // The handshake took one turn; a socket opened without `since` starts with a
             // snapshot, which takes the rest of a snapshot's turns.
-            if resume_from.is_none() && !pace.admit_turns(&user.id, SNAPSHOT_TURNS - 1) {
+            if resume_from.is_none() && !pace.admit_rest_of_snapshot(&user.id) {
                 return Err(AppError::Busy(pace.snapshot_refusal()).into());
             }
             let socket = take_socket(&user)
@@ -316,7 +316,7 @@ impl SessionActor {
     /// kept): it takes `SNAPSHOT_TURNS` of the user's pace, or the client gets a
     /// `snapshot_rate_limited` error frame and the events that waited, and may ask again.
     fn send_asked_snapshot(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        if self.pace.admit_turns(&self.user.id, SNAPSHOT_TURNS) {
+        if self.pace.admit_snapshot(&self.user.id) {
             self.send_snapshot(ctx);
         } else {
             Self::send_error(ctx, "snapshot_rate_limited", &self.pace.snapshot_refusal());
