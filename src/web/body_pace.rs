@@ -56,10 +56,7 @@ impl BodyPace {
     fn time_left(&self) -> Option<Duration> {
         let earned = (self.min_bytes_per_sec > 0)
             .then(|| self.idle + Duration::from_secs_f64(self.received as f64 / self.min_bytes_per_sec as f64));
-        let allowed = match (earned, self.most) {
-            (Some(earned), Some(most)) => earned.min(most),
-            (allowed, None) | (None, allowed) => allowed?,
-        };
+        let allowed = [earned, self.most].into_iter().flatten().min()?;
         Some(allowed.saturating_sub(self.started.elapsed()))
     }
 }
