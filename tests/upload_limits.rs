@@ -36,24 +36,30 @@ fn read_status_line(mut stream: TcpStream, limit: Duration) -> String {
     String::from_utf8_lossy(&answer[..read]).lines().next().unwrap_or_default().to_string()
 }
 
-#[actix_web::test]
-async fn a_stalled_upload_gets_408_and_its_staging_file_is_removed() {
-    let env = TestEnv::new();
-    let server = TestServer::start(env.config(json!({ "server": { "body_timeout_secs": 1 } })), Role::Api).await;
-    let stream = stall_an_upload(&server.base, &token("alice"));
+/// Waits for the upload's partial file, then for the 408 on `stream` (within `limit`),
+/// then for the partial file to go.
+async fn expect_408_and_the_partial_file_removed(env: &TestEnv, stream: TcpStream, limit: Duration) {
     common::eventually(Duration::from_secs(5), "the partial file on disk", || {
         let staged = !env.stored_files().is_empty();
         async move { staged.then_some(()) }
     })
     .await;
     let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(10))).await.unwrap();
+    let status = tokio::task::spawn_blocking(move || read_status_line(stream, limit)).await.unwrap();
     assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());
     common::eventually(Duration::from_secs(5), "the partial file removed", || {
         let files = env.stored_files();
         async move { files.is_empty().then_some(()) }
     })
     .await;
+}
+
+#[actix_web::test]
+async fn a_stalled_upload_gets_408_and_its_staging_file_is_removed() {
+    let env = TestEnv::new();
+    let server = TestServer::start(env.config(json!({ "server": { "body_timeout_secs": 1 } })), Role::Api).await;
+    let stream = stall_an_upload(&server.base, &token("alice"));
+    expect_408_and_the_partial_file_removed(&env, stream, Duration::from_secs(10)).await;
     server.shutdown().await;
 }
 
@@ -74,19 +80,7 @@ async fn an_upload_trickled_below_the_minimum_rate_gets_408_though_it_never_stal
             }
         }
     });
-    common::eventually(Duration::from_secs(5), "the partial file on disk", || {
-        let staged = !env.stored_files().is_empty();
-        async move { staged.then_some(()) }
-    })
-    .await;
-    let started = Instant::now();
-    let status = tokio::task::spawn_blocking(move || read_status_line(stream, Duration::from_secs(15))).await.unwrap();
-    assert!(status.contains(" 408 "), "{status:?} after {:?}", started.elapsed());
-    common::eventually(Duration::from_secs(5), "the partial file removed", || {
-        let files = env.stored_files();
-        async move { files.is_empty().then_some(()) }
-    })
-    .await;
+    expect_408_and_the_partial_file_removed(&env, stream, Duration::from_secs(15)).await;
     server.shutdown().await;
 }
 
