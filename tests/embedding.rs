@@ -194,6 +194,30 @@ async fn openai_embedder_keeps_the_api_key_out_of_error_messages() {
 }
 
 #[actix_web::test]
+async fn openai_embedder_masks_key_fragments_and_account_ids_the_service_echoes() {
+    // What OpenAI answers for a wrong key: its last characters, and the account's ids.
+    let api = FakeEmbeddingsApi::with_canned(vec![Canned {
+        status: 401,
+        retry_after: None,
+        body: json!({"error": {"message": "Incorrect API key provided: sk-proj-****************************wxyz. \
+            You can find your API key at https://platform.openai.com/account/api-keys. \
+            (organization org-AbCdEf1234567890, project proj_QrStUv0987654321)"}}),
+    }]);
+    let embedder = embed::from_config(&openai_config(&serve(api), 8, 3));
+    match embedder.embed(&texts(1)).await {
+        Err(EmbedError::Permanent(message)) => {
+            for secret in ["wxyz", "sk-proj", "AbCdEf1234567890", "QrStUv0987654321"] {
+                assert!(!message.contains(secret), "{secret} in {message}");
+            }
+            assert!(message.contains("Incorrect API key provided: ***. You can find"), "{message}");
+            assert!(message.contains("(organization ***, project ***)"), "{message}");
+            assert!(message.contains("401"), "{message}");
+        }
+        other => panic!("expected a permanent failure, got {other:?}"),
+    }
+}
+
+#[actix_web::test]
 async fn openai_embedder_fails_permanently_when_the_model_has_other_dimensions() {
     let api = FakeEmbeddingsApi::with_canned(vec![]);
     let config = EmbeddingConfig { dimensions: 768, ..openai_config(&serve(api), 8, 3) };

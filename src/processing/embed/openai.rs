@@ -3,8 +3,8 @@
 //!
 //! Rate limits (429) and server errors (5xx) are retried with exponential back-off,
 //! honouring `Retry-After`; any other 4xx is permanent and carries the server's message.
-//! The API key goes in the Authorization header only: it is never logged and is masked
-//! out of any message the server echoes back.
+//! The API key goes in the Authorization header only: it is never logged, and it and
+//! any credential fragment or account id are masked out of what the server echoes back.
 
 use std::time::Duration;
 
@@ -133,10 +133,7 @@ impl OpenAiEmbedder {
     }
 
     /// reqwest's error with its causes ("error sending request" alone does not say that
-    /// the connection was refused), without the service's address: the reason reaches
-    /// the document's owner, and where the embedding service lives is the operator's
-    /// business. reqwest's URL goes, and so does the host wherever a cause names it (a
-    /// TLS certificate "not valid for name").
+    /// the connection was refused), without reqwest's URL: see `redact`.
     fn describe(&self, error: reqwest::Error) -> String {
         let error = error.without_url();
         let mut reason = error.to_string();
@@ -145,16 +142,11 @@ impl OpenAiEmbedder {
             reason = format!("{reason}: {cause}");
             source = cause.source();
         }
-        let host = reqwest::Url::parse(&self.url).ok().and_then(|url| url.host_str().map(str::to_string));
-        match host.filter(|host| !host.is_empty()) {
-            Some(host) => reason.replace(&host, "<the embedding host>"),
-            None => reason,
-        }
+        self.redact(&reason)
     }
 
     /// The server's own explanation: OpenAI's `{"error":{"message"}}`, the
-    /// `{"error":"…"}` of Ollama and TEI, or else the start of the body. The API key is
-    /// masked in case the server echoes it.
+    /// `{"error":"…"}` of Ollama and TEI, or else the start of the body; see `redact`.
     fn server_message(&self, body: &str) -> String {
         let parsed: Option<ErrorBody> = serde_json::from_str(body).ok();
         let message = match parsed.map(|b| b.error) {
@@ -162,16 +154,57 @@ impl OpenAiEmbedder {
             Some(ErrorDetail::Text(message)) => message,
             None => body.trim().to_string(),
         };
-        let mut message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-        if !self.api_key.is_empty() {
-            message = message.replace(&self.api_key, "***");
-        }
+        let message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
         if message.is_empty() {
             "no details given".into()
         } else {
-            message
+            self.redact(&message)
         }
     }
+
+    /// A reason reaches the document's owner, and the operator's account is not theirs:
+    /// the API key goes, and so do the fragments of credentials a service echoes (OpenAI
+    /// quotes a wrong key's last characters between asterisks, and names organisation
+    /// and project ids), and the service's host wherever it is named (a TLS certificate
+    /// "not valid for name", a proxy's error page).
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        if !self.api_key.is_empty() {
+            text = text.replace(&self.api_key, "***");
+        }
+        let host = reqwest::Url::parse(&self.url).ok().and_then(|url| url.host_str().map(str::to_string));
+        if let Some(host) = host.filter(|host| !host.is_empty()) {
+            text = text.replace(&host, "<the embedding host>");
+        }
+        mask_credential_words(&text)
+    }
+}
+
+/// Each word that looks like a credential or an account id (an OpenAI-style `sk-…` key,
+/// `org-…` or `proj_…` id, or a key masked with asterisks but for a few characters)
+/// becomes `***`; the punctuation around it stays.
+fn mask_credential_words(text: &str) -> String {
+    const PREFIXES: [&str; 6] = ["sk-", "sk_", "rk-", "org-", "proj_", "proj-"];
+    let looks_like_credential = |word: &str| {
+        let long_enough = word.chars().count() >= 8;
+        (long_enough && PREFIXES.iter().any(|prefix| word.starts_with(prefix))) || word.contains("****")
+    };
+    let mut masked = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(word_end);
+        let core = word.trim_matches(|c: char| !(c.is_alphanumeric() || c == '*' || c == '-' || c == '_'));
+        if !core.is_empty() && looks_like_credential(core) {
+            masked.push_str(&word.replacen(core, "***", 1));
+        } else {
+            masked.push_str(word);
+        }
+        let space_end = after.find(|c: char| !c.is_whitespace()).unwrap_or(after.len());
+        masked.push_str(&after[..space_end]);
+        rest = &after[space_end..];
+    }
+    masked
 }
 
 impl Embedder for OpenAiEmbedder {
