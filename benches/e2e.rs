@@ -10,7 +10,8 @@
 //! records (`/api/admin/queue/status`, which averages the last 200 jobs, and the mean
 //! over every job from `docqueue_processing_duration_seconds`) beside the wall time a
 //! worker spends per document; and the CPU time spent per document, in this process
-//! and in the extractor processes; and where a document's time goes, traced from the
+//! and in the extractor processes; how many of the machine's cores were busy meanwhile
+//! (every process), and so the most any setting could reach here; and where a document's time goes, traced from the
 //! client by when each stage's first event arrived (upload and wait until `extracting`,
 //! reading in the extractor until `chunking`, then chunking, embedding, and storing
 //! with the completion), and as the server times each step of a job
@@ -222,6 +223,9 @@ struct Seen {
     failed: Vec<(String, String)>,
     first_sent: Option<Instant>,
     last_accepted: Option<Instant>,
+    /// How many of the machine's cores were busy, on average, from the first upload to
+    /// the last document's end (every process: the server, Redis, the database).
+    busy_cores: f64,
     metrics: String,
     status: Value,
 }
@@ -300,7 +304,10 @@ async fn client_run(base: String, tokens: Vec<String>, admin: String, files: Vec
         async move { tokio::join!(follow(socket, files.len()), upload(client, base, token, files)) }
     });
     let mut seen = Seen::default();
-    for ((followed, failed), (sent, first, last)) in futures_util::future::join_all(users).await {
+    let before = MachineCpu::now();
+    let ended = futures_util::future::join_all(users).await;
+    seen.busy_cores = MachineCpu::now().busy_cores_since(&before);
+    for ((followed, failed), (sent, first, last)) in ended {
         seen.completed.extend(followed.completed);
         seen.stages.extend(followed.stages);
         seen.failed.extend(failed);
@@ -383,6 +390,41 @@ async fn upload(
         }
     }
     (sent, first, Instant::now())
+}
+
+/// The machine's CPU time so far, from /proc/stat: busy and all, over every core.
+struct MachineCpu {
+    busy: u64,
+    total: u64,
+}
+
+impl MachineCpu {
+    fn now() -> MachineCpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        // cpu user nice system idle iowait irq softirq steal (guest time is in user).
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let total = ticks.iter().sum();
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        MachineCpu { busy: total - idle, total }
+    }
+
+    /// Busy cores on average since `earlier` (0 where /proc/stat cannot be read).
+    fn busy_cores_since(&self, earlier: &MachineCpu) -> f64 {
+        let total = self.total.saturating_sub(earlier.total);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if total == 0 {
+            return 0.0;
+        }
+        self.busy.saturating_sub(earlier.busy) as f64 / total as f64 * cores as f64
+    }
 }
 
 /// A sample's value from Prometheus text, summed over the lines whose labels contain
@@ -558,6 +600,21 @@ fn report(seen: &Seen, concurrency: usize, postgres: bool, cpu: (f64, f64)) {
         with(json!({
             "this_process_ms": per_document(cpu.0), "extractor_processes_ms": per_document(cpu.1),
             "note": "this process is the server and the bench's client; Redis and PostgreSQL are not counted",
+        })),
+    );
+    // A setting that already keeps the machine this busy can be outdone by more workers
+    // at most by the cores left: this is that ceiling, for the same work per document.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    figure(
+        "e2e",
+        &format!("machine_busy_cores_c{concurrency}{suffix}"),
+        seen.busy_cores,
+        "cores (mean)",
+        with(json!({
+            "cores": cores,
+            "documents_per_s_ceiling_on_this_machine": (completed as f64 / elapsed) * cores / seen.busy_cores.max(1e-9),
+            "span": "first upload request sent → last document.completed received",
+            "note": "every process on the machine, from /proc/stat: the server, the bench's client, Redis, the database",
         })),
     );
     for (id, error) in seen.failed.iter().take(5) {
