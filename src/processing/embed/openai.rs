@@ -186,7 +186,8 @@ impl OpenAiEmbedder {
 fn mask_credential_words(text: &str) -> String {
     const PREFIXES: [&str; 6] = ["sk-", "sk_", "rk-", "org-", "proj_", "proj-"];
     let looks_like_credential = |word: &str| {
-        let long_enough = word.chars().count() >= 8;
+        // Real ids and keys are long; a word such as "org-wide" is not one.
+        let long_enough = word.chars().count() >= 16;
         (long_enough && PREFIXES.iter().any(|prefix| word.starts_with(prefix))) || word.contains("****")
     };
     let mut masked = String::with_capacity(text.len());
@@ -261,4 +262,19 @@ struct ErrorBody {
 enum ErrorDetail {
     Object { message: String },
     Text(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_credential_words;
+
+    #[test]
+    fn credential_shaped_words_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            mask_credential_words("key sk-proj-****wxyz. (org-AbCdEf1234567890, proj_QrStUv0987654321)"),
+            "key ***. (***, ***)"
+        );
+        let plain = "an org-wide limit: This model's maximum context length is 8192 tokens\n  sk-learn";
+        assert_eq!(mask_credential_words(plain), plain);
+    }
 }
