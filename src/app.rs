@@ -201,6 +201,7 @@ async fn start_inner(
         let worker_metrics = web::Data::new(worker_metrics);
         let address = format!("{}:{}", config.server.host, config.server.port);
         let cors_allowed_origins = config.server.cors_allowed_origins.clone();
+        let send_timeout = Duration::from_millis(config.server.send_timeout_ms);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -225,6 +226,7 @@ async fn start_inner(
                 .wrap(crate::web::access_logger())
                 .configure(|routes| crate::web::routes(routes, &cors_allowed_origins))
         })
+        .on_connect(move |connection, _| crate::web::limit_unacknowledged_sends(connection, send_timeout))
         .disable_signals()
         // Progress frames are small and latency matters: no Nagle delay on sockets.
         .tcp_nodelay(true)

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub ws_max_pending_events: usize,
     /// WebSockets one user may have open in this process.
     pub ws_max_sockets_per_user: usize,
+    /// How long data the server sent may stay unacknowledged, a client's receive window
+    /// shut included, before the connection is dropped (0: the kernel's default).
+    pub send_timeout_ms: u64,
     /// Requests one signed-in user may send a second to this process (0: no limit),
     /// and how many may come at once before the pace holds.
     pub requests_per_sec_per_user: u32,
@@ -365,6 +368,9 @@ impl Config {
         }
         if self.server.ws_max_sockets_per_user == 0 {
             return invalid("server.ws_max_sockets_per_user", "must be at least 1");
+        }
+        if self.server.send_timeout_ms > i32::MAX as u64 {
+            return invalid("server.send_timeout_ms", &format!("must be at most {}", i32::MAX));
         }
         // Silence is judged at each ping: a limit within one interval drops clients that answer.
         if self.server.ws_silence_limit_ms <= self.server.ws_ping_interval_ms {

@@ -487,6 +487,48 @@ async fn a_user_past_the_socket_limit_is_refused_and_a_closed_socket_makes_room(
 }
 
 #[actix_web::test]
+async fn a_socket_whose_client_stops_reading_is_dropped_after_the_send_timeout_and_frees_its_place() {
+    use tokio_tungstenite::tungstenite::Message;
+    let env = TestEnv::new();
+    let overrides = json!({ "server": {
+        "ws_max_sockets_per_user": 1,
+        "send_timeout_ms": 1000,
+        "ws_frames_per_sec": 1_000_000,
+        "ws_frame_burst": 1_000_000,
+    } });
+    let server = server(&env, ScriptedProcessor::new(), overrides).await;
+    let alice = token("alice");
+    let ws = server.base.replacen("http", "ws", 1);
+
+    // A client that only writes: pings whose pongs it never reads, until the pongs fill
+    // every buffer between it and the server and the server stops reading in turn.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.base.trim_start_matches("http://").parse().unwrap()).await.unwrap();
+    let (mut stalled, _) = tokio_tungstenite::client_async(format!("{ws}/ws?token={alice}"), stream).await.unwrap();
+    let ping = Message::Ping(vec![b'p'; 125].into());
+    let mut pings = 0_u64;
+    while let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(2), stalled.send(ping.clone())).await {
+        pings += 1;
+        assert!(pings < 2_000_000, "the server kept taking pings from a client that reads nothing");
+    }
+    println!("the server stopped reading after {pings} pings");
+
+    let mut again = common::eventually(LIMIT, "room for another of alice's sockets", || {
+        let url = format!("{ws}/ws?token={alice}");
+        async move { tokio_tungstenite::connect_async(url).await.ok().map(|(socket, _)| WsClient { socket }) }
+    })
+    .await;
+    again.snapshot().await;
+    let ended = tokio::time::timeout(LIMIT, async {
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut stalled).await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stalled client's connection was dropped, so its reads end");
+    stop(server, vec![again]).await;
+}
+
+#[actix_web::test]
 async fn progress_from_a_worker_process_reaches_a_client_of_an_api_process() {
     let env = TestEnv::new();
     let api = TestServer::start(env.config(json!({})), Role::Api).await;

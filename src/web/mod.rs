@@ -11,6 +11,7 @@ pub mod metrics;
 mod multipart_headers;
 pub mod openapi;
 pub mod search;
+mod send_timeout;
 mod slots;
 pub mod upload;
 pub mod ws;
@@ -35,6 +36,7 @@ use crate::queue::Queue;
 use crate::storage::Storage;
 
 pub use access_log::logger as access_logger;
+pub use send_timeout::limit_unacknowledged_sends;
 pub use slots::Slots;
 
 /// Shared by every request handler.

@@ -20,7 +20,8 @@
 //! client gets 429 before the upgrade, or a `snapshot_rate_limited` error frame and the
 //! socket stays. One that
 //! stops reading while more than `server.ws_max_pending_events` wait for it is dropped
-//! and, if it ever reads again, closed with 4008.
+//! and, if it ever reads again, closed with 4008; its connection ends, and its place
+//! is free, once it has taken nothing for `server.send_timeout_ms`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
