@@ -369,8 +369,13 @@ impl Config {
         if self.server.ws_max_sockets_per_user == 0 {
             return invalid("server.ws_max_sockets_per_user", "must be at least 1");
         }
-        if self.server.send_timeout_ms > i32::MAX as u64 {
-            return invalid("server.send_timeout_ms", &format!("must be at most {}", i32::MAX));
+        // Below a second, a lost packet's retransmissions would drop healthy connections.
+        let send_timeout = self.server.send_timeout_ms;
+        if send_timeout != 0 && !(1000..=i32::MAX as u64).contains(&send_timeout) {
+            return invalid(
+                "server.send_timeout_ms",
+                &format!("must be 0 (the kernel's default) or 1000 to {}", i32::MAX),
+            );
         }
         // Silence is judged at each ping: a limit within one interval drops clients that answer.
         if self.server.ws_silence_limit_ms <= self.server.ws_ping_interval_ms {
