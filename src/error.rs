@@ -22,6 +22,12 @@ pub enum AppError {
     Conflict(String),
     #[error("file exceeds the upload limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    /// A body that declares more bytes than any upload that could succeed.
+    #[error(
+        "the request body declares {declared} bytes; an upload has at most {limit} \
+         (storage.max_files_per_upload files of storage.max_upload_bytes, and its form fields)"
+    )]
+    BodyTooLarge { declared: u64, limit: u64 },
     #[error("unsupported file type {detected}; accepted: PDF, DOCX, XLSX, PPTX, ODT, ODS, EPUB, HTML, Markdown, plain text, CSV, and PNG, JPEG, TIFF and WebP images")]
     UnsupportedMediaType { detected: String },
     /// The user's stored files would exceed `storage.max_bytes_per_user`.
@@ -54,7 +60,7 @@ impl AppError {
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::Conflict(_) => "conflict",
-            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::PayloadTooLarge { .. } | AppError::BodyTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::InsufficientStorage(_) => "insufficient_storage",
             AppError::TooManyRequests(_) | AppError::Busy(_) => "too_many_requests",
@@ -91,7 +97,7 @@ impl ResponseError for AppError {
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PayloadTooLarge { .. } | AppError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             AppError::TooManyRequests(_) | AppError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,

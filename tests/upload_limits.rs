@@ -1,8 +1,9 @@
 //! Slow and oversized request bodies cost one request, never the server: a stalled
 //! upload gets 408 and leaves no file, and so does one trickled slower than
 //! `server.min_body_bytes_per_sec`; concurrent uploads are capped per user (429 with
-//! Retry-After), non-file parts are bounded in bytes and in number, and a dashboard
-//! form trickled a byte at a time still ends in time.
+//! Retry-After), non-file parts are bounded in bytes and in number, a body declared
+//! larger than any upload may be gets 413 before it is read, and a dashboard form
+//! trickled a byte at a time still ends in time.
 
 mod common;
 
@@ -130,6 +131,42 @@ async fn non_file_parts_past_their_byte_limit_are_refused() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert!(body["error"]["message"].as_str().unwrap().contains("max_form_field_bytes"), "{body}");
     assert!(env.stored_files().is_empty());
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn an_upload_declaring_more_bytes_than_any_upload_may_have_gets_413_before_its_body() {
+    let env = TestEnv::new();
+    let limits = json!({ "storage": { "max_upload_bytes": 1000, "max_files_per_upload": 2 } });
+    let server = TestServer::start(env.config(limits), Role::Api).await;
+    // Two files of 1,000 bytes, 64 KiB of form fields and 19 parts' headers: under 1.4 MB.
+    let declared = 50_000_000;
+    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "POST /api/documents/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: {declared}\r\n\r\n",
+        token("alice")
+    )
+    .unwrap();
+    let answer = tokio::task::spawn_blocking(move || {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413 "), "no body sent, yet: {answer:?}");
+    let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap();
+    assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&declared.to_string()) && message.contains("storage.max_upload_bytes"), "{message}");
+    assert!(env.stored_files().is_empty());
+
+    let small = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(b"text".to_vec()).file_name("a.txt"));
+    assert_eq!(server.upload_form(&token("alice"), small).await.status(), 202, "an upload within the limits goes on");
     server.shutdown().await;
 }
 

@@ -16,7 +16,7 @@ use super::body_pace::BodyPace;
 use super::multipart_headers::{self, PartHeaderSanitizer};
 use super::AppState;
 use crate::auth::AuthUser;
-use crate::config::ProcessingMode;
+use crate::config::{ProcessingMode, StorageConfig};
 use crate::db::documents::{self, OverLimit};
 use crate::db::models::{now, Document, FileFacts};
 use crate::error::{AppError, ErrorBody};
@@ -29,6 +29,20 @@ const PRIORITY_RANGE: std::ops::RangeInclusive<i32> = -1000..=1000;
 /// Parts other than files an upload may carry (`priority`, and fields a client adds):
 /// each costs a round of parsing even when empty, so their number is bounded too.
 const MAX_NON_FILE_PARTS: usize = 16;
+
+/// Room for one part's delimiter and headers, a long filename included.
+const PART_HEADER_BYTES: u64 = 64 * 1024;
+
+/// The most bytes an upload that could succeed may have: every file at its limit, the
+/// form fields' budget, and each part's delimiter and headers.
+fn largest_possible_upload(limits: &StorageConfig) -> u64 {
+    let files = limits.max_files_per_upload as u64;
+    let parts = files + MAX_NON_FILE_PARTS as u64 + 1;
+    files
+        .saturating_mul(limits.max_upload_bytes)
+        .saturating_add(limits.max_form_field_bytes)
+        .saturating_add(parts.saturating_mul(PART_HEADER_BYTES))
+}
 
 /// A received file waiting for the request to succeed; removed from disk if dropped.
 struct StagedFile {
@@ -87,7 +101,7 @@ struct UploadForm {
         (status = 202, description = "Stored and queued", body = Uploaded),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 408, description = "The body stalled", body = ErrorBody),
-        (status = 413, description = "Over the size limit", body = ErrorBody),
+        (status = 413, description = "A file over storage.max_upload_bytes, or a Content-Length no upload may have (refused before the body is read)", body = ErrorBody),
         (status = 415, description = "Not a supported type", body = ErrorBody),
         (status = 429, description = "Too many unfinished documents or uploads at once", body = ErrorBody),
         (status = 507, description = "The user's stored files would pass storage.max_bytes_per_user", body = ErrorBody)))]
@@ -105,6 +119,13 @@ pub async fn upload(
         .and_then(multipart_headers::boundary)
         .ok_or_else(|| AppError::BadRequest("expected a multipart/form-data body with a boundary".into()))?;
     let limits = &state.config.storage;
+    // A body that cannot succeed is refused before a byte of it is read, as nginx's
+    // client_max_body_size does: the client learns at once, not after sending it all.
+    let declared = request.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let limit = largest_possible_upload(limits);
+    if let Some(declared) = declared.filter(|declared| *declared > limit) {
+        return Err(AppError::BodyTooLarge { declared, limit });
+    }
     let _slot = state
         .uploads
         .take(&user.id, limits.max_concurrent_uploads_per_user, limits.max_concurrent_uploads)
