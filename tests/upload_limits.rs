@@ -2,8 +2,9 @@
 //! upload gets 408 and leaves no file, and so does one trickled slower than
 //! `server.min_body_bytes_per_sec`; concurrent uploads are capped per user (429 with
 //! Retry-After), non-file parts are bounded in bytes and in number, a body declared
-//! larger than any upload may be gets 413 before it is read, and a dashboard form
-//! trickled a byte at a time still ends in time.
+//! larger than any upload may be gets 413 before it is read (507 when larger than the
+//! user's store has left), and a dashboard form trickled a byte at a time still ends
+//! in time.
 
 mod common;
 
@@ -53,6 +54,30 @@ async fn expect_408_and_the_partial_file_removed(env: &TestEnv, stream: TcpStrea
         async move { files.is_empty().then_some(()) }
     })
     .await;
+}
+
+/// Sends an upload's headers, declaring `declared` bytes, and no body; returns all the
+/// server answers within 10 s.
+async fn answer_to_an_upload_declaring(base: &str, user_token: &str, declared: u64) -> String {
+    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    write!(
+        stream,
+        "POST /api/documents/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {user_token}\r\n\
+         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: {declared}\r\n\r\n"
+    )
+    .unwrap();
+    tokio::task::spawn_blocking(move || {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+    .await
+    .unwrap()
+}
+
+fn json_body(answer: &str) -> serde_json::Value {
+    serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap_or_default()
 }
 
 #[actix_web::test]
@@ -141,24 +166,9 @@ async fn an_upload_declaring_more_bytes_than_any_upload_may_have_gets_413_before
     let server = TestServer::start(env.config(limits), Role::Api).await;
     // Two files of 1,000 bytes, 64 KiB of form fields and 19 parts' headers: under 1.4 MB.
     let declared = 50_000_000;
-    let mut stream = TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
-    write!(
-        stream,
-        "POST /api/documents/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: {declared}\r\n\r\n",
-        token("alice")
-    )
-    .unwrap();
-    let answer = tokio::task::spawn_blocking(move || {
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut answer = Vec::new();
-        let _ = stream.read_to_end(&mut answer);
-        String::from_utf8_lossy(&answer).into_owned()
-    })
-    .await
-    .unwrap();
+    let answer = answer_to_an_upload_declaring(&server.base, &token("alice"), declared).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "no body sent, yet: {answer:?}");
-    let body: serde_json::Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default()).unwrap();
+    let body = json_body(&answer);
     assert_eq!(body["error"]["code"], "payload_too_large", "{body}");
     let message = body["error"]["message"].as_str().unwrap();
     assert!(message.contains(&declared.to_string()) && message.contains("storage.max_upload_bytes"), "{message}");
@@ -167,6 +177,28 @@ async fn an_upload_declaring_more_bytes_than_any_upload_may_have_gets_413_before
     let small = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(b"text".to_vec()).file_name("a.txt"));
     assert_eq!(server.upload_form(&token("alice"), small).await.status(), 202, "an upload within the limits goes on");
+    server.shutdown().await;
+}
+
+#[actix_web::test]
+async fn an_upload_declaring_more_than_the_users_store_has_left_gets_507_before_its_body() {
+    let env = TestEnv::new();
+    let server =
+        TestServer::start(env.config(json!({ "storage": { "max_bytes_per_user": 3_000_000 } })), Role::Api).await;
+    let first = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(vec![b'a'; 2_000_000]).file_name("a.txt"));
+    assert_eq!(server.upload_form(&token("alice"), first).await.status(), 202);
+    // 1,000,000 bytes left: a body of 5,000,000 holds files of more than that, whatever
+    // its form fields and part headers take (under 2.5 MB at most).
+    let answer = answer_to_an_upload_declaring(&server.base, &token("alice"), 5_000_000).await;
+    assert!(answer.starts_with("HTTP/1.1 507 "), "no body sent, yet: {answer:?}");
+    let body = json_body(&answer);
+    assert_eq!(body["error"]["code"], "insufficient_storage", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("storage.max_bytes_per_user"), "{body}");
+    assert_eq!(env.stored_files().len(), 1);
+    let small = reqwest::multipart::Form::new()
+        .part("file", reqwest::multipart::Part::bytes(vec![b'b'; 500_000]).file_name("b.txt"));
+    assert_eq!(server.upload_form(&token("alice"), small).await.status(), 202, "what fits the store goes on");
     server.shutdown().await;
 }
 

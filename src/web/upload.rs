@@ -37,11 +37,14 @@ const PART_HEADER_BYTES: u64 = 64 * 1024;
 /// form fields' budget, and each part's delimiter and headers.
 fn largest_possible_upload(limits: &StorageConfig) -> u64 {
     let files = limits.max_files_per_upload as u64;
-    let parts = files + MAX_NON_FILE_PARTS as u64 + 1;
-    files
-        .saturating_mul(limits.max_upload_bytes)
-        .saturating_add(limits.max_form_field_bytes)
-        .saturating_add(parts.saturating_mul(PART_HEADER_BYTES))
+    files.saturating_mul(limits.max_upload_bytes).saturating_add(largest_possible_rest(limits))
+}
+
+/// The most bytes of an upload that are not its files' contents: the form fields'
+/// budget and every part's delimiter and headers.
+fn largest_possible_rest(limits: &StorageConfig) -> u64 {
+    let parts = limits.max_files_per_upload as u64 + MAX_NON_FILE_PARTS as u64 + 1;
+    limits.max_form_field_bytes.saturating_add(parts.saturating_mul(PART_HEADER_BYTES))
 }
 
 /// A received file waiting for the request to succeed; removed from disk if dropped.
@@ -147,6 +150,17 @@ pub async fn upload(
     }
     if stored >= limits.max_bytes_per_user {
         return Err(over_storage(stored, 0, limits.max_bytes_per_user));
+    }
+    // Likewise a body whose files alone, the rest at its most, would pass the user's store.
+    let files_at_least = declared.map(|declared| declared.saturating_sub(largest_possible_rest(limits)));
+    if let Some(files_at_least) = files_at_least.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)) {
+        if stored.saturating_add(files_at_least) > limits.max_bytes_per_user {
+            return Err(AppError::InsufficientStorage(format!(
+                "your documents take {stored} bytes of the {} you may store (storage.max_bytes_per_user), and \
+                 this upload declares files of at least {files_at_least} bytes; delete some to upload more",
+                limits.max_bytes_per_user
+            )));
+        }
     }
     // The body's clock starts when it is first read, not while the server checks limits.
     let server = &state.config.server;
