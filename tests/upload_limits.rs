@@ -16,19 +16,24 @@ use common::{token, TestEnv, TestServer};
 use docqueue::app::Role;
 use serde_json::json;
 
-/// Sends the headers and the start of a file part, then nothing more.
-fn stall_an_upload(base: &str, user_token: &str) -> TcpStream {
+/// Sends an upload's headers, declaring `declared` bytes, and `body_start`; nothing more.
+fn start_an_upload(base: &str, user_token: &str, declared: u64, body_start: &str) -> TcpStream {
     let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-    let part = "--XBOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
-                Content-Type: text/plain\r\n\r\nthe first words of a file that never ends";
     write!(
         stream,
         "POST /api/documents/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {user_token}\r\n\
-         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: 1000000\r\n\r\n{part}"
+         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: {declared}\r\n\r\n{body_start}"
     )
     .unwrap();
     stream.flush().unwrap();
     stream
+}
+
+/// Sends the headers and the start of a file part, then nothing more.
+fn stall_an_upload(base: &str, user_token: &str) -> TcpStream {
+    let part = "--XBOUNDARY\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.txt\"\r\n\
+                Content-Type: text/plain\r\n\r\nthe first words of a file that never ends";
+    start_an_upload(base, user_token, 1_000_000, part)
 }
 
 fn read_status_line(mut stream: TcpStream, limit: Duration) -> String {
@@ -59,13 +64,7 @@ async fn expect_408_and_the_partial_file_removed(env: &TestEnv, stream: TcpStrea
 /// Sends an upload's headers, declaring `declared` bytes, and no body; returns all the
 /// server answers within 10 s.
 async fn answer_to_an_upload_declaring(base: &str, user_token: &str, declared: u64) -> String {
-    let mut stream = TcpStream::connect(base.trim_start_matches("http://")).unwrap();
-    write!(
-        stream,
-        "POST /api/documents/upload HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {user_token}\r\n\
-         Content-Type: multipart/form-data; boundary=XBOUNDARY\r\nContent-Length: {declared}\r\n\r\n"
-    )
-    .unwrap();
+    let mut stream = start_an_upload(base, user_token, declared, "");
     tokio::task::spawn_blocking(move || {
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut answer = Vec::new();

@@ -155,11 +155,7 @@ pub async fn upload(
     let files_at_least = declared.map(|declared| declared.saturating_sub(largest_possible_rest(limits)));
     if let Some(files_at_least) = files_at_least.map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX)) {
         if stored.saturating_add(files_at_least) > limits.max_bytes_per_user {
-            return Err(AppError::InsufficientStorage(format!(
-                "your documents take {stored} bytes of the {} you may store (storage.max_bytes_per_user), and \
-                 this upload declares files of at least {files_at_least} bytes; delete some to upload more",
-                limits.max_bytes_per_user
-            )));
+            return Err(over_storage(stored, files_at_least, limits.max_bytes_per_user));
         }
     }
     // The body's clock starts when it is first read, not while the server checks limits.
@@ -301,7 +297,7 @@ pub async fn upload(
 fn over_storage(stored: i64, uploading: i64, max: i64) -> AppError {
     AppError::InsufficientStorage(format!(
         "your documents take {stored} bytes of the {max} you may store (storage.max_bytes_per_user), \
-         and this upload brings {uploading} more; delete some to upload more"
+         and this upload brings at least {uploading} more; delete some to upload more"
     ))
 }
 
